@@ -1,0 +1,505 @@
+"""The headless `queuectl` commands: parse, call the engine, print text or JSON.
+
+No SQL here and no Textual: `queuectl` with no arguments imports the console
+lazily, so scripted commands start in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from typing import Any, Callable, NoReturn, Sequence
+
+from queuectl_tui import __version__
+from queuectl_tui.cli_output import (clip, emit_json, emit_json_array, emit_json_lines,
+                                     say, table)
+from queuectl_tui.errors import EXIT_USAGE, QueuectlError, UsageError
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def duration(text: str) -> float:
+    """'90', '1.5', '10s', '5m', '2h', '1d' -> seconds."""
+    match = DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use seconds or a number with ms, s, m, h or d")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH|URL",
+                        help="database file or postgresql:// URL (default: $QUEUECTL_DB, "
+                             "then ~/.local/share/queuectl/queuectl.db)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON only on stdout")
+
+    parser = Parser(prog="queuectl", parents=[common],
+                    description="A persistent queue of shell-command jobs. "
+                                "Run without arguments to open the console.")
+    parser.add_argument("--version", action="version", version=f"queuectl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def add(name: str, help_text: str, *parents: argparse.ArgumentParser) -> Parser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              parents=[common, *parents])
+
+    p = add("enqueue", "add a job: a shell command, a JSON object, or a JSON Lines file", as_json)
+    p.add_argument("spec", nargs="?", metavar="COMMAND|JSON")
+    p.add_argument("--file", metavar="PATH", help="JSON Lines, one job per line ('-' = stdin)")
+    p.add_argument("--id")
+    p.add_argument("--max-retries", type=int, metavar="N")
+    p.add_argument("--priority", type=int, metavar="N", help="higher runs first (default 0)")
+    p.add_argument("--run-at", metavar="TIME", help="ISO 8601 time, e.g. 2026-01-31T09:00:00Z")
+    p.add_argument("--delay", type=duration, metavar="DURATION", help="e.g. 30, 10s, 5m, 2h")
+    p.add_argument("--timeout", type=duration, metavar="DURATION", help="0 = no timeout")
+
+    p = add("worker", "start, stop or list worker processes")
+    wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
+    w = wsub.add_parser("start", help="run N worker processes in the foreground",
+                        parents=[common])
+    w.add_argument("--count", type=positive_int, default=1, metavar="N")
+    w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
+                        parents=[common, as_json])
+    w.add_argument("--wait", action="store_true", help="wait until they have exited")
+    w.add_argument("--timeout", type=duration, default=60.0, metavar="DURATION",
+                   help="how long --wait waits (default 60s)")
+    w = wsub.add_parser("list", help="workers and what they are doing", parents=[common, as_json])
+    w.add_argument("--all", action="store_true", help="include stopped workers")
+
+    add("status", "job counts per state and live workers", as_json)
+
+    p = add("list", "list jobs, oldest first", as_json)
+    p.add_argument("--state")
+    p.add_argument("--limit", type=positive_int, metavar="N")
+
+    p = add("show", "everything about one job", as_json)
+    p.add_argument("job_id", metavar="ID")
+    p = add("logs", "print a job's full output log")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until it finishes")
+
+    p = add("history", "state changes, newest first (JSON Lines with --json)", as_json)
+    p.add_argument("--job", metavar="ID")
+    p.add_argument("--limit", type=positive_int, metavar="N")
+
+    p = add("dlq", "the dead-letter queue: list, retry, purge")
+    dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
+    d = dsub.add_parser("list", help="dead jobs", parents=[common, as_json])
+    d.add_argument("--limit", type=positive_int, metavar="N")
+    d = dsub.add_parser("retry", help="move dead jobs back to pending (attempts reset)",
+                        parents=[common, as_json])
+    d.add_argument("job_ids", nargs="*", metavar="ID")
+    d.add_argument("--all", action="store_true")
+    d = dsub.add_parser("purge", help="delete every dead job", parents=[common, as_json])
+    d.add_argument("--yes", action="store_true", help="do not ask")
+
+    p = add("config", "read and change settings")
+    csub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
+    c = csub.add_parser("get", help="one value", parents=[common, as_json])
+    c.add_argument("key")
+    c = csub.add_parser("set", help="validate and store a value", parents=[common, as_json])
+    c.add_argument("key")
+    c.add_argument("value")
+    csub.add_parser("list", help="every key with its value", parents=[common, as_json])
+
+    p = add("cancel", "move a waiting job to the DLQ", as_json)
+    p.add_argument("job_id", metavar="ID")
+    p = add("delete", "remove jobs that are not running", as_json)
+    p.add_argument("job_ids", nargs="+", metavar="ID")
+
+    p = add("demo", "enqueue a mix of passing, slow and failing jobs and start workers")
+    p.add_argument("--workers", type=positive_int, default=2, metavar="N")
+    p.add_argument("--no-workers", action="store_true", help="only enqueue")
+
+    add("tui", "open the console (the same as no arguments)")
+    return parser
+
+
+# ---------------------------------------------------------------------------- engine access
+
+def open_queue(args: argparse.Namespace):
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.queue import Queue
+    return Queue(open_database(getattr(args, "db", None)))
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import jobspec
+    options = {"id": args.id, "max_retries": args.max_retries, "priority": args.priority,
+               "run_at": args.run_at, "delay": args.delay, "timeout": args.timeout}
+    given = {k: v for k, v in options.items() if v is not None}
+    if args.file is not None:
+        if args.spec is not None or given:
+            raise UsageError("--file takes job fields from the file; give no command or options")
+        specs = read_spec_file(args.file)
+    elif args.spec is None:
+        raise UsageError("give a command, a JSON object, or --file PATH")
+    elif args.spec.lstrip().startswith(("{", "[", '"')):
+        if given:
+            raise UsageError("put job fields inside the JSON, not as options")
+        specs = [jobspec.from_mapping(jobspec.parse_json(args.spec))]
+    else:
+        specs = [jobspec.from_mapping({"command": args.spec, **given})]
+    queue = open_queue(args)
+    jobs = queue.enqueue_many(specs)
+    if args.json:
+        emit_json(jobs[0] if args.file is None else {"enqueued": len(jobs),
+                                                      "ids": [j["id"] for j in jobs]})
+    elif args.file is None:
+        print(f"enqueued {jobs[0]['id']}")
+    else:
+        print(f"enqueued {len(jobs)} jobs")
+    return 0
+
+
+def read_spec_file(path: str) -> list:
+    from queuectl_tui.engine import jobspec
+    try:
+        if path == "-":
+            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    specs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            specs.append(jobspec.from_mapping(jobspec.parse_json(line)))
+        except UsageError as exc:
+            raise UsageError(f"{path} line {number}: {exc}; nothing was enqueued") from None
+    if not specs:
+        raise UsageError(f"{path} has no jobs")
+    return specs
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    if args.action == "start":
+        from queuectl_tui.workers.supervisor import Supervisor
+        return Supervisor(queue, queue.opened.target, args.count).run()
+    if args.action == "stop":
+        return worker_stop(queue, args)
+    workers = queue.workers(include_stopped=args.all)
+    if args.json:
+        emit_json(workers)
+    elif not workers:
+        print("no workers; start some with: queuectl worker start --count 2")
+    else:
+        print_workers(workers)
+    return 0
+
+
+def worker_stop(queue, args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import config, registry
+    lease = float(config.get("lease-seconds"))
+    flagged = registry.request_stop(now=queue.clock.now(), lease=lease)
+    signalled = set()
+    for w in flagged:  # same host: a signal is instant; other hosts see the flag
+        pid = w.supervisor_pid or w.pid
+        if w.host == queue.host and pid not in signalled:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                signalled.add(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    ids = [w.id for w in flagged]
+    remaining = ids
+    if args.wait and ids:
+        deadline = time.monotonic() + args.timeout
+        while remaining and time.monotonic() < deadline:
+            time.sleep(0.1)
+            live = {w["id"] for w in queue.live_workers()}
+            remaining = [i for i in ids if i in live]
+    if args.json:
+        emit_json({"asked": ids, "still_running": remaining if args.wait else None})
+    elif not ids:
+        print("no live workers")
+    elif args.wait and remaining:
+        print(f"asked {len(ids)} worker(s) to stop; {len(remaining)} still running after "
+              f"{args.timeout:g} s")
+    else:
+        print(f"asked {len(ids)} worker(s) to stop after their current job"
+              + ("; all stopped" if args.wait else ""))
+    return 1 if args.wait and remaining else 0
+
+
+def print_workers(workers: list[dict]) -> None:
+    table([(w["id"], w["host"], w["pid"], w["state"], w["job_id"] or "-",
+            w["jobs_done"], w["jobs_failed"], f"{w['heartbeat_age']:.1f}s")
+           for w in workers],
+          ["WORKER", "HOST", "PID", "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"])
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    counts = queue.counts()
+    workers = queue.live_workers()
+    if args.json:
+        emit_json({"counts": counts, "total": sum(counts.values()), "workers": workers,
+                   "database": queue.opened.target})
+        return 0
+    print("  ".join(f"{state} {n}" for state, n in counts.items())
+          + f"  (total {sum(counts.values())})")
+    if workers:
+        print(f"{len(workers)} live worker(s):")
+        print_workers(workers)
+    else:
+        print("no live workers; start some with: queuectl worker start --count 2")
+    return 0
+
+
+JOB_HEADERS = ["ID", "STATE", "TRIES", "PRI", "UPDATED", "COMMAND"]
+
+
+def job_row(job: dict) -> list:
+    return [job["id"], job["state"], f"{job['attempts']}/{job['max_retries'] + 1}",
+            job["priority"], (job["updated_at"] or "")[:19].replace("T", " "), job["command"]]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine.queue import check_state, job_dict
+    if args.state is not None:
+        check_state(args.state)
+    queue = open_queue(args)
+    jobs = (job_dict(j) for j in queue.jobs(state=args.state, limit=args.limit))
+    if args.json:
+        emit_json_array(jobs)
+    elif table([job_row(j) for j in jobs], JOB_HEADERS, [24, 10, 6, 6, 19]) == 0:
+        say("no jobs" + (f" in state {args.state}" if args.state else "")
+            + "; add one with: queuectl enqueue 'echo hello'")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine.queue import job_dict
+    queue = open_queue(args)
+    job = job_dict(queue.get(args.job_id), with_output=True)
+    if args.json:
+        emit_json(job)
+        return 0
+    for key, value in job.items():
+        if key not in ("stdout_tail", "stderr_tail"):
+            print(f"{key + ':':<13} {'-' if value is None else value}")
+    for key in ("stdout_tail", "stderr_tail"):
+        if job[key]:
+            print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")
+            print(job[key].rstrip("\n"))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    job = queue.get(args.job_id)
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        chunk = queue.read_log(job, offset)
+        if chunk:
+            out.write(chunk)
+            out.flush()
+            offset += len(chunk)
+        if not args.follow:
+            break
+        job = queue.get(args.job_id)
+        if job.state in ("completed", "dead"):
+            rest = queue.read_log(job, offset)
+            out.write(rest)
+            out.flush()
+            break
+        time.sleep(0.2)
+    if offset == 0 and not args.follow:
+        say(f"job {job.id} has no output yet")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    queue = open_queue(args)
+    if args.job is not None:
+        queue.get(args.job)  # an unknown id is an error, not an empty history
+    events = queue.history(args.job, args.limit)
+    if args.json:
+        emit_json_lines(events)
+        return 0
+    table([(e["at"][:23].replace("T", " "), e["job_id"], e["from"] or "-", e["to"],
+            e["attempt"], "-" if e["exit_code"] is None else e["exit_code"],
+            e["worker_id"] or "-", e["note"] or "") for e in events],
+          ["AT", "JOB", "FROM", "TO", "TRY", "EXIT", "WORKER", "NOTE"])
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine.queue import job_dict
+    queue = open_queue(args)
+    if args.action == "list":
+        jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit))
+        if args.json:
+            emit_json_array(jobs)
+        elif table([(j["id"], j["attempts"], (j["finished_at"] or "")[:19].replace("T", " "),
+                     clip(j["last_error"], 50), j["command"]) for j in jobs],
+                   ["ID", "TRIES", "DIED", "LAST ERROR", "COMMAND"], [24, 5, 19, 50]) == 0:
+            say("the DLQ is empty")
+        return 0
+    if args.action == "retry":
+        if args.all == bool(args.job_ids):
+            raise UsageError("give job ids or --all (not both)")
+        ids = queue.retry_all_dead() if args.all else queue.retry_dead(args.job_ids)
+        if args.json:
+            emit_json({"retried": ids})
+        else:
+            print(f"retried {len(ids)} job(s): back to pending with attempts reset"
+                  if ids else "the DLQ is empty")
+        return 0
+    count = queue.counts()["dead"]
+    if not args.yes and count:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {count} dead job(s) without --yes")
+        answer = input(f"delete {count} dead job(s) for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            say("nothing deleted")
+            return 1
+    ids = queue.purge_dead()
+    if args.json:
+        emit_json({"purged": ids})
+    else:
+        print(f"purged {len(ids)} dead job(s)")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import config
+    if args.action in ("get", "set"):
+        key = config.canonical(args.key)
+        if args.action == "set":
+            config.validate(key, args.value)  # bad input fails before the database is opened
+    queue = open_queue(args)
+    if args.action == "list":
+        values = queue.config_all()
+        if args.json:
+            emit_json(values)
+        else:
+            table([(k, v, config.KEYS[k].help) for k, v in values.items()],
+                  ["KEY", "VALUE", "MEANING"])
+        return 0
+    value = queue.config_set(key, args.value) if args.action == "set" else queue.config_get(key)
+    if args.json:
+        emit_json({"key": key, "value": value})
+    else:
+        print(value)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    open_queue(args).cancel(args.job_id)
+    if args.json:
+        emit_json({"cancelled": args.job_id})
+    else:
+        print(f"cancelled {args.job_id} (it is in the DLQ; `queuectl dlq retry` brings it back)")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    ids = open_queue(args).delete(args.job_ids)
+    if args.json:
+        emit_json({"deleted": ids})
+    else:
+        print(f"deleted {len(ids)} job(s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from queuectl_tui.demo import enqueue_demo
+    queue = open_queue(args)
+    ids = enqueue_demo(queue)
+    print(f"enqueued {len(ids)} demo jobs into {queue.opened.target}")
+    if args.no_workers:
+        print("start workers with: queuectl worker start --count 2")
+        return 0
+    print("watch them from another terminal with: queuectl   (or: queuectl status)")
+    from queuectl_tui.workers.supervisor import Supervisor
+    return Supervisor(queue, queue.opened.target, args.workers).run()
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from queuectl_tui.console.app import run_console
+    except ImportError as exc:
+        raise QueuectlError(f"the console is not available: {exc}") from None
+    return run_console(getattr(args, "db", None))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "enqueue": cmd_enqueue, "worker": cmd_worker, "status": cmd_status, "list": cmd_list,
+    "show": cmd_show, "logs": cmd_logs, "history": cmd_history, "dlq": cmd_dlq,
+    "config": cmd_config, "cancel": cmd_cancel, "delete": cmd_delete, "demo": cmd_demo,
+    "tui": cmd_tui,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS.get(args.command or "tui")
+    try:
+        return handler(args)
+    except QueuectlError as exc:
+        say(f"queuectl: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `queuectl list | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # database driver errors, disk full, ...
+        return _unexpected(exc, args)
+
+
+def _unexpected(exc: Exception, args: argparse.Namespace) -> int:
+    from queuectl_tui.engine.db import describe_db_error, is_sqlite_error, resolve_target
+    from queuectl_tui.errors import EXIT_DATABASE, EXIT_FAILURE
+    if is_sqlite_error(exc) or _is_driver_error(exc):
+        say(f"queuectl: error: {describe_db_error(exc, resolve_target(getattr(args, 'db', None)))}")
+        return EXIT_DATABASE
+    if isinstance(exc, OSError):
+        say(f"queuectl: error: {exc.strerror or exc} ({exc.filename or socket.gethostname()})")
+        return EXIT_FAILURE
+    say(f"queuectl: internal error: {exc.__class__.__name__}: {exc} "
+        "(please report this with the command you ran)")
+    return EXIT_FAILURE
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    return type(exc).__module__.split(".")[0] in ("peewee", "psycopg2", "psycopg")

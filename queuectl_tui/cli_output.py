@@ -1,0 +1,62 @@
+"""Printing for the headless commands: plain tables for people, strict JSON for programs.
+
+With `--json`, stdout carries one JSON document (or JSON lines where a command
+says so) and nothing else; messages for people go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Sequence, TextIO
+
+
+def emit_json(value: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    out.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def emit_json_array(items: Iterable[Any], out: TextIO | None = None) -> int:
+    """Stream a JSON array item by item, so a million jobs never sit in memory at once."""
+    out = out or sys.stdout
+    count = 0
+    out.write("[")
+    for item in items:
+        out.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def emit_json_lines(items: Iterable[Any], out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    count = 0
+    for item in items:
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def clip(text: Any, width: int) -> str:
+    value = "" if text is None else str(text).replace("\n", " ").replace("\r", " ")
+    return value if len(value) <= width else value[: max(0, width - 1)] + "…"
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str],
+          widths: Sequence[int] | None = None, out: TextIO | None = None) -> int:
+    """A plain aligned table; the last column is free-width. Returns the row count."""
+    out = out or sys.stdout
+    rows = [[clip(c, widths[i] if widths and i < len(widths) else 10_000)
+             for i, c in enumerate(r)] for r in rows]
+    cols = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in cols[:-1]) + ("  {}" if len(cols) > 1 else "{}")
+    out.write(fmt.format(*headers).rstrip() + "\n")
+    for r in rows:
+        out.write(fmt.format(*r).rstrip() + "\n")
+    return len(rows)
+
+
+def say(message: str) -> None:
+    """A line for people, on stderr, so stdout stays clean for data."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,83 @@
+"""Time and randomness, injected so tests and snapshots are deterministic.
+
+The engine never calls `time.time()` or `random` directly: it asks its `Clock`
+and `Ids`. Tests pass a `FakeClock` whose `sleep` advances time instantly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import secrets
+import threading
+import time
+
+ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, u
+
+
+class Clock:
+    """Wall-clock seconds since the epoch (UTC) and a sleep that honours it."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FakeClock(Clock):
+    """A clock that only moves when told to; `sleep` moves it instead of waiting."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        return self.now()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.advance(seconds)
+
+
+class Ids:
+    """Generates short job ids: 10 base32 characters, 50 bits of randomness."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng
+
+    def new(self) -> str:
+        if self._rng is None:
+            return "".join(secrets.choice(ID_ALPHABET) for _ in range(10))
+        return "".join(self._rng.choice(ID_ALPHABET) for _ in range(10))
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and a `Z`, the one format every face prints."""
+    if ts is None:
+        return None
+    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """Parse an ISO 8601 time; a time without a zone is taken as UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    dt = _dt.datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    return dt.timestamp()

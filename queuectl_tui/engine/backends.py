@@ -1,0 +1,113 @@
+"""The few statements that differ between SQLite and PostgreSQL.
+
+Everything else in the engine is plain Peewee. Here live: the claim (one
+`UPDATE … RETURNING` picking the next due job), the indexes Peewee cannot
+declare (partial ones), and the cheap "has anything changed?" probe idle
+workers use instead of hammering the claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+_CLAIM_SET = """
+    prev_state = state, state = 'processing', attempts = attempts + 1,
+    worker_id = {p}, claim_token = {p}, started_at = {p}, updated_at = {p},
+    lease_expires_at = {p}, finished_at = NULL, exit_code = NULL,
+    run_pid = NULL, run_host = {p}
+"""
+_CLAIM_PICK = """
+    SELECT seq FROM job {hint}
+    WHERE state IN ('pending', 'failed') AND run_at <= {p}
+    ORDER BY priority DESC, run_at, seq
+    LIMIT 1
+"""
+_CLAIM_RETURNING = """
+    RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token
+"""
+
+EXTRA_INDEXES = (
+    # Claim order, only over claimable rows: stays small however much history piles up.
+    "CREATE INDEX IF NOT EXISTS job_claim ON job (priority DESC, run_at, seq)"
+    " WHERE state IN ('pending', 'failed')",
+    # Rescue scans only running jobs.
+    "CREATE INDEX IF NOT EXISTS job_lease ON job (lease_expires_at)"
+    " WHERE state = 'processing'",
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs to run a job it now holds."""
+
+    seq: int
+    id: str
+    command: str
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    prev_state: str
+    claim_token: str
+
+
+class Backend:
+    """Backend-specific SQL. Subclasses differ only in statements, not in meaning."""
+
+    name = "?"
+    claim_sql: str
+
+    def __init__(self, db: pw.Database) -> None:
+        self.db = db
+
+    def claim(self, now: float, worker_id: str, token: str, lease_until: float,
+              host: str) -> Claimed | None:
+        """Take the next due job for `worker_id`; the caller holds a write transaction."""
+        params = (worker_id, token, now, now, lease_until, host, now)
+        row = self.db.execute_sql(self.claim_sql, params).fetchone()
+        return Claimed(*row) if row else None
+
+    def create_extra_indexes(self) -> None:
+        for statement in EXTRA_INDEXES:
+            self.db.execute_sql(statement)
+
+    def data_version(self) -> Any:
+        """A value that changes when another connection commits; None if unknown."""
+        return None
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+    # The claim runs inside BEGIN IMMEDIATE (the database's lock_type), so the
+    # sub-select and the update see the same snapshot and no other writer can
+    # interleave: SQLite has one writer at a time.
+    # INDEXED BY: the planner would otherwise pick (state, seq) and sort every
+    # claimable row on each claim; the partial index hands over the next job at once.
+    claim_sql = (
+        "UPDATE job SET" + _CLAIM_SET.format(p="?")
+        + "WHERE seq = (" + _CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim") + ")"
+        + _CLAIM_RETURNING
+    )
+
+    def data_version(self) -> Any:
+        # Reads the WAL index header in shared memory: microseconds, no disk I/O.
+        return self.db.execute_sql("PRAGMA data_version").fetchone()[0]
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+    # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
+    # is taking instead of queueing behind it or claiming it twice.
+    claim_sql = (
+        "UPDATE job SET" + _CLAIM_SET.format(p="%s")
+        + "WHERE seq = (" + _CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
+        + _CLAIM_RETURNING
+    )
+
+
+def backend_for(db: pw.Database) -> Backend:
+    if isinstance(db, pw.PostgresqlDatabase):
+        return PostgresBackend(db)
+    return SqliteBackend(db)

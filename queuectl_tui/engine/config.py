@@ -1,0 +1,114 @@
+"""Config keys: their defaults, how a value is validated, and where it is stored.
+
+Values live in the `setting` table as JSON, so every process sharing the
+database sees the same config. `max_retries` and `max-retries` name the same key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from queuectl_tui.engine.models import Setting
+from queuectl_tui.errors import UsageError
+
+
+def _number(low: float, high: float, *, integer: bool = False) -> Callable[[Any], Any]:
+    kind = "a whole number" if integer else "a number"
+
+    def parse(raw: Any) -> Any:
+        if isinstance(raw, bool):
+            raise ValueError(f"must be {kind}")
+        if isinstance(raw, str):
+            text = raw.strip()
+            try:
+                value: Any = int(text) if integer else float(text)
+            except ValueError:
+                raise ValueError(f"must be {kind}, got {raw!r}") from None
+        elif isinstance(raw, (int, float)):
+            value = raw
+        else:
+            raise ValueError(f"must be {kind}")
+        if integer and (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"must be {kind}, got {raw!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {raw!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, got {value:g}")
+        if integer:
+            return int(value)
+        return int(value) if float(value).is_integer() else float(value)
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        text = str(raw).strip().lower()
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("max-retries", 3, _number(0, 1000, integer=True),
+        "retries after the first run for new jobs (a job runs at most 1 + this)"),
+    Key("backoff-base", 2, _number(1, 3600),
+        "a failed job waits base ** attempts seconds before its retry"),
+    Key("backoff-max", 3600, _number(0, 30 * 86400),
+        "cap on one backoff delay, in seconds"),
+    Key("job-timeout", 0, _number(0, 30 * 86400),
+        "default timeout in seconds for new jobs; 0 means none"),
+    Key("poll-interval", 1.0, _number(0.01, 60),
+        "longest an idle worker waits before looking for due jobs again, in seconds"),
+    Key("lease-seconds", 10, _number(2, 3600),
+        "a worker silent this long is gone and its job is rescued"),
+    Key("durability", "full", _choice("full", "normal"),
+        "SQLite synchronous level: full survives power loss, normal is faster"),
+)}
+
+
+def canonical(key: str) -> str:
+    name = key.strip().lower().replace("_", "-")
+    if name not in KEYS:
+        raise UsageError(f"unknown config key {key!r}; known keys: {', '.join(KEYS)}")
+    return name
+
+
+def validate(key: str, raw: Any) -> Any:
+    name = canonical(key)
+    try:
+        return KEYS[name].parse(raw)
+    except ValueError as exc:
+        raise UsageError(f"invalid value for {name}: {exc}") from None
+
+
+def get(key: str) -> Any:
+    name = canonical(key)
+    row = Setting.get_or_none(Setting.key == name)
+    return KEYS[name].default if row is None else json.loads(row.value)
+
+
+def get_all() -> dict[str, Any]:
+    stored = {row.key: json.loads(row.value) for row in Setting.select()}
+    return {name: stored.get(name, key.default) for name, key in KEYS.items()}
+
+
+def set_value(key: str, raw: Any) -> Any:
+    """Validate and store; returns the value as stored."""
+    name = canonical(key)
+    value = validate(name, raw)
+    Setting.replace(key=name, value=json.dumps(value)).execute()
+    return value

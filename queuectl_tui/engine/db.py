@@ -1,0 +1,180 @@
+"""Open a database from a path or URL: pragmas, permissions, schema version, migrations.
+
+Where the database is: `--db`, else `$QUEUECTL_DB`, else the user data directory.
+A new SQLite file is created with mode 0600 (SQLite gives its -wal and -shm
+files the same mode), and an existing file is checked to be a database before
+anything is written to it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import peewee as pw
+
+from queuectl_tui.engine import models
+from queuectl_tui.engine.backends import Backend, backend_for
+from queuectl_tui.errors import DatabaseError
+
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 10.0
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+
+
+@dataclass
+class Opened:
+    """An open database with its backend and where job logs go."""
+
+    db: pw.Database
+    backend: Backend
+    target: str
+    log_dir: Path
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "queuectl" / "queuectl.db"
+
+
+def resolve_target(db_arg: str | None) -> str:
+    """The database the user means: flag, then environment, then the default."""
+    return db_arg or os.environ.get("QUEUECTL_DB") or str(default_path())
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def open_database(db_arg: str | None = None, *, create: bool = True,
+                  durability: str | None = None) -> Opened:
+    """Open (and if needed create and migrate) the queue database."""
+    target = resolve_target(db_arg)
+    if is_postgres_url(target):
+        db, log_dir = _open_postgres(target)
+    else:
+        db, log_dir = _open_sqlite(target, create=create, durability=durability)
+    models.database.initialize(db)
+    opened = Opened(db=db, backend=backend_for(db), target=target, log_dir=log_dir)
+    try:
+        db.connect(reuse_if_open=True)
+        ensure_schema(opened)
+    except pw.DatabaseError as exc:
+        opened.close()
+        raise DatabaseError(describe_db_error(exc, target)) from None
+    return opened
+
+
+def _open_sqlite(target: str, *, create: bool, durability: str | None) -> tuple[pw.Database, Path]:
+    path = Path(target).expanduser()
+    _check_or_create_sqlite_file(path, create=create)
+    sync = DURABILITY.get((durability or os.environ.get("QUEUECTL_DURABILITY") or "full").lower())
+    if sync is None:
+        raise DatabaseError(f"unknown durability {durability!r}: use full or normal")
+    db = pw.SqliteDatabase(
+        str(path),
+        pragmas={"journal_mode": "wal", "synchronous": sync, "foreign_keys": 1},
+        timeout=BUSY_TIMEOUT_S,
+        lock_type="IMMEDIATE",  # every write transaction takes the write lock up front
+        check_same_thread=False,
+    )
+    return db, path.with_name(path.name + ".logs")
+
+
+def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory, not a database file")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise DatabaseError(f"cannot read {path}: {exc.strerror}") from None
+        if head and head != SQLITE_MAGIC:
+            raise DatabaseError(f"{path} is not a queuectl database (not an SQLite file)")
+        return
+    if not create:
+        raise DatabaseError(f"no database at {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def _open_postgres(url: str) -> tuple[pw.Database, Path]:
+    parsed = urlparse(url)
+    db = pw.PostgresqlDatabase(
+        unquote(parsed.path.lstrip("/")) or "postgres",
+        user=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+        host=parsed.hostname or None,
+        port=parsed.port or None,
+        autorollback=True,
+    )
+    name = (parsed.hostname or "local") + "-" + (parsed.path.lstrip("/") or "postgres")
+    return db, default_path().parent / "pg-logs" / name
+
+
+def ensure_schema(opened: Opened) -> None:
+    """Create the tables on first use; migrate an older schema; refuse a newer one."""
+    db = opened.db
+    with db.atomic():
+        if not db.table_exists("meta"):
+            db.create_tables(models.MODELS, safe=True)
+            opened.backend.create_extra_indexes()
+            models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+            return
+        row = models.Meta.get_or_none(models.Meta.key == "schema_version")
+        version = int(row.value) if row else 0
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"database schema v{version} is newer than this queuectl understands "
+                f"(v{SCHEMA_VERSION}): upgrade queuectl")
+        for step in range(version, SCHEMA_VERSION):
+            MIGRATIONS[step](opened)
+        if version < SCHEMA_VERSION:
+            models.Meta.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+
+
+def _migrate_0_to_1(opened: Opened) -> None:
+    """Version 0 had no meta row: create whatever tables and indexes are missing."""
+    opened.db.create_tables(models.MODELS, safe=True)
+    opened.backend.create_extra_indexes()
+
+
+# MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS = {0: _migrate_0_to_1}
+
+
+def describe_db_error(exc: Exception, target: str) -> str:
+    """Turn a driver error into one line a person can act on."""
+    text = str(exc).strip() or exc.__class__.__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return (f"database {target} is locked by another process "
+                f"(waited {BUSY_TIMEOUT_S:g} s); try again")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return f"database {target} is damaged or not a queuectl database: {text}"
+    if "readonly" in low or "read-only" in low:
+        return f"database {target} is read-only: {text}"
+    if "unable to open" in low:
+        return f"cannot open database {target}: {text}"
+    if "disk" in low and "full" in low:
+        return f"disk full while writing {target}: nothing was changed"
+    return f"database error on {target}: {text}"
+
+
+def is_sqlite_error(exc: BaseException) -> bool:
+    return isinstance(exc, (sqlite3.Error, pw.DatabaseError))

@@ -1,0 +1,40 @@
+"""The event log: one row per state change, read back by `history` and the console."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from queuectl_tui.clock import iso
+from queuectl_tui.engine.models import Event
+
+
+def record(job_id: str, from_state: str | None, to_state: str, *, at: float,
+           attempt: int = 0, exit_code: int | None = None,
+           worker_id: str | None = None, note: str | None = None) -> None:
+    """Append one event; callers hold the transaction that made the change."""
+    Event.insert(job_id=job_id, from_state=from_state, to_state=to_state, at=at,
+                 attempt=attempt, exit_code=exit_code, worker_id=worker_id,
+                 note=note).execute()
+
+
+def event_dict(ev: Event) -> dict[str, Any]:
+    return {
+        "seq": ev.seq, "job_id": ev.job_id, "from": ev.from_state, "to": ev.to_state,
+        "attempt": ev.attempt, "exit_code": ev.exit_code, "worker_id": ev.worker_id,
+        "at": iso(ev.at), "note": ev.note,
+    }
+
+
+def history(job_id: str | None = None, limit: int | None = None,
+            newest_first: bool = True, before_seq: int | None = None) -> Iterator[dict[str, Any]]:
+    """Events, newest first by default; `before_seq` pages backwards (keyset)."""
+    query = Event.select()
+    if job_id is not None:
+        query = query.where(Event.job_id == job_id)
+    if before_seq is not None:
+        query = query.where(Event.seq < before_seq)
+    query = query.order_by(Event.seq.desc() if newest_first else Event.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    for ev in query.iterator():
+        yield event_dict(ev)

@@ -1,0 +1,44 @@
+"""Job output: the full log of every run lives in a file beside the database.
+
+The database keeps only a bounded tail of stdout and stderr (for `show` and the
+console); the file keeps everything, one file per job, appended per attempt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TAIL_CHARS = 4096
+
+
+def log_path(log_dir: Path, seq: int) -> Path:
+    # Named by the job's internal number, so no user-chosen id reaches a file name.
+    return log_dir / f"{seq}.log"
+
+
+def open_for_append(log_dir: Path, seq: int) -> int:
+    """A raw fd for appending, created owner-only (as is the folder)."""
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(log_path(log_dir, seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def read_log(log_dir: Path, seq: int, offset: int = 0) -> bytes:
+    try:
+        with open(log_path(log_dir, seq), "rb") as fh:
+            fh.seek(offset)
+            return fh.read()
+    except FileNotFoundError:
+        return b""
+
+
+def remove_log(log_dir: Path, seq: int) -> None:
+    try:
+        os.unlink(log_path(log_dir, seq))
+    except FileNotFoundError:
+        pass
+
+
+def decode_tail(data: bytes, limit: int = TAIL_CHARS) -> str:
+    """The last `limit` characters of output; bytes that are not UTF-8 become U+FFFD."""
+    return data[-limit * 4:].decode("utf-8", errors="replace")[-limit:]

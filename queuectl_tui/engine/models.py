@@ -1,0 +1,109 @@
+"""Peewee models behind one database proxy, so the backend is chosen at run time.
+
+Times are stored as float seconds since the epoch (UTC): they compare and
+index the same way on SQLite and PostgreSQL, and the faces format them as
+ISO 8601 at the edge.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+database = pw.DatabaseProxy()
+
+STATES = ("pending", "processing", "completed", "failed", "dead")
+CLAIMABLE = ("pending", "failed")  # `failed` means: waiting for its retry
+WAITING = CLAIMABLE  # not running, not finished: may be cancelled
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Job(BaseModel):
+    """A shell command and everything known about its runs.
+
+    `seq` orders jobs by age and pages them (keyset); `id` is the name users see.
+    `claim_token` changes on every claim, and every change a worker makes is
+    conditioned on it, so a stalled worker can never overwrite a newer run.
+    """
+
+    seq = pw.AutoField()
+    id = pw.CharField(max_length=128, unique=True)
+    command = pw.TextField()
+    state = pw.CharField(max_length=16)
+    prev_state = pw.CharField(max_length=16, null=True)  # set by the claim, for its event
+    attempts = pw.IntegerField(default=0)
+    max_retries = pw.IntegerField()
+    priority = pw.IntegerField(default=0)
+    run_at = pw.DoubleField()
+    timeout = pw.DoubleField(null=True)
+    created_at = pw.DoubleField()
+    updated_at = pw.DoubleField()
+    started_at = pw.DoubleField(null=True)
+    finished_at = pw.DoubleField(null=True)
+    exit_code = pw.IntegerField(null=True)
+    last_error = pw.TextField(null=True)
+    worker_id = pw.CharField(max_length=128, null=True)
+    claim_token = pw.CharField(max_length=32, null=True)
+    lease_expires_at = pw.DoubleField(null=True)
+    run_pid = pw.IntegerField(null=True)  # process group of the running command
+    run_host = pw.CharField(max_length=255, null=True)
+    stdout_tail = pw.TextField(null=True)
+    stderr_tail = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("state", "seq"), False),)
+
+
+class Event(BaseModel):
+    """One state change. Kept after the job is deleted: history outlives jobs."""
+
+    seq = pw.AutoField()
+    job_id = pw.CharField(max_length=128)
+    from_state = pw.CharField(max_length=16, null=True)
+    to_state = pw.CharField(max_length=16)
+    attempt = pw.IntegerField(default=0)
+    exit_code = pw.IntegerField(null=True)
+    worker_id = pw.CharField(max_length=128, null=True)
+    at = pw.DoubleField()
+    note = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("job_id", "seq"), False), (("at",), False))
+
+
+class Worker(BaseModel):
+    """A worker process as it reports itself; `heartbeat_at` tells whether it lives."""
+
+    id = pw.CharField(max_length=128, primary_key=True)
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    supervisor_pid = pw.IntegerField(null=True)
+    state = pw.CharField(max_length=16)  # idle, busy, stopping, stopped
+    job_id = pw.CharField(max_length=128, null=True)
+    job_started_at = pw.DoubleField(null=True)
+    started_at = pw.DoubleField()
+    heartbeat_at = pw.DoubleField()
+    jobs_done = pw.IntegerField(default=0)
+    jobs_failed = pw.IntegerField(default=0)
+    stop_requested = pw.BooleanField(default=False)
+
+
+class Setting(BaseModel):
+    """A config value, stored as JSON text."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField()
+
+
+class Meta(BaseModel):
+    """Bookkeeping that is not config: the schema version."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField()
+
+
+MODELS = (Job, Event, Worker, Setting, Meta)

@@ -1,0 +1,382 @@
+"""Every queue operation and every job state change, in one place.
+
+The faces (CLI, console) and the workers call these methods and nothing else
+touches job rows. All state changes go through `_transition`, which checks the
+move against the state machine, conditions the update on what the caller
+believes (state, and for workers the claim token) and records the event in the
+same transaction. The claim is the one change chosen by SQL (the next due
+job), and it records its event through the same `events.record`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+from typing import Any, Iterable, Iterator
+
+import peewee as pw
+
+from queuectl_tui.clock import Clock, Ids, iso
+from queuectl_tui.engine import config, events, logs, registry
+from queuectl_tui.engine.backends import Claimed
+from queuectl_tui.engine.db import Opened
+from queuectl_tui.engine.jobspec import JobSpec, check_id
+from queuectl_tui.engine.models import CLAIMABLE, STATES, WAITING, Job
+from queuectl_tui.errors import Conflict, NotFound, UsageError
+
+# The state machine: which moves exist at all.
+MOVES: dict[str, tuple[str, ...]] = {
+    "pending": ("processing", "dead"),          # claimed; cancelled
+    "failed": ("processing", "dead"),           # retried; cancelled
+    "processing": ("completed", "failed", "dead", "pending"),  # finish; rescue
+    "dead": ("pending",),                       # dlq retry
+    "completed": (),
+}
+
+LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
+               Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
+               Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id)
+
+
+def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
+    """The public shape of a job: the same in `--json`, `show` and the console."""
+    data = {
+        "id": job.id, "command": job.command, "state": job.state,
+        "attempts": job.attempts, "max_retries": job.max_retries,
+        "priority": job.priority, "run_at": iso(job.run_at), "timeout": job.timeout,
+        "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+        "exit_code": job.exit_code, "last_error": job.last_error,
+        "worker_id": job.worker_id,
+    }
+    if with_output:
+        data["stdout_tail"] = job.stdout_tail or ""
+        data["stderr_tail"] = job.stderr_tail or ""
+    return data
+
+
+def check_state(state: str) -> str:
+    if state not in STATES:
+        raise UsageError(f"unknown state {state!r}; states: {', '.join(STATES)}")
+    return state
+
+
+class Queue:
+    """The engine's one entry point, bound to an open database, a clock and an id source."""
+
+    def __init__(self, opened: Opened, clock: Clock | None = None, ids: Ids | None = None,
+                 host: str | None = None) -> None:
+        self.opened = opened
+        self.db = opened.db
+        self.backend = opened.backend
+        self.clock = clock or Clock()
+        self.ids = ids or Ids()
+        self.host = host or socket.gethostname()
+        if self.backend.name == "sqlite":
+            sync = config.get("durability").upper()
+            self.db.execute_sql(f"PRAGMA synchronous = {'FULL' if sync == 'FULL' else 'NORMAL'}")
+
+    # ---------------------------------------------------------------- state changes
+
+    def _transition(self, job: Job, to: str, *, token: str | None = None,
+                    worker_id: str | None = None, note: str | None = None,
+                    **fields: Any) -> bool:
+        """Move `job` from the state the caller saw to `to`; False if it had moved on.
+
+        Must run inside a write transaction. The WHERE clause carries the caller's
+        belief (state, claim token), so a stale caller changes nothing.
+        """
+        if to not in MOVES[job.state]:
+            raise Conflict(f"job {job.id} is {job.state}; it cannot become {to}")
+        now = self.clock.now()
+        query = Job.update(state=to, updated_at=now, **fields).where(
+            Job.seq == job.seq, Job.state == job.state)
+        if token is not None:
+            query = query.where(Job.claim_token == token)
+        if query.execute() != 1:
+            return False
+        events.record(job.id, job.state, to, at=now, attempt=job.attempts,
+                      exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
+        return True
+
+    # ---------------------------------------------------------------- enqueue
+
+    def enqueue(self, spec: JobSpec) -> dict[str, Any]:
+        return self.enqueue_many([spec])[0]
+
+    def enqueue_many(self, specs: list[JobSpec]) -> list[dict[str, Any]]:
+        """Insert all or nothing; a duplicate id (in the batch or stored) refuses the lot."""
+        defaults = config.get_all()
+        now = self.clock.now()
+        rows = [self._row(spec, defaults, now) for spec in specs]
+        given = [s.id for s in specs if s.id is not None]
+        seen: set[str] = set()
+        for job_id in given:
+            if job_id in seen:
+                raise UsageError(f"duplicate job id {job_id!r} in the input")
+            seen.add(job_id)
+        with self.db.atomic():
+            for chunk in _chunks(given, 500):
+                taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
+                if taken is not None:
+                    raise UsageError(f"a job with id {taken.id!r} already exists")
+            for chunk in _chunks(rows, 500):
+                Job.insert_many(chunk).execute()
+            for chunk in _chunks(rows, 500):
+                events.Event.insert_many([
+                    {"job_id": r["id"], "from_state": None, "to_state": "pending",
+                     "at": now, "attempt": 0} for r in chunk]).execute()
+        return [{"id": r["id"], "command": r["command"], "state": "pending",
+                 "max_retries": r["max_retries"], "priority": r["priority"],
+                 "run_at": iso(r["run_at"]), "timeout": r["timeout"]} for r in rows]
+
+    def _row(self, spec: JobSpec, defaults: dict[str, Any], now: float) -> dict[str, Any]:
+        if spec.run_at is not None:
+            run_at = spec.run_at
+        else:
+            run_at = now + (spec.delay or 0.0)
+        timeout = spec.timeout if spec.timeout is not None else defaults["job-timeout"]
+        return {
+            "id": spec.id or self.ids.new(), "command": spec.command, "state": "pending",
+            "attempts": 0,
+            "max_retries": spec.max_retries if spec.max_retries is not None
+            else defaults["max-retries"],
+            "priority": spec.priority, "run_at": run_at,
+            "timeout": float(timeout) if timeout else None,
+            "created_at": now, "updated_at": now,
+        }
+
+    # ---------------------------------------------------------------- workers' side
+
+    def claim(self, worker_id: str, lease_seconds: float) -> Claimed | None:
+        """Atomically take the next due job (priority, then run_at, then age)."""
+        now = self.clock.now()
+        token = secrets.token_hex(8)
+        with self.db.atomic():
+            claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host)
+            if claimed is not None:
+                events.record(claimed.id, claimed.prev_state, "processing", at=now,
+                              attempt=claimed.attempts, worker_id=worker_id)
+        return claimed
+
+    def has_due_job(self) -> bool:
+        """A read-only look, so idle workers do not take the write lock for nothing."""
+        now = self.clock.now()
+        return Job.select(Job.seq).where(Job.state.in_(CLAIMABLE),
+                                         Job.run_at <= now).exists()
+
+    def next_run_at(self) -> float | None:
+        row = (Job.select(pw.fn.MIN(Job.run_at).alias("t"))
+               .where(Job.state.in_(CLAIMABLE)).dicts().first())
+        return row["t"] if row else None
+
+    def set_running_pid(self, claimed: Claimed, pid: int) -> bool:
+        """Remember the job's process group, so a rescuer can kill leftovers."""
+        return Job.update(run_pid=pid).where(
+            Job.seq == claimed.seq, Job.claim_token == claimed.claim_token).execute() == 1
+
+    def extend_lease(self, claimed: Claimed, lease_seconds: float) -> bool:
+        """Heartbeat for a held job; False means the claim was lost (rescued elsewhere)."""
+        until = self.clock.now() + lease_seconds
+        return Job.update(lease_expires_at=until).where(
+            Job.seq == claimed.seq, Job.claim_token == claimed.claim_token,
+            Job.state == "processing").execute() == 1
+
+    def finish(self, claimed: Claimed, worker_id: str, *, exit_code: int | None,
+               error: str | None, stdout_tail: str = "", stderr_tail: str = "") -> str | None:
+        """Record a run's outcome; returns the new state, or None if the claim was lost."""
+        now = self.clock.now()
+        job = self._held(claimed)
+        outcome = dict(finished_at=now, exit_code=exit_code, lease_expires_at=None,
+                       stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
+        with self.db.atomic():
+            if error is None:
+                ok = self._transition(job, "completed", token=claimed.claim_token,
+                                      worker_id=worker_id, last_error=None, **outcome)
+                return "completed" if ok else None
+            to, fields = self._after_failure(job, now)
+            ok = self._transition(job, to, token=claimed.claim_token, worker_id=worker_id,
+                                  note=error, last_error=error,
+                                  **fields, **outcome)
+            return to if ok else None
+
+    def _held(self, claimed: Claimed) -> Job:
+        return Job(seq=claimed.seq, id=claimed.id, state="processing",
+                   attempts=claimed.attempts, max_retries=claimed.max_retries)
+
+    def _after_failure(self, job: Job, now: float) -> tuple[str, dict[str, Any]]:
+        """Retry with backoff while retries remain; otherwise the DLQ."""
+        if job.attempts > job.max_retries:
+            return "dead", {}
+        delay = min(float(config.get("backoff-base")) ** job.attempts,
+                    float(config.get("backoff-max")))
+        return "failed", {"run_at": now + delay}
+
+    def rescue(self, worker_id: str | None = None) -> list[str]:
+        """Take back jobs whose worker is gone: lease expired, or `worker_id` known dead.
+
+        A rescue counts as an attempt (a job that kills its worker ends in the DLQ);
+        otherwise the job is pending again at once, not after a backoff, so the
+        worst-case recovery is the lease plus one scan.
+        """
+        now = self.clock.now()
+        query = Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.max_retries,
+                           Job.claim_token, Job.worker_id, Job.run_pid, Job.run_host
+                           ).where(Job.state == "processing")
+        if worker_id is None:
+            query = query.where(Job.lease_expires_at < now)
+        else:
+            query = query.where(Job.worker_id == worker_id)
+        rescued = []
+        for job in list(query):
+            self._kill_leftovers(job)
+            note = f"worker {job.worker_id} lost; lease expired" if worker_id is None \
+                else f"worker {job.worker_id} died"
+            to = "dead" if job.attempts > job.max_retries else "pending"
+            with self.db.atomic():
+                fields = {"run_at": now} if to == "pending" else {"finished_at": now}
+                if self._transition(job, to, token=job.claim_token, worker_id=job.worker_id,
+                                    note=note, last_error=note, lease_expires_at=None,
+                                    run_pid=None, **fields):
+                    rescued.append(job.id)
+        return rescued
+
+    def _kill_leftovers(self, job: Job) -> None:
+        """Kill the dead worker's command, if it ran here, so two runs never overlap."""
+        if job.run_pid and job.run_host == self.host:
+            try:
+                os.killpg(job.run_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    # ---------------------------------------------------------------- reading
+
+    def get(self, job_id: str) -> Job:
+        check_id(job_id)
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    def jobs(self, state: str | None = None, limit: int | None = None,
+             after_seq: int | None = None) -> Iterator[Job]:
+        """Jobs oldest first, streamed (never capped unless `limit` is given)."""
+        query = Job.select(*LIST_FIELDS)
+        if state is not None:
+            query = query.where(Job.state == check_state(state))
+        if after_seq is not None:
+            query = query.where(Job.seq > after_seq)
+        query = query.order_by(Job.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return query.iterator()
+
+    def counts(self) -> dict[str, int]:
+        found = {state: 0 for state in STATES}
+        for row in Job.select(Job.state, pw.fn.COUNT(Job.seq).alias("n")).group_by(
+                Job.state).tuples():
+            found[row[0]] = row[1]
+        return found
+
+    def workers(self, include_stopped: bool = False) -> list[dict[str, Any]]:
+        lease = float(config.get("lease-seconds"))
+        now = self.clock.now()
+        return [registry.worker_dict(w, now=now, lease=lease)
+                for w in registry.all_workers(include_stopped=include_stopped)]
+
+    def live_workers(self) -> list[dict[str, Any]]:
+        return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
+
+    def history(self, job_id: str | None = None, limit: int | None = None,
+                before_seq: int | None = None) -> Iterator[dict[str, Any]]:
+        return events.history(job_id, limit, before_seq=before_seq)
+
+    def read_log(self, job: Job, offset: int = 0) -> bytes:
+        return logs.read_log(self.opened.log_dir, job.seq, offset)
+
+    # ---------------------------------------------------------------- operator actions
+
+    def retry_dead(self, job_ids: Iterable[str]) -> list[str]:
+        """DLQ retry: back to pending now, attempts reset, all or nothing."""
+        ids = list(dict.fromkeys(job_ids))
+        with self.db.atomic():
+            jobs = [self.get(job_id) for job_id in ids]
+            for job in jobs:
+                if job.state != "dead":
+                    raise Conflict(f"job {job.id} is {job.state}, not dead; only dead "
+                                   "jobs can be retried from the DLQ")
+            for job in jobs:
+                self._retry_one(job)
+        return ids
+
+    def retry_all_dead(self) -> list[str]:
+        with self.db.atomic():
+            jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
+                        .where(Job.state == "dead").order_by(Job.seq))
+            for job in jobs:
+                self._retry_one(job)
+        return [job.id for job in jobs]
+
+    def _retry_one(self, job: Job) -> None:
+        self._transition(job, "pending", note="retried from the DLQ", attempts=0,
+                         run_at=self.clock.now(), finished_at=None, worker_id=None,
+                         claim_token=None)
+
+    def cancel(self, job_id: str) -> None:
+        """A waiting job goes to the DLQ (from where it can still be retried)."""
+        with self.db.atomic():
+            job = self.get(job_id)
+            if job.state not in WAITING:
+                raise Conflict(f"job {job_id} is {job.state}; only pending or failed "
+                               "jobs can be cancelled")
+            self._transition(job, "dead", note="cancelled", last_error="cancelled",
+                             finished_at=self.clock.now())
+
+    def delete(self, job_ids: Iterable[str]) -> list[str]:
+        """Remove jobs that are not running, with their logs; all or nothing."""
+        ids = list(dict.fromkeys(job_ids))
+        with self.db.atomic():
+            jobs = [self.get(job_id) for job_id in ids]
+            for job in jobs:
+                if job.state == "processing":
+                    raise Conflict(f"job {job.id} is running; wait for it or stop its worker")
+            self._delete_rows(jobs, note="deleted")
+        for job in jobs:
+            logs.remove_log(self.opened.log_dir, job.seq)
+        return ids
+
+    def purge_dead(self) -> list[str]:
+        with self.db.atomic():
+            jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
+                        .where(Job.state == "dead"))
+            self._delete_rows(jobs, note="purged from the DLQ")
+        for job in jobs:
+            logs.remove_log(self.opened.log_dir, job.seq)
+        return [job.id for job in jobs]
+
+    def _delete_rows(self, jobs: list[Job], *, note: str) -> None:
+        now = self.clock.now()
+        for chunk in _chunks(jobs, 500):
+            Job.delete().where(Job.seq.in_([j.seq for j in chunk])).execute()
+            events.Event.insert_many([
+                {"job_id": j.id, "from_state": j.state, "to_state": "deleted", "at": now,
+                 "attempt": j.attempts, "note": note} for j in chunk]).execute()
+
+    # ---------------------------------------------------------------- config
+
+    def config_get(self, key: str) -> Any:
+        return config.get(key)
+
+    def config_all(self) -> dict[str, Any]:
+        return config.get_all()
+
+    def config_set(self, key: str, value: Any) -> Any:
+        with self.db.atomic():
+            return config.set_value(key, value)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

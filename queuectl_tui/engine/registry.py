@@ -1,0 +1,82 @@
+"""Worker rows: who is alive, what each is doing, and the stop request.
+
+A worker is alive while its heartbeat is younger than the lease; anything
+older shows as `gone`, whatever its last reported state, because a SIGKILLed
+worker never gets to say goodbye.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queuectl_tui.clock import iso
+from queuectl_tui.engine.models import Worker
+
+LIVE_STATES = ("idle", "busy", "stopping")
+KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
+
+
+def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
+             now: float) -> None:
+    Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
+    Worker.replace(id=worker_id, host=host, pid=pid, supervisor_pid=supervisor_pid,
+                   state="idle", started_at=now, heartbeat_at=now,
+                   jobs_done=0, jobs_failed=0, stop_requested=False).execute()
+
+
+def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,
+         job_started_at: float | None = None, done: int = 0, failed: int = 0) -> bool:
+    """Report liveness; returns True if someone asked this worker to stop."""
+    Worker.update(state=state, heartbeat_at=now, job_id=job_id,
+                  job_started_at=job_started_at,
+                  jobs_done=Worker.jobs_done + done,
+                  jobs_failed=Worker.jobs_failed + failed).where(Worker.id == worker_id).execute()
+    row = Worker.select(Worker.stop_requested).where(Worker.id == worker_id).first()
+    return bool(row and row.stop_requested)
+
+
+def stopped(worker_id: str, *, now: float) -> None:
+    Worker.update(state="stopped", heartbeat_at=now, job_id=None,
+                  job_started_at=None).where(Worker.id == worker_id).execute()
+
+
+def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None) -> list[Worker]:
+    """Flag live workers to stop after their current job; returns those flagged."""
+    live = [w for w in live_workers(now=now, lease=lease)
+            if worker_ids is None or w.id in worker_ids]
+    if live:
+        Worker.update(stop_requested=True).where(
+            Worker.id.in_([w.id for w in live])).execute()
+    return live
+
+
+def live_workers(*, now: float, lease: float) -> list[Worker]:
+    return list(Worker.select().where(Worker.state.in_(LIVE_STATES),
+                                      Worker.heartbeat_at >= now - lease)
+                .order_by(Worker.started_at, Worker.id))
+
+
+def shown_state(w: Worker, *, now: float, lease: float) -> str:
+    if w.state in LIVE_STATES and w.heartbeat_at < now - lease:
+        return "gone"
+    if w.state in LIVE_STATES and w.stop_requested:
+        return "stopping"
+    return w.state
+
+
+def worker_dict(w: Worker, *, now: float, lease: float) -> dict[str, Any]:
+    return {
+        "id": w.id, "host": w.host, "pid": w.pid, "supervisor_pid": w.supervisor_pid,
+        "state": shown_state(w, now=now, lease=lease),
+        "job_id": w.job_id, "job_started_at": iso(w.job_started_at),
+        "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
+        "heartbeat_age": round(max(0.0, now - w.heartbeat_at), 3),
+        "jobs_done": w.jobs_done, "jobs_failed": w.jobs_failed,
+    }
+
+
+def all_workers(*, include_stopped: bool = False) -> list[Worker]:
+    query = Worker.select().order_by(Worker.started_at, Worker.id)
+    if not include_stopped:
+        query = query.where(Worker.state != "stopped")
+    return list(query)

@@ -1,0 +1,36 @@
+"""Errors the faces turn into one-line messages and exit codes.
+
+Every error a user can cause is a `QueuectlError` carrying its exit code, so the
+CLI never has to guess and never prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # anything unexpected
+EXIT_USAGE = 2  # bad arguments, bad JSON, invalid values
+EXIT_NOT_FOUND = 3  # no job / key with that id
+EXIT_CONFLICT = 4  # the job is in a state that does not allow the action
+EXIT_DATABASE = 5  # the database cannot be opened, is locked, damaged or read-only
+
+
+class QueuectlError(Exception):
+    """Base class: a message meant for the user and the exit code that goes with it."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(QueuectlError):
+    exit_code = EXIT_USAGE
+
+
+class NotFound(QueuectlError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class Conflict(QueuectlError):
+    exit_code = EXIT_CONFLICT
+
+
+class DatabaseError(QueuectlError):
+    exit_code = EXIT_DATABASE

@@ -1,0 +1,197 @@
+"""One worker process: claim the next due job, run it, record the outcome, repeat.
+
+Idle, it does not hammer the claim: it watches a cheap change counter
+(`PRAGMA data_version` on SQLite) every few milliseconds and claims only when
+another process has committed something, a scheduled job has come due, or the
+poll interval has passed. A stop (signal, `worker stop`, parent gone) is
+honoured between jobs: the current job always finishes and is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import sys
+from typing import Any
+
+import peewee as pw
+
+from queuectl_tui.clock import Clock, iso
+from queuectl_tui.engine import config, logs, registry
+from queuectl_tui.engine.backends import Claimed
+from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.workers.runner import run_command
+
+PROBE_INTERVAL_S = 0.005  # how often an idle worker reads the change counter
+RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
+
+
+def new_worker_id() -> str:
+    """Host plus random: unique across hosts and restarts (the pid is stored apart)."""
+    return f"{socket.gethostname().split('.')[0]}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """The loop of one worker. In-process use (tests) passes a fake clock."""
+
+    def __init__(self, queue: Queue, worker_id: str | None = None,
+                 supervisor_pid: int | None = None, clock: Clock | None = None) -> None:
+        self.queue = queue
+        self.clock = clock or queue.clock
+        self.id = worker_id or new_worker_id()
+        self.supervisor_pid = supervisor_pid
+        self.parent_pid = os.getppid()
+        self.stop_reason: str | None = None
+        self._next_beat = 0.0
+        self._next_rescue = 0.0
+        self._last_version: Any = None
+        self._done = 0
+        self._failed = 0
+        self._reload()
+
+    def _reload(self) -> None:
+        self.lease = float(config.get("lease-seconds"))
+        self.poll = float(config.get("poll-interval"))
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, *, until_idle: bool = False, max_jobs: int | None = None) -> int:
+        """Work until stopped (or, with `until_idle`, until nothing is due); returns jobs run."""
+        registry.register(self.id, host=self.queue.host, pid=os.getpid(),
+                          supervisor_pid=self.supervisor_pid, now=self.clock.now())
+        ran = 0
+        try:
+            while self.stop_reason is None and (max_jobs is None or ran < max_jobs):
+                self._housekeeping()
+                if self.stop_reason is not None:
+                    break
+                claimed = self.queue.claim(self.id, self.lease)
+                if claimed is not None:
+                    self._run(claimed)
+                    ran += 1
+                elif until_idle:
+                    break
+                else:
+                    self._idle()
+        finally:
+            registry.stopped(self.id, now=self.clock.now())
+        return ran
+
+    def _housekeeping(self, state: str = "idle") -> None:
+        now = self.clock.monotonic()
+        if os.getppid() != self.parent_pid:
+            self.request_stop("parent process exited")
+        if now >= self._next_beat:
+            self._next_beat = now + self.lease / 3
+            self._beat(state)
+            self._reload()
+        if now >= self._next_rescue:
+            self._next_rescue = now + RESCUE_EVERY_S
+            self.queue.rescue()
+
+    def _beat(self, state: str, claimed: Claimed | None = None,
+              started: float | None = None) -> None:
+        stop = registry.beat(self.id, state=state, now=self.clock.now(),
+                             job_id=claimed.id if claimed else None, job_started_at=started,
+                             done=self._done, failed=self._failed)
+        self._done = self._failed = 0
+        if stop:
+            self.request_stop("stop requested")
+
+    def _idle(self) -> None:
+        """Wait until something may be claimable, cheaply."""
+        deadline = self.clock.monotonic() + self.poll
+        next_due = self.queue.next_run_at()
+        if next_due is not None:
+            deadline = min(deadline, self.clock.monotonic() + max(0.0, next_due - self.clock.now()))
+        self._last_version = self.queue.backend.data_version()
+        while self.stop_reason is None:
+            self.clock.sleep(PROBE_INTERVAL_S)
+            now = self.clock.monotonic()
+            if now >= deadline or now >= self._next_beat or now >= self._next_rescue:
+                return
+            version = self.queue.backend.data_version()
+            if version is not None and version != self._last_version:
+                self._last_version = version
+                if self.queue.has_due_job():
+                    return
+
+    # ------------------------------------------------------------------ one job
+
+    def _run(self, claimed: Claimed) -> None:
+        started = self.clock.now()
+        self._beat("busy", claimed, started)
+        self._next_beat = self.clock.monotonic() + self.lease / 3
+        log_dir = self.queue.opened.log_dir
+        header = (f"--- attempt {claimed.attempts} started {iso(started)} "
+                  f"on worker {self.id} ---\n").encode()
+
+        def tick() -> bool:
+            try:
+                self._beat("busy", claimed, started)
+                return self.queue.extend_lease(claimed, self.lease)
+            except pw.OperationalError:
+                return True  # a locked moment is not a lost claim; the lease has slack
+
+        result = run_command(
+            claimed.command, timeout=claimed.timeout,
+            open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
+            on_start=lambda pid: self.queue.set_running_pid(claimed, pid),
+            tick=tick, tick_every=self.lease / 3)
+        state = self.queue.finish(claimed, self.id, exit_code=result.exit_code,
+                                  error=result.error, stdout_tail=result.stdout_tail,
+                                  stderr_tail=result.stderr_tail)
+        if state == "completed":
+            self._done += 1
+        elif state is not None:
+            self._failed += 1
+        self._beat("idle")
+        self._next_beat = self.clock.monotonic() + self.lease / 3
+
+
+# ---------------------------------------------------------------------- process entry
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, so no worker lingers."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # the ppid check in the loop still catches it
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="queuectl-worker")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--id")
+    parser.add_argument("--supervisor-pid", type=int)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    worker: Worker | None = None
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if worker is not None:
+            worker.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    opened = open_database(args.db)
+    worker = Worker(Queue(opened), args.id, args.supervisor_pid)
+    if args.supervisor_pid and os.getppid() != args.supervisor_pid:
+        return 1  # the supervisor died while we were starting
+    worker.run()
+    opened.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
