@@ -223,19 +223,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def worker_stop(queue, args: argparse.Namespace) -> int:
-    from queuectl_tui.engine import config, registry
-    lease = float(config.get("lease-seconds"))
-    flagged = registry.request_stop(now=queue.clock.now(), lease=lease)
-    signalled = set()
-    for w in flagged:  # same host: a signal is instant; other hosts see the flag
-        pid = w.supervisor_pid or w.pid
-        if w.host == queue.host and pid not in signalled:
-            try:
-                os.kill(pid, signal.SIGTERM)
-                signalled.add(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-    ids = [w.id for w in flagged]
+    ids = queue.stop_workers()
     remaining = ids
     if args.wait and ids:
         deadline = time.monotonic() + args.timeout

@@ -289,6 +289,29 @@ class Queue:
     def live_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
 
+    def stop_workers(self, worker_ids: list[str] | None = None) -> list[str]:
+        """Ask live workers (all, or these) to stop after their current job.
+
+        The flag in the database reaches workers on every host at their next
+        heartbeat; on this host the supervisor (or lone worker) also gets SIGTERM,
+        which it treats the same way, so the stop starts at once.
+        """
+        flagged = registry.request_stop(now=self.clock.now(),
+                                        lease=float(config.get("lease-seconds")),
+                                        worker_ids=worker_ids)
+        signalled: set[int] = set()
+        for w in flagged:
+            pid = w.supervisor_pid or w.pid
+            if w.host == self.host and pid not in signalled:
+                if worker_ids is not None and w.supervisor_pid:
+                    continue  # one worker of a pool: its flag is enough, spare its siblings
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    signalled.add(pid)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return [w.id for w in flagged]
+
     def history(self, job_id: str | None = None, limit: int | None = None,
                 before_seq: int | None = None) -> Iterator[dict[str, Any]]:
         return events.history(job_id, limit, before_seq=before_seq)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from queuectl_tui.engine import registry
@@ -109,6 +110,24 @@ class Supervisor:
                  f"{_describe(code)}; restarting in {delay:g} s")
         child.crashes, child.restart_at = crashes, now + delay
         return child
+
+
+def spawn_detached(target: str, count: int, log_file: Path) -> int:
+    """Start `queuectl worker start --count N` in its own session, outliving the caller.
+
+    The console uses this: workers it starts are ordinary supervised pools that
+    keep running after the console quits, and `worker stop` reaches them.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--db", target,
+             "--count", str(count)],
+            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
+    finally:
+        os.close(fd)
+    return proc.pid
 
 
 def _describe(code: int) -> str:

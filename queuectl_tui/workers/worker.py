@@ -57,6 +57,8 @@ class Worker:
     def _reload(self) -> None:
         self.lease = float(config.get("lease-seconds"))
         self.poll = float(config.get("poll-interval"))
+        # Beat at least every second: the beat also reads the stop flag.
+        self.beat_every = min(self.lease / 3, 1.0)
 
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -91,7 +93,7 @@ class Worker:
         if os.getppid() != self.parent_pid:
             self.request_stop("parent process exited")
         if now >= self._next_beat:
-            self._next_beat = now + self.lease / 3
+            self._next_beat = now + self.beat_every
             self._beat(state)
             self._reload()
         if now >= self._next_rescue:
@@ -130,7 +132,7 @@ class Worker:
     def _run(self, claimed: Claimed) -> None:
         started = self.clock.now()
         self._beat("busy", claimed, started)
-        self._next_beat = self.clock.monotonic() + self.lease / 3
+        self._next_beat = self.clock.monotonic() + self.beat_every
         log_dir = self.queue.opened.log_dir
         header = (f"--- attempt {claimed.attempts} started {iso(started)} "
                   f"on worker {self.id} ---\n").encode()
@@ -146,7 +148,7 @@ class Worker:
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
             on_start=lambda pid: self.queue.set_running_pid(claimed, pid),
-            tick=tick, tick_every=self.lease / 3)
+            tick=tick, tick_every=self.beat_every)
         state = self.queue.finish(claimed, self.id, exit_code=result.exit_code,
                                   error=result.error, stdout_tail=result.stdout_tail,
                                   stderr_tail=result.stderr_tail)
@@ -155,7 +157,7 @@ class Worker:
         elif state is not None:
             self._failed += 1
         self._beat("idle")
-        self._next_beat = self.clock.monotonic() + self.lease / 3
+        self._next_beat = self.clock.monotonic() + self.beat_every
 
 
 # ---------------------------------------------------------------------- process entry

@@ -1,0 +1,180 @@
+"""The console's database thread and the snapshots it hands to the screens.
+
+Every read and every write the console makes runs on one thread, in order,
+through `Database.call`: the UI thread never waits on SQLite, and one
+connection is never used by two threads at once. The functions below run on
+that thread; they call `Queue` methods and `engine.views` (no SQL here) and
+return plain data, so screens only format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from queuectl_tui.clock import Clock, Ids
+from queuectl_tui.engine import views
+from queuectl_tui.engine.db import (describe_db_error, is_postgres_url, is_sqlite_error,
+                                    open_database, resolve_target)
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.errors import DatabaseError, QueuectlError
+
+T = TypeVar("T")
+
+
+class MissingDatabase(DatabaseError):
+    """No database file yet: the console says how to make one."""
+
+
+@dataclass
+class Summary:
+    """What the header strip shows: counts per state, live workers, throughput."""
+
+    now: float
+    counts: dict[str, int]
+    live_workers: int
+    throughput: list[int]  # finished runs per 10 s bucket, oldest first
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def rate(self) -> float:
+        """Jobs finished per second over the last minute."""
+        return sum(self.throughput[-6:]) / 60.0
+
+
+@dataclass
+class Detail:
+    """One job's fields and the output read since the last look."""
+
+    job: dict[str, Any] | None
+    output: str = ""
+    offset: int = 0
+    from_log: bool = False
+
+
+@dataclass
+class Snapshot:
+    """One refresh: the summary plus what the current view asked for."""
+
+    summary: Summary
+    view: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("peewee", "psycopg2", "psycopg")
+
+
+class Database:
+    """One thread, one connection, one queue; every call goes through `call`.
+
+    `threaded=False` runs calls inline on the caller's thread: snapshot tests
+    use it so a picture never races a refresh.
+    """
+
+    def __init__(self, db_arg: str | None, *, clock: Clock | None = None,
+                 ids: Ids | None = None, threaded: bool = True) -> None:
+        self.db_arg = db_arg
+        self.target = resolve_target(db_arg)
+        self.clock = clock or Clock()
+        self.ids = ids
+        self.queue: Queue | None = None
+        self._executor = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db")
+                          if threaded else None)
+        self._pending: set[Future] = set()
+
+    # ------------------------------------------------------------ running calls
+
+    async def call(self, fn: Callable[..., T], *args: Any, create: bool = False) -> T:
+        """Run `fn(queue, *args)` on the database thread; errors come back as QueuectlError."""
+        if self._executor is None:
+            return self._guarded(fn, args, create)
+        future = self._executor.submit(self._guarded, fn, args, create)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return await asyncio.wrap_future(future)
+
+    async def idle(self) -> None:
+        """Wait until every call submitted so far has finished (tests use this)."""
+        while self._pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._pending)])
+
+    def _guarded(self, fn: Callable[..., T], args: tuple, create: bool) -> T:
+        try:
+            return fn(self._open(create), *args)
+        except QueuectlError:
+            raise
+        except Exception as exc:
+            if is_sqlite_error(exc) or _is_driver_error(exc):
+                raise DatabaseError(describe_db_error(exc, self.target)) from None
+            if isinstance(exc, OSError):
+                raise DatabaseError(f"{exc.strerror or exc} ({exc.filename or self.target})"
+                                    ) from None
+            raise
+
+    def _open(self, create: bool) -> Queue:
+        if self.queue is None:
+            if not create and not is_postgres_url(self.target) \
+                    and not os.path.exists(os.path.expanduser(self.target)):
+                raise MissingDatabase(f"no database at {self.target} yet")
+            self.queue = Queue(open_database(self.db_arg, create=create),
+                               clock=self.clock, ids=self.ids)
+        return self.queue
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.submit(self._close_queue)
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            self._close_queue()
+
+    def _close_queue(self) -> None:
+        if self.queue is not None:
+            self.queue.opened.close()
+
+
+# ---------------------------------------------------------------- snapshots (db thread)
+
+def summary(queue: Queue) -> Summary:
+    now = queue.clock.now()
+    return Summary(now=now, counts=queue.counts(), live_workers=len(queue.live_workers()),
+                   throughput=views.throughput(now))
+
+
+def refresh(queue: Queue, load: Callable[[Queue], Any] | None) -> Snapshot:
+    """The summary and, if given, the current view's own data, in one trip."""
+    return Snapshot(summary=summary(queue), view=load(queue) if load else None)
+
+
+def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail | None:
+    """A job's fields, plus its log since `offset` (None: the tail), or its stored tails."""
+    if job_id is None:
+        return None
+    job = views.job_detail(job_id)
+    if job is None:
+        return Detail(job=None)
+    data, new_offset = views.log_tail(queue.opened, job["seq"], offset)
+    if new_offset or offset is not None:
+        return Detail(job=job, output=data.decode("utf-8", errors="replace"),
+                      offset=new_offset, from_log=True)
+    parts = []
+    if job.get("stdout_tail"):
+        parts.append(job["stdout_tail"].rstrip("\n"))
+    if job.get("stderr_tail"):
+        parts.append("--- stderr ---\n" + job["stderr_tail"].rstrip("\n"))
+    return Detail(job=job, output="\n".join(parts), offset=0, from_log=False)
+
+
+def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
+    """Worker dicts plus the raw times the panes need to say 'for how long'."""
+    return queue.workers(include_stopped=include_stopped)
+
+
+def config_rows(queue: Queue) -> dict[str, Any]:
+    return queue.config_all()

@@ -1,0 +1,85 @@
+"""Filter text -> queries: `state:dead cmd:curl worker:3 id:ab free text`.
+
+Field terms of the same field are alternatives, different fields must all
+match, and words without a field match an id prefix or the command text.
+A value may be quoted to hold spaces: `cmd:"sleep 5"`.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from queuectl_tui.engine.models import STATES
+from queuectl_tui.engine.views import EventQuery, JobQuery
+
+# Words people use for states, mapped to the engine's names.
+STATE_ALIASES = {
+    "pending": "pending", "waiting": "pending", "queued": "pending",
+    "processing": "processing", "running": "processing", "busy": "processing",
+    "completed": "completed", "done": "completed", "ok": "completed",
+    "failed": "failed", "retrying": "failed", "retry": "failed",
+    "dead": "dead", "dlq": "dead",
+}
+JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
+              "worker": "workers"}
+EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
+                "worker": "workers"}
+
+
+class FilterError(ValueError):
+    """The filter text cannot be understood; the message says why."""
+
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+def _state(value: str) -> list[str]:
+    found = []
+    for part in value.split(","):
+        name = STATE_ALIASES.get(part.strip().lower())
+        if name is None:
+            raise FilterError(f"unknown state {part!r}; states: {', '.join(STATES)}")
+        found.append(name)
+    return found
+
+
+def _split(text: str, fields: dict[str, str]) -> dict[str, list[str]]:
+    terms: dict[str, list[str]] = {name: [] for name in set(fields.values()) | {"text"}}
+    for word in _words(text):
+        name, sep, value = word.partition(":")
+        target = fields.get(name.lower()) if sep else None
+        if target is None:
+            terms["text"].append(word)
+            continue
+        if not value:
+            raise FilterError(f"{name}: needs a value, e.g. {name}:something")
+        terms[target].extend(_state(value) if target == "states" else [value])
+    return terms
+
+
+def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQuery:
+    t = _split(text, JOB_FIELDS)
+    return JobQuery(states=tuple(dict.fromkeys(t["states"])), ids=tuple(t["ids"]),
+                    commands=tuple(t["commands"]), workers=tuple(t["workers"]),
+                    text=tuple(t["text"]), sort=sort, descending=descending)
+
+
+def parse_events(text: str) -> EventQuery:
+    t = _split(text, EVENT_FIELDS)
+    return EventQuery(job_ids=tuple(t["job_ids"]), states=tuple(dict.fromkeys(t["states"])),
+                      workers=tuple(t["workers"]), text=tuple(t["text"]))
+
+
+def with_states(query: JobQuery, states: tuple[str, ...]) -> JobQuery:
+    """Narrow a query to a state tab: the tab and any state: terms must both hold."""
+    if not states:
+        return query
+    if not query.states:
+        return JobQuery(**{**query.__dict__, "states": states})
+    both = tuple(s for s in query.states if s in states)
+    # Nothing in common: keep an impossible filter rather than silently widening it.
+    return JobQuery(**{**query.__dict__, "states": both or ("\x00none",)})

@@ -1,0 +1,105 @@
+"""How times, durations and states read on screen: short, relative, coloured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from queuectl_tui.clock import iso
+
+STATE_STYLE = {
+    "pending": "bold #5fafff",
+    "processing": "bold #ffd75f",
+    "completed": "#5fd75f",
+    "failed": "bold #ff875f",
+    "dead": "bold #ff5f5f",
+    "deleted": "dim",
+    "idle": "#5fd75f",
+    "busy": "bold #ffd75f",
+    "stopping": "#ff875f",
+    "gone": "bold #ff5f5f",
+    "stopped": "dim",
+}
+
+
+def state_text(state: str | None) -> Text:
+    return Text(state or "-", style=STATE_STYLE.get(state or "", ""))
+
+
+def span(seconds: float | None) -> str:
+    """A duration in the two largest units: 850ms, 4.2s, 2m05s, 1h02m, 3d04h."""
+    if seconds is None:
+        return ""
+    s = max(0.0, seconds)
+    if s < 1:
+        return f"{int(s * 1000)}ms"
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{int(s)}s"
+    m, sec = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def ago(ts: float | None, now: float) -> str:
+    if ts is None:
+        return ""
+    return "just now" if now - ts < 1 else f"{span(now - ts)} ago"
+
+
+def until(ts: float | None, now: float) -> str:
+    if ts is None:
+        return ""
+    return "due" if ts <= now else f"in {span(ts - now)}"
+
+
+def stamp(ts: float | None, now: float) -> str:
+    """ISO time plus how long ago (or until): for the detail pane."""
+    if ts is None:
+        return "-"
+    rel = ago(ts, now) if ts <= now else until(ts, now)
+    return f"{iso(ts)}  ({rel})"
+
+
+def when(job: dict[str, Any], now: float) -> str:
+    """The one time that matters for a job in its state."""
+    state = job["state"]
+    if state == "pending":
+        return until(job["run_at"], now)
+    if state == "failed":
+        return "retry " + until(job["run_at"], now)
+    if state == "processing":
+        return "started " + ago(job["started_at"], now)
+    return ago(job["finished_at"] or job["updated_at"], now)
+
+
+def duration(job: dict[str, Any], now: float) -> str:
+    started, finished = job.get("started_at"), job.get("finished_at")
+    if started is None:
+        return ""
+    if job["state"] == "processing":
+        return span(now - started)
+    if finished is not None and finished >= started:
+        return span(finished - started)
+    return ""
+
+
+def one_line(text: str | None, limit: int = 300) -> str:
+    if not text:
+        return ""
+    first = text.strip().replace("\t", " ").splitlines()
+    line = first[0] if first else ""
+    if len(first) > 1:
+        line += " …"
+    return line[:limit]
+
+
+def tries(job: dict[str, Any]) -> str:
+    return f"{job['attempts']}/{job['max_retries'] + 1}"

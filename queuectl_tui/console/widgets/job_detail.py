@@ -1,0 +1,104 @@
+"""The detail pane: every field of the selected job, its last error and its output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Log, Static
+
+from queuectl_tui.console.data import Detail
+from queuectl_tui.console.formatting import span, stamp, state_text
+
+
+def fields_table(job: dict[str, Any], now: float) -> Group:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold #87afd7", no_wrap=True)
+    grid.add_column(overflow="fold")
+    duration = None
+    if job["started_at"] is not None:
+        end = job["finished_at"] if job["state"] != "processing" else now
+        if end is not None and end >= job["started_at"]:
+            duration = span(end - job["started_at"])
+    rows = [
+        ("id", Text(job["id"])),
+        ("state", state_text(job["state"])),
+        ("command", Text(job["command"])),
+        ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
+                          f"(max retries {job['max_retries']})")),
+        ("priority", Text(str(job["priority"]))),
+        ("timeout", Text(span(job["timeout"]) if job["timeout"] else "none")),
+        ("run at", Text(stamp(job["run_at"], now))),
+        ("created", Text(stamp(job["created_at"], now))),
+        ("updated", Text(stamp(job["updated_at"], now))),
+        ("started", Text(stamp(job["started_at"], now))),
+        ("finished", Text(stamp(job["finished_at"], now))),
+        ("duration", Text(duration or "-")),
+        ("exit code", Text("-" if job["exit_code"] is None else str(job["exit_code"]))),
+        ("worker", Text(job["worker_id"] or "-")),
+    ]
+    for label, value in rows:
+        grid.add_row(label, value)
+    parts: list[Any] = [grid]
+    if job.get("last_error"):
+        parts.append(Text("\nlast error", style="bold #ff5f5f"))
+        parts.append(Text(job["last_error"], style="#ff875f"))
+    return Group(*parts)
+
+
+class JobDetail(Horizontal):
+    """Fields on the left; output on the right, appended as a running job prints."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id: str | None = None
+        self.offset: int | None = None  # log bytes already shown; None: none yet
+        self.mode: str | None = None  # "log" (following the log file) or "tail" (stored)
+        self.text = ""
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="fields-scroll"):
+            yield Static("", id="fields")
+        yield Log(id="output", highlight=False, auto_scroll=True)
+
+    def want(self) -> tuple[str | None, int | None]:
+        """What to fetch next: the job shown and how much of its log is on screen."""
+        return self.job_id, self.offset
+
+    def select(self, job_id: str | None) -> None:
+        if job_id != self.job_id:
+            self.job_id, self.offset, self.mode = job_id, None, None
+            self.query_one("#output", Log).clear()
+            if job_id is None:
+                self.query_one("#fields", Static).update("")
+
+    def show(self, detail: Detail | None, now: float, *, asked_offset: int | None) -> None:
+        fields = self.query_one("#fields", Static)
+        log = self.query_one("#output", Log)
+        if detail is None:
+            return
+        if detail.job is None:
+            fields.update(Text(f"job {self.job_id} is gone (deleted)", style="dim"))
+            return
+        if detail.job["id"] != self.job_id or asked_offset != self.offset:
+            return  # the selection moved on while this was read
+        fields.update(fields_table(detail.job, now))
+        log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
+            else ("output (log)" if detail.from_log else "output (last lines stored)")
+        if detail.from_log:
+            if self.mode != "log":
+                log.clear()
+                self.mode = "log"
+            if detail.output:
+                log.write(detail.output)
+            self.offset = detail.offset
+        else:
+            text = detail.output or "(no output yet)"
+            if self.mode != "tail" or text != self.text:
+                log.clear()
+                log.write(text)
+                self.mode, self.text = "tail", text

@@ -1,0 +1,49 @@
+"""The header strip: jobs per state, live workers and a throughput sparkline."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Sparkline, Static
+
+from queuectl_tui.console.data import Summary
+from queuectl_tui.console.formatting import STATE_STYLE
+
+SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying"),
+         ("dead", "dead"), ("completed", "done"))
+
+
+def counts_text(summary: Summary | None, problem: str | None) -> Text:
+    text = Text(" queuectl ", style="bold reverse")
+    if problem:
+        return text + Text(f"  ⚠ {problem}", style="bold #ff5f5f")
+    if summary is None:
+        return text + Text("  loading…", style="dim")
+    for state, label in SHOWN:
+        n = summary.counts.get(state, 0)
+        text.append("  ")
+        text.append(f"{n:,}", style=STATE_STYLE[state] if n else "dim")
+        text.append(f" {label}", style="" if n else "dim")
+    text.append("   ")
+    workers = summary.live_workers
+    text.append(f"{workers}", style=STATE_STYLE["idle"] if workers else "bold #ff875f")
+    text.append(" worker" + ("" if workers == 1 else "s"))
+    return text
+
+
+class StatusStrip(Horizontal):
+    """Counts on the left, the finished-jobs sparkline and rate on the right."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(counts_text(None, None), id="counts")
+        yield Sparkline([0] * 30, id="spark")
+        yield Static("", id="rate")
+
+    def show(self, summary: Summary | None, problem: str | None) -> None:
+        self.query_one("#counts", Static).update(counts_text(summary, problem))
+        if summary is not None:
+            self.query_one("#spark", Sparkline).data = list(summary.throughput)
+            rate = summary.rate
+            shown = f"{rate:.1f}/s" if rate >= 0.1 or rate == 0 else f"{rate * 60:.1f}/min"
+            self.query_one("#rate", Static).update(Text(f" {shown} done ", style="bold"))

@@ -1,0 +1,49 @@
+"""One pane per worker process: who it is, what it runs, how it is doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from queuectl_tui.clock import parse_iso
+from queuectl_tui.console.formatting import ago, span, state_text
+
+
+def worker_table(w: dict[str, Any], now: float) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold #87afd7", no_wrap=True)
+    grid.add_column(overflow="ellipsis", no_wrap=True)
+    grid.add_row("state", state_text(w["state"]))
+    grid.add_row("pid", Text(f"{w['pid']} on {w['host']}"))
+    if w.get("job_id"):
+        running = ""
+        if w.get("job_started_at"):
+            running = f" for {span(now - parse_iso(w['job_started_at']))}"
+        grid.add_row("job", Text(f"{w['job_id']}{running}"))
+    else:
+        grid.add_row("job", Text("-", style="dim"))
+    grid.add_row("done", Text(f"{w['jobs_done']} ok, {w['jobs_failed']} failed"))
+    beat = Text(f"{span(w['heartbeat_age'])} ago")
+    if w["state"] == "gone":
+        beat.stylize("bold #ff5f5f")
+    grid.add_row("heartbeat", beat)
+    grid.add_row("up", Text(ago(parse_iso(w["started_at"]), now).replace(" ago", "")))
+    return grid
+
+
+class WorkerPane(Static):
+    """A bordered card; the selected one is highlighted."""
+
+    def __init__(self, worker: dict[str, Any], now: float) -> None:
+        super().__init__(classes="worker-pane")
+        self.worker = worker
+        self.show(worker, now)
+
+    def show(self, worker: dict[str, Any], now: float) -> None:
+        self.worker = worker
+        self.border_title = worker["id"]
+        self.set_class(worker["state"] in ("gone", "stopped"), "-down")
+        self.update(worker_table(worker, now))

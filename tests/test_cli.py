@@ -1,0 +1,189 @@
+"""The headless contract, through the real command: JSON only on stdout, one-line
+errors on stderr, meaningful exit codes, no tracebacks, and bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import cli_env, cli_json, run_cli
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert text in lines[0], lines[0]
+
+
+def snapshot(db) -> list:
+    """Every row of every table: everything a bad command could have changed."""
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [(t, conn.execute(f"SELECT * FROM {t}").fetchall()) for t in sorted(tables)]
+
+
+@pytest.fixture
+def seeded(db_path):
+    assert run_cli(db_path, "enqueue", "echo one", "--id", "one").returncode == 0
+    return db_path
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["enqueue", '{"command": "x"'], 2, "malformed JSON"),
+    (["enqueue", "[1, 2]"], 2, "must be a JSON object"),
+    (["enqueue", '"just a string"'], 2, "must be a JSON object"),
+    (["enqueue", '{"id": "x"}'], 2, "missing field 'command'"),
+    (["enqueue", '{"command": ""}'], 2, "must not be empty"),
+    (["enqueue", '{"command": "x", "max_retries": -1}'], 2, "max_retries"),
+    (["enqueue", '{"command": "x", "max_retries": 2.5}'], 2, "whole number"),
+    (["enqueue", '{"command": "x", "max_retries": "3"}'], 2, "whole number"),
+    (["enqueue", '{"command": "x", "timeout": NaN}'], 2, "NaN is not valid JSON"),
+    (["enqueue", '{"command": "x", "command": "y"}'], 2, "appears twice"),
+    (["enqueue", '{"command": "x", "id": "one"}'], 2, "already exists"),
+    (["enqueue", "echo", "--max-retries", "-2"], 2, "max_retries"),
+    (["enqueue", "echo", "--max-retries", "x"], 2, "invalid int value"),
+    (["enqueue", "echo", "--delay", "soon"], 2, "invalid duration"),
+    (["enqueue", "echo", "--run-at", "yesterday"], 2, "ISO 8601"),
+    (["enqueue"], 2, "give a command"),
+    (["list", "--state", "bogus"], 2, "unknown state 'bogus'"),
+    (["list", "--limit", "0"], 2, "at least 1"),
+    (["show", "nope"], 3, "no job with id 'nope'"),
+    (["show", "bad id!"], 2, "invalid job id"),
+    (["dlq", "retry", "one"], 4, "not dead"),
+    (["dlq", "retry", "nope"], 3, "no job"),
+    (["dlq", "retry"], 2, "give job ids or --all"),
+    (["worker", "start", "--count", "0"], 2, "at least 1"),
+    (["worker", "start", "--count", "-3"], 2, "at least 1"),
+    (["config", "get", "colour"], 2, "unknown config key"),
+    (["config", "set", "max-retries", "-1"], 2, "between 0 and 1000"),
+    (["config", "set", "backoff-base", "fast"], 2, "must be a number"),
+    (["cancel", "nope"], 3, "no job"),
+    (["delete", "nope"], 3, "no job"),
+    (["history", "--job", "nope"], 3, "no job"),
+    (["frobnicate"], 2, "invalid choice"),
+])
+def test_bad_input_is_one_line_and_changes_nothing(seeded, args, code, text):
+    before = snapshot(seeded)
+    assert_clean_error(run_cli(seeded, *args), code, text)
+    assert snapshot(seeded) == before
+
+
+def test_enqueue_forms_and_json_purity(db_path):
+    plain = run_cli(db_path, "enqueue", "echo hi", "--id", "p1", "--priority", "4",
+                    "--delay", "5m", "--timeout", "30s", "--max-retries", "0", "--json")
+    assert plain.returncode == 0 and plain.stderr == ""
+    job = json.loads(plain.stdout)
+    assert (job["id"], job["priority"], job["timeout"], job["max_retries"]) == ("p1", 4, 30.0, 0)
+    spec = {"id": "j1", "command": "echo 'a b' | wc -c", "max_retries": 2,
+            "run_at": "2030-01-01T00:00:00Z"}
+    assert run_cli(db_path, "enqueue", json.dumps(spec)).stdout == "enqueued j1\n"
+    jobs = cli_json(db_path, "list")
+    assert [j["id"] for j in jobs] == ["p1", "j1"]
+    assert jobs[1]["command"] == spec["command"] and jobs[1]["run_at"] == "2030-01-01T00:00:00.000Z"
+    assert jobs[0]["created_at"].endswith("Z")
+
+
+def test_enqueue_file_is_all_or_nothing_with_line_number(db_path, tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps({"command": f"echo {i}"}) for i in range(250)) + "\n\n")
+    assert cli_json(db_path, "enqueue", "--file", str(good))["enqueued"] == 250
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"command": "echo a"}\n{"command": "echo b"}\n{"command": 3}\n')
+    assert_clean_error(run_cli(db_path, "enqueue", "--file", str(bad)), 2, "line 3")
+    piped = run_cli(db_path, "enqueue", "--file", "-", "--json",
+                    input='{"command": "echo x", "id": "s1"}\n{"command": "echo y"}\n')
+    assert json.loads(piped.stdout)["enqueued"] == 2
+    assert len(cli_json(db_path, "list")) == 252
+    assert_clean_error(run_cli(db_path, "enqueue", "--file", str(tmp_path / "missing")),
+                       2, "cannot read")
+
+
+def test_list_is_never_capped_unless_asked(db_path):
+    lines = "".join(json.dumps({"command": "true"}) + "\n" for _ in range(1200))
+    run_cli(db_path, "enqueue", "--file", "-", input=lines)
+    assert len(cli_json(db_path, "list")) == 1200
+    assert len(cli_json(db_path, "list", "--state", "pending", "--limit", "7")) == 7
+    assert cli_json(db_path, "list", "--state", "dead") == []
+
+
+def test_status_json_has_every_state_and_workers(seeded):
+    status = cli_json(seeded, "status")
+    assert status["counts"] == {"pending": 1, "processing": 0, "completed": 0,
+                                "failed": 0, "dead": 0}
+    assert status["workers"] == []
+
+
+def test_config_round_trip_and_persistence(db_path):
+    assert run_cli(db_path, "config", "set", "max_retries", "5").stdout == "5\n"
+    assert cli_json(db_path, "config", "get", "max-retries") == {"key": "max-retries", "value": 5}
+    assert cli_json(db_path, "config", "list")["max-retries"] == 5
+    job = cli_json(db_path, "enqueue", "true")
+    assert job["max_retries"] == 5
+
+
+def test_cancel_delete_and_purge(db_path):
+    for name in ("a", "b", "c"):
+        run_cli(db_path, "enqueue", "true", "--id", name)
+    assert run_cli(db_path, "cancel", "a").returncode == 0
+    assert [j["id"] for j in cli_json(db_path, "dlq", "list")] == ["a"]
+    assert cli_json(db_path, "delete", "b") == {"deleted": ["b"]}
+    assert_clean_error(run_cli(db_path, "dlq", "purge"), 2, "without --yes")
+    assert cli_json(db_path, "dlq", "purge", "--yes") == {"purged": ["a"]}
+    assert [j["id"] for j in cli_json(db_path, "list")] == ["c"]
+    history = run_cli(db_path, "history", "--json").stdout.splitlines()
+    assert all(json.loads(line)["at"].endswith("Z") for line in history)
+
+
+def test_not_a_database_is_refused_and_left_alone(tmp_path):
+    fake = tmp_path / "notes.txt"
+    fake.write_text("dear diary\n")
+    assert_clean_error(run_cli(fake, "status"), 5, "not a queuectl database")
+    assert fake.read_text() == "dear diary\n"
+    assert_clean_error(run_cli(tmp_path, "status"), 5, "is a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_database(db_path):
+    run_cli(db_path, "status")
+    db_path.chmod(0)
+    assert_clean_error(run_cli(db_path, "status"), 5, "cannot read")
+
+
+def test_new_database_is_owner_only(tmp_path):
+    db = tmp_path / "sub" / "q.db"
+    run_cli(db, "enqueue", "echo hi")
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    for extra in (tmp_path / "sub" / "q.db-wal", tmp_path / "sub" / "q.db-shm"):
+        if extra.exists():
+            assert stat.S_IMODE(extra.stat().st_mode) == 0o600
+
+
+def test_newer_schema_is_refused(db_path):
+    run_cli(db_path, "status")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    assert_clean_error(run_cli(db_path, "status"), 5, "newer than this queuectl")
+
+
+def test_headless_commands_do_not_import_textual(db_path):
+    code = ("import sys; from queuectl_tui.cli import main; "
+            "rc = main(['status', '--json']); "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual imported'; "
+            "sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], env=cli_env(db_path),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_and_help(db_path):
+    result = run_cli(db_path, "--help")
+    assert result.returncode == 0 and "enqueue" in result.stdout

@@ -1,0 +1,227 @@
+"""The engine in-process, with a fake clock: state machine, claim order, backoff, DLQ."""
+
+from __future__ import annotations
+
+import pytest
+
+from queuectl_tui.engine import config
+from queuectl_tui.engine.jobspec import JobSpec, from_mapping
+from queuectl_tui.engine.models import Event, Job
+from queuectl_tui.errors import Conflict, NotFound, UsageError
+from queuectl_tui.workers.worker import Worker
+
+
+def states(queue) -> dict[str, str]:
+    return {j.id: j.state for j in queue.jobs()}
+
+
+def test_enqueue_uses_config_defaults_and_records_event(queue):
+    config.set_value("max-retries", 5)
+    config.set_value("job-timeout", 30)
+    job = queue.enqueue(JobSpec(command="echo hi"))
+    stored = queue.get(job["id"])
+    assert (stored.max_retries, stored.timeout, stored.state, stored.attempts) == (5, 30, "pending", 0)
+    assert len(job["id"]) == 10
+    [event] = list(queue.history(job["id"]))
+    assert (event["from"], event["to"]) == (None, "pending")
+
+
+def test_config_change_does_not_touch_enqueued_jobs(queue):
+    queue.enqueue(JobSpec(command="true", id="a"))
+    config.set_value("max-retries", 9)
+    assert queue.get("a").max_retries == 3
+
+
+def test_claim_order_priority_then_run_at_then_age(queue, clock):
+    now = clock.now()
+    queue.enqueue_many([
+        JobSpec(command="true", id="old-low"),
+        JobSpec(command="true", id="high", priority=5),
+        JobSpec(command="true", id="later", run_at=now - 1),
+        JobSpec(command="true", id="young-low"),
+        JobSpec(command="true", id="future", priority=99, delay=60),
+    ])
+    order = []
+    while (c := queue.claim("w", 10)) is not None:
+        order.append(c.id)
+    # `later` has run_at in the past, so it is due before jobs enqueued now.
+    assert order == ["high", "later", "old-low", "young-low"]
+    clock.advance(61)
+    assert queue.claim("w", 10).id == "future"
+
+
+def test_backoff_2_4_8_then_dlq_through_the_worker_loop(queue, clock):
+    """A real shell command that fails, run by the real worker loop, with a fake clock."""
+    queue.enqueue(JobSpec(command="echo boom >&2; exit 3", id="f", max_retries=3))
+    worker = Worker(queue, "w1")
+    t0 = clock.now()
+    runs = []
+    for expected_delay in (2, 4, 8):
+        assert worker.run(until_idle=True) == 1
+        job = queue.get("f")
+        assert job.state == "failed"
+        assert job.run_at - clock.now() == pytest.approx(expected_delay)
+        runs.append(job.attempts)
+        clock.advance(expected_delay - 0.01)
+        assert worker.run(until_idle=True) == 0, "retried before its backoff elapsed"
+        clock.advance(0.01)
+    assert worker.run(until_idle=True) == 1
+    job = queue.get("f")
+    assert (job.state, job.attempts, job.exit_code) == ("dead", 4, 3)
+    assert job.last_error == "exit code 3: boom"
+    assert job.stderr_tail == "boom\n"
+    assert runs == [1, 2, 3]
+    assert clock.now() - t0 == pytest.approx(14)
+    moves = [(e["from"], e["to"]) for e in reversed(list(queue.history("f")))]
+    assert moves == [(None, "pending")] + [("pending", "processing"), ("processing", "failed")] \
+        + [("failed", "processing"), ("processing", "failed")] * 2 \
+        + [("failed", "processing"), ("processing", "dead")]
+
+
+def test_backoff_is_capped_by_backoff_max(queue, clock):
+    config.set_value("backoff-base", 10)
+    config.set_value("backoff-max", 50)
+    queue.enqueue(JobSpec(command="exit 1", id="f", max_retries=5))
+    worker = Worker(queue, "w1")
+    for delay in (10, 50, 50):
+        worker.run(until_idle=True)
+        assert queue.get("f").run_at - clock.now() == pytest.approx(delay)
+        clock.advance(delay)
+
+
+def test_max_retries_zero_runs_once(queue):
+    queue.enqueue(JobSpec(command="exit 1", id="once", max_retries=0))
+    assert Worker(queue, "w").run(until_idle=True) == 1
+    assert (queue.get("once").state, queue.get("once").attempts) == ("dead", 1)
+
+
+def test_dlq_retry_resets_attempts_and_requires_dead(queue):
+    queue.enqueue(JobSpec(command="exit 1", id="d", max_retries=0))
+    queue.enqueue(JobSpec(command="true", id="p"))
+    with pytest.raises(Conflict):
+        queue.retry_dead(["d"])  # still pending
+    Worker(queue, "w").run(until_idle=True)
+    assert states(queue) == {"d": "dead", "p": "completed"}
+    with pytest.raises(Conflict):
+        queue.retry_dead(["d", "p"])  # all or nothing: p is not dead
+    assert queue.get("d").state == "dead"
+    with pytest.raises(NotFound):
+        queue.retry_dead(["nope"])
+    assert queue.retry_dead(["d"]) == ["d"]
+    job = queue.get("d")
+    assert (job.state, job.attempts) == ("pending", 0)
+
+
+def test_stale_worker_cannot_overwrite_a_rescued_job(queue, clock):
+    config.set_value("lease-seconds", 5)
+    queue.enqueue(JobSpec(command="sleep 1", id="j"))
+    stale = queue.claim("w-old", 5)
+    clock.advance(6)
+    assert queue.rescue() == ["j"]
+    job = queue.get("j")
+    assert (job.state, job.attempts) == ("pending", 1)
+    fresh = queue.claim("w-new", 5)
+    assert fresh.attempts == 2
+    assert queue.finish(stale, "w-old", exit_code=0, error=None) is None
+    assert not queue.extend_lease(stale, 5)
+    assert queue.finish(fresh, "w-new", exit_code=0, error=None) == "completed"
+    assert queue.get("j").worker_id == "w-new"
+
+
+def test_rescue_counts_as_an_attempt(queue, clock):
+    queue.enqueue(JobSpec(command="true", id="pill", max_retries=1))
+    for _ in range(2):
+        queue.claim("w", 5)
+        clock.advance(6)
+        queue.rescue()
+    job = queue.get("pill")
+    assert (job.state, job.attempts) == ("dead", 2)
+    assert "lost" in job.last_error
+
+
+def test_live_lease_is_not_rescued(queue, clock):
+    queue.enqueue(JobSpec(command="true", id="j"))
+    claimed = queue.claim("w", 5)
+    clock.advance(4)
+    assert queue.extend_lease(claimed, 5)
+    clock.advance(4)
+    assert queue.rescue() == []
+    assert queue.get("j").state == "processing"
+
+
+def test_completed_job_is_never_claimed_again(queue):
+    queue.enqueue(JobSpec(command="true", id="j"))
+    Worker(queue, "w").run(until_idle=True)
+    assert queue.claim("w", 5) is None
+    assert queue.get("j").state == "completed"
+
+
+def test_cancel_and_delete(queue):
+    queue.enqueue_many([JobSpec(command="true", id="a"), JobSpec(command="true", id="b")])
+    queue.cancel("a")
+    assert queue.get("a").state == "dead"
+    with pytest.raises(Conflict):
+        queue.cancel("a")
+    queue.claim("w", 5)  # takes b
+    with pytest.raises(Conflict):
+        queue.delete(["a", "b"])
+    assert {j.id for j in queue.jobs()} == {"a", "b"}
+    queue.delete(["a"])
+    with pytest.raises(NotFound):
+        queue.get("a")
+    assert Event.select().where(Event.job_id == "a", Event.to_state == "deleted").count() == 1
+
+
+def test_duplicate_ids_refuse_the_whole_batch(queue):
+    queue.enqueue(JobSpec(command="true", id="x"))
+    with pytest.raises(UsageError, match="already exists"):
+        queue.enqueue_many([JobSpec(command="true", id="new"), JobSpec(command="true", id="x")])
+    with pytest.raises(UsageError, match="duplicate"):
+        queue.enqueue_many([JobSpec(command="true", id="y"), JobSpec(command="true", id="y")])
+    assert Job.select().count() == 1
+
+
+@pytest.mark.parametrize("payload, message", [
+    ([1], "must be a JSON object"),
+    ({}, "missing field 'command'"),
+    ({"command": ""}, "must not be empty"),
+    ({"command": "   "}, "must not be empty"),
+    ({"command": 5}, "command must be a string"),
+    ({"command": "x", "max_retries": -1}, "between 0 and"),
+    ({"command": "x", "max_retries": 1.5}, "whole number"),
+    ({"command": "x", "max_retries": "3"}, "whole number"),
+    ({"command": "x", "max_retries": True}, "whole number"),
+    ({"command": "x", "priority": "high"}, "whole number"),
+    ({"command": "x", "timeout": -1}, "between 0"),
+    ({"command": "x", "delay": "soon"}, "number of seconds"),
+    ({"command": "x", "run_at": "tomorrow"}, "ISO 8601"),
+    ({"command": "x", "run_at": 1, "delay": 1}, "not both"),
+    ({"command": "x", "id": "has space"}, "invalid job id"),
+    ({"command": "x", "id": ""}, "invalid job id"),
+    ({"command": "x", "colour": "red"}, "unknown field 'colour'"),
+    ({"command": "a\x00b"}, "NUL"),
+])
+def test_bad_specs_are_refused_clearly(payload, message):
+    with pytest.raises(UsageError, match=message):
+        from_mapping(payload)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max-retries", "-1", "between"), ("max_retries", "two", "whole number"),
+    ("backoff-base", "0.5", "between"), ("backoff-base", "nan", "finite"),
+    ("lease-seconds", "1", "between"), ("poll-interval", "0", "between"),
+    ("durability", "sometimes", "one of"), ("colour", "red", "unknown config key"),
+])
+def test_bad_config_is_refused_and_nothing_changes(queue, key, value, message):
+    before = config.get_all()
+    with pytest.raises(UsageError, match=message):
+        queue.config_set(key, value)
+    assert config.get_all() == before
+
+
+def test_config_aliases_and_types(queue):
+    assert queue.config_set("max_retries", "7") == 7
+    assert queue.config_get("max-retries") == 7
+    assert queue.config_set("backoff-base", "1.5") == 1.5
+    assert queue.config_set("BACKOFF_MAX", "60") == 60
+    assert queue.config_all()["backoff-max"] == 60
