@@ -254,7 +254,7 @@ def print_workers(workers: list[dict]) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     counts = queue.counts()
-    workers = queue.live_workers()
+    workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     if args.json:
         emit_json({"counts": counts, "total": sum(counts.values()), "workers": workers,
                    "database": queue.opened.target})
@@ -262,7 +262,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("  ".join(f"{state} {n}" for state, n in counts.items())
           + f"  (total {sum(counts.values())})")
     if workers:
-        print(f"{len(workers)} live worker(s):")
+        live = sum(w["state"] != "gone" for w in workers)
+        print(f"{live} live worker(s)" + (f", {len(workers) - live} gone" if live < len(workers) else "") + ":")
         print_workers(workers)
     else:
         print("no live workers; start some with: queuectl worker start --count 2")

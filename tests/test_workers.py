@@ -130,6 +130,7 @@ def test_whole_pool_killed_job_is_rescued_by_lease_from_another_pool(db_path, po
     killed_at = time.monotonic()
     wait_for(lambda: [w for w in cli_json(db_path, "worker", "list") if w["state"] == "gone"],
              10, message="the killed worker to show as gone")
+    assert [w["state"] for w in cli_json(db_path, "status")["workers"]] == ["gone"]
     pools(1)
     done = wait_state(db_path, job, "completed", timeout=20)
     assert time.monotonic() - killed_at < 15
@@ -211,3 +212,13 @@ def test_idle_worker_picks_up_a_new_job_quickly(db_path, pools):
     done = wait_state(db_path, job, "completed")
     from queuectl_tui.clock import parse_iso
     assert parse_iso(done["started_at"]) - parse_iso(done["created_at"]) < 0.5
+
+
+def test_logs_follow_streams_until_the_job_ends(db_path, pools):
+    job = enqueue(db_path, "for i in 1 2 3 4; do echo line$i; sleep 0.3; done")
+    pools(1)
+    wait_state(db_path, job, "processing")
+    follow = run_cli(db_path, "logs", job, "--follow", timeout=30)
+    assert follow.returncode == 0
+    assert [l for l in follow.stdout.splitlines() if l.startswith("line")] == \
+        ["line1", "line2", "line3", "line4"]

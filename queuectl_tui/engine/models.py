@@ -82,7 +82,7 @@ class Worker(BaseModel):
     host = pw.CharField(max_length=255)
     pid = pw.IntegerField()
     supervisor_pid = pw.IntegerField(null=True)
-    state = pw.CharField(max_length=16)  # idle, busy, stopping, stopped
+    state = pw.CharField(max_length=16)  # idle, busy, stopping, stopped, gone
     job_id = pw.CharField(max_length=128, null=True)
     job_started_at = pw.DoubleField(null=True)
     started_at = pw.DoubleField()

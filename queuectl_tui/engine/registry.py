@@ -40,6 +40,12 @@ def stopped(worker_id: str, *, now: float) -> None:
                   job_started_at=None).where(Worker.id == worker_id).execute()
 
 
+def gone(worker_id: str) -> None:
+    """Its supervisor saw it die: say so now rather than after the lease runs out."""
+    Worker.update(state="gone", job_id=None, job_started_at=None).where(
+        Worker.id == worker_id).execute()
+
+
 def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None) -> list[Worker]:
     """Flag live workers to stop after their current job; returns those flagged."""
     live = [w for w in live_workers(now=now, lease=lease)
@@ -77,6 +83,6 @@ def worker_dict(w: Worker, *, now: float, lease: float) -> dict[str, Any]:
 
 def all_workers(*, include_stopped: bool = False) -> list[Worker]:
     query = Worker.select().order_by(Worker.started_at, Worker.id)
-    if not include_stopped:
+    if not include_stopped:  # live ones, and the gone ones an operator should notice
         query = query.where(Worker.state != "stopped")
     return list(query)

@@ -101,7 +101,7 @@ class Supervisor:
             rescued = self.queue.rescue(worker_id=child.worker_id)
             if rescued:
                 self.log(f"rescued {', '.join(rescued)} from worker {child.worker_id}")
-            registry.stopped(child.worker_id, now=self.queue.clock.now())
+            registry.gone(child.worker_id)
         if code == 0 or self.stopping:
             return child  # a clean exit (stop requested) is not restarted
         crashes = child.crashes + 1 if now - child.started < FAST_CRASH_S else 0
