@@ -65,7 +65,7 @@ def stamp(ts: float | None, now: float) -> str:
     if ts is None:
         return "-"
     rel = ago(ts, now) if ts <= now else until(ts, now)
-    return f"{iso(ts)}  ({rel})"
+    return f"{(iso(ts) or '')[:19].replace('T', ' ')}  {rel}"
 
 
 def when(job: dict[str, Any], now: float) -> str:

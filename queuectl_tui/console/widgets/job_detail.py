@@ -56,7 +56,7 @@ class JobDetail(Horizontal):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_id: str | None = None
-        self.offset: int | None = None  # log bytes already shown; None: none yet
+        self.log_offset: int | None = None  # log bytes already shown; None: none yet
         self.mode: str | None = None  # "log" (following the log file) or "tail" (stored)
         self.text = ""
 
@@ -67,11 +67,11 @@ class JobDetail(Horizontal):
 
     def want(self) -> tuple[str | None, int | None]:
         """What to fetch next: the job shown and how much of its log is on screen."""
-        return self.job_id, self.offset
+        return self.job_id, self.log_offset
 
     def select(self, job_id: str | None) -> None:
         if job_id != self.job_id:
-            self.job_id, self.offset, self.mode = job_id, None, None
+            self.job_id, self.log_offset, self.mode = job_id, None, None
             self.query_one("#output", Log).clear()
             if job_id is None:
                 self.query_one("#fields", Static).update("")
@@ -84,7 +84,7 @@ class JobDetail(Horizontal):
         if detail.job is None:
             fields.update(Text(f"job {self.job_id} is gone (deleted)", style="dim"))
             return
-        if detail.job["id"] != self.job_id or asked_offset != self.offset:
+        if detail.job["id"] != self.job_id or asked_offset != self.log_offset:
             return  # the selection moved on while this was read
         fields.update(fields_table(detail.job, now))
         log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
@@ -95,7 +95,7 @@ class JobDetail(Horizontal):
                 self.mode = "log"
             if detail.output:
                 log.write(detail.output)
-            self.offset = detail.offset
+            self.log_offset = detail.offset
         else:
             text = detail.output or "(no output yet)"
             if self.mode != "tail" or text != self.text:

@@ -15,11 +15,14 @@ SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying
 
 
 def counts_text(summary: Summary | None, problem: str | None) -> Text:
-    text = Text(" queuectl ", style="bold reverse")
+    text = Text()
+    text.append(" queuectl ", style="bold reverse")
     if problem:
-        return text + Text(f"  ⚠ {problem}", style="bold #ff5f5f")
+        text.append(f"  ⚠ {problem}", style="bold #ff5f5f")
+        return text
     if summary is None:
-        return text + Text("  loading…", style="dim")
+        text.append("  loading…", style="dim")
+        return text
     for state, label in SHOWN:
         n = summary.counts.get(state, 0)
         text.append("  ")

@@ -1,0 +1,163 @@
+"""The console app: five views as modes, one database thread, a one-second refresh.
+
+`run_console` is what `queuectl` (no arguments) and `queuectl tui` call.
+Tests build `ConsoleApp` with a fake clock, no refresh timer and the database
+calls run inline, so every picture shows exactly one known state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from queuectl_tui.clock import Clock, Ids
+from queuectl_tui.console import data
+from queuectl_tui.console.commands import ConsoleCommands
+from queuectl_tui.console.data import Database, MissingDatabase, Summary
+from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.screens.config import ConfigScreen
+from queuectl_tui.console.screens.dlq import DlqScreen
+from queuectl_tui.console.screens.enqueue import EnqueueDialog
+from queuectl_tui.console.screens.help import HelpScreen
+from queuectl_tui.console.screens.history import HistoryScreen
+from queuectl_tui.console.screens.jobs import JobsScreen
+from queuectl_tui.console.screens.workers import WorkersScreen
+from queuectl_tui.errors import QueuectlError
+
+T = TypeVar("T")
+
+
+class ConsoleApp(App):
+    """queuectl's console over one database (the engine's proxy allows one per process)."""
+
+    TITLE = "queuectl"
+    CSS_PATH = "app.tcss"
+    MODES = {"jobs": JobsScreen, "workers": WorkersScreen, "dlq": DlqScreen,
+             "history": HistoryScreen, "config": ConfigScreen}
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS = [
+        Binding("1", "view('jobs')", "Jobs", show=False),
+        Binding("2", "view('workers')", "Workers", show=False),
+        Binding("3", "view('dlq')", "DLQ", show=False),
+        Binding("4", "view('history')", "History", show=False),
+        Binding("5", "view('config')", "Config", show=False),
+        Binding("n", "enqueue", "New job"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, db_arg: str | None = None, *, clock: Clock | None = None,
+                 ids: Ids | None = None, refresh_interval: float | None = 1.0,
+                 threaded: bool = True) -> None:
+        super().__init__()
+        self.db = Database(db_arg, clock=clock, ids=ids, threaded=threaded)
+        self.refresh_interval = refresh_interval
+        self.summary: Summary | None = None
+        self.problem: str | None = None
+        self.hint: str | None = None
+        self._refreshing = False
+        self._again = False
+
+    @property
+    def target(self) -> str:
+        return self.db.target
+
+    def on_mount(self) -> None:
+        self.switch_mode("jobs")
+        if self.refresh_interval:
+            self.set_interval(self.refresh_interval, self.request_refresh)
+
+    def on_unmount(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ refresh
+
+    @property
+    def view(self) -> ViewScreen | None:
+        """The view under any dialogs."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, ViewScreen):
+                return screen
+        return None
+
+    def request_refresh(self) -> None:
+        """Refresh soon; calls while one is running fold into one more."""
+        if self._refreshing:
+            self._again = True
+            return
+        self._refresh_loop()
+
+    @work(exclusive=False, group="refresh")
+    async def _refresh_loop(self) -> None:
+        self._refreshing = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self.refresh_now()
+        finally:
+            self._refreshing = False
+
+    async def refresh_now(self) -> None:
+        """One round trip: the summary and the current view's data."""
+        view = self.view
+        if view is None:
+            return
+        try:
+            snap = await self.db.call(data.refresh, view.loader())
+        except QueuectlError as exc:
+            self.problem = str(exc)
+            self.hint = self._hint_for(exc)
+            if isinstance(exc, MissingDatabase):
+                self.summary = None
+        else:
+            self.problem, self.hint = None, None
+            self.summary = snap.summary
+            if view is self.view and view.is_attached:
+                view.apply(snap.view, snap.summary)
+        current = self.view
+        if current is not None and current.is_attached:
+            current.show_summary(self.summary, self.problem, self.hint)
+
+    def _hint_for(self, exc: QueuectlError) -> str | None:
+        if isinstance(exc, MissingDatabase):
+            return (f"Add a job to create it: press n, or run\n"
+                    f"  queuectl --db {self.target} enqueue 'echo hello'\n"
+                    f"or fill it with examples: queuectl --db {self.target} demo")
+        return None
+
+    async def act(self, fn: Callable[..., T], *args: Any, done: str | None = None,
+                  create: bool = False) -> T | None:
+        """Run an operator action on the database thread; refused ones become a notice."""
+        try:
+            result = await self.db.call(fn, *args, create=create)
+        except QueuectlError as exc:
+            self.notify(str(exc), title="Not done", severity="error", timeout=6)
+            self.request_refresh()
+            return None
+        if done:
+            self.notify(done, timeout=3)
+        self.request_refresh()
+        return result
+
+    # ------------------------------------------------------------ actions
+
+    def action_view(self, name: str) -> None:
+        if self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_enqueue(self) -> None:
+        self.push_screen(EnqueueDialog())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.current_mode))
+
+
+def run_console(db_arg: str | None) -> int:
+    """Open the console on `db_arg` (or $QUEUECTL_DB, or the default database)."""
+    ConsoleApp(db_arg).run()
+    return 0

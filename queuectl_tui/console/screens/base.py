@@ -1,0 +1,74 @@
+"""What every view shares: the header strip, the view tabs, the footer, problems.
+
+A view screen says what it needs from the database (`loader`, run on the
+database thread) and shows what came back (`apply`, on the UI thread). The
+app drives the refresh; a view never touches the database itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tabs
+
+from queuectl_tui.console.data import Summary
+from queuectl_tui.console.widgets.status_strip import StatusStrip
+from queuectl_tui.console.widgets.view_tabs import ViewTabs
+from queuectl_tui.engine.queue import Queue
+
+if TYPE_CHECKING:
+    from queuectl_tui.console.app import ConsoleApp
+
+
+class ViewScreen(Screen):
+    """Base of the five views (Jobs, Workers, DLQ, History, Config)."""
+
+    VIEW = ""
+
+    @property
+    def console(self) -> "ConsoleApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StatusStrip(id="strip")
+        yield ViewTabs(self.VIEW)
+        with Container(id="body"):
+            yield from self.compose_body()
+        yield Static("", id="problem")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    # ------------------------------------------------------------ refresh protocol
+
+    def loader(self) -> Callable[[Queue], Any] | None:
+        """A function of the queue that reads what this view shows (database thread)."""
+        return None
+
+    def apply(self, data: Any, summary: Summary) -> None:
+        """Show what `loader` returned (UI thread)."""
+
+    def show_summary(self, summary: Summary | None, problem: str | None,
+                     hint: str | None) -> None:
+        self.query_one(StatusStrip).show(summary, problem)
+        box = self.query_one("#problem", Static)
+        blocking = problem is not None and summary is None
+        box.display = blocking
+        self.query_one("#body").display = not blocking
+        if blocking:
+            box.update(f"[b]The console cannot read the queue.[/b]\n\n{problem}\n\n"
+                       f"{hint or ''}\n\nIt tries again every second; q quits.")
+
+    def on_screen_resume(self) -> None:
+        self.show_summary(self.console.summary, self.console.problem, self.console.hint)
+        self.console.request_refresh()
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if isinstance(event.tabs, ViewTabs):
+            event.stop()
+            if event.tab.id and event.tab.id != self.VIEW:
+                self.console.switch_mode(event.tab.id)

@@ -1,0 +1,78 @@
+"""`?`: every key, for every view, on one page."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Everywhere", (
+        ("1 2 3 4 5", "Jobs, Workers, DLQ, History, Config (or click a tab)"),
+        ("j k ↓ ↑", "move; PgDn PgUp page; g G first and last"),
+        ("/", "filter: state:dead cmd:curl worker:3 id:ab12 or free text; Esc clears"),
+        ("n", "enqueue a job"),
+        ("ctrl+p", "command palette: every action by name"),
+        ("?", "this help;  q quit (workers keep running)"),
+    )),
+    ("Jobs", (
+        ("[ ]", "previous / next state tab (All, Pending, Running, Retrying, Dead, Done)"),
+        ("s S", "sort by next column / reverse the order (or click a column header)"),
+        ("enter", "show or hide the detail pane (fields, last error, output)"),
+        ("h", "history of the selected job"),
+        ("r", "retry the selected dead job"),
+        ("c", "cancel the selected waiting job (it goes to the DLQ)"),
+        ("d", "delete the selected job (asks first)"),
+    )),
+    ("Workers", (
+        ("s  +", "start one more worker (it keeps running after you quit)"),
+        ("x  -", "stop the selected worker / the newest one, after its current job"),
+        ("X", "stop every worker (asks first)"),
+        ("a", "show or hide stopped workers"),
+    )),
+    ("DLQ", (
+        ("r", "retry the selected job now (attempts reset)"),
+        ("space", "mark or unmark; u unmarks all"),
+        ("R", "retry the marked jobs, or all that match the filter (asks first)"),
+        ("d D", "delete the selected / marked or all matching (asks first)"),
+    )),
+    ("History", (
+        ("enter", "open the event's job in Jobs"),
+        ("/", "job:ID state:dead worker:x, or text in the job id or note"),
+    )),
+    ("Config", (
+        ("enter e", "edit the selected key; the value is checked before it is saved"),
+    )),
+)
+
+
+def help_table(current: str | None) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold #ffd75f", no_wrap=True)
+    grid.add_column()
+    for title, rows in KEYS:
+        style = "bold reverse" if title.lower() == (current or "") else "bold underline"
+        grid.add_row(Text(title, style=style), "")
+        for key, text in rows:
+            grid.add_row(key, text)
+        grid.add_row("", "")
+    return grid
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, current: str | None = None) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog", classes="help"):
+            yield Static(help_table(self.current))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

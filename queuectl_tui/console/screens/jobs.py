@@ -1,0 +1,248 @@
+"""Jobs: every job, live, with state tabs, filter, sort and a detail pane."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Tab, Tabs
+
+from queuectl_tui.console import data, filters
+from queuectl_tui.console.data import Summary
+from queuectl_tui.console.formatting import duration, one_line, state_text, tries, when
+from queuectl_tui.console.screens.confirm import ConfirmDialog
+from queuectl_tui.console.screens.listing import ListScreen
+from queuectl_tui.console.widgets.job_detail import JobDetail
+from queuectl_tui.console.widgets.window_table import Column, WindowTable
+from queuectl_tui.engine import views
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.views import JobQuery, Window
+
+STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
+              ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
+              ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)))
+SORTS = (("age", "age"), ("priority", "priority"), ("attempts", "attempts"),
+         ("updated", "last change"), ("run_at", "next run"))
+SORT_BY_COLUMN = {"id": "age", "pri": "priority", "tries": "attempts", "when": "updated"}
+
+
+class JobsScreen(ListScreen):
+    VIEW = "jobs"
+    NOUN = "jobs"
+    FILTER_HINT = "state:dead cmd:curl worker:3 id:ab12 or text; enter applies, esc cancels"
+    BINDINGS = [
+        Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
+        Binding("right_square_bracket", "state_tab(1)", "State"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("enter", "toggle_detail", "Detail"),
+        Binding("h", "history", "History"),
+        Binding("r", "retry", "Retry"),
+        Binding("c", "cancel_job", "Cancel", show=False),
+        Binding("d", "delete", "Delete"),
+    ]
+
+    def __init__(self) -> None:
+        self.sort = "age"
+        self.descending = True
+        self.tab_states: tuple[str, ...] = ()
+        super().__init__()
+
+    # ------------------------------------------------------------ list hooks
+
+    def columns(self) -> list[Column]:
+        return [Column("id", "ID", 12), Column("state", "STATE", 10),
+                Column("tries", "TRIES", 5), Column("pri", "PRI", 4),
+                Column("when", "WHEN", 15), Column("dur", "TOOK", 7),
+                Column("command", "COMMAND", None)]
+
+    def render_row(self, job: dict[str, Any]) -> list[Any]:
+        now = self.console.db.clock.now() if self.console.summary is None \
+            else self.console.summary.now
+        return [job["id"], state_text(job["state"]), tries(job), str(job["priority"]),
+                when(job, now), duration(job, now), one_line(job["command"])]
+
+    def parse_filter(self, text: str) -> JobQuery:
+        return filters.parse_jobs(text, sort=getattr(self, "sort", "age"),
+                                  descending=getattr(self, "descending", True))
+
+    def effective_query(self) -> JobQuery:
+        return filters.with_states(self.query_obj, self.tab_states)
+
+    def fetch(self, query: JobQuery, anchor: Any, before: int,
+              after: int) -> Callable[[Queue], Window]:
+        return lambda queue: views.job_window(query, anchor, before, after)
+
+    def compose_above(self) -> ComposeResult:
+        yield Tabs(*[Tab(label, id=f"state-{name}") for name, label, _ in STATE_TABS],
+                   id="state-tabs")
+
+    def compose_below(self) -> ComposeResult:
+        yield JobDetail(id="detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#state-tabs", Tabs).can_focus = False
+
+    # ------------------------------------------------------------ refresh
+
+    def loader(self) -> Callable[[Queue], Any]:
+        load = super().loader()
+        detail = self.query_one(JobDetail)
+        job_id, offset = detail.want() if detail.display else (None, None)
+
+        def load_all(queue: Queue) -> dict[str, Any]:
+            result = load(queue)
+            result["detail"] = data.job_detail(queue, job_id, offset)
+            result["detail_offset"] = offset
+            return result
+
+        return load_all
+
+    def apply_extra(self, result: dict[str, Any], summary: Summary) -> None:
+        detail = self.query_one(JobDetail)
+        current = self.table.current
+        detail.select(current["id"] if current else None)
+        detail.show(result.get("detail"), summary.now, asked_offset=result.get("detail_offset"))
+        if current is not None and detail.display and result.get("detail") is None \
+                and detail.job_id is not None:
+            self.console.request_refresh()
+        self._label_tabs(summary)
+
+    def _label_tabs(self, summary: Summary) -> None:
+        tabs = self.query_one("#state-tabs", Tabs)
+        for name, label, states in STATE_TABS:
+            n = summary.total if not states else summary.counts.get(states[0], 0)
+            tab = tabs.query_one(f"#state-{name}", Tab)
+            text = f"{label} {n:,}"
+            if str(tab.label) != text:
+                tab.label = text
+
+    def empty_message(self, summary: Summary) -> str:
+        if summary.total == 0:
+            return ("No jobs yet.\n\nPress [b]n[/b] to enqueue one, or from a shell:\n"
+                    f"  queuectl --db {self.console.target} enqueue 'echo hello'\n"
+                    f"  queuectl --db {self.console.target} demo   (a mix of examples)")
+        what = "in this state" if self.tab_states and not self.filter_text else \
+            "match the filter"
+        return (f"No jobs {what}.\n\nPress [b]esc[/b] to clear the filter, "
+                "[b][[/b] / [b]][/b] for other states, or [b]1[/b]..[b]5[/b] for other views.")
+
+    def total_text(self, summary: Summary) -> str:
+        query = self.effective_query()
+        if query.has_text:
+            return f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
+        states = query.states or tuple(summary.counts)
+        n = sum(summary.counts.get(s, 0) for s in states)
+        return f"{n:,} jobs"
+
+    def status_extra(self) -> str:
+        label = dict(SORTS)[self.sort]
+        order = "newest first" if self.sort == "age" and self.descending else \
+            "oldest first" if self.sort == "age" else \
+            f"by {label} {'high to low' if self.descending else 'low to high'}"
+        return order
+
+    # ------------------------------------------------------------ cursor and detail
+
+    def on_window_table_cursor_moved(self, event: WindowTable.CursorMoved) -> None:
+        event.stop()
+        detail = self.query_one(JobDetail)
+        detail.select(event.row["id"] if event.row else None)
+        if detail.display:
+            self.console.request_refresh()
+
+    def action_toggle_detail(self) -> None:
+        detail = self.query_one(JobDetail)
+        detail.display = not detail.display
+        self.console.request_refresh()
+
+    # ------------------------------------------------------------ state tabs and sort
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tabs.id != "state-tabs":
+            super().on_tabs_tab_activated(event)
+            return
+        event.stop()
+        name = (event.tab.id or "state-all").removeprefix("state-")
+        states = next(s for n, _, s in STATE_TABS if n == name)
+        if states != self.tab_states:
+            self.tab_states = states
+            self.table.reset()
+            self.update_status(self.console.summary)
+
+    def action_state_tab(self, step: int) -> None:
+        tabs = self.query_one("#state-tabs", Tabs)
+        tabs.action_next_tab() if step > 0 else tabs.action_previous_tab()
+
+    def show_state(self, name: str) -> None:
+        self.query_one("#state-tabs", Tabs).active = f"state-{name}"
+
+    def _resort(self) -> None:
+        self.query_obj = self.parse_filter(self.filter_text)
+        self.table.reset()
+        self.update_status(self.console.summary)
+
+    def action_sort(self) -> None:
+        names = [n for n, _ in SORTS]
+        self.sort = names[(names.index(self.sort) + 1) % len(names)]
+        self.descending = True
+        self._resort()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+        self._resort()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        sort = SORT_BY_COLUMN.get(str(event.column_key.value))
+        if sort is None:
+            return
+        if sort == self.sort:
+            self.descending = not self.descending
+        else:
+            self.sort, self.descending = sort, True
+        self._resort()
+
+    # ------------------------------------------------------------ actions on the job
+
+    def action_history(self) -> None:
+        job = self.table.current
+        if job is None:
+            return
+        self.console.switch_mode("history")
+        self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
+
+    async def action_retry(self) -> None:
+        job = self.table.current
+        if job is None:
+            return
+        if job["state"] != "dead":
+            self.notify(f"job {job['id']} is {job['state']}; only dead jobs are retried "
+                        "(they are in the DLQ, key 3)", severity="warning")
+            return
+        await self.console.act(lambda q: q.retry_dead([job["id"]]),
+                               done=f"{job['id']} is pending again")
+
+    async def action_cancel_job(self) -> None:
+        job = self.table.current
+        if job is not None:
+            await self.console.act(lambda q: q.cancel(job["id"]),
+                                   done=f"{job['id']} cancelled (moved to the DLQ)")
+
+    def action_delete(self) -> None:
+        job = self.table.current
+        if job is None:
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                self.table.remove_ids({self.row_id(job)})
+                await self.console.act(lambda q: q.delete([job["id"]]),
+                                       done=f"deleted {job['id']}")
+
+        self.console.push_screen(
+            ConfirmDialog(f"Delete job {job['id']}?",
+                          f"{one_line(job['command'], 70)}\n\nIts output log goes too. "
+                          "This cannot be undone.", yes="Delete"), answer)

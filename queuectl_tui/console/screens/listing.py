@@ -1,0 +1,181 @@
+"""A view that is a long list: Jobs, DLQ and History share the filter, table and status line.
+
+The table holds only what is on screen (see `WindowTable`); the filter line
+turns text into a query (see `filters`); the status line says what is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, Static
+
+from queuectl_tui.console.data import Summary
+from queuectl_tui.console.filters import FilterError
+from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.widgets.window_table import Column, WindowTable
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.views import Window
+
+
+class ListScreen(ViewScreen):
+    """Subclasses give columns, a row renderer, a filter parser and a window fetcher."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    FILTER_HINT = "filter"
+    NOUN = "rows"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.query_obj: Any = self.parse_filter("")
+
+    # ------------------------------------------------------------ subclass hooks
+
+    def columns(self) -> list[Column]:
+        raise NotImplementedError
+
+    def render_row(self, row: dict[str, Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def row_id(self, row: dict[str, Any]) -> str:
+        return str(row["seq"])
+
+    def parse_filter(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def effective_query(self) -> Any:
+        return self.query_obj
+
+    def fetch(self, query: Any, anchor: Any, before: int, after: int) -> Callable[[Queue], Window]:
+        raise NotImplementedError
+
+    def empty_message(self, summary: Summary) -> str:
+        return f"No {self.NOUN}."
+
+    def total_text(self, summary: Summary) -> str:
+        return ""
+
+    def extra_load(self, queue: Queue) -> dict[str, Any]:
+        return {}
+
+    def apply_extra(self, data: dict[str, Any], summary: Summary) -> None:
+        pass
+
+    def compose_above(self) -> ComposeResult:
+        yield from ()
+
+    def compose_below(self) -> ComposeResult:
+        yield from ()
+
+    # ------------------------------------------------------------ layout
+
+    def compose_body(self) -> ComposeResult:
+        yield from self.compose_above()
+        yield Input(placeholder=self.FILTER_HINT, id="filter")
+        yield WindowTable(self.columns(), self.render_row, self._key_of, self.row_id,
+                          id="table")
+        yield Static("", id="empty")
+        yield Static("", id="status")
+        yield from self.compose_below()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#empty", Static).display = False
+        self.table.focus()
+
+    @property
+    def table(self) -> WindowTable:
+        return self.query_one("#table", WindowTable)
+
+    def _key_of(self, row: dict[str, Any]) -> tuple:
+        return self.effective_query().key_of(row)
+
+    # ------------------------------------------------------------ refresh
+
+    def loader(self) -> Callable[[Queue], Any]:
+        anchor, before, after = self.table.request()
+        fetch = self.fetch(self.effective_query(), anchor, before, after)
+        extra = self.extra_load
+
+        def load(queue: Queue) -> dict[str, Any]:
+            return {"window": fetch(queue), **extra(queue)}
+
+        return load
+
+    def apply(self, data: dict[str, Any], summary: Summary) -> None:
+        table = self.table
+        table.show_window(data["window"])
+        empty = self.query_one("#empty", Static)
+        nothing = not table.buffer
+        empty.display = nothing
+        table.display = not nothing
+        if nothing:
+            empty.update(self.empty_message(summary))
+        self.apply_extra(data, summary)
+        self.update_status(summary)
+
+    def update_status(self, summary: Summary | None, error: str | None = None) -> None:
+        status = Text()
+        if summary is not None:
+            status.append(self.total_text(summary), style="bold")
+        if self.filter_text:
+            status.append("  ·  filter ", style="dim")
+            status.append(self.filter_text, style="bold #ffd75f")
+            status.append("  (esc clears)", style="dim")
+        if error:
+            status.append(f"  ⚠ {error}", style="bold #ff5f5f")
+        extra = self.status_extra()
+        if extra:
+            status.append(("  ·  " if status.plain else "") + extra, style="dim")
+        self.query_one("#status", Static).update(status)
+
+    def status_extra(self) -> str:
+        return ""
+
+    def on_window_table_window_needed(self, event: WindowTable.WindowNeeded) -> None:
+        event.stop()
+        self.console.request_refresh()
+
+    # ------------------------------------------------------------ filter
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def set_filter(self, text: str) -> bool:
+        try:
+            query = self.parse_filter(text)
+        except FilterError as exc:
+            self.update_status(self.console.summary, error=str(exc))
+            return False
+        self.filter_text, self.query_obj = text.strip(), query
+        self.query_one("#filter", Input).value = self.filter_text
+        self.table.reset()
+        self.update_status(self.console.summary)
+        return True
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
+        event.stop()
+        if self.set_filter(event.value):
+            event.input.display = False
+            self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display and box.has_focus and box.value.strip() != self.filter_text:
+            box.value = self.filter_text  # first Esc undoes the edit
+        elif self.filter_text:
+            self.set_filter("")
+        box.display = False
+        self.table.focus()

@@ -1,0 +1,170 @@
+"""Workers: one pane per worker process; start, stop and scale the pool from here.
+
+Workers started here are ordinary supervised pools in their own session
+(`spawn_detached`): they keep running after the console quits, and
+`queuectl worker stop` reaches them like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import Static
+
+from queuectl_tui.console import data
+from queuectl_tui.console.data import Summary
+from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.screens.confirm import ConfirmDialog
+from queuectl_tui.console.widgets.worker_pane import WorkerPane
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.registry import LIVE_STATES
+
+
+def start_workers(queue: Queue, count: int) -> int:
+    from queuectl_tui.workers.supervisor import spawn_detached
+    log_file = queue.opened.log_dir / "console-workers.log"
+    return spawn_detached(queue.opened.target, count, log_file)
+
+
+class WorkersScreen(ViewScreen):
+    VIEW = "workers"
+    BINDINGS = [
+        Binding("j,down,l,right", "select(1)", "Next", show=False),
+        Binding("k,up,h,left", "select(-1)", "Previous", show=False),
+        Binding("s,plus", "start", "Start one"),
+        Binding("x", "stop", "Stop selected"),
+        Binding("minus", "scale_down", "Scale down"),
+        Binding("X", "stop_all", "Stop all"),
+        Binding("a", "toggle_stopped", "Show stopped"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worker_rows: list[dict[str, Any]] = []
+        self.selected: str | None = None
+        self.include_stopped = False
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="workers-scroll"):
+            yield Grid(id="worker-grid")
+        yield Static("", id="empty")
+        yield Static("", id="status")
+
+    def on_mount(self) -> None:
+        self.query_one("#empty", Static).display = False
+
+    # ------------------------------------------------------------ refresh
+
+    def loader(self) -> Callable[[Queue], Any]:
+        include = self.include_stopped
+        return lambda queue: data.workers(queue, include)
+
+    def apply(self, workers: list[dict[str, Any]], summary: Summary) -> None:
+        self.worker_rows = workers
+        grid = self.query_one("#worker-grid", Grid)
+        panes = {p.worker["id"]: p for p in grid.query(WorkerPane)}
+        wanted = [w["id"] for w in workers]
+        with self.app.batch_update():
+            for wid, pane in panes.items():
+                if wid not in wanted:
+                    pane.remove()
+            for w in workers:
+                if w["id"] in panes:
+                    panes[w["id"]].show(w, summary.now)
+                else:
+                    grid.mount(WorkerPane(w, summary.now))
+            if self.selected not in wanted:
+                self.selected = wanted[0] if wanted else None
+            self._highlight()
+        empty = self.query_one("#empty", Static)
+        empty.display = not workers
+        self.query_one("#workers-scroll").display = bool(workers)
+        if not workers:
+            empty.update("No workers are running, so nothing gets done.\n\n"
+                         "Press [b]s[/b] to start one here (it keeps running after you quit), "
+                         "or from a shell:\n"
+                         f"  queuectl --db {self.console.target} worker start --count 2")
+        live = sum(1 for w in workers if w["state"] in LIVE_STATES)
+        busy = sum(1 for w in workers if w["state"] == "busy")
+        self.query_one("#status", Static).update(
+            f"[b]{live} live[/b], {busy} busy"
+            + (f", {len(workers) - live} down" if len(workers) > live else "")
+            + "  [dim]s/+ start one · x stop selected · - scale down · X stop all"
+            + f" · a {'hide' if self.include_stopped else 'show'} stopped[/dim]")
+
+    def _highlight(self) -> None:
+        for pane in self.query(WorkerPane):
+            pane.set_class(pane.worker["id"] == self.selected, "-selected")
+            if pane.worker["id"] == self.selected:
+                pane.scroll_visible(animate=False)
+
+    # ------------------------------------------------------------ keys
+
+    def action_select(self, step: int) -> None:
+        ids = [w["id"] for w in self.worker_rows]
+        if not ids:
+            return
+        index = ids.index(self.selected) if self.selected in ids else 0
+        self.selected = ids[(index + step) % len(ids)]
+        self._highlight()
+
+    def on_click(self, event: Any) -> None:
+        pane = event.widget
+        while pane is not None and not isinstance(pane, WorkerPane):
+            pane = pane.parent
+        if isinstance(pane, WorkerPane):
+            self.selected = pane.worker["id"]
+            self._highlight()
+
+    async def action_start(self) -> None:
+        pid = await self.console.act(start_workers, 1)
+        if pid is not None:
+            self.notify(f"started a worker pool of 1 (supervisor pid {pid}); "
+                        "it shows here within a second", timeout=4)
+
+    def _live(self) -> list[dict[str, Any]]:
+        return [w for w in self.worker_rows if w["state"] in ("idle", "busy")]
+
+    async def _stop(self, ids: list[str]) -> None:
+        stopped = await self.console.act(lambda q: q.stop_workers(ids))
+        if stopped is not None:
+            self.notify(f"asked {', '.join(stopped) or 'no worker'} to stop after the "
+                        "current job" if stopped else "that worker is not running", timeout=4)
+
+    async def action_stop(self) -> None:
+        chosen = next((w for w in self.worker_rows if w["id"] == self.selected), None)
+        if chosen is None or chosen["state"] not in ("idle", "busy"):
+            self.notify("select a running worker first (j/k)", severity="warning")
+            return
+        await self._stop([chosen["id"]])
+
+    async def action_scale_down(self) -> None:
+        live = self._live()
+        if not live:
+            self.notify("no running worker to stop", severity="warning")
+            return
+        idle = [w for w in live if w["state"] == "idle"]
+        await self._stop([(idle or live)[-1]["id"]])
+
+    def action_stop_all(self) -> None:
+        live = self._live()
+        if not live:
+            self.notify("no running worker to stop", severity="warning")
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                await self.console.act(lambda q: q.stop_workers(None),
+                                       done=f"asked {len(live)} worker(s) to stop")
+
+        self.console.push_screen(ConfirmDialog(
+            f"Stop all {len(live)} workers?",
+            "Each finishes its current job first. Nothing runs until you start one again.",
+            yes="Stop all"), answer)
+
+    def action_toggle_stopped(self) -> None:
+        self.include_stopped = not self.include_stopped
+        self.console.request_refresh()
