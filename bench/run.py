@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""queuectl benchmark: throughput, pickup latency, bulk enqueue, status time, scale, idle CPU.
+
+    python bench/run.py            # full run (about 10-15 minutes on 2 cores)
+    python bench/run.py --quick    # smoke run for CI (under a minute)
+
+It installs its own peers when they are missing (huey, rq, redis-py and
+matplotlib with pip into this interpreter; task-spooler with apt-get when run
+as root) and skips a peer, with a note, when it cannot be had. Results go to
+bench/results/ (bench/results/quick/ for --quick): results.md, results.json,
+results.png. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO))
+
+import systems  # noqa: E402
+import targets  # noqa: E402
+from systems import Skip  # noqa: E402
+
+SECTIONS = ("throughput", "latency", "bulk", "status", "scale")
+
+PROFILES = {
+    "full": dict(n_true=2000, n_sleep=300, reps=3, peer_cap={"rq": 500}, latency_k=300,
+                 idle_s=10.0, bulk_n=100_000, bulk_reps=2, status_runs=30,
+                 scale_sizes=(1_000, 1_000_000), scale_n=2000, scale_reps=3),
+    "quick": dict(n_true=200, n_sleep=40, reps=1, peer_cap={"rq": 60}, latency_k=30,
+                  idle_s=2.0, bulk_n=10_000, bulk_reps=1, status_runs=5,
+                  scale_sizes=(1_000, 20_000), scale_n=200, scale_reps=1),
+}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# =========================================================================== setup
+
+PIP_PEERS = {"huey": "huey", "rq": "rq", "redis": "redis", "matplotlib": "matplotlib"}
+
+
+def ensure_peers(install: bool) -> list[str]:
+    """Install what is missing; returns notes about what could not be had."""
+    notes = []
+    missing = [pkg for mod, pkg in PIP_PEERS.items() if not _importable(mod)]
+    if missing and install:
+        log(f"setup: pip install {' '.join(missing)}")
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            notes.append(f"pip install {' '.join(missing)} failed: "
+                         f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        importlib.invalidate_caches()
+    for mod, pkg in PIP_PEERS.items():
+        if not _importable(mod):
+            notes.append(f"{pkg} is not available (pip)")
+    if systems.tsp_binary() is None and install:
+        notes.extend(_apt_install("task-spooler"))
+    if systems.tsp_binary() is None:
+        notes.append("task-spooler is not available (apt-get install task-spooler)")
+    return notes
+
+
+def _importable(mod: str) -> bool:
+    try:
+        importlib.import_module(mod)
+        return True
+    except ImportError:
+        return False
+
+
+def _apt_install(package: str) -> list[str]:
+    if shutil.which("apt-get") is None:
+        return [f"no apt-get to install {package}"]
+    if os.geteuid() != 0:
+        return [f"not root: cannot apt-get install {package}"]
+    log(f"setup: apt-get install -y {package}")
+    cmd = ["apt-get", "install", "-y", "-qq", package]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode != 0:  # the package lists may be missing or stale
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    return [] if r.returncode == 0 else [f"apt-get install {package} failed"]
+
+
+def make_peers(workdir: Path, wanted: list[str], notes: list[str]) -> list[Any]:
+    peers = []
+    for name, cls in (("huey", systems.Huey), ("task-spooler", systems.TaskSpooler),
+                      ("rq", systems.RQ)):
+        if name not in wanted:
+            continue
+        try:
+            peers.append(cls(workdir))
+        except Skip as exc:
+            notes.append(f"skipped {name}: {exc}")
+            log(f"note: skipped {name}: {exc}")
+    return peers
+
+
+# =========================================================================== helpers
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(rates: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "runs": rates}
+
+
+def repeat(fn: Callable[[], systems.Run], reps: int, what: str) -> dict[str, Any]:
+    rates, extra = [], []
+    for i in range(reps):
+        run = fn()
+        rates.append(run.rate)
+        extra.append(run.extra)
+        log(f"    {what} run {i + 1}/{reps}: {run.n} jobs in {run.seconds:.2f} s "
+            f"= {run.rate:,.0f} jobs/s (enqueue {run.extra.get('enqueue_s', 0):.2f} s)")
+    return {"n": run.n, **summary(rates), "extra": extra}
+
+
+def time_process(argv: list[str], runs: int) -> dict[str, Any]:
+    """Wall time of a whole process, `runs` times after one warm-up."""
+    subprocess.run(argv, check=True, capture_output=True)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000,
+            "max_ms": max(times) * 1000, "runs": runs}
+
+
+def qctl(db: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "queuectl_tui", "--db", db, *args]
+
+
+# =========================================================================== sections
+
+def bench_throughput(cfg, target, workdir, peers, results) -> None:
+    out = results["throughput"] = {}
+    for workload, command, n in (("true", "true", cfg["n_true"]),
+                                 ("sleep 0.01", "sleep 0.01", cfg["n_sleep"])):
+        row = out[workload] = {}
+        for durability in ("full", "normal"):
+            name = f"queuectl ({durability})"
+            log(f"  throughput {workload!r}: {name}")
+            q = systems.Queuectl(target, workdir, durability=durability, label=name)
+            row[name] = repeat(lambda: q.throughput(command, n, cfg["workers"]),
+                               cfg["reps"], name)
+        for peer in peers:
+            log(f"  throughput {workload!r}: {peer.name}")
+            pn = min(n, cfg["peer_cap"].get(peer.name, n))
+            try:
+                row[peer.name] = repeat(lambda: peer.throughput(command, pn, cfg["workers"]),
+                                        cfg["reps"], peer.name)
+            except Exception as exc:  # a peer failing must not sink the whole run
+                log(f"    {peer.name} failed: {exc}")
+                results["notes"].append(f"{peer.name} throughput {workload!r} failed: {exc}")
+
+
+def bench_latency(cfg, target, workdir, peers, results) -> None:
+    out = results["latency"] = {}
+    entries = [systems.Queuectl(target, workdir, label="queuectl")] + \
+        [p for p in peers if hasattr(p, "latency")]
+    for s in entries:
+        log(f"  pickup latency: {s.name} ({cfg['latency_k']} jobs, then idle CPU "
+            f"over {cfg['idle_s']:g} s)" if s.name == "queuectl" else
+            f"  pickup latency: {s.name}")
+        try:
+            r = s.latency(cfg["latency_k"], cfg["workers"],
+                          idle_seconds=cfg["idle_s"] if s.name == "queuectl" else 0.0)
+        except Exception as exc:
+            log(f"    {s.name} failed: {exc}")
+            results["notes"].append(f"{s.name} latency failed: {exc}")
+            continue
+        lat = r["latencies"]
+        out[s.name] = {"k": len(lat), "p50_ms": pct(lat, 50) * 1000,
+                       "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
+                       "idle_cpu": r["idle_cpu"]}
+        log(f"    p50 {out[s.name]['p50_ms']:.1f} ms, p99 {out[s.name]['p99_ms']:.1f} ms"
+            + (f"; idle CPU per worker {[f'{c:.2%}' for c in r['idle_cpu']['workers']]}, "
+               f"supervisor {r['idle_cpu']['supervisor']:.2%}" if r["idle_cpu"] else ""))
+
+
+def bench_bulk(cfg, target, workdir, results) -> None:
+    n = cfg["bulk_n"]
+    path = workdir / f"bulk-{n}.jsonl"
+    path.write_text("".join('{"command": "true"}\n' for _ in range(n)))
+    rates, secs = [], []
+    for i in range(cfg["bulk_reps"]):
+        db = target.new("bulk")
+        try:
+            t = time.perf_counter()
+            subprocess.run(qctl(db, "enqueue", "--file", str(path)), check=True,
+                           capture_output=True)
+            s = time.perf_counter() - t
+            count = target.query(db, "SELECT COUNT(*) FROM job")[0][0]
+            assert count == n, f"enqueued {count}, expected {n}"
+            if i == 0:
+                results["status"]["after bulk"] = dict(
+                    jobs=n, **time_process(qctl(db, "status"), cfg["status_runs"]))
+        finally:
+            target.drop(db)
+        rates.append(n / s)
+        secs.append(s)
+        log(f"  bulk enqueue run {i + 1}: {n:,} jobs in {s:.2f} s = {n / s:,.0f} jobs/s "
+            "(whole `queuectl enqueue --file` process)")
+    results["bulk"] = {"n": n, **summary(rates), "seconds": secs}
+
+
+def bench_status(cfg, target, results) -> None:
+    db = target.new("status")
+    try:
+        r = time_process(qctl(db, "status"), cfg["status_runs"])
+        results["status"]["empty"] = {"jobs": 0, **r}
+        log(f"  `queuectl status` on an empty queue: median {r['median_ms']:.0f} ms "
+            f"(min {r['min_ms']:.0f}, max {r['max_ms']:.0f}) over {r['runs']} runs")
+        r = time_process([sys.executable, "-c", "pass"], cfg["status_runs"])
+        results["status"]["bare python"] = {"jobs": None, **r}
+    finally:
+        target.drop(db)
+
+
+def bench_scale(cfg, target, workdir, results) -> None:
+    out = results["scale"] = {}
+    for size in cfg["scale_sizes"]:
+        completed, backlog = size * 9 // 10, size - size * 9 // 10
+        name = f"{size:,} jobs in the database"
+        log(f"  scale: {name} ({completed:,} completed + {backlog:,} pending backlog "
+            "scheduled a day ahead)")
+        q = systems.Queuectl(target, workdir, prefill=(completed, backlog), label=name)
+        db = q.prepared("scale")
+        try:
+            row = repeat(lambda: q.throughput("true", cfg["scale_n"], cfg["workers"], db=db),
+                         cfg["scale_reps"], name)
+            row["status"] = time_process(qctl(db, "status"), cfg["status_runs"])
+            log(f"    `queuectl status`: median {row['status']['median_ms']:.0f} ms")
+            out[size] = row
+        finally:
+            target.drop(db)
+
+
+# =========================================================================== report
+
+def environment() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit, "cores": os.cpu_count(), "cpu": cpu,
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "load_before": os.getloadavg()}
+
+
+def targets_table(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    tp = res.get("throughput", {}).get("true", {})
+    q = tp.get("queuectl (full)", {}).get("median")
+    qn = tp.get("queuectl (normal)", {}).get("median")
+    if q:
+        rows.append(("`true` x N, 2 workers: >= 1,200 jobs/s",
+                     f"{q:,.0f} (full) / {qn:,.0f} (normal) jobs/s", _ok(q >= 1200)))
+        for peer, need in (("huey", 1.5), ("task-spooler", 1.0)):
+            p = tp.get(peer, {}).get("median")
+            if p:
+                rows.append((f">= {need:g}x {peer}", f"{q / p:.2f}x (full) / {qn / p:.2f}x (normal)",
+                             _ok(q / p >= need)))
+            else:
+                rows.append((f">= {need:g}x {peer}", "peer not run", "-"))
+    lat = res.get("latency", {}).get("queuectl")
+    if lat:
+        rows.append(("pickup p50 < 10 ms", f"{lat['p50_ms']:.1f} ms", _ok(lat["p50_ms"] < 10)))
+        rows.append(("pickup p99 < 50 ms", f"{lat['p99_ms']:.1f} ms", _ok(lat["p99_ms"] < 50)))
+        if lat["idle_cpu"]:
+            worst = max(lat["idle_cpu"]["workers"])
+            rows.append(("idle worker < 1% of a core", f"{worst:.2%} (worst worker)",
+                         _ok(worst < 0.01)))
+    b = res.get("bulk")
+    if b:
+        rows.append((f"bulk enqueue ({b['n']:,} jobs) >= 50,000 jobs/s",
+                     f"{b['median']:,.0f} jobs/s", _ok(b["median"] >= 50_000)))
+    st = res.get("status", {})
+    for key in ("empty", "after bulk"):
+        if key in st:
+            rows.append((f"`queuectl status` < 150 ms ({st[key]['jobs']:,} jobs)",
+                         f"{st[key]['median_ms']:.0f} ms", _ok(st[key]["median_ms"] < 150)))
+    sc = res.get("scale", {})
+    if len(sc) == 2:
+        (small, a), (big, b2) = sorted(sc.items())
+        ratio = b2["median"] / a["median"]
+        rows.append((f"throughput with {big:,} jobs within 10% of {small:,}",
+                     f"{b2['median']:,.0f} vs {a['median']:,.0f} jobs/s ({ratio:.0%})",
+                     _ok(ratio >= 0.9)))
+        rows.append((f"`queuectl status` < 150 ms ({big:,} jobs)",
+                     f"{b2['status']['median_ms']:.0f} ms", _ok(b2["status"]["median_ms"] < 150)))
+    return rows
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "**not met**"
+
+
+def _spread(r: dict[str, Any]) -> str:
+    return f"{r['min']:,.0f}–{r['max']:,.0f}" if len(r["runs"]) > 1 else "-"
+
+
+def write_markdown(res: dict[str, Any], path: Path) -> None:
+    env, cfg = res["env"], res["config"]
+    L = [f"# queuectl benchmark results ({res['profile']})", "",
+         f"- Date: {env['date']}, commit `{env['commit']}`, {env['cores']} cores ({env['cpu']}), "
+         f"Python {env['python']}, SQLite {env['sqlite']}, backend: {res['backend']}",
+         f"- Workers: {cfg['workers']}; repeats per figure: {cfg['reps']} (median shown, "
+         f"min–max beside it); load average before the run: "
+         + ", ".join(f"{x:.2f}" for x in env["load_before"]),
+         f"- Command: `{res['command']}`", ""]
+    if res.get("notes"):
+        L += ["Notes:", ""] + [f"- {n}" for n in res["notes"]] + [""]
+    rows = targets_table(res)
+    if rows:
+        L += ["## Issue 5 targets", "", "| target | measured | |", "|---|---|---|"]
+        L += [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""]
+    tp = res.get("throughput")
+    if tp:
+        L += ["## Throughput (enqueue of N jobs to the last one finished, idle workers at start)",
+              "", "| workload | system | N | jobs/s (median) | spread | queuectl (full) vs it "
+              "| queuectl (normal) vs it |", "|---|---|---|---|---|---|---|"]
+        for workload, row in tp.items():
+            qf = row.get("queuectl (full)", {}).get("median")
+            qn = row.get("queuectl (normal)", {}).get("median")
+            for name, r in row.items():
+                L.append(f"| `{workload}` | {name} | {r['n']:,} | {r['median']:,.0f} | "
+                         f"{_spread(r)} | {qf / r['median']:.2f}x | {qn / r['median']:.2f}x |")
+        L.append("")
+    lat = res.get("latency")
+    if lat:
+        L += ["## Pickup latency (enqueue to start, one job at a time, idle workers)", "",
+              "| system | jobs | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
+        for name, r in lat.items():
+            L.append(f"| {name} | {r['k']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{r['max_ms']:.1f} |")
+        q = lat.get("queuectl", {}).get("idle_cpu")
+        if q:
+            L += ["", f"Idle CPU over {cfg['idle_s']:g} s: workers "
+                  + ", ".join(f"{c:.2%}" for c in q["workers"])
+                  + f" of a core each; supervisor {q['supervisor']:.2%}."]
+        L.append("")
+    if res.get("bulk") or res.get("status"):
+        L += ["## Bulk enqueue and headless command time", "", "| measure | value |",
+              "|---|---|"]
+        b = res.get("bulk")
+        if b:
+            L.append(f"| `queuectl enqueue --file` with {b['n']:,} jobs (whole process) | "
+                     f"{b['median']:,.0f} jobs/s ({', '.join(f'{s:.2f}' for s in b['seconds'])} s) |")
+        for key, r in res.get("status", {}).items():
+            what = "`python -c pass` (interpreter floor)" if key == "bare python" else \
+                f"`queuectl status`, {r['jobs']:,} jobs"
+            L.append(f"| {what} | median {r['median_ms']:.0f} ms (min {r['min_ms']:.0f}, "
+                     f"max {r['max_ms']:.0f}, {r['runs']} runs) |")
+        for size, r in res.get("scale", {}).items():
+            L.append(f"| `queuectl status`, {int(size):,} jobs | median "
+                     f"{r['status']['median_ms']:.0f} ms (min {r['status']['min_ms']:.0f}, "
+                     f"max {r['status']['max_ms']:.0f}) |")
+        L.append("")
+    sc = res.get("scale")
+    if sc:
+        L += ["## Scale (`true`, 2 workers, durability full; 90% completed history with 3 "
+              "events each, 10% pending backlog scheduled a day ahead)", "",
+              "| jobs already in the database | N | jobs/s (median) | spread |",
+              "|---|---|---|---|"]
+        for size, r in sc.items():
+            L.append(f"| {int(size):,} | {r['n']:,} | {r['median']:,.0f} | {_spread(r)} |")
+        L.append("")
+    path.write_text("\n".join(L))
+
+
+def write_plot(res: dict[str, Any], path: Path) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not available: no plot"
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    colors = {"queuectl (full)": "#1f77b4", "queuectl (normal)": "#6baed6", "huey": "#ff7f0e",
+              "task-spooler": "#2ca02c", "rq": "#d62728", "queuectl": "#1f77b4"}
+    for ax, workload in zip(axes[0], ("true", "sleep 0.01")):
+        row = res.get("throughput", {}).get(workload, {})
+        names = list(row)
+        vals = [row[n]["median"] for n in names]
+        errs = [[row[n]["median"] - row[n]["min"] for n in names],
+                [row[n]["max"] - row[n]["median"] for n in names]]
+        ax.bar(names, vals, yerr=errs, color=[colors.get(n, "grey") for n in names], capsize=4)
+        if workload == "true":
+            ax.axhline(1200, ls="--", color="black", lw=1, label="target 1,200/s")
+            ax.legend()
+        ax.set_title(f"throughput, `{workload}`, {res['config']['workers']} workers")
+        ax.set_ylabel("jobs/s (median, min–max)")
+        ax.tick_params(axis="x", labelrotation=15)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+    ax = axes[1][0]
+    lat = res.get("latency", {})
+    if lat:
+        names = list(lat)
+        x = range(len(names))
+        ax.bar([i - 0.2 for i in x], [lat[n]["p50_ms"] for n in names], 0.4, label="p50")
+        ax.bar([i + 0.2 for i in x], [lat[n]["p99_ms"] for n in names], 0.4, label="p99")
+        ax.set_xticks(list(x), names)
+        ax.axhline(10, ls=":", color="black", lw=1)
+        ax.axhline(50, ls="--", color="black", lw=1)
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_title("pickup latency (enqueue to start), ms; targets 10 / 50")
+    ax = axes[1][1]
+    sc = res.get("scale", {})
+    if sc:
+        names = [f"{int(s):,} jobs" for s in sc]
+        vals = [r["median"] for r in sc.values()]
+        ax.bar(names, vals, color="#1f77b4",
+               yerr=[[r["median"] - r["min"] for r in sc.values()],
+                     [r["max"] - r["median"] for r in sc.values()]], capsize=4)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_title("scale: queuectl `true` throughput vs jobs already in the database")
+    ax.set_ylabel("jobs/s")
+    fig.suptitle(f"queuectl benchmark, {res['env']['date']}, {res['env']['cores']} cores, "
+                 f"commit {res['env']['commit']} ({res['profile']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return None
+
+
+# =========================================================================== main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small smoke run (< 60 s)")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"comma-separated sections (default all: {','.join(SECTIONS)})")
+    ap.add_argument("--peers", default="huey,task-spooler,rq",
+                    help="comma-separated peers to compare, or 'none'")
+    ap.add_argument("--db", help="a postgresql:// URL to benchmark queuectl on PostgreSQL "
+                    "(a fresh database per run on that server); default: SQLite files")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", help="results directory (default bench/results, "
+                    "or bench/results/quick with --quick)")
+    ap.add_argument("--no-install", action="store_true", help="do not pip/apt-get install peers")
+    args = ap.parse_args(argv)
+
+    profile = "quick" if args.quick else "full"
+    cfg = {**PROFILES[profile], "workers": args.workers}
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(sorted(unknown))}")
+    wanted = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",")]
+    out = Path(args.out) if args.out else BENCH / "results" / ("quick" if args.quick else "")
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.monotonic()
+    notes = ensure_peers(install=not args.no_install) if (wanted or "throughput" in sections) \
+        else []
+    notes = [n for n in notes if any(p in n for p in wanted) or "matplotlib" in n]
+    for n in notes:
+        log(f"note: {n}")
+    workdir = Path(tempfile.mkdtemp(prefix="queuectl-bench-"))
+    target = targets.target_for(args.db, workdir)
+    res: dict[str, Any] = {
+        "profile": profile, "env": environment(), "config": cfg, "notes": notes,
+        "backend": target.name, "status": {},
+        "command": "python bench/run.py" + (" --quick" if args.quick else "")
+        + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
+        + (f" --db {args.db}" if args.db else "")}
+    peers = make_peers(workdir, wanted, res["notes"]) if "throughput" in sections or \
+        "latency" in sections else []
+    log(f"queuectl benchmark ({profile}) on {target.name}; work dir {workdir}")
+    try:
+        if "throughput" in sections:
+            bench_throughput(cfg, target, workdir, peers, res)
+        if "latency" in sections:
+            bench_latency(cfg, target, workdir, peers, res)
+        if "status" in sections:
+            bench_status(cfg, target, res)
+        if "bulk" in sections:
+            bench_bulk(cfg, target, workdir, res)
+        if "scale" in sections:
+            bench_scale(cfg, target, workdir, res)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    res["elapsed_s"] = round(time.monotonic() - started, 1)
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    write_markdown(res, out / "results.md")
+    note = write_plot(res, out / "results.png")
+    if note:
+        log(f"note: {note}")
+    log(f"\nwrote {out / 'results.md'}, results.json, results.png in {res['elapsed_s']:.0f} s\n")
+    log((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""The queues under test, each behind the same small interface.
+
+    system.throughput(command, n, workers) -> Run (t0 = first enqueue, t1 = last job done)
+    system.latency(k, workers)             -> list of enqueue-to-start seconds
+
+Each system starts its workers first and waits until they are idle, then the
+clock starts at the first enqueue and stops when the last job has finished.
+Job end times come from the system's own records wherever it keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+POLL_S = 0.02
+
+
+@dataclass
+class Run:
+    n: int
+    t0: float
+    t1: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.t1 - self.t0
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds
+
+
+class Skip(Exception):
+    """This system cannot run here; the message says why."""
+
+
+def _wait(pred, timeout: float, what: str, poll: float = POLL_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def idle_cpu(pids: list[int], seconds: float) -> dict[int, float]:
+    """Share of one core each process used over `seconds` (0.01 = 1%)."""
+    before = {p: proc_cpu_seconds(p) for p in pids}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    return {p: (proc_cpu_seconds(p) - before[p]) / elapsed for p in pids}
+
+
+# =========================================================================== queuectl
+
+class Queuectl:
+    """queuectl with its own supervisor (`queuectl worker start`) on a Target."""
+
+    def __init__(self, target, workdir: Path, durability: str = "full",
+                 prefill: tuple[int, int] = (0, 0), label: str = "queuectl") -> None:
+        self.target = target
+        self.workdir = workdir
+        self.durability = durability
+        self.prefill = prefill
+        self.name = label
+
+    def _cli(self, db: str, *args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "queuectl_tui", "--db", db, *args],
+                              check=True, capture_output=True, text=True, **kw)
+
+    def _prepare(self, tag: str) -> str:
+        db = self.target.new(tag)
+        self._cli(db, "config", "set", "durability", self.durability)
+        if any(self.prefill):
+            t = time.monotonic()
+            self.target.prefill(db, *self.prefill)
+            print(f"      prefilled {sum(self.prefill):,} jobs in {time.monotonic() - t:.1f} s",
+                  flush=True)
+        return db
+
+    def _start_workers(self, db: str, workers: int) -> tuple[subprocess.Popen, list[int]]:
+        since = time.time()
+        log = open(self.workdir / "queuectl-supervisor.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "--db", db, "worker",
+                                 "start", "--count", str(workers)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+        sql = "SELECT pid FROM worker WHERE state = 'idle' AND started_at >= ?"
+        _wait(lambda: len(self.target.query(db, sql, (since - 1,))) >= workers or
+              proc.poll() is not None, 30, "queuectl workers to start")
+        if proc.poll() is not None:
+            raise RuntimeError(f"queuectl supervisor exited with {proc.returncode}")
+        time.sleep(0.3)  # let them settle into the idle loop
+        pids = [r[0] for r in self.target.query(db, sql, (since - 1,))]
+        return proc, pids
+
+    def _open_queue(self, db: str):
+        from queuectl_tui.engine.db import open_database
+        from queuectl_tui.engine.queue import Queue
+        return Queue(open_database(db))
+
+    def prepared(self, tag: str) -> str:
+        """A fresh database with this system's config and prefill; caller drops it."""
+        return self._prepare(tag)
+
+    def throughput(self, command: str, n: int, workers: int, db: str | None = None) -> Run:
+        from queuectl_tui.engine.jobspec import from_mapping
+        own = db is None
+        db = db or self._prepare("tp")
+        try:
+            proc, _ = self._start_workers(db, workers)
+            try:
+                queue = self._open_queue(db)
+                first = self.target.query(db, "SELECT COALESCE(MAX(seq), 0) FROM job")[0][0]
+                specs = [from_mapping({"command": command}) for _ in range(n)]
+                t0 = time.time()
+                queue.enqueue_many(specs)
+                enq = time.time() - t0
+                queue.opened.close()
+                sql = ("SELECT COUNT(*), MAX(finished_at) FROM job "
+                       "WHERE state = 'completed' AND seq > ?")
+                _wait(lambda: self.target.query(db, sql, (first,))[0][0] >= n,
+                      max(60, n * 0.05), f"{n} queuectl jobs")
+                t1 = self.target.query(db, sql, (first,))[0][1]
+            finally:
+                _stop(proc)
+            return Run(n, t0, t1, {"enqueue_s": enq})
+        finally:
+            if own:
+                self.target.drop(db)
+
+    def latency(self, k: int, workers: int, idle_seconds: float = 0.0) -> dict[str, Any]:
+        """k jobs one at a time, workers idle in between; then idle CPU of the workers."""
+        from queuectl_tui.engine.jobspec import from_mapping
+        db = self._prepare("lat")
+        try:
+            proc, pids = self._start_workers(db, workers)
+            try:
+                cpu = {}
+                if idle_seconds:
+                    shares = idle_cpu([proc.pid, *pids], idle_seconds)
+                    cpu = {"supervisor": shares[proc.pid],
+                           "workers": [shares[p] for p in pids]}
+                queue = self._open_queue(db)
+                for _ in range(k):
+                    queue.enqueue(from_mapping({"command": "true"}))
+                    time.sleep(random.uniform(0.02, 0.04))
+                queue.opened.close()
+                sql = "SELECT COUNT(*) FROM job WHERE state = 'completed'"
+                _wait(lambda: self.target.query(db, sql)[0][0] >= k, 30, "latency jobs")
+                rows = self.target.query(
+                    db, "SELECT started_at - created_at FROM job WHERE state = 'completed'")
+            finally:
+                _stop(proc)
+            return {"latencies": [r[0] for r in rows], "idle_cpu": cpu}
+        finally:
+            self.target.drop(db)
+
+
+# =========================================================================== huey
+
+class Huey:
+    """huey's SqliteHuey, consumer with process workers (`-k process -w W`)."""
+
+    name = "huey"
+    # Same idle probe as queuectl (5 ms) and little backoff, so huey is not
+    # handicapped by its default 0.1 s..10 s polling.
+    FLAGS = ["-k", "process", "-d", "0.005", "-m", "0.05", "-b", "1.15", "-n", "-C", "-q"]
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        try:
+            import huey  # noqa: F401
+        except ImportError:
+            raise Skip("huey is not installed") from None
+
+    def _start(self, workers: int) -> tuple[subprocess.Popen, Any, str]:
+        path = str(self.workdir / f"huey-{uuid.uuid4().hex[:6]}.db")
+        env = {**os.environ, "BENCH_HUEY_DB": path,
+               "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
+        os.environ["BENCH_HUEY_DB"] = path
+        sys.modules.pop("peer_tasks", None)
+        sys.path.insert(0, str(BENCH))
+        import peer_tasks
+        log = open(self.workdir / "huey.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "huey.bin.huey_consumer",
+                                 "peer_tasks.huey", "-w", str(workers), *self.FLAGS],
+                                env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True)
+        # Warm-up task: the consumer is ready when it has run one.
+        peer_tasks.huey_run("true")
+        _wait(lambda: peer_tasks.huey.result_count() >= 1 or proc.poll() is not None,
+              30, "huey consumer to start")
+        if proc.poll() is not None:
+            raise RuntimeError(f"huey consumer exited with {proc.returncode}")
+        peer_tasks.huey.flush()
+        time.sleep(0.5)
+        return proc, peer_tasks, path
+
+    def _results(self, tasks) -> list[tuple[float, float, float]]:
+        h = tasks.huey
+        return [h.serializer.deserialize(v) for v in h.all_results().values()]
+
+    def throughput(self, command: str, n: int, workers: int) -> Run:
+        proc, tasks, path = self._start(workers)
+        try:
+            t0 = time.time()
+            for _ in range(n):
+                tasks.huey_run(command)
+            enq = time.time() - t0
+            _wait(lambda: tasks.huey.result_count() >= n, max(60, n * 0.05), f"{n} huey tasks")
+            t1 = max(r[2] for r in self._results(tasks))
+        finally:
+            _stop(proc, signal.SIGINT)
+            _unlink_db(path)
+        return Run(n, t0, t1, {"enqueue_s": enq})
+
+    def latency(self, k: int, workers: int, idle_seconds: float = 0.0) -> dict[str, Any]:
+        proc, tasks, path = self._start(workers)
+        try:
+            cpu = {}
+            if idle_seconds:
+                pids = descendants(proc.pid)
+                shares = idle_cpu(pids, idle_seconds)
+                cpu = {"total": sum(shares.values()), "processes": len(pids)}
+            for _ in range(k):
+                tasks.huey_run("true", time.time())
+                time.sleep(random.uniform(0.02, 0.04))
+            _wait(lambda: tasks.huey.result_count() >= k, 30, "huey latency tasks")
+            lat = [started - enq for enq, started, _ in self._results(tasks)]
+        finally:
+            _stop(proc, signal.SIGINT)
+            _unlink_db(path)
+        return {"latencies": lat, "idle_cpu": cpu}
+
+
+def _unlink_db(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+# =========================================================================== task-spooler
+
+class TaskSpooler:
+    """task-spooler (`tsp`, or `ts` on some systems) with W slots; one `tsp` call per job."""
+
+    name = "task-spooler"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.binary = tsp_binary()
+        if self.binary is None:
+            raise Skip("task-spooler (tsp/ts) is not installed")
+
+    def _env(self, n: int, sock: Path) -> dict[str, str]:
+        return {**os.environ, "TS_SOCKET": str(sock), "TMPDIR": str(sock.parent),
+                "TS_MAXFINISHED": str(n + 100), "TS_MAXCONN": str(n + 100)}
+
+    def throughput(self, command: str, n: int, workers: int) -> Run:
+        tmp = self.workdir / f"tsp-{uuid.uuid4().hex[:6]}"
+        tmp.mkdir()
+        env = self._env(n, tmp / "socket")
+        subprocess.run([self.binary, "-S", str(workers)], env=env, check=True,
+                       capture_output=True)
+        try:
+            t0 = time.time()
+            for _ in range(n):
+                subprocess.run([self.binary, "/bin/sh", "-c", command], env=env,
+                               stdout=subprocess.DEVNULL, check=True)
+            enq = time.time() - t0
+
+            def finished() -> int:
+                out = subprocess.run([self.binary, "-l"], env=env, capture_output=True,
+                                     text=True).stdout
+                return sum(" finished " in line for line in out.splitlines())
+            _wait(lambda: finished() >= n, max(60, n * 0.05), f"{n} tsp jobs", poll=0.01)
+            t1 = time.time()  # tsp keeps no end times we can read precisely: 10 ms polling
+        finally:
+            subprocess.run([self.binary, "-K"], env=env, capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Run(n, t0, t1, {"enqueue_s": enq})
+
+
+def tsp_binary() -> str | None:
+    for name in ("tsp", "ts"):
+        path = shutil.which(name)
+        if path and name == "ts":
+            # moreutils also ships a `ts` (timestamp filter): make sure this one is the spooler
+            out = subprocess.run([path, "-h"], capture_output=True, text=True)
+            if "TS_SOCKET" not in out.stdout + out.stderr:
+                continue
+        if path:
+            return path
+    return None
+
+
+# =========================================================================== RQ
+
+class RQ:
+    """RQ with W `rq worker` processes (default forking worker) on Redis 127.0.0.1:6379."""
+
+    name = "rq"
+    REDIS_URL = "redis://127.0.0.1:6379/9"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        try:
+            import redis
+            import rq  # noqa: F401
+        except ImportError:
+            raise Skip("rq / redis-py is not installed") from None
+        self.redis = redis.Redis.from_url(self.REDIS_URL)
+        try:
+            self.redis.ping()
+        except redis.exceptions.ConnectionError:
+            raise Skip("no Redis server on 127.0.0.1:6379") from None
+
+    def _start(self, workers: int):
+        from rq import Queue, Worker
+        qname = f"bench-{uuid.uuid4().hex[:6]}"
+        queue = Queue(qname, connection=self.redis)
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
+        rq_bin = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
+        log = open(self.workdir / "rq.log", "ab")
+        procs = [subprocess.Popen([rq_bin, "worker", "-u", self.REDIS_URL, "--quiet", qname],
+                                  env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=log, start_new_session=True)
+                 for _ in range(workers)]
+        _wait(lambda: Worker.count(queue=queue) >= workers
+              or any(p.poll() is not None for p in procs), 30, "rq workers to start")
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("an rq worker exited at start; see rq.log")
+        time.sleep(0.5)
+        return queue, procs
+
+    def _cleanup(self, queue, procs) -> None:
+        for p in procs:
+            _stop(p)
+        keys = list(self.redis.scan_iter(f"rq:*{queue.name}*")) + \
+            [f"rq:job:{i}" for i in queue.finished_job_registry.get_job_ids()]
+        for i in range(0, len(keys), 1000):
+            self.redis.delete(*keys[i:i + 1000])
+
+    def _wait_done(self, queue, n: int) -> None:
+        def done() -> bool:
+            if queue.failed_job_registry.count:
+                raise RuntimeError("rq jobs failed; see rq.log")
+            return queue.finished_job_registry.count >= n
+        _wait(done, max(60, n * 0.05), f"{n} rq jobs")
+
+    def _values(self, queue) -> list[tuple[float, float, float]]:
+        from rq.job import Job
+        ids = queue.finished_job_registry.get_job_ids()
+        return [j.return_value() for j in Job.fetch_many(ids, connection=self.redis) if j]
+
+    def throughput(self, command: str, n: int, workers: int) -> Run:
+        from rq import Queue
+        queue, procs = self._start(workers)
+        try:
+            t0 = time.time()
+            queue.enqueue_many([Queue.prepare_data("peer_tasks.rq_run", (command,))
+                                for _ in range(n)])
+            enq = time.time() - t0
+            self._wait_done(queue, n)
+            t1 = max(v[2] for v in self._values(queue))
+        finally:
+            self._cleanup(queue, procs)
+        return Run(n, t0, t1, {"enqueue_s": enq})
+
+    def latency(self, k: int, workers: int, idle_seconds: float = 0.0) -> dict[str, Any]:
+        queue, procs = self._start(workers)
+        try:
+            cpu = {}
+            if idle_seconds:
+                pids = [d for p in procs for d in descendants(p.pid)]
+                shares = idle_cpu(pids, idle_seconds)
+                cpu = {"total": sum(shares.values()), "processes": len(pids)}
+            for _ in range(k):
+                queue.enqueue("peer_tasks.rq_run", "true", time.time())
+                time.sleep(random.uniform(0.02, 0.04))
+            self._wait_done(queue, k)
+            lat = [started - enq for enq, started, _ in self._values(queue)]
+        finally:
+            self._cleanup(queue, procs)
+        return {"latencies": lat, "idle_cpu": cpu}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)
