@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from queuectl_tui import __version__
 from queuectl_tui.cli_output import (clip, emit_json, emit_json_array, emit_json_lines,
@@ -256,8 +255,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = queue.counts()
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     if args.json:
+        from queuectl_tui.engine.db import redact
         emit_json({"counts": counts, "total": sum(counts.values()), "workers": workers,
-                   "database": queue.opened.target})
+                   "database": redact(queue.opened.target)})
         return 0
     print("  ".join(f"{state} {n}" for state, n in counts.items())
           + f"  (total {sum(counts.values())})")
@@ -432,7 +432,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from queuectl_tui.demo import enqueue_demo
     queue = open_queue(args)
     ids = enqueue_demo(queue)
-    print(f"enqueued {len(ids)} demo jobs into {queue.opened.target}")
+    from queuectl_tui.engine.db import redact
+    print(f"enqueued {len(ids)} demo jobs into {redact(queue.opened.target)}")
     if args.no_workers:
         print("start workers with: queuectl worker start --count 2")
         return 0

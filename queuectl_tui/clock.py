@@ -11,6 +11,7 @@ import random
 import secrets
 import threading
 import time
+from typing import Callable
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, u
 
@@ -50,6 +51,41 @@ class FakeClock(Clock):
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.advance(seconds)
+
+
+class SyncedClock(Clock):
+    """Local time corrected to a reference clock (the database server's).
+
+    Hosts sharing a PostgreSQL queue compare each other's leases, so they must
+    agree on "now": each measures its offset to the server once a minute and
+    adds it, instead of asking the server on every call.
+    """
+
+    def __init__(self, reference: Callable[[], float], base: Clock | None = None,
+                 resync_every: float = 60.0) -> None:
+        self._reference = reference
+        self._base = base or Clock()
+        self._resync_every = resync_every
+        self._offset = 0.0
+        self._synced_at: float | None = None
+
+    def _sync(self) -> None:
+        before = self._base.now()
+        server = self._reference()
+        after = self._base.now()
+        self._offset = server - (before + after) / 2
+        self._synced_at = self._base.monotonic()
+
+    def now(self) -> float:
+        if self._synced_at is None or self._base.monotonic() - self._synced_at > self._resync_every:
+            self._sync()
+        return self._base.now() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        self._base.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
 
 
 class Ids:

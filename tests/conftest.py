@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
 import random
+import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -10,9 +13,62 @@ from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import Queue
 from tests.helpers import WorkerPool
 
+PG_URL = os.environ.get("QUEUECTL_TEST_PG")
+REQUIRE_PG = os.environ.get("QUEUECTL_REQUIRE_PG") == "1"
+
+
+def _no_postgres(reason: str) -> None:
+    if REQUIRE_PG:
+        pytest.fail(f"PostgreSQL is required here (QUEUECTL_REQUIRE_PG=1): {reason}")
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+
+def _pg_admin(url: str):
+    import psycopg2
+    conn = psycopg2.connect(url, connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    if not PG_URL:
+        _no_postgres("set QUEUECTL_TEST_PG=postgresql://user@host:port/db to run them")
+    try:
+        admin = _pg_admin(PG_URL)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        _no_postgres(f"cannot reach {PG_URL}: {str(exc).strip().splitlines()[0]}")
+    name = f"queuectl_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield urlparse(PG_URL)._replace(path="/" + name).geturl()
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _reset_pg(url: str) -> None:
+    conn = _pg_admin(url)
+    with conn.cursor() as cur:
+        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request, tmp_path: Path, monkeypatch) -> str:
+    """The database for one test: a new SQLite file, or a clean PostgreSQL schema."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    if request.param == "sqlite":
+        return str(tmp_path / "queue.db")
+    url = request.getfixturevalue("pg_database")
+    _reset_pg(url)
+    return url
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """A SQLite file, for tests of SQLite itself (files, permissions, corruption)."""
     return tmp_path / "queue.db"
 
 
@@ -22,19 +78,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(db_path: Path, clock: FakeClock):
-    opened = open_database(str(db_path))
+def queue(db: str, clock: FakeClock):
+    opened = open_database(db)
     yield Queue(opened, clock=clock, ids=Ids(random.Random(7)), host="testhost")
     opened.close()
 
 
 @pytest.fixture
-def pools(db_path: Path):
+def pools(db: str):
     """Start real worker pools with `pools(count)`; all are stopped at teardown."""
     started: list[WorkerPool] = []
 
-    def start(count: int = 1, db: Path | None = None) -> WorkerPool:
-        pool = WorkerPool(db or db_path, count)
+    def start(count: int = 1, target: str | None = None, **env: str) -> WorkerPool:
+        pool = WorkerPool(target or db, count, **env)
         started.append(pool)
         return pool
 

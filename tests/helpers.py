@@ -50,11 +50,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class WorkerPool:
     """A real `queuectl worker start --count N` process, in its own process group."""
 
-    def __init__(self, db: Path | str, count: int = 1) -> None:
+    def __init__(self, db: Path | str, count: int = 1, **env: str) -> None:
         self.db = db
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count)],
-            env=cli_env(db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=cli_env(db, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
         self.count = count
 

@@ -187,3 +187,10 @@ def test_headless_commands_do_not_import_textual(db_path):
 def test_python_dash_m_and_help(db_path):
     result = run_cli(db_path, "--help")
     assert result.returncode == 0 and "enqueue" in result.stdout
+
+
+def test_postgres_connection_errors_are_clear_and_hide_the_password(tmp_path):
+    url = "postgresql://someone:s3cret@127.0.0.1:1/nowhere"
+    result = run_cli(url, "status")
+    assert_clean_error(result, 5, "cannot connect to postgresql://someone:***@127.0.0.1:1/nowhere")
+    assert "s3cret" not in result.stderr

@@ -225,3 +225,32 @@ def test_config_aliases_and_types(queue):
     assert queue.config_set("backoff-base", "1.5") == 1.5
     assert queue.config_set("BACKOFF_MAX", "60") == 60
     assert queue.config_all()["backoff-max"] == 60
+
+
+@pytest.mark.postgres
+def test_leases_use_the_database_clock_across_skewed_hosts(db):
+    """A host whose clock runs an hour fast must not rescue a live lease."""
+    if not db.startswith("postgresql://"):
+        pytest.skip("the database clock matters where hosts share a server")
+    from queuectl_tui.clock import Clock, SyncedClock
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.queue import Queue
+
+    class HourFast(Clock):
+        def now(self) -> float:
+            return super().now() + 3600
+
+    opened = open_database(db)
+    try:
+        alpha = Queue(opened, host="alpha")  # default on PostgreSQL: the server's clock
+        beta = Queue(opened, clock=SyncedClock(opened.backend.db_time, base=HourFast()),
+                     host="beta")
+        assert abs(beta.clock.now() - alpha.clock.now()) < 1.0
+        alpha.enqueue(JobSpec(command="true", id="held"))
+        assert alpha.claim("alpha-w", 30).id == "held"
+        assert beta.rescue() == []
+        # The same host trusting its own clock would have stolen the job:
+        naive = Queue(opened, clock=HourFast(), host="beta")
+        assert naive.rescue() == ["held"]
+    finally:
+        opened.close()

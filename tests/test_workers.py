@@ -43,161 +43,159 @@ def procs_running(needle: str) -> list[int]:
     return found
 
 
-def test_job_completes_with_output_and_survives_restart(db_path, pools):
-    run_cli(db_path, "config", "set", "max-retries", "4")
-    job = enqueue(db_path, "echo out-line; echo err-line >&2")
+def test_job_completes_with_output_and_survives_restart(db, pools):
+    run_cli(db, "config", "set", "max-retries", "4")
+    job = enqueue(db, "echo out-line; echo err-line >&2")
     pool = pools(1)
-    done = wait_state(db_path, job, "completed")
+    done = wait_state(db, job, "completed")
     assert (done["exit_code"], done["attempts"], done["max_retries"]) == (0, 1, 4)
     assert done["stdout_tail"] == "out-line\n" and done["stderr_tail"] == "err-line\n"
-    log = run_cli(db_path, "logs", job).stdout
+    log = run_cli(db, "logs", job).stdout
     assert "out-line" in log and "err-line" in log and "attempt 1" in log
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
     # Everything is still there for new processes: jobs, states, config, history.
-    assert state_of(db_path, job)["state"] == "completed"
-    assert cli_json(db_path, "config", "get", "max-retries")["value"] == 4
-    assert len(run_cli(db_path, "history", "--job", job, "--json").stdout.splitlines()) == 3
-    assert cli_json(db_path, "status")["workers"] == []
+    assert state_of(db, job)["state"] == "completed"
+    assert cli_json(db, "config", "get", "max-retries")["value"] == 4
+    assert len(run_cli(db, "history", "--job", job, "--json").stdout.splitlines()) == 3
+    assert cli_json(db, "status")["workers"] == []
 
 
-def test_failing_job_retries_with_backoff_then_dies(db_path, pools):
-    run_cli(db_path, "config", "set", "backoff-base", "1.5")
-    job = enqueue(db_path, "echo nope >&2; exit 7", "--max-retries", "2")
+def test_failing_job_retries_with_backoff_then_dies(db, pools):
+    run_cli(db, "config", "set", "backoff-base", "1.5")
+    job = enqueue(db, "echo nope >&2; exit 7", "--max-retries", "2")
     pools(1)
-    dead = wait_state(db_path, job, "dead", timeout=30)
+    dead = wait_state(db, job, "dead", timeout=30)
     assert (dead["attempts"], dead["exit_code"]) == (3, 7)
     assert dead["last_error"] == "exit code 7: nope"
     events = [json.loads(line) for line in
-              run_cli(db_path, "history", "--job", job, "--json").stdout.splitlines()][::-1]
+              run_cli(db, "history", "--job", job, "--json").stdout.splitlines()][::-1]
     starts = [e for e in events if e["to"] == "processing"]
     fails = [e for e in events if e["from"] == "processing"]
     assert [e["to"] for e in fails] == ["failed", "failed", "dead"]
     from queuectl_tui.clock import parse_iso
     gaps = [parse_iso(s["at"]) - parse_iso(f["at"]) for f, s in zip(fails, starts[1:])]
     assert gaps[0] >= 1.5 - 0.01 and gaps[1] >= 1.5 ** 2 - 0.01, gaps
-    assert [j["id"] for j in cli_json(db_path, "dlq", "list")] == [job]
-    assert cli_json(db_path, "dlq", "retry", job) == {"retried": [job]}
-    wait_state(db_path, job, "dead", "failed", timeout=30)
+    assert [j["id"] for j in cli_json(db, "dlq", "list")] == [job]
+    assert cli_json(db, "dlq", "retry", job) == {"retried": [job]}
+    wait_state(db, job, "dead", "failed", timeout=30)
 
 
-def test_many_jobs_across_two_worker_start_commands_run_exactly_once(db_path, pools, tmp_path):
+def test_many_jobs_across_two_worker_start_commands_run_exactly_once(db, pools, tmp_path):
     out = tmp_path / "ran.txt"
     lines = "".join(json.dumps({"id": f"j{i}", "command": f"echo j{i} >> {out}"}) + "\n"
                     for i in range(300))
-    assert run_cli(db_path, "enqueue", "--file", "-", input=lines).returncode == 0
+    assert run_cli(db, "enqueue", "--file", "-", input=lines).returncode == 0
     pools(2)
     pools(2)
-    wait_for(lambda: cli_json(db_path, "status")["counts"]["completed"] == 300, 60,
+    wait_for(lambda: cli_json(db, "status")["counts"]["completed"] == 300, 60,
              message="300 jobs completed")
     ran = Counter(out.read_text().split())
     assert len(ran) == 300 and set(ran.values()) == {1}
-    jobs = jobs_by_id(db_path)
+    jobs = jobs_by_id(db)
     assert {j["attempts"] for j in jobs.values()} == {1}
     workers_used = {j["worker_id"] for j in jobs.values()}
     assert len(workers_used) >= 2, "both pools should have taken jobs"
 
 
-def test_sigkilled_worker_job_is_rescued_and_its_process_group_killed(db_path, pools, tmp_path):
-    run_cli(db_path, "config", "set", "lease-seconds", "3")
+def test_sigkilled_worker_job_is_rescued_and_its_process_group_killed(db, pools, tmp_path):
+    run_cli(db, "config", "set", "lease-seconds", "3")
     marker = tmp_path / "first-run"
-    job = enqueue(db_path, f"if [ -e {marker} ]; then echo second; "
+    job = enqueue(db, f"if [ -e {marker} ]; then echo second; "
                            f"else touch {marker}; sleep 613; fi")
     pool = pools(1)
-    running = wait_state(db_path, job, "processing")
+    running = wait_state(db, job, "processing")
     wait_for(lambda: procs_running("sleep 613"), message="the job's sleep to start")
-    victim = next(w for w in cli_json(db_path, "worker", "list") if w["id"] == running["worker_id"])
+    victim = next(w for w in cli_json(db, "worker", "list") if w["id"] == running["worker_id"])
     os.kill(victim["pid"], signal.SIGKILL)
-    done = wait_state(db_path, job, "completed", timeout=15)
+    done = wait_state(db, job, "completed", timeout=15)
     assert done["attempts"] == 2 and done["stdout_tail"] == "second\n"
     assert not procs_running("sleep 613"), "the dead worker's job kept running"
-    assert cli_json(db_path, "status")["counts"]["processing"] == 0
+    assert cli_json(db, "status")["counts"]["processing"] == 0
     # The supervisor replaced the dead worker.
     wait_for(lambda: len(pool.live_workers()) == 1, message="a replacement worker")
-    states = {w["id"]: w["state"] for w in cli_json(db_path, "worker", "list", "--all")}
+    states = {w["id"]: w["state"] for w in cli_json(db, "worker", "list", "--all")}
     assert states[victim["id"]] in ("stopped", "gone")
 
 
-def test_whole_pool_killed_job_is_rescued_by_lease_from_another_pool(db_path, pools, tmp_path):
-    run_cli(db_path, "config", "set", "lease-seconds", "2")
+def test_whole_pool_killed_job_is_rescued_by_lease_from_another_pool(db, pools, tmp_path):
+    run_cli(db, "config", "set", "lease-seconds", "2")
     marker = tmp_path / "first-run"
-    job = enqueue(db_path, f"if [ -e {marker} ]; then echo again; "
+    job = enqueue(db, f"if [ -e {marker} ]; then echo again; "
                            f"else touch {marker}; sleep 614; fi")
     first = pools(1)
-    wait_state(db_path, job, "processing")
+    wait_state(db, job, "processing")
     wait_for(lambda: procs_running("sleep 614"), message="the job's sleep to start")
     first.kill_group()  # supervisor and worker die at once; no cleanup code runs
     killed_at = time.monotonic()
-    wait_for(lambda: [w for w in cli_json(db_path, "worker", "list") if w["state"] == "gone"],
+    wait_for(lambda: [w for w in cli_json(db, "worker", "list") if w["state"] == "gone"],
              10, message="the killed worker to show as gone")
-    assert [w["state"] for w in cli_json(db_path, "status")["workers"]] == ["gone"]
+    assert [w["state"] for w in cli_json(db, "status")["workers"]] == ["gone"]
     pools(1)
-    done = wait_state(db_path, job, "completed", timeout=20)
+    done = wait_state(db, job, "completed", timeout=20)
     assert time.monotonic() - killed_at < 15
     assert done["attempts"] == 2 and done["stdout_tail"] == "again\n"
     assert not procs_running("sleep 614")
-    assert cli_json(db_path, "status")["counts"]["processing"] == 0
+    assert cli_json(db, "status")["counts"]["processing"] == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_graceful_stop_finishes_the_running_job(db_path, pools, sig):
-    job = enqueue(db_path, "sleep 1.5; echo finished")
+def test_graceful_stop_finishes_the_running_job(db, pools, sig):
+    job = enqueue(db, "sleep 1.5; echo finished")
     pool = pools(1)
-    wait_state(db_path, job, "processing")
-    later = enqueue(db_path, "echo never")
+    wait_state(db, job, "processing")
+    later = enqueue(db, "echo never")
     pool.signal(sig)
     assert pool.wait(30) == 0
-    done = state_of(db_path, job)
+    done = state_of(db, job)
     assert (done["state"], done["stdout_tail"]) == ("completed", "finished\n")
-    assert state_of(db_path, later)["state"] == "pending", "claimed after the stop"
+    assert state_of(db, later)["state"] == "pending", "claimed after the stop"
 
 
-def test_worker_stop_from_another_terminal(db_path, pools):
-    job = enqueue(db_path, "sleep 1; echo ok")
+def test_worker_stop_from_another_terminal(db, pools):
     pool = pools(2)
     pool.wait_ready()
-    wait_state(db_path, job, "processing")
-    result = run_cli(db_path, "worker", "stop", "--wait", "--json")
+    job = enqueue(db, "sleep 2; echo ok")
+    wait_state(db, job, "processing")
+    result = run_cli(db, "worker", "stop", "--wait", "--json")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["asked"]) == 2
     assert pool.wait(30) == 0
-    assert state_of(db_path, job)["state"] == "completed"
-    assert cli_json(db_path, "status")["workers"] == []
+    assert state_of(db, job)["state"] == "completed"
+    assert cli_json(db, "status")["workers"] == []
 
 
-def test_timeout_kills_the_whole_process_group(db_path, pools):
-    job = enqueue(db_path, "sleep 997 & sleep 998; wait", "--timeout", "1", "--max-retries", "0")
+def test_timeout_kills_the_whole_process_group(db, pools):
+    job = enqueue(db, "sleep 997 & sleep 998; wait", "--timeout", "1", "--max-retries", "0")
     pools(1)
     started = time.monotonic()
-    dead = wait_state(db_path, job, "dead", timeout=15)
+    dead = wait_state(db, job, "dead", timeout=15)
     assert time.monotonic() - started < 6
     assert dead["last_error"] == "timed out after 1 s"
     wait_for(lambda: not procs_running("sleep 997") and not procs_running("sleep 998"), 5,
              message="the timed-out job's children to be gone")
 
 
-def test_command_not_found_is_a_failure(db_path, pools):
-    job = enqueue(db_path, "definitely-not-a-command-xyz", "--max-retries", "0")
+def test_command_not_found_is_a_failure(db, pools):
+    job = enqueue(db, "definitely-not-a-command-xyz", "--max-retries", "0")
     pools(1)
-    dead = wait_state(db_path, job, "dead")
+    dead = wait_state(db, job, "dead")
     assert dead["exit_code"] == 127 and "command not found" in dead["last_error"]
 
 
-def test_large_interleaved_output_does_not_deadlock(db_path, pools):
+def test_large_interleaved_output_does_not_deadlock(db, pools):
     # 16 MB on each stream at once, with bytes that are not UTF-8.
-    job = enqueue(db_path, "head -c 16000000 /dev/urandom & "
+    job = enqueue(db, "head -c 16000000 /dev/urandom & "
                            "head -c 16000000 /dev/urandom >&2; wait")
     pools(1)
-    done = wait_state(db_path, job, "completed", timeout=60)
+    done = wait_state(db, job, "completed", timeout=60)
     assert len(done["stdout_tail"]) <= 4096 and len(done["stderr_tail"]) <= 4096
     log = subprocess.run([sys.executable, "-m", "queuectl_tui", "logs", job],
-                         env=cli_env(db_path), capture_output=True)
+                         env=cli_env(db), capture_output=True)
     assert log.returncode == 0 and len(log.stdout) >= 32_000_000
-    seq_log = [p for p in (db_path.parent / (db_path.name + ".logs")).iterdir()]
-    assert len(seq_log) == 1 and seq_log[0].stat().st_size >= 32_000_000
 
 
-def test_workers_exit_when_their_supervisor_dies(db_path, pools):
+def test_workers_exit_when_their_supervisor_dies(db, pools):
     pool = pools(2)
     pids = [w["pid"] for w in pool.wait_ready()]
     os.kill(pool.proc.pid, signal.SIGKILL)
@@ -205,20 +203,41 @@ def test_workers_exit_when_their_supervisor_dies(db_path, pools):
              message="orphaned workers to exit")
 
 
-def test_idle_worker_picks_up_a_new_job_quickly(db_path, pools):
+def test_idle_worker_picks_up_a_new_job_quickly(db, pools):
     pool = pools(1)
     pool.wait_ready()
-    job = enqueue(db_path, "true")
-    done = wait_state(db_path, job, "completed")
+    job = enqueue(db, "true")
+    done = wait_state(db, job, "completed")
     from queuectl_tui.clock import parse_iso
     assert parse_iso(done["started_at"]) - parse_iso(done["created_at"]) < 0.5
 
 
-def test_logs_follow_streams_until_the_job_ends(db_path, pools):
-    job = enqueue(db_path, "for i in 1 2 3 4; do echo line$i; sleep 0.3; done")
+def test_logs_follow_streams_until_the_job_ends(db, pools):
+    job = enqueue(db, "for i in 1 2 3 4; do echo line$i; sleep 0.3; done")
     pools(1)
-    wait_state(db_path, job, "processing")
-    follow = run_cli(db_path, "logs", job, "--follow", timeout=30)
+    wait_state(db, job, "processing")
+    follow = run_cli(db, "logs", job, "--follow", timeout=30)
     assert follow.returncode == 0
     assert [l for l in follow.stdout.splitlines() if l.startswith("line")] == \
         ["line1", "line2", "line3", "line4"]
+
+
+def test_two_hosts_share_a_queue_and_one_is_killed(db, pools, tmp_path):
+    """Workers of two hosts on one database; alpha dies with a job, beta rescues it."""
+    run_cli(db, "config", "set", "lease-seconds", "2")
+    marker = tmp_path / "first-run"
+    job = enqueue(db, f"if [ -e {marker} ]; then echo on-beta; "
+                      f"else touch {marker}; sleep 615; fi")
+    alpha = pools(1, QUEUECTL_HOSTNAME="alpha")
+    running = wait_state(db, job, "processing")
+    assert running["worker_id"].startswith("alpha-")
+    beta = pools(1, QUEUECTL_HOSTNAME="beta")
+    beta.wait_ready()
+    alpha.kill_group()
+    done = wait_state(db, job, "completed", timeout=20)
+    assert done["worker_id"].startswith("beta-") and done["stdout_tail"] == "on-beta\n"
+    hosts = {w["host"]: w["state"] for w in cli_json(db, "worker", "list")}
+    assert hosts == {"alpha": "gone", "beta": "idle"}
+    # beta cannot reach alpha's processes (another host): clean up the leftover here.
+    for pid in procs_running("sleep 615"):
+        os.kill(pid, signal.SIGKILL)

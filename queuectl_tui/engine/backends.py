@@ -8,10 +8,14 @@ workers use instead of hammering the claim.
 
 from __future__ import annotations
 
+import select
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import peewee as pw
+
+CHANNEL = "queuectl_jobs"
+PROBE_INTERVAL_S = 0.005  # SQLite: how often an idle worker reads the change counter
 
 _CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1,
@@ -73,9 +77,23 @@ class Backend:
         for statement in EXTRA_INDEXES:
             self.db.execute_sql(statement)
 
-    def data_version(self) -> Any:
-        """A value that changes when another connection commits; None if unknown."""
+    def notify(self) -> None:
+        """Inside a write transaction that made a job claimable: wake idle workers."""
+
+    def listen(self) -> None:
+        """Start receiving wake-ups (idle workers call this once)."""
+
+    def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
+        """Block up to `timeout` s; True as soon as another process may have added work."""
+        sleep(timeout)
+        return False
+
+    def db_time(self) -> float | None:
+        """The database server's clock, for backends shared by many hosts."""
         return None
+
+    def schema_lock(self) -> None:
+        """Inside the schema transaction: keep concurrent first starts from racing."""
 
 
 class SqliteBackend(Backend):
@@ -91,9 +109,27 @@ class SqliteBackend(Backend):
         + _CLAIM_RETURNING
     )
 
+    _seen: Any = None
+
     def data_version(self) -> Any:
         # Reads the WAL index header in shared memory: microseconds, no disk I/O.
+        # It changes whenever another connection commits.
         return self.db.execute_sql("PRAGMA data_version").fetchone()[0]
+
+    def listen(self) -> None:
+        self._seen = self.data_version()
+
+    def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
+        waited = 0.0
+        while waited < timeout:
+            step = min(PROBE_INTERVAL_S, timeout - waited)
+            sleep(step)
+            waited += step
+            version = self.data_version()
+            if version != self._seen:
+                self._seen = version
+                return True
+        return False
 
 
 class PostgresBackend(Backend):
@@ -105,6 +141,31 @@ class PostgresBackend(Backend):
         + "WHERE seq = (" + _CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
         + _CLAIM_RETURNING
     )
+
+    def notify(self) -> None:
+        # Delivered at commit, to every listening connection on every host.
+        self.db.execute_sql(f"NOTIFY {CHANNEL}")
+
+    def listen(self) -> None:
+        self.db.execute_sql(f"LISTEN {CHANNEL}")
+
+    def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
+        conn = self.db.connection()
+        if not conn.notifies:
+            ready, _, _ = select.select([conn], [], [], max(0.0, timeout))
+            if ready:
+                conn.poll()
+        if conn.notifies:
+            conn.notifies.clear()
+            return True
+        return False
+
+    def db_time(self) -> float | None:
+        return float(self.db.execute_sql(
+            "SELECT extract(epoch from clock_timestamp())").fetchone()[0])
+
+    def schema_lock(self) -> None:
+        self.db.execute_sql("SELECT pg_advisory_xact_lock(724011)")
 
 
 def backend_for(db: pw.Database) -> Backend:

@@ -110,5 +110,7 @@ def set_value(key: str, raw: Any) -> Any:
     """Validate and store; returns the value as stored."""
     name = canonical(key)
     value = validate(name, raw)
-    Setting.replace(key=name, value=json.dumps(value)).execute()
+    text = json.dumps(value)
+    Setting.insert(key=name, value=text).on_conflict(
+        conflict_target=[Setting.key], update={Setting.value: text}).execute()
     return value

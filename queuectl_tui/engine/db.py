@@ -69,7 +69,7 @@ def open_database(db_arg: str | None = None, *, create: bool = True,
         ensure_schema(opened)
     except pw.DatabaseError as exc:
         opened.close()
-        raise DatabaseError(describe_db_error(exc, target)) from None
+        raise DatabaseError(describe_db_error(exc, redact(target))) from None
     return opened
 
 
@@ -121,7 +121,6 @@ def _open_postgres(url: str) -> tuple[pw.Database, Path]:
         password=unquote(parsed.password) if parsed.password else None,
         host=parsed.hostname or None,
         port=parsed.port or None,
-        autorollback=True,
     )
     name = (parsed.hostname or "local") + "-" + (parsed.path.lstrip("/") or "postgres")
     return db, default_path().parent / "pg-logs" / name
@@ -131,6 +130,7 @@ def ensure_schema(opened: Opened) -> None:
     """Create the tables on first use; migrate an older schema; refuse a newer one."""
     db = opened.db
     with db.atomic():
+        opened.backend.schema_lock()
         if not db.table_exists("meta"):
             db.create_tables(models.MODELS, safe=True)
             opened.backend.create_extra_indexes()
@@ -145,7 +145,9 @@ def ensure_schema(opened: Opened) -> None:
         for step in range(version, SCHEMA_VERSION):
             MIGRATIONS[step](opened)
         if version < SCHEMA_VERSION:
-            models.Meta.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+            models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
+                conflict_target=[models.Meta.key],
+                update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
 
 
 def _migrate_0_to_1(opened: Opened) -> None:
@@ -160,6 +162,7 @@ MIGRATIONS = {0: _migrate_0_to_1}
 
 def describe_db_error(exc: Exception, target: str) -> str:
     """Turn a driver error into one line a person can act on."""
+    target = redact(target)
     text = str(exc).strip() or exc.__class__.__name__
     low = text.lower()
     if "locked" in low or "busy" in low:
@@ -173,7 +176,21 @@ def describe_db_error(exc: Exception, target: str) -> str:
         return f"cannot open database {target}: {text}"
     if "disk" in low and "full" in low:
         return f"disk full while writing {target}: nothing was changed"
-    return f"database error on {target}: {text}"
+    if "could not connect" in low or "connection refused" in low or "does not exist" in low \
+            or "could not translate host" in low or "authentication failed" in low:
+        return f"cannot connect to {target}: {text.splitlines()[0]}"
+    return f"database error on {target}: {text.splitlines()[0] if text else text}"
+
+
+def redact(target: str) -> str:
+    """A URL fit to print: the password replaced by ***."""
+    if not is_postgres_url(target):
+        return target
+    parsed = urlparse(target)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return target
 
 
 def is_sqlite_error(exc: BaseException) -> bool:

@@ -40,5 +40,10 @@ def remove_log(log_dir: Path, seq: int) -> None:
 
 
 def decode_tail(data: bytes, limit: int = TAIL_CHARS) -> str:
-    """The last `limit` characters of output; bytes that are not UTF-8 become U+FFFD."""
-    return data[-limit * 4:].decode("utf-8", errors="replace")[-limit:]
+    """The last `limit` characters of output, as text any database can store.
+
+    Bytes that are not UTF-8 become U+FFFD, and so does NUL (PostgreSQL text
+    cannot hold it); the log file keeps the exact bytes.
+    """
+    text = data[-limit * 4:].decode("utf-8", errors="replace")[-limit:]
+    return text.replace("\x00", "\ufffd")

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 
 import peewee as pw
 
-from queuectl_tui.clock import Clock, Ids, iso
+from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
 from queuectl_tui.engine import config, events, logs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
@@ -57,6 +57,11 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
     return data
 
 
+def current_host() -> str:
+    """This host's name; QUEUECTL_HOSTNAME overrides it (containers, tests of many hosts)."""
+    return os.environ.get("QUEUECTL_HOSTNAME") or socket.gethostname()
+
+
 def check_state(state: str) -> str:
     if state not in STATES:
         raise UsageError(f"unknown state {state!r}; states: {', '.join(STATES)}")
@@ -71,9 +76,12 @@ class Queue:
         self.opened = opened
         self.db = opened.db
         self.backend = opened.backend
+        reference = self.backend.db_time
+        if clock is None and reference() is not None:
+            clock = SyncedClock(reference)  # shared by many hosts: lease times on the server's clock
         self.clock = clock or Clock()
         self.ids = ids or Ids()
-        self.host = host or socket.gethostname()
+        self.host = host or current_host()
         if self.backend.name == "sqlite":
             sync = config.get("durability").upper()
             self.db.execute_sql(f"PRAGMA synchronous = {'FULL' if sync == 'FULL' else 'NORMAL'}")
@@ -97,6 +105,8 @@ class Queue:
             query = query.where(Job.claim_token == token)
         if query.execute() != 1:
             return False
+        if to == "pending":
+            self.backend.notify()
         events.record(job.id, job.state, to, at=now, attempt=job.attempts,
                       exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
         return True
@@ -124,6 +134,7 @@ class Queue:
                     raise UsageError(f"a job with id {taken.id!r} already exists")
             for chunk in _chunks(rows, 500):
                 Job.insert_many(chunk).execute()
+            self.backend.notify()
             for chunk in _chunks(rows, 500):
                 events.Event.insert_many([
                     {"job_id": r["id"], "from_state": None, "to_state": "pending",

@@ -19,9 +19,11 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
              now: float) -> None:
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
-    Worker.replace(id=worker_id, host=host, pid=pid, supervisor_pid=supervisor_pid,
-                   state="idle", started_at=now, heartbeat_at=now,
-                   jobs_done=0, jobs_failed=0, stop_requested=False).execute()
+    fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
+                  started_at=now, heartbeat_at=now, stop_requested=False)
+    Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
+        conflict_target=[Worker.id],
+        update={getattr(Worker, k): v for k, v in fields.items()}).execute()
 
 
 def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from queuectl_tui.engine import registry
+from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.workers.worker import new_worker_id
 
@@ -76,7 +77,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.on_signal)
         self.children = [self._spawn() for _ in range(self.count)]
         pids = ", ".join(str(c.proc.pid) for c in self.children)
-        self.log(f"started {self.count} worker(s) on {self.target} (pids {pids}); "
+        self.log(f"started {self.count} worker(s) on {redact(self.target)} (pids {pids}); "
                  "Ctrl+C to stop after current jobs")
         while any(c.proc.poll() is None or c.restart_at is not None for c in self.children):
             time.sleep(POLL_S)

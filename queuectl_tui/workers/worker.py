@@ -14,9 +14,8 @@ import ctypes
 import os
 import secrets
 import signal
-import socket
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import peewee as pw
 
@@ -24,16 +23,15 @@ from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.queue import Queue, current_host
 from queuectl_tui.workers.runner import run_command
 
-PROBE_INTERVAL_S = 0.005  # how often an idle worker reads the change counter
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
 
 
 def new_worker_id() -> str:
     """Host plus random: unique across hosts and restarts (the pid is stored apart)."""
-    return f"{socket.gethostname().split('.')[0]}-{secrets.token_hex(3)}"
+    return f"{current_host().split('.')[0]}-{secrets.token_hex(3)}"
 
 
 class Worker:
@@ -49,7 +47,6 @@ class Worker:
         self.stop_reason: str | None = None
         self._next_beat = 0.0
         self._next_rescue = 0.0
-        self._last_version: Any = None
         self._done = 0
         self._failed = 0
         self._reload()
@@ -70,13 +67,19 @@ class Worker:
         """Work until stopped (or, with `until_idle`, until nothing is due); returns jobs run."""
         registry.register(self.id, host=self.queue.host, pid=os.getpid(),
                           supervisor_pid=self.supervisor_pid, now=self.clock.now())
+        self.queue.backend.listen()
         ran = 0
         try:
             while self.stop_reason is None and (max_jobs is None or ran < max_jobs):
-                self._housekeeping()
-                if self.stop_reason is not None:
-                    break
-                claimed = self.queue.claim(self.id, self.lease)
+                try:
+                    self._housekeeping()
+                    if self.stop_reason is not None:
+                        break
+                    claimed = self.queue.claim(self.id, self.lease)
+                except (pw.OperationalError, pw.InterfaceError) as exc:
+                    self._db_trouble(exc, "looking for work")
+                    self.clock.sleep(1.0)
+                    continue
                 if claimed is not None:
                     self._run(claimed)
                     ran += 1
@@ -85,8 +88,29 @@ class Worker:
                 else:
                     self._idle()
         finally:
-            registry.stopped(self.id, now=self.clock.now())
+            self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
         return ran
+
+    def _db_trouble(self, exc: Exception, doing: str) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"worker {self.id}: database trouble while {doing}: {first}",
+              file=sys.stderr, flush=True)
+        if not self.queue.db.in_transaction():
+            self.queue.db.close()  # a broken connection is reopened on next use
+
+    def _persist(self, doing: str, write: Callable[[], Any]) -> Any:
+        """Retry a write the queue must not lose (a job's outcome) through a locked
+        or briefly unreachable database: about 16 s in all, then give up loudly
+        (the job's lease then runs out and it is rescued: run again, never lost)."""
+        delay = 0.1
+        for _ in range(8):
+            try:
+                return write()
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                self._db_trouble(exc, doing)
+                self.clock.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return write()
 
     def _housekeeping(self, state: str = "idle") -> None:
         now = self.clock.monotonic()
@@ -110,22 +134,24 @@ class Worker:
             self.request_stop("stop requested")
 
     def _idle(self) -> None:
-        """Wait until something may be claimable, cheaply."""
-        deadline = self.clock.monotonic() + self.poll
+        """Wait until something may be claimable, cheaply.
+
+        The backend says when another process committed (SQLite's change counter,
+        PostgreSQL's NOTIFY); otherwise we wake for the next scheduled job, the
+        next heartbeat or rescue scan, or the poll interval, whichever is first.
+        """
+        deadline = min(self.clock.monotonic() + self.poll, self._next_beat, self._next_rescue)
         next_due = self.queue.next_run_at()
         if next_due is not None:
             deadline = min(deadline, self.clock.monotonic() + max(0.0, next_due - self.clock.now()))
-        self._last_version = self.queue.backend.data_version()
         while self.stop_reason is None:
-            self.clock.sleep(PROBE_INTERVAL_S)
-            now = self.clock.monotonic()
-            if now >= deadline or now >= self._next_beat or now >= self._next_rescue:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
                 return
-            version = self.queue.backend.data_version()
-            if version is not None and version != self._last_version:
-                self._last_version = version
-                if self.queue.has_due_job():
-                    return
+            # Short slices: a stop signal is noticed within a tenth of a second.
+            if self.queue.backend.wait_for_change(min(left, 0.1), self.clock.sleep) \
+                    and self.queue.has_due_job():
+                return
 
     # ------------------------------------------------------------------ one job
 
@@ -149,9 +175,9 @@ class Worker:
             open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
             on_start=lambda pid: self.queue.set_running_pid(claimed, pid),
             tick=tick, tick_every=self.beat_every)
-        state = self.queue.finish(claimed, self.id, exit_code=result.exit_code,
-                                  error=result.error, stdout_tail=result.stdout_tail,
-                                  stderr_tail=result.stderr_tail)
+        state = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish(
+            claimed, self.id, exit_code=result.exit_code, error=result.error,
+            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail))
         if state == "completed":
             self._done += 1
         elif state is not None:
