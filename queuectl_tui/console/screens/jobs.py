@@ -83,7 +83,12 @@ class JobsScreen(ListScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one("#state-tabs", Tabs).can_focus = False
+        tabs = self.query_one("#state-tabs", Tabs)
+        tabs.can_focus = False
+        name = next(n for n, _, s in STATE_TABS if s == self.tab_states)
+        tabs.active = f"state-{name}"
+        if self.size.height < 30:  # small terminal: the list first, enter shows the detail
+            self.query_one(JobDetail).display = False
 
     # ------------------------------------------------------------ refresh
 
@@ -177,7 +182,9 @@ class JobsScreen(ListScreen):
         tabs.action_next_tab() if step > 0 else tabs.action_previous_tab()
 
     def show_state(self, name: str) -> None:
-        self.query_one("#state-tabs", Tabs).active = f"state-{name}"
+        self.tab_states = next(s for n, _, s in STATE_TABS if n == name)
+        if self.is_mounted:
+            self.query_one("#state-tabs", Tabs).active = f"state-{name}"
 
     def _resort(self) -> None:
         self.query_obj = self.parse_filter(self.filter_text)

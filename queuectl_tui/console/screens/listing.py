@@ -87,6 +87,7 @@ class ListScreen(ViewScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#filter", Input).value = self.filter_text
         self.query_one("#empty", Static).display = False
         self.table.focus()
 
@@ -158,6 +159,8 @@ class ListScreen(ViewScreen):
             self.update_status(self.console.summary, error=str(exc))
             return False
         self.filter_text, self.query_obj = text.strip(), query
+        if not self.is_mounted:  # opened from another view: on_mount shows it
+            return True
         self.query_one("#filter", Input).value = self.filter_text
         self.table.reset()
         self.update_status(self.console.summary)

@@ -14,9 +14,10 @@ SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying
          ("dead", "dead"), ("completed", "done"))
 
 
-def counts_text(summary: Summary | None, problem: str | None) -> Text:
+def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = False) -> Text:
     text = Text()
-    text.append(" queuectl ", style="bold reverse")
+    if not narrow:
+        text.append(" queuectl ", style="bold reverse")
     if problem:
         text.append(f"  ⚠ {problem}", style="bold #ff5f5f")
         return text
@@ -25,7 +26,7 @@ def counts_text(summary: Summary | None, problem: str | None) -> Text:
         return text
     for state, label in SHOWN:
         n = summary.counts.get(state, 0)
-        text.append("  ")
+        text.append("  " if text.plain or not narrow else " ")
         text.append(f"{n:,}", style=STATE_STYLE[state] if n else "dim")
         text.append(f" {label}", style="" if n else "dim")
     text.append("   ")
@@ -43,8 +44,16 @@ class StatusStrip(Horizontal):
         yield Sparkline([0] * 30, id="spark")
         yield Static("", id="rate")
 
+    def on_resize(self) -> None:
+        self.query_one("#spark", Sparkline).display = not self.narrow
+
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < 110
+
     def show(self, summary: Summary | None, problem: str | None) -> None:
-        self.query_one("#counts", Static).update(counts_text(summary, problem))
+        self.query_one("#counts", Static).update(
+            counts_text(summary, problem, narrow=self.narrow))
         if summary is not None:
             self.query_one("#spark", Sparkline).data = list(summary.throughput)
             rate = summary.rate

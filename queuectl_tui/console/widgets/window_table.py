@@ -110,6 +110,8 @@ class WindowTable(DataTable):
         """Replace the buffer, keeping the cursor on the same row and at the same height."""
         old = self.current
         offset = self.cursor - self.top
+        # Watching the head of the list: new rows push in from the top, as in a log.
+        pinned = self.top == 0 and not self.more_before and self.loaded
         self.buffer = window.rows
         self.more_before, self.more_after = window.more_before, window.more_after
         index = None
@@ -122,7 +124,7 @@ class WindowTable(DataTable):
             index = len(self.buffer) - 1
             offset = self.page - 1
         self.cursor = max(0, min(index, len(self.buffer) - 1))
-        self.top = max(0, self.cursor - max(0, offset))
+        self.top = 0 if pinned else max(0, self.cursor - max(0, offset))
         if self._anchor is END or self._anchor is START:
             self._anchor = self.key_of(self.current) if self.current else START
         self.loaded = True

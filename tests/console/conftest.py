@@ -1,0 +1,135 @@
+"""A fixed queue for console tests: built through the engine with a fake clock.
+
+Every test gets the same database (same ids, same times), so snapshots are
+stable; the app gets the same clock, no refresh timer, and (for snapshots)
+database calls inline, so a picture never races a refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from queuectl_tui.clock import FakeClock, Ids
+from queuectl_tui.console.app import ConsoleApp
+from queuectl_tui.engine import logs, registry
+from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.jobspec import JobSpec
+from queuectl_tui.engine.queue import Queue
+
+START = 1_800_000_000.0
+HOST = "fixture-host"  # not this machine: stopping a fixture worker signals no process
+W1, W2, W3 = "fixture-w1", "fixture-w2", "fixture-w3"
+
+
+def _run(q: Queue, clock: FakeClock, worker: str, *, error: str | None = None,
+         took: float = 1.5, out: str = "") -> str:
+    claimed = q.claim(worker, 30)
+    assert claimed is not None
+    clock.advance(took)
+    return q.finish(claimed, worker, exit_code=1 if error else 0, error=error,
+                    stdout_tail=out, stderr_tail=error or "")
+
+
+def build_queue(path: Path, clock: FakeClock) -> dict[str, str]:
+    """Jobs in every state, three workers (one busy, one idle, one gone), events."""
+    q = Queue(open_database(str(path)), clock=clock, ids=Ids(random.Random(1234)))
+    for w in (W1, W2, W3):
+        registry.register(w, host=HOST, pid=4000 + int(w[-1]), supervisor_pid=None,
+                          now=clock.now())
+    done = q.enqueue_many([JobSpec(command=f"echo 'report {i}' && gzip -c data/{i}.csv",
+                                   id=f"report-{i:02d}") for i in range(1, 9)])
+    for _ in done:
+        _run(q, clock, W1, out="report ok\n")
+        clock.advance(4)
+    q.enqueue_many([
+        JobSpec(command="curl -fsS https://example.invalid/hook", id="hook-1", max_retries=0),
+        JobSpec(command="curl -fsS https://example.invalid/hook?x=2", id="hook-2",
+                max_retries=0),
+        JobSpec(command="pg_dump app > /backups/app.sql", id="backup-db", max_retries=0),
+    ])
+    for err in ("exit code 6: curl: (6) Could not resolve host: example.invalid",
+                "exit code 6: curl: (6) Could not resolve host: example.invalid",
+                "timed out after 2s"):
+        _run(q, clock, W2, error=err)
+        clock.advance(3)
+    q.enqueue(JobSpec(command="./flaky-sync.sh --full", id="flaky-sync", max_retries=3))
+    _run(q, clock, W2, error="exit code 3: sync interrupted")
+    q.enqueue(JobSpec(command="for i in $(seq 1 50); do echo step $i; sleep 1; done",
+                      id="long-build", priority=5))
+    running = q.claim(W1, 30)
+    assert running is not None
+    fd = logs.open_for_append(q.opened.log_dir, running.seq)
+    os.write(fd, b"".join(f"step {i}\n".encode() for i in range(1, 13)))
+    os.close(fd)
+    registry.beat(W1, state="busy", now=clock.now(), job_id=running.id,
+                  job_started_at=clock.now())
+    q.enqueue_many([
+        JobSpec(command="python manage.py send_digest", id="digest", priority=1),
+        JobSpec(command="echo 'nightly cleanup'", id="cleanup", delay=3600),
+        JobSpec(command="rsync -a /srv/media backup:/media", id="media-sync"),
+    ])
+    clock.advance(12)
+    registry.beat(W1, state="busy", now=clock.now(), job_id=running.id,
+                  job_started_at=clock.now() - 12)
+    registry.beat(W2, state="idle", now=clock.now() - 2, done=0)
+    ids = {"running": running.id}
+    q.opened.close()
+    return ids
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def queue_db(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fixture database, named by a relative path so pictures do not show tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    build_queue(tmp_path / "queue.db", clock)
+    return "queue.db"
+
+
+def make_app(db: str, clock: FakeClock, *, threaded: bool = False) -> ConsoleApp:
+    return ConsoleApp(db, clock=clock, ids=Ids(random.Random(99)), refresh_interval=None,
+                      threaded=threaded)
+
+
+async def settle(pilot) -> None:
+    """Wait until refreshes and database calls have finished and messages are handled."""
+    app = pilot.app
+    for _ in range(50):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await app.db.idle()
+        await pilot.pause()
+        if not app._refreshing and not app.db._pending:
+            return
+    raise AssertionError("the console did not settle")
+
+
+def keys_then_settle(*keys: str):
+    """A run_before for snap_compare: settle, press each key and settle after it."""
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+    return run_before
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run `async def` tests here with asyncio (no async plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+        asyncio.run(pyfuncitem.obj(**kwargs))
+        return True
+    return None

@@ -1,0 +1,228 @@
+"""Keyboard flows through the real database thread, checked in the database."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from queuectl_tui.clock import Ids
+from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.jobspec import JobSpec
+from queuectl_tui.engine.models import Job, Worker
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.console.widgets.window_table import WindowTable
+from tests.console.conftest import W1, W2, make_app, settle
+
+SIZE = (120, 36)
+
+
+def state_of(job_id: str) -> str | None:
+    row = Job.select(Job.state).where(Job.id == job_id).first()
+    return row.state if row else None
+
+
+def shown_ids(app) -> list[str]:
+    table = app.screen.query_one("#table", WindowTable)
+    return [r.get("id") or r.get("job_id") for r in table.buffer]
+
+
+async def press(pilot, *keys: str) -> None:
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+async def test_dlq_retry_one_leaves_the_view_and_is_pending(queue_db, clock, threaded):
+    app = make_app(queue_db, clock, threaded=threaded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3")
+        assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
+        await press(pilot, "r")
+        assert shown_ids(app) == ["hook-2", "hook-1"]
+        assert state_of("backup-db") == "pending"
+        assert state_of("hook-2") == "dead"
+        await press(pilot, "1")
+        assert app.screen.query_one("#table", WindowTable).buffer[0]["id"] == "media-sync"
+        assert "backup-db" in shown_ids(app)
+
+
+async def test_dlq_retry_marked_after_confirmation(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "space", "space", "R")
+        await press(pilot, "y")
+        assert state_of("backup-db") == "pending"
+        assert state_of("hook-2") == "pending"
+        assert state_of("hook-1") == "dead"
+        assert shown_ids(app) == ["hook-1"]
+
+
+async def test_bulk_retry_defaults_to_no(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "R", "enter")  # enter presses the focused button: No
+        assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["dead"] * 3
+        await press(pilot, "R", "y")
+        assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["pending"] * 3
+        assert shown_ids(app) == []
+
+
+async def test_dlq_bulk_retry_applies_to_what_the_filter_matches(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "slash", *"cmd:curl", "enter")
+        assert shown_ids(app) == ["hook-2", "hook-1"]
+        await press(pilot, "R", "y")
+        assert state_of("hook-1") == state_of("hook-2") == "pending"
+        assert state_of("backup-db") == "dead"
+
+
+async def test_dlq_delete_asks_and_deletes(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "d", "n")
+        assert state_of("backup-db") == "dead"
+        await press(pilot, "d", "y")
+        assert state_of("backup-db") is None
+        assert shown_ids(app) == ["hook-2", "hook-1"]
+
+
+async def test_enqueue_from_the_dialog(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "n", *"echo from-console", "tab", *"console-1", "tab", *"5",
+                    "tab", *"7", "tab", *"10s", "tab", *"1m", "enter")
+        job = Job.get(Job.id == "console-1")
+        assert (job.command, job.state, job.max_retries, job.priority) == \
+            ("echo from-console", "pending", 5, 7)
+        assert job.run_at == pytest.approx(job.created_at + 10)
+        assert job.timeout == 60
+        assert shown_ids(app)[0] == "console-1"
+
+
+async def test_enqueue_refuses_bad_input_and_saves_nothing(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = Job.select().count()
+        await press(pilot, "n", "enter")
+        assert "command must not be empty" in str(app.screen.query_one("#error").render())
+        await press(pilot, *"true", "tab", *"report-01", "enter")  # an id that is taken
+        assert "already exists" in str(app.screen.query_one("#error").render())
+        assert Job.select().count() == before
+        await press(pilot, "escape")
+        assert Job.select().count() == before
+
+
+async def test_filter_by_field_and_clear(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"state:dead cmd:hook", "enter")
+        assert shown_ids(app) == ["hook-2", "hook-1"]
+        await press(pilot, "slash", "ctrl+u", *"report-0", "enter")
+        assert len(shown_ids(app)) == 8
+        await press(pilot, "escape")
+        assert len(shown_ids(app)) == 16
+
+
+async def test_bad_filter_says_why_and_keeps_the_list(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"state:sleeping", "enter")
+        assert "unknown state 'sleeping'" in str(app.screen.query_one("#status").render())
+        assert len(shown_ids(app)) == 16
+
+
+async def test_stop_one_worker(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "2", "j", "x")  # the second pane: fixture-w2
+        flags = {w.id: w.stop_requested for w in Worker.select()}
+        assert flags[W2] and not flags[W1]
+        await press(pilot, "X", "y")
+        assert Worker.get(Worker.id == W1).stop_requested
+
+
+async def test_config_edit_validates_then_saves(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "5", "enter", "ctrl+u", *"many", "enter")
+        assert "must be a whole number" in str(app.screen.query_one("#error").render())
+        await press(pilot, "ctrl+u", *"7", "enter")
+        queue = Queue(open_database(queue_db))
+        assert queue.config_get("max-retries") == 7
+
+
+async def test_live_change_keeps_the_cursor_on_its_job(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "j", "j", "j")
+        table = app.screen.query_one("#table", WindowTable)
+        assert table.current["id"] == "long-build"
+        row_on_screen = table.cursor - table.top
+        other = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
+        other.enqueue(JobSpec(command="echo from another terminal", id="late"))
+        app.request_refresh()
+        await settle(pilot)
+        assert shown_ids(app)[0] == "late"
+        assert table.current["id"] == "long-build"
+        assert (table.top, table.cursor) == (0, row_on_screen + 1)
+
+
+async def test_only_the_visible_rows_are_in_the_table(tmp_path, clock, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    q = Queue(open_database("big.db"), clock=clock, ids=Ids(random.Random(3)))
+    q.enqueue_many([JobSpec(command=f"echo {i}", id=f"job-{i:05d}") for i in range(3000)])
+    app = make_app("big.db", clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table", WindowTable)
+        assert table.row_count <= table.page
+        assert len(table.buffer) < 200
+        assert table.current["id"] == "job-02999"
+        await press(pilot, "end")
+        assert table.current["id"] == "job-00000"
+        for _ in range(40):
+            await pilot.press("k")
+        await settle(pilot)
+        assert table.current["id"] == "job-00040"
+        assert table.row_count <= table.page
+        await press(pilot, "home")
+        assert table.current["id"] == "job-02999"
+        await press(pilot, "pagedown", "pagedown")
+        assert table.current["id"] == f"job-{2999 - 2 * table.page:05d}"
+
+
+async def test_missing_database_then_enqueue_creates_it(tmp_path, clock, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app("later.db", clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "no database at later.db" in str(app.screen.query_one("#problem").render())
+        await press(pilot, "n", *"echo first", "enter")
+        app.request_refresh()
+        await settle(pilot)
+        assert not app.screen.query_one("#problem").display
+        assert shown_ids(app) == [Job.get().id]
+
+
+async def test_unreadable_file_is_a_message_not_a_traceback(tmp_path, clock, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite at all" * 100)
+    app = make_app("junk.db", clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "not a queuectl database" in str(app.screen.query_one("#problem").render())
