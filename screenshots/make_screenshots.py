@@ -1,0 +1,145 @@
+"""Make the console screenshots in this folder from a demo database.
+
+    python screenshots/make_screenshots.py            # writes screenshots/*.svg
+    python screenshots/make_screenshots.py --out DIR
+
+The database is built through the engine with a fake clock (the demo jobs,
+plus a few minutes of finished, failed and dead runs and two workers), so the
+pictures are the same on every run. Run it again when the console changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from queuectl_tui.clock import FakeClock, Ids  # noqa: E402
+from queuectl_tui.console.app import ConsoleApp  # noqa: E402
+from queuectl_tui.console.pilot import press_and_settle, settle  # noqa: E402
+from queuectl_tui.demo import enqueue_demo  # noqa: E402
+from queuectl_tui.engine import logs, registry  # noqa: E402
+from queuectl_tui.engine.db import open_database  # noqa: E402
+from queuectl_tui.engine.jobspec import JobSpec  # noqa: E402
+from queuectl_tui.engine.queue import Queue  # noqa: E402
+
+SIZE = (120, 36)
+START = 1_800_000_000.0
+HOST = "demo-box"
+WORKERS = ("demo-box-a1f3c2", "demo-box-7be019")
+
+# view file -> keys pressed after the console opens
+VIEWS = {
+    "jobs": ("j",) * 10,  # the running job: its output follows in the detail pane
+    "workers": ("2",),
+    "dlq": ("3", "space"),
+    "history": ("4",),
+    "config": ("5",),
+    "enqueue": ("n", *"curl -fsS https://example.com/health", "tab", "tab", *"5", "tab",
+                *"10", "tab", *"30s"),
+    "help": ("question_mark",),
+}
+
+
+def _outcome(command: str) -> tuple[str | None, str]:
+    """How a demo command 'ends' in the pictures: (error or None, output)."""
+    if "exit 3" in command:
+        return "exit code 3: this fails", ""
+    if "no-such-command" in command:
+        return "exit code 127: sh: 1: no-such-command: not found", ""
+    if command.startswith("sleep 30"):
+        return "timed out after 2s", ""
+    if "improper" in command:
+        return "exit code 1: convert: improper image header", ""
+    return None, "ok\n"
+
+
+def _drain(q: Queue, clock: FakeClock, rng: random.Random, keep_running: str) -> str | None:
+    """Run every due job to its end (retries included), leaving one running."""
+    running = None
+    for n in range(500):
+        worker = WORKERS[n % 2]
+        claimed = q.claim(worker, 30)
+        if claimed is None:
+            due = q.next_run_at()
+            if due is None or due > clock.now() + 60:
+                return running
+            clock.advance(max(0.1, due - clock.now()))
+            continue
+        if keep_running in claimed.command and running is None:
+            running = claimed.id
+            fd = logs.open_for_append(q.opened.log_dir, claimed.seq)
+            os.write(fd, b"".join(f"step {i}/5\n".encode() for i in range(1, 4)))
+            os.close(fd)
+            registry.beat(worker, state="busy", now=clock.now(), job_id=claimed.id,
+                          job_started_at=clock.now(), done=64, failed=2)
+            continue
+        error, out = _outcome(claimed.command)
+        clock.advance(rng.uniform(0.3, 2.5))
+        q.finish(claimed, worker, exit_code=1 if error else 0, error=error,
+                 stdout_tail=out, stderr_tail=error or "")
+        clock.advance(rng.uniform(0.2, 2.0))
+    return running
+
+
+def build_demo(path: Path, clock: FakeClock) -> None:
+    """A queue a few minutes into a busy day: history, a DLQ, one job running."""
+    q = Queue(open_database(str(path)), clock=clock, ids=Ids(random.Random(2026)))
+    for i, w in enumerate(WORKERS):
+        registry.register(w, host=HOST, pid=31400 + i, supervisor_pid=31399, now=clock.now())
+    rng = random.Random(7)
+    q.enqueue_many([JobSpec(command=f"convert img/{i:04d}.png -resize 50% thumbs/{i:04d}.png"
+                            + (" # improper" if i % 37 == 36 else ""), max_retries=1)
+                    for i in range(90)])
+    _drain(q, clock, rng, keep_running="\x00")
+    enqueue_demo(q)  # the same jobs `queuectl demo` adds
+    _drain(q, clock, rng, keep_running="step $i/5")
+    q.enqueue_many([JobSpec(command="./deploy.sh staging", priority=5),
+                    JobSpec(command="pg_dump app | gzip > /backups/app.sql.gz", delay=3600),
+                    JobSpec(command="python manage.py send_digest")])
+    clock.advance(3)
+    registry.beat(WORKERS[0], state="idle", now=clock.now(), done=70, failed=14)
+    running = q.jobs(state="processing", limit=1)
+    for job in running:
+        registry.beat(WORKERS[1], state="busy", now=clock.now(), job_id=job.id,
+                      job_started_at=job.started_at)
+    q.opened.close()
+
+
+async def shoot(db: str, clock: FakeClock, keys: tuple[str, ...], out: Path) -> None:
+    app = ConsoleApp(db, clock=clock, ids=Ids(random.Random(1)), refresh_interval=None,
+                     threaded=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press_and_settle(pilot, *keys)
+        out.write_text(app.export_screenshot(title="queuectl"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = FakeClock(START)
+        here = os.getcwd()
+        os.chdir(tmp)  # a short relative path in the pictures, not a temp folder name
+        try:
+            build_demo(Path("demo.db"), clock)
+            for name, keys in VIEWS.items():
+                path = args.out / f"{name}.svg"
+                asyncio.run(shoot("demo.db", clock, keys, path))
+                print(f"wrote {path}")
+        finally:
+            os.chdir(here)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
