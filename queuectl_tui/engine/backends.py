@@ -15,7 +15,10 @@ from typing import Any, Callable
 import peewee as pw
 
 CHANNEL = "queuectl_jobs"
-PROBE_INTERVAL_S = 0.005  # SQLite: how often an idle worker reads the change counter
+PROBE_INTERVAL_S = 0.005  # SQLite without inotify: how often an idle worker polls
+# After a WAL write, the writer publishes the commit a moment later (after its
+# fsync): look again at these offsets (seconds) before deciding nothing changed.
+SETTLE_PROBES_S = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 _CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1,
@@ -110,6 +113,7 @@ class SqliteBackend(Backend):
     )
 
     _seen: Any = None
+    _watch: Any = None
 
     def data_version(self) -> Any:
         # Reads the WAL index header in shared memory: microseconds, no disk I/O.
@@ -117,17 +121,38 @@ class SqliteBackend(Backend):
         return self.db.execute_sql("PRAGMA data_version").fetchone()[0]
 
     def listen(self) -> None:
+        from queuectl_tui.engine.wakeup import WalWatch
         self._seen = self.data_version()
+        if self._watch is None:
+            self._watch = WalWatch.open(self.db.database)
+
+    def _changed(self) -> bool:
+        version = self.data_version()
+        if version != self._seen:
+            self._seen = version
+            return True
+        return False
 
     def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
+        """Sleep in the kernel until the WAL is written, then confirm with the
+        change counter (our own writes touch the WAL too, and do not count)."""
+        if self._watch is None:
+            return self._poll(timeout, sleep)
+        if self._watch.wait(timeout):
+            for delay in SETTLE_PROBES_S:
+                sleep(delay)
+                if self._changed():
+                    return True
+            return False
+        return self._changed()  # the slice ended: one probe, in case an event was missed
+
+    def _poll(self, timeout: float, sleep: Callable[[float], None]) -> bool:
         waited = 0.0
         while waited < timeout:
             step = min(PROBE_INTERVAL_S, timeout - waited)
             sleep(step)
             waited += step
-            version = self.data_version()
-            if version != self._seen:
-                self._seen = version
+            if self._changed():
                 return True
         return False
 
