@@ -22,7 +22,7 @@ from queuectl_tui.errors import DatabaseError
 
 SCHEMA_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
-BUSY_TIMEOUT_S = 10.0
+BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 
@@ -100,6 +100,12 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
             raise DatabaseError(f"cannot read {path}: {exc.strerror}") from None
         if head and head != SQLITE_MAGIC:
             raise DatabaseError(f"{path} is not a queuectl database (not an SQLite file)")
+        _check_header(path)
+        for place in (path, path.parent):  # WAL mode writes beside the file, even to read
+            if not os.access(place, os.W_OK):
+                raise DatabaseError(
+                    f"database {path} is read-only ({'file' if place == path else 'its folder'} "
+                    "cannot be written); queuectl needs to write both, even to read")
         return
     if not create:
         raise DatabaseError(f"no database at {path}")
@@ -111,6 +117,35 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
         return
     except OSError as exc:
         raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def _check_header(path: Path) -> None:
+    """Catch a truncated file before SQLite trips over it (O(1): the header only).
+
+    Damage inside pages is found when a page is read, and reported as damage
+    by `describe_db_error`; nothing is ever written to repair it behind the
+    user's back.
+    """
+    with open(path, "rb") as fh:
+        header = fh.read(100)
+    if len(header) == 0:
+        return  # created empty, schema not yet written
+    if len(header) < 100:
+        raise DatabaseError(f"{path} is damaged: truncated to {len(header)} bytes")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise DatabaseError(f"{path} is damaged: impossible page size {page_size}")
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the size field is trusted only then
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        return  # in use: a checkpoint may be growing the file right now
+    size = path.stat().st_size
+    if valid and pages and size < pages * page_size:
+        raise DatabaseError(
+            f"{path} is damaged: truncated ({size} bytes, the header says "
+            f"{pages * page_size}); restore it from a backup")
 
 
 def _open_postgres(url: str) -> tuple[pw.Database, Path]:
@@ -163,6 +198,10 @@ MIGRATIONS = {0: _migrate_0_to_1}
 def describe_db_error(exc: Exception, target: str) -> str:
     """Turn a driver error into one line a person can act on."""
     target = redact(target)
+    # On SQLITE_FULL/IOERR SQLite rolls back by itself; peewee's own rollback then
+    # fails with "no transaction is active", hiding the cause: report the cause.
+    while "no transaction is active" in str(exc) and exc.__context__ is not None:
+        exc = exc.__context__
     text = str(exc).strip() or exc.__class__.__name__
     low = text.lower()
     if "locked" in low or "busy" in low:

@@ -1,0 +1,140 @@
+"""The database under stress: locked, truncated, corrupt, read-only, full, old.
+Every case gives a one-line message and exit code 5, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import cli_env, cli_json, run_cli
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def assert_db_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 5, (result.returncode, result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def fill(db, n: int = 2000) -> None:
+    lines = "".join(json.dumps({"command": f"echo {i}", "id": f"j{i}"}) + "\n" for i in range(n))
+    assert run_cli(db, "enqueue", "--file", "-", input=lines).returncode == 0
+
+
+def count_jobs(db) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM job").fetchone()[0]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small real filesystem we can fill up or make read-only (needs root)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_truncated_database_is_detected_and_left_alone(db_path):
+    fill(db_path)
+    size = db_path.stat().st_size
+    with open(db_path, "r+b") as fh:
+        fh.truncate(size // 2)
+    before = db_path.read_bytes()
+    assert_db_error(run_cli(db_path, "status"), "damaged", "truncated")
+    assert_db_error(run_cli(db_path, "enqueue", "true"), "truncated")
+    assert db_path.read_bytes() == before
+
+
+def test_corrupt_pages_are_reported_as_damage(db_path):
+    fill(db_path)
+    data = bytearray(db_path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for p in range(1, len(data) // page):  # scribble over every page but the header page
+        data[p * page: p * page + 64] = b"\xff" * 64
+    db_path.write_bytes(bytes(data))
+    before = db_path.read_bytes()
+    assert_db_error(run_cli(db_path, "list"), "damaged")
+    assert db_path.read_bytes() == before
+
+
+def test_locked_database_is_a_clear_message_and_no_half_written_job(db_path):
+    fill(db_path, 10)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "queuectl_tui", "enqueue", "echo late", "--id", "late"],
+            capture_output=True, text=True, env=cli_env(db_path, QUEUECTL_BUSY_TIMEOUT="0.3"))
+        assert_db_error(result, "locked by another process", "try again")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert count_jobs(db_path) == 10
+    assert run_cli(db_path, "enqueue", "echo late", "--id", "late").returncode == 0
+    assert count_jobs(db_path) == 11
+
+
+def test_disk_full_during_a_write_changes_nothing(tmpfs):
+    db = tmpfs / "q.db"
+    fill(db, 100)
+    big = "".join(json.dumps({"command": "echo " + "x" * 2000}) + "\n" for _ in range(4000))
+    result = run_cli(db, "enqueue", "--file", "-", input=big)  # ~8 MB into a 4 MB disk
+    assert_db_error(result, "disk full")
+    assert count_jobs(db) == 100
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_read_only_filesystem_is_a_clear_message(tmpfs):
+    db = tmpfs / "q.db"
+    fill(db, 5)
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    assert_db_error(run_cli(db, "enqueue", "true"), "read-only")
+    status = run_cli(db, "status")
+    assert status.returncode in (0, 5) and "Traceback" not in status.stderr
+
+
+def test_database_from_an_older_schema_is_migrated(db_path):
+    fill(db_path, 3)
+    with sqlite3.connect(db_path) as conn:  # what a version-0 database looked like
+        conn.execute("DROP TABLE meta")
+        conn.execute("DROP INDEX job_claim")
+    status = cli_json(db_path, "status")
+    assert status["counts"]["pending"] == 3
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "job_claim" in names
+
+
+def test_wal_and_logs_are_owner_only(db_path):
+    run_cli(db_path, "enqueue", "echo secret-output", "--id", "s")
+    holder = sqlite3.connect(db_path)  # keep the WAL files in existence while we look
+    holder.execute("SELECT 1 FROM job").fetchall()
+    try:
+        from queuectl_tui.engine.db import open_database
+        from queuectl_tui.engine.queue import Queue
+        from queuectl_tui.workers.worker import Worker
+        opened = open_database(str(db_path))
+        Worker(Queue(opened), "w").run(until_idle=True)
+        opened.close()
+        for path in [db_path, *db_path.parent.glob("queue.db-*"),
+                     db_path.parent / "queue.db.logs",
+                     *(db_path.parent / "queue.db.logs").iterdir()]:
+            mode = os.stat(path).st_mode & 0o777
+            assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+    finally:
+        holder.close()
