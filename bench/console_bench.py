@@ -19,7 +19,6 @@ Targets from the issue: open under 2 s, a refresh under 50 ms of database time.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import subprocess

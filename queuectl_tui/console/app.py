@@ -62,6 +62,10 @@ class ConsoleApp(App):
         self._again = False
 
     @property
+    def refreshing(self) -> bool:
+        return self._refreshing
+
+    @property
     def target(self) -> str:
         return self.db.target
 

@@ -100,6 +100,10 @@ class Database:
         future.add_done_callback(self._pending.discard)
         return await asyncio.wrap_future(future)
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
     async def idle(self) -> None:
         """Wait until every call submitted so far has finished (tests use this)."""
         while self._pending:

@@ -76,7 +76,8 @@ def when(job: dict[str, Any], now: float) -> str:
     if state == "failed":
         return "retry " + until(job["run_at"], now)
     if state == "processing":
-        return "started " + ago(job["started_at"], now)
+        return "started " + (ago(job["started_at"], now) if now - job["started_at"] >= 1
+                             else "now")
     return ago(job["finished_at"] or job["updated_at"], now)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from queuectl_tui.clock import FakeClock, Ids
 from queuectl_tui.console.app import ConsoleApp
+from queuectl_tui.console.pilot import press_and_settle, settle
 from queuectl_tui.engine import logs, registry
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
@@ -101,26 +102,11 @@ def make_app(db: str, clock: FakeClock, *, threaded: bool = False) -> ConsoleApp
                       threaded=threaded)
 
 
-async def settle(pilot) -> None:
-    """Wait until refreshes and database calls have finished and messages are handled."""
-    app = pilot.app
-    for _ in range(50):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await app.db.idle()
-        await pilot.pause()
-        if not app._refreshing and not app.db._pending:
-            return
-    raise AssertionError("the console did not settle")
-
-
 def keys_then_settle(*keys: str):
     """A run_before for snap_compare: settle, press each key and settle after it."""
     async def run_before(pilot) -> None:
         await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
+        await press_and_settle(pilot, *keys)
     return run_before
 
 

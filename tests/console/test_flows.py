@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -12,9 +14,18 @@ from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.models import Job, Worker
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.console.widgets.window_table import WindowTable
-from tests.console.conftest import W1, W2, make_app, settle
+from queuectl_tui.console.pilot import press_and_settle as press
+from queuectl_tui.console.pilot import settle
+from tests.console.conftest import W1, W2, make_app
 
 SIZE = (120, 36)
+
+
+def enqueue_elsewhere(db: str, command: str, job_id: str) -> None:
+    """Another process adds a job (a second database object here would share the
+    engine's global proxy with the console's, which one process must not do)."""
+    subprocess.run([sys.executable, "-m", "queuectl_tui", "--db", db, "enqueue", command,
+                    "--id", job_id], check=True, capture_output=True)
 
 
 def state_of(job_id: str) -> str | None:
@@ -25,12 +36,6 @@ def state_of(job_id: str) -> str | None:
 def shown_ids(app) -> list[str]:
     table = app.screen.query_one("#table", WindowTable)
     return [r.get("id") or r.get("job_id") for r in table.buffer]
-
-
-async def press(pilot, *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
 
 
 @pytest.mark.parametrize("threaded", [True, False])
@@ -161,8 +166,7 @@ async def test_config_edit_validates_then_saves(queue_db, clock):
         await press(pilot, "5", "enter", "ctrl+u", *"many", "enter")
         assert "must be a whole number" in str(app.screen.query_one("#error").render())
         await press(pilot, "ctrl+u", *"7", "enter")
-        queue = Queue(open_database(queue_db))
-        assert queue.config_get("max-retries") == 7
+        assert app.db.queue.config_get("max-retries") == 7
 
 
 async def test_live_change_keeps_the_cursor_on_its_job(queue_db, clock):
@@ -173,8 +177,7 @@ async def test_live_change_keeps_the_cursor_on_its_job(queue_db, clock):
         table = app.screen.query_one("#table", WindowTable)
         assert table.current["id"] == "long-build"
         row_on_screen = table.cursor - table.top
-        other = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
-        other.enqueue(JobSpec(command="echo from another terminal", id="late"))
+        enqueue_elsewhere(queue_db, "echo from another terminal", "late")
         app.request_refresh()
         await settle(pilot)
         assert shown_ids(app)[0] == "late"
@@ -226,3 +229,45 @@ async def test_unreadable_file_is_a_message_not_a_traceback(tmp_path, clock, mon
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "not a queuectl database" in str(app.screen.query_one("#problem").render())
+
+
+async def test_locked_database_is_a_message_and_the_data_stays(queue_db, clock, monkeypatch):
+    import sqlite3
+
+    from queuectl_tui.console import data
+
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert len(shown_ids(app)) == 16
+
+        def locked(queue):
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(data, "summary", locked)
+        app.request_refresh()
+        await settle(pilot)
+        strip = str(app.screen.query_one("#counts").render())
+        assert "is locked by another process" in strip
+        assert len(shown_ids(app)) == 16  # what was read before stays on screen
+        monkeypatch.undo()
+        app.request_refresh()
+        await settle(pilot)
+        assert "locked" not in str(app.screen.query_one("#counts").render())
+
+
+async def test_cursor_keeps_its_place_on_screen_when_scrolled(tmp_path, clock, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    q = Queue(open_database("many.db"), clock=clock, ids=Ids(random.Random(3)))
+    q.enqueue_many([JobSpec(command=f"echo {i}", id=f"job-{i:04d}") for i in range(200)])
+    app = make_app("many.db", clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table", WindowTable)
+        await press(pilot, "pagedown", "j", "j")
+        before = (table.current["id"], table.cursor - table.top)
+        assert table.top > 0
+        enqueue_elsewhere("many.db", "echo new", "newest")
+        app.request_refresh()
+        await settle(pilot)
+        assert (table.current["id"], table.cursor - table.top) == before

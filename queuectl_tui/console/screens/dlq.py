@@ -100,8 +100,8 @@ class DlqScreen(ListScreen):
         self.table.render_rows(force=True)
         self.update_status(self.console.summary)
 
-    def _gone(self, row_ids: set[str] | None) -> None:
-        """Rows leave the view at once; the refresh that follows confirms it."""
+    def forget_rows(self, row_ids: set[str] | None) -> None:
+        """Rows leave the view at once (None: every row shown); marks go with them."""
         if row_ids is None:
             row_ids = {self.row_id(r) for r in self.table.buffer}
         for rid in row_ids:
@@ -115,7 +115,7 @@ class DlqScreen(ListScreen):
         job = self.table.current
         if job is None:
             return
-        self._gone({self.row_id(job)})
+        self.forget_rows({self.row_id(job)})
         await self.console.act(lambda q: q.retry_dead([job["id"]]),
                                done=f"{job['id']} is pending again")
 
@@ -138,51 +138,26 @@ class DlqScreen(ListScreen):
         return f"all {dead:,} dead jobs", "", call, None
 
     def action_retry_bulk(self) -> None:
-        if not self.table.buffer:
-            return
-        what, detail, call, rows = self._scope("retry")
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                self._gone(rows)
-                ids = await self.console.act(call)
-                if ids is not None:
-                    self.notify(f"{len(ids)} job(s) are pending again", timeout=4)
-
-        self.console.push_screen(ConfirmDialog(
-            f"Retry {what}?", (detail + "\n\n" if detail else "")
-            + "They go back to pending now, with attempts reset.", yes="Retry"), answer)
-
-    # ------------------------------------------------------------ delete
-
-    def action_delete(self) -> None:
-        job = self.table.current
-        if job is None:
-            return
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                self._gone({self.row_id(job)})
-                await self.console.act(lambda q: q.delete([job["id"]]),
-                                       done=f"deleted {job['id']}")
-
-        self.console.push_screen(ConfirmDialog(
-            f"Delete dead job {job['id']}?",
-            f"{one_line(job['command'], 70)}\n\nIts output log goes too. This cannot be undone.",
-            yes="Delete"), answer)
+        self._bulk("retry", "They go back to pending now, with attempts reset.",
+                    "{n} job(s) are pending again")
 
     def action_delete_bulk(self) -> None:
+        self._bulk("delete", "Their output logs go too. This cannot be undone.",
+                    "deleted {n} job(s)")
+
+    def _bulk(self, verb: str, consequence: str, done: str) -> None:
+        """Retry or delete the marked rows, else all matching; asks first (No by default)."""
         if not self.table.buffer:
             return
-        what, detail, call, rows = self._scope("delete")
+        what, detail, call, rows = self._scope(verb)
 
         async def answer(yes: bool | None) -> None:
             if yes:
-                self._gone(rows)
+                self.forget_rows(rows)
                 ids = await self.console.act(call)
                 if ids is not None:
-                    self.notify(f"deleted {len(ids)} job(s)", timeout=4)
+                    self.notify(done.format(n=len(ids)), timeout=4)
 
         self.console.push_screen(ConfirmDialog(
-            f"Delete {what}?", (detail + "\n\n" if detail else "")
-            + "Their output logs go too. This cannot be undone.", yes="Delete"), answer)
+            f"{verb.capitalize()} {what}?", (detail + "\n\n" if detail else "") + consequence,
+            yes=verb.capitalize()), answer)

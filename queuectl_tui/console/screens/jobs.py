@@ -11,7 +11,6 @@ from textual.widgets import DataTable, Tab, Tabs
 from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import duration, one_line, state_text, tries, when
-from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
@@ -54,7 +53,7 @@ class JobsScreen(ListScreen):
     def columns(self) -> list[Column]:
         return [Column("id", "ID", 12), Column("state", "STATE", 10),
                 Column("tries", "TRIES", 5), Column("pri", "PRI", 4),
-                Column("when", "WHEN", 15), Column("dur", "TOOK", 7),
+                Column("when", "WHEN", 16), Column("dur", "TOOK", 7),
                 Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
@@ -237,19 +236,3 @@ class JobsScreen(ListScreen):
         if job is not None:
             await self.console.act(lambda q: q.cancel(job["id"]),
                                    done=f"{job['id']} cancelled (moved to the DLQ)")
-
-    def action_delete(self) -> None:
-        job = self.table.current
-        if job is None:
-            return
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                self.table.remove_ids({self.row_id(job)})
-                await self.console.act(lambda q: q.delete([job["id"]]),
-                                       done=f"deleted {job['id']}")
-
-        self.console.push_screen(
-            ConfirmDialog(f"Delete job {job['id']}?",
-                          f"{one_line(job['command'], 70)}\n\nIts output log goes too. "
-                          "This cannot be undone.", yes="Delete"), answer)

@@ -15,6 +15,8 @@ from textual.widgets import Input, Static
 
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.filters import FilterError
+from queuectl_tui.console.formatting import one_line
+from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine.queue import Queue
@@ -173,6 +175,29 @@ class ListScreen(ViewScreen):
         if self.set_filter(event.value):
             event.input.display = False
             self.table.focus()
+
+    # ------------------------------------------------------------ shared job actions
+
+    def forget_rows(self, row_ids: set[str]) -> None:
+        """Rows leave the view at once; the refresh that follows confirms it."""
+        self.table.remove_ids(row_ids)
+
+    def action_delete(self) -> None:
+        """Delete the selected job after a confirmation that defaults to No."""
+        job = self.table.current
+        if job is None:
+            return
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                self.forget_rows({self.row_id(job)})
+                await self.console.act(lambda q: q.delete([job["id"]]),
+                                       done=f"deleted {job['id']}")
+
+        self.console.push_screen(ConfirmDialog(
+            f"Delete {job['state']} job {job['id']}?",
+            f"{one_line(job['command'], 70)}\n\nIts output log goes too. This cannot be undone.",
+            yes="Delete"), answer)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

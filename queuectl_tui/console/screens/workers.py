@@ -46,6 +46,7 @@ class WorkersScreen(ViewScreen):
         self.worker_rows: list[dict[str, Any]] = []
         self.selected: str | None = None
         self.include_stopped = False
+        self.panes: dict[str, WorkerPane] = {}
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="workers-scroll"):
@@ -56,6 +57,11 @@ class WorkersScreen(ViewScreen):
     def on_mount(self) -> None:
         self.query_one("#empty", Static).display = False
 
+    def on_resize(self) -> None:
+        # As many 40-column panes side by side as fit: 3 at 120 columns, 2 at 80.
+        self.query_one("#worker-grid", Grid).styles.grid_size_columns = \
+            max(1, self.size.width // 40)
+
     # ------------------------------------------------------------ refresh
 
     def loader(self) -> Callable[[Queue], Any]:
@@ -65,17 +71,17 @@ class WorkersScreen(ViewScreen):
     def apply(self, workers: list[dict[str, Any]], summary: Summary) -> None:
         self.worker_rows = workers
         grid = self.query_one("#worker-grid", Grid)
-        panes = {p.worker["id"]: p for p in grid.query(WorkerPane)}
+        panes = self.panes  # kept here: mount and remove finish later than this method
         wanted = [w["id"] for w in workers]
         with self.app.batch_update():
-            for wid, pane in panes.items():
-                if wid not in wanted:
-                    pane.remove()
+            for wid in [wid for wid in panes if wid not in wanted]:
+                panes.pop(wid).remove()
             for w in workers:
                 if w["id"] in panes:
                     panes[w["id"]].show(w, summary.now)
                 else:
-                    grid.mount(WorkerPane(w, summary.now))
+                    panes[w["id"]] = WorkerPane(w, summary.now)
+                    grid.mount(panes[w["id"]])
             if self.selected not in wanted:
                 self.selected = wanted[0] if wanted else None
             self._highlight()
@@ -96,7 +102,7 @@ class WorkersScreen(ViewScreen):
             + f" · a {'hide' if self.include_stopped else 'show'} stopped[/dim]")
 
     def _highlight(self) -> None:
-        for pane in self.query(WorkerPane):
+        for pane in self.panes.values():
             pane.set_class(pane.worker["id"] == self.selected, "-selected")
             if pane.worker["id"] == self.selected:
                 pane.scroll_visible(animate=False)
