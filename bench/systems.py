@@ -26,6 +26,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 POLL_S = 0.02
+LATENCY_GAP_S = (0.02, 0.04)  # random pause between latency jobs: workers are idle again
 
 
 @dataclass
@@ -181,6 +182,16 @@ class Queuectl:
             if own:
                 self.target.drop(db)
 
+    def idle_cpu(self, db: str, workers: int, seconds: float) -> dict[str, Any]:
+        """Start workers on an existing database, let them go idle, measure their CPU."""
+        proc, pids = self._start_workers(db, workers)
+        try:
+            time.sleep(1.0)
+            shares = idle_cpu([proc.pid, *pids], seconds)
+        finally:
+            _stop(proc)
+        return {"supervisor": shares[proc.pid], "workers": [shares[p] for p in pids]}
+
     def latency(self, k: int, workers: int, idle_seconds: float = 0.0) -> dict[str, Any]:
         """k jobs one at a time, workers idle in between; then idle CPU of the workers."""
         from queuectl_tui.engine.jobspec import from_mapping
@@ -196,7 +207,7 @@ class Queuectl:
                 queue = self._open_queue(db)
                 for _ in range(k):
                     queue.enqueue(from_mapping({"command": "true"}))
-                    time.sleep(random.uniform(0.02, 0.04))
+                    time.sleep(random.uniform(*LATENCY_GAP_S))
                 queue.opened.close()
                 sql = "SELECT COUNT(*) FROM job WHERE state = 'completed'"
                 _wait(lambda: self.target.query(db, sql)[0][0] >= k, 30, "latency jobs")
@@ -277,7 +288,7 @@ class Huey:
                 cpu = {"total": sum(shares.values()), "processes": len(pids)}
             for _ in range(k):
                 tasks.huey_run("true", time.time())
-                time.sleep(random.uniform(0.02, 0.04))
+                time.sleep(random.uniform(*LATENCY_GAP_S))
             _wait(lambda: tasks.huey.result_count() >= k, 30, "huey latency tasks")
             lat = [started - enq for enq, started, _ in self._results(tasks)]
         finally:
@@ -431,9 +442,12 @@ class RQ:
                 pids = [d for p in procs for d in descendants(p.pid)]
                 shares = idle_cpu(pids, idle_seconds)
                 cpu = {"total": sum(shares.values()), "processes": len(pids)}
-            for _ in range(k):
+            # RQ's forking worker needs ~80 ms a job here: space its jobs wider so
+            # they find idle workers rather than a backlog.
+            for _ in range(min(k, 100)):
                 queue.enqueue("peer_tasks.rq_run", "true", time.time())
-                time.sleep(random.uniform(0.02, 0.04))
+                time.sleep(random.uniform(0.2, 0.3))
+            k = min(k, 100)
             self._wait_done(queue, k)
             lat = [started - enq for enq, started, _ in self._values(queue)]
         finally:
