@@ -69,6 +69,23 @@ class WorkerPool:
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
+    def wait_for_line(self, text: str, timeout: float = 20.0) -> None:
+        """Read the supervisor's stderr (raw, unbuffered) until `text` appears."""
+        import select
+        fd = self.proc.stderr.fileno()
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                chunk = os.read(fd, 4096)
+                seen += chunk
+                if text.encode() in seen:
+                    return
+                if not chunk:
+                    break
+        raise AssertionError(f"the pool never printed {text!r}")
+
     def kill_group(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)

@@ -241,3 +241,23 @@ def test_two_hosts_share_a_queue_and_one_is_killed(db, pools, tmp_path):
     # beta cannot reach alpha's processes (another host): clean up the leftover here.
     for pid in procs_running("sleep 615"):
         os.kill(pid, signal.SIGKILL)
+
+
+def test_repeated_sigterm_stays_graceful_but_a_second_ctrl_c_forces(db, pools):
+    job = enqueue(db, "sleep 1.5; echo finished")
+    pool = pools(1)
+    wait_state(db, job, "processing")
+    pool.signal(signal.SIGTERM)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait(30) == 0
+    assert state_of(db, job)["state"] == "completed"
+    stuck = enqueue(db, "sleep 616")
+    impatient = pools(1)
+    wait_state(db, stuck, "processing")
+    impatient.signal(signal.SIGINT)
+    impatient.wait_for_line("Ctrl+C again")  # signals sent together may merge into one
+    impatient.signal(signal.SIGINT)
+    assert impatient.wait(30) == 0
+    back = state_of(db, stuck)
+    assert (back["state"], back["attempts"]) == ("pending", 1)
+    assert not procs_running("sleep 616"), [open(f"/proc/{p}/cmdline").read() + " pgid=" + str(os.getpgid(p)) for p in procs_running("sleep 616")] + [run_cli(db, "show", stuck).stdout]

@@ -4,7 +4,7 @@ Each worker is its own interpreter (spawned, not forked), so no database
 connection or lock ever crosses a fork. The supervisor restarts a worker that
 dies unexpectedly, rescues its job at once (no need to wait for the lease),
 and on SIGTERM/SIGINT asks every worker to finish its current job and exit.
-A second signal stops them now: their jobs go back to the queue.
+A second Ctrl+C (SIGINT) stops them now: their jobs go back to the queue.
 """
 
 from __future__ import annotations
@@ -55,12 +55,16 @@ class Supervisor:
         return Child(worker_id, proc, time.monotonic(), crashes)
 
     def on_signal(self, signum: int, _frame: Any) -> None:
-        self.stopping += 1
-        if self.stopping == 1:
+        """First signal: graceful. Only a second Ctrl+C (SIGINT) forces: repeated
+        SIGTERMs (a service manager, `worker stop` run twice) stay graceful."""
+        force = self.stopping >= 1 and signum == signal.SIGINT
+        if self.stopping == 0:
+            self.stopping = 1
             self.log(f"{signal.Signals(signum).name}: finishing current jobs "
-                     "(signal again to stop now)")
+                     "(Ctrl+C again to stop now)")
             self._signal_children(signal.SIGTERM)
-        else:
+        elif force and self.stopping < 2:
+            self.stopping = 2
             self.log("stopping now; running jobs go back to the queue")
             self._signal_children(signal.SIGKILL)
 

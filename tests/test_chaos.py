@@ -1,0 +1,42 @@
+"""The chaos run (tests/chaos_run.py) at a small setting: load, kills, graceful stop."""
+
+from __future__ import annotations
+
+from tests.chaos_run import main as chaos_main, run
+
+
+def args(**kw):
+    import argparse
+    base = dict(jobs=300, workers=4, pools=2, kill_every=0.0, stop_after=0.0, job_ms=0.0,
+                lease=10.0, durability="full", timeout=240.0, seed=1, dir=None)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_load_every_job_exactly_once(tmp_path):
+    report = run(args(dir=str(tmp_path)))
+    assert report["ok"], report
+    assert report["completed"] == 300 and report["reruns"] == 0
+
+
+def test_sigkill_chaos_loses_nothing(tmp_path):
+    report = run(args(jobs=250, job_ms=40, kill_every=0.5, lease=2.0, dir=str(tmp_path)))
+    assert report["ok"], report
+    assert report["kills"] >= 3 and report["rescues"] >= 1
+    assert report["lost"] == 0 and report["stuck_processing"] == 0
+    assert report["completed_twice"] == 0
+    # Rescued within the lease plus one scan (and a little slack for a loaded CI box).
+    assert report["worst_rescue_delay_s"] is None or report["worst_rescue_delay_s"] < 2.0 + 2.5
+
+
+def test_graceful_stop_under_load(tmp_path):
+    report = run(args(jobs=400, job_ms=60, stop_after=2.0, dir=str(tmp_path)))
+    assert report["ok"], report
+    assert report["rescues"] == 0, "a graceful stop must not leave jobs to rescue"
+    assert report["claimed_after_stop"] == 0
+    assert report["completed"] + report["pending"] == 400 and report["pending"] > 0
+
+
+def test_cli_entry_reports_failure_as_exit_code(tmp_path, capsys):
+    assert chaos_main(["--jobs", "20", "--workers", "2", "--dir", str(tmp_path)]) == 0
+    assert '"ok": true' in capsys.readouterr().out
