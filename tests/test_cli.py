@@ -77,69 +77,70 @@ def test_bad_input_is_one_line_and_changes_nothing(seeded, args, code, text):
     assert snapshot(seeded) == before
 
 
-def test_enqueue_forms_and_json_purity(db_path):
-    plain = run_cli(db_path, "enqueue", "echo hi", "--id", "p1", "--priority", "4",
+def test_enqueue_forms_and_json_purity(db):
+    plain = run_cli(db, "enqueue", "echo hi", "--id", "p1", "--priority", "4",
                     "--delay", "5m", "--timeout", "30s", "--max-retries", "0", "--json")
     assert plain.returncode == 0 and plain.stderr == ""
     job = json.loads(plain.stdout)
     assert (job["id"], job["priority"], job["timeout"], job["max_retries"]) == ("p1", 4, 30.0, 0)
     spec = {"id": "j1", "command": "echo 'a b' | wc -c", "max_retries": 2,
             "run_at": "2030-01-01T00:00:00Z"}
-    assert run_cli(db_path, "enqueue", json.dumps(spec)).stdout == "enqueued j1\n"
-    jobs = cli_json(db_path, "list")
+    assert run_cli(db, "enqueue", json.dumps(spec)).stdout == "enqueued j1\n"
+    jobs = cli_json(db, "list")
     assert [j["id"] for j in jobs] == ["p1", "j1"]
     assert jobs[1]["command"] == spec["command"] and jobs[1]["run_at"] == "2030-01-01T00:00:00.000Z"
     assert jobs[0]["created_at"].endswith("Z")
 
 
-def test_enqueue_file_is_all_or_nothing_with_line_number(db_path, tmp_path):
+def test_enqueue_file_is_all_or_nothing_with_line_number(db, tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(json.dumps({"command": f"echo {i}"}) for i in range(250)) + "\n\n")
-    assert cli_json(db_path, "enqueue", "--file", str(good))["enqueued"] == 250
+    assert cli_json(db, "enqueue", "--file", str(good))["enqueued"] == 250
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"command": "echo a"}\n{"command": "echo b"}\n{"command": 3}\n')
-    assert_clean_error(run_cli(db_path, "enqueue", "--file", str(bad)), 2, "line 3")
-    piped = run_cli(db_path, "enqueue", "--file", "-", "--json",
+    assert_clean_error(run_cli(db, "enqueue", "--file", str(bad)), 2, "line 3")
+    piped = run_cli(db, "enqueue", "--file", "-", "--json",
                     input='{"command": "echo x", "id": "s1"}\n{"command": "echo y"}\n')
     assert json.loads(piped.stdout)["enqueued"] == 2
-    assert len(cli_json(db_path, "list")) == 252
-    assert_clean_error(run_cli(db_path, "enqueue", "--file", str(tmp_path / "missing")),
+    assert len(cli_json(db, "list")) == 252
+    assert_clean_error(run_cli(db, "enqueue", "--file", str(tmp_path / "missing")),
                        2, "cannot read")
 
 
-def test_list_is_never_capped_unless_asked(db_path):
+def test_list_is_never_capped_unless_asked(db):
     lines = "".join(json.dumps({"command": "true"}) + "\n" for _ in range(1200))
-    run_cli(db_path, "enqueue", "--file", "-", input=lines)
-    assert len(cli_json(db_path, "list")) == 1200
-    assert len(cli_json(db_path, "list", "--state", "pending", "--limit", "7")) == 7
-    assert cli_json(db_path, "list", "--state", "dead") == []
+    run_cli(db, "enqueue", "--file", "-", input=lines)
+    assert len(cli_json(db, "list")) == 1200
+    assert len(cli_json(db, "list", "--state", "pending", "--limit", "7")) == 7
+    assert cli_json(db, "list", "--state", "dead") == []
 
 
-def test_status_json_has_every_state_and_workers(seeded):
-    status = cli_json(seeded, "status")
+def test_status_json_has_every_state_and_workers(db):
+    assert run_cli(db, "enqueue", "echo one").returncode == 0
+    status = cli_json(db, "status")
     assert status["counts"] == {"pending": 1, "processing": 0, "completed": 0,
                                 "failed": 0, "dead": 0}
     assert status["workers"] == []
 
 
-def test_config_round_trip_and_persistence(db_path):
-    assert run_cli(db_path, "config", "set", "max_retries", "5").stdout == "5\n"
-    assert cli_json(db_path, "config", "get", "max-retries") == {"key": "max-retries", "value": 5}
-    assert cli_json(db_path, "config", "list")["max-retries"] == 5
-    job = cli_json(db_path, "enqueue", "true")
+def test_config_round_trip_and_persistence(db):
+    assert run_cli(db, "config", "set", "max_retries", "5").stdout == "5\n"
+    assert cli_json(db, "config", "get", "max-retries") == {"key": "max-retries", "value": 5}
+    assert cli_json(db, "config", "list")["max-retries"] == 5
+    job = cli_json(db, "enqueue", "true")
     assert job["max_retries"] == 5
 
 
-def test_cancel_delete_and_purge(db_path):
+def test_cancel_delete_and_purge(db):
     for name in ("a", "b", "c"):
-        run_cli(db_path, "enqueue", "true", "--id", name)
-    assert run_cli(db_path, "cancel", "a").returncode == 0
-    assert [j["id"] for j in cli_json(db_path, "dlq", "list")] == ["a"]
-    assert cli_json(db_path, "delete", "b") == {"deleted": ["b"]}
-    assert_clean_error(run_cli(db_path, "dlq", "purge"), 2, "without --yes")
-    assert cli_json(db_path, "dlq", "purge", "--yes") == {"purged": ["a"]}
-    assert [j["id"] for j in cli_json(db_path, "list")] == ["c"]
-    history = run_cli(db_path, "history", "--json").stdout.splitlines()
+        run_cli(db, "enqueue", "true", "--id", name)
+    assert run_cli(db, "cancel", "a").returncode == 0
+    assert [j["id"] for j in cli_json(db, "dlq", "list")] == ["a"]
+    assert cli_json(db, "delete", "b") == {"deleted": ["b"]}
+    assert_clean_error(run_cli(db, "dlq", "purge"), 2, "without --yes")
+    assert cli_json(db, "dlq", "purge", "--yes") == {"purged": ["a"]}
+    assert [j["id"] for j in cli_json(db, "list")] == ["c"]
+    history = run_cli(db, "history", "--json").stdout.splitlines()
     assert all(json.loads(line)["at"].endswith("Z") for line in history)
 
 

@@ -261,3 +261,14 @@ def test_repeated_sigterm_stays_graceful_but_a_second_ctrl_c_forces(db, pools):
     back = state_of(db, stuck)
     assert (back["state"], back["attempts"]) == ("pending", 1)
     assert not procs_running("sleep 616"), [open(f"/proc/{p}/cmdline").read() + " pgid=" + str(os.getpgid(p)) for p in procs_running("sleep 616")] + [run_cli(db, "show", stuck).stdout]
+
+
+def test_workers_are_fresh_interpreters_not_forks(db, pools):
+    """No database connection can cross a fork() that never happens."""
+    pool = pools(2)
+    for worker in pool.wait_ready():
+        with open(f"/proc/{worker['pid']}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+        assert b"queuectl_tui.workers.worker" in argv, argv
+        with open(f"/proc/{worker['pid']}/stat") as fh:
+            assert int(fh.read().rsplit(")", 1)[1].split()[1]) == pool.proc.pid
