@@ -270,7 +270,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-JOB_HEADERS = ["ID", "STATE", "TRIES", "PRI", "UPDATED", "COMMAND"]
+JOB_HEADERS = ["ID", "STATE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
 
 
 def job_row(job: dict) -> list:

@@ -98,14 +98,23 @@ def test_many_jobs_across_two_worker_start_commands_run_exactly_once(db, pools, 
     assert len(workers_used) >= 2, "both pools should have taken jobs"
 
 
+def hangs_first_time(tmp_path, seconds: int, then: str) -> str:
+    """A command that hangs in `sleep SECONDS` on its first run and echoes `then` after."""
+    marker = tmp_path / f"first-run-{seconds}"
+    return f"if [ -e {marker} ]; then echo {then}; else touch {marker}; sleep {seconds}; fi"
+
+
+def start_hanging_job(db, pools, tmp_path, seconds: int, then: str, **env: str):
+    job = enqueue(db, hangs_first_time(tmp_path, seconds, then))
+    pool = pools(1, **env)
+    running = wait_state(db, job, "processing")
+    wait_for(lambda: procs_running(f"sleep {seconds}"), message="the job's sleep to start")
+    return job, pool, running
+
+
 def test_sigkilled_worker_job_is_rescued_and_its_process_group_killed(db, pools, tmp_path):
     run_cli(db, "config", "set", "lease-seconds", "3")
-    marker = tmp_path / "first-run"
-    job = enqueue(db, f"if [ -e {marker} ]; then echo second; "
-                           f"else touch {marker}; sleep 613; fi")
-    pool = pools(1)
-    running = wait_state(db, job, "processing")
-    wait_for(lambda: procs_running("sleep 613"), message="the job's sleep to start")
+    job, pool, running = start_hanging_job(db, pools, tmp_path, 613, "second")
     victim = next(w for w in cli_json(db, "worker", "list") if w["id"] == running["worker_id"])
     os.kill(victim["pid"], signal.SIGKILL)
     done = wait_state(db, job, "completed", timeout=15)
@@ -120,12 +129,7 @@ def test_sigkilled_worker_job_is_rescued_and_its_process_group_killed(db, pools,
 
 def test_whole_pool_killed_job_is_rescued_by_lease_from_another_pool(db, pools, tmp_path):
     run_cli(db, "config", "set", "lease-seconds", "2")
-    marker = tmp_path / "first-run"
-    job = enqueue(db, f"if [ -e {marker} ]; then echo again; "
-                           f"else touch {marker}; sleep 614; fi")
-    first = pools(1)
-    wait_state(db, job, "processing")
-    wait_for(lambda: procs_running("sleep 614"), message="the job's sleep to start")
+    job, first, _ = start_hanging_job(db, pools, tmp_path, 614, "again")
     first.kill_group()  # supervisor and worker die at once; no cleanup code runs
     killed_at = time.monotonic()
     wait_for(lambda: [w for w in cli_json(db, "worker", "list") if w["state"] == "gone"],
@@ -225,11 +229,8 @@ def test_logs_follow_streams_until_the_job_ends(db, pools):
 def test_two_hosts_share_a_queue_and_one_is_killed(db, pools, tmp_path):
     """Workers of two hosts on one database; alpha dies with a job, beta rescues it."""
     run_cli(db, "config", "set", "lease-seconds", "2")
-    marker = tmp_path / "first-run"
-    job = enqueue(db, f"if [ -e {marker} ]; then echo on-beta; "
-                      f"else touch {marker}; sleep 615; fi")
-    alpha = pools(1, QUEUECTL_HOSTNAME="alpha")
-    running = wait_state(db, job, "processing")
+    job, alpha, running = start_hanging_job(db, pools, tmp_path, 615, "on-beta",
+                                            QUEUECTL_HOSTNAME="alpha")
     assert running["worker_id"].startswith("alpha-")
     beta = pools(1, QUEUECTL_HOSTNAME="beta")
     beta.wait_ready()
