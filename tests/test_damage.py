@@ -115,7 +115,7 @@ def test_database_from_an_older_schema_is_migrated(db_path):
     status = cli_json(db_path, "status")
     assert status["counts"]["pending"] == 3
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "job_claim" in names
 
@@ -138,3 +138,15 @@ def test_wal_and_logs_are_owner_only(db_path):
             assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
     finally:
         holder.close()
+
+
+def test_version_1_database_gains_the_due_index(db_path):
+    fill(db_path, 3)
+    with sqlite3.connect(db_path) as conn:  # what version 1 looked like
+        conn.execute("DROP INDEX job_due")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    assert cli_json(db_path, "status")["counts"]["pending"] == 3
+    with sqlite3.connect(db_path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert "job_due" in names and version == ("2",)

@@ -40,6 +40,9 @@ EXTRA_INDEXES = (
     # Claim order, only over claimable rows: stays small however much history piles up.
     "CREATE INDEX IF NOT EXISTS job_claim ON job (priority DESC, run_at, seq)"
     " WHERE state IN ('pending', 'failed')",
+    # When is the next job due? (an idle worker's wake-up time; has_due_job)
+    "CREATE INDEX IF NOT EXISTS job_due ON job (run_at)"
+    " WHERE state IN ('pending', 'failed')",
     # Rescue scans only running jobs.
     "CREATE INDEX IF NOT EXISTS job_lease ON job (lease_expires_at)"
     " WHERE state = 'processing'",
@@ -75,6 +78,20 @@ class Backend:
         params = (worker_id, token, now, now, lease_until, host, now)
         row = self.db.execute_sql(self.claim_sql, params).fetchone()
         return Claimed(*row) if row else None
+
+    due_hint = ""
+
+    def next_run_at(self) -> float | None:
+        """When the earliest claimable job is due (None: nothing waits)."""
+        return self.db.execute_sql(
+            f"SELECT MIN(run_at) FROM job {self.due_hint} "
+            "WHERE state IN ('pending', 'failed')").fetchone()[0]
+
+    def has_due_job(self, now: float) -> bool:
+        row = self.db.execute_sql(
+            f"SELECT 1 FROM job {self.due_hint} WHERE state IN ('pending', 'failed') "
+            f"AND run_at <= {self.db.param} LIMIT 1", (now,)).fetchone()
+        return row is not None
 
     def create_extra_indexes(self) -> None:
         for statement in EXTRA_INDEXES:
@@ -114,6 +131,8 @@ class SqliteBackend(Backend):
 
     _seen: Any = None
     _watch: Any = None
+    # As for the claim: without the hint SQLite walks (state, seq) over every waiting row.
+    due_hint = "INDEXED BY job_due"
 
     def data_version(self) -> Any:
         # Reads the WAL index header in shared memory: microseconds, no disk I/O.

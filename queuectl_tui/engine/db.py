@@ -20,7 +20,7 @@ from queuectl_tui.engine import models
 from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.errors import DatabaseError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
@@ -191,8 +191,13 @@ def _migrate_0_to_1(opened: Opened) -> None:
     opened.backend.create_extra_indexes()
 
 
+def _migrate_1_to_2(opened: Opened) -> None:
+    """Version 2 adds the partial index `job_due` (idle workers' next wake-up)."""
+    opened.backend.create_extra_indexes()
+
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS = {0: _migrate_0_to_1}
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

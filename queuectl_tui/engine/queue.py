@@ -23,7 +23,7 @@ from queuectl_tui.engine import config, events, logs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
-from queuectl_tui.engine.models import CLAIMABLE, STATES, WAITING, Job
+from queuectl_tui.engine.models import STATES, WAITING, Job
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 
 # The state machine: which moves exist at all.
@@ -174,14 +174,10 @@ class Queue:
 
     def has_due_job(self) -> bool:
         """A read-only look, so idle workers do not take the write lock for nothing."""
-        now = self.clock.now()
-        return Job.select(Job.seq).where(Job.state.in_(CLAIMABLE),
-                                         Job.run_at <= now).exists()
+        return self.backend.has_due_job(self.clock.now())
 
     def next_run_at(self) -> float | None:
-        row = (Job.select(pw.fn.MIN(Job.run_at).alias("t"))
-               .where(Job.state.in_(CLAIMABLE)).dicts().first())
-        return row["t"] if row else None
+        return self.backend.next_run_at()
 
     def set_running_pid(self, claimed: Claimed, pid: int) -> bool:
         """Remember the job's process group, so a rescuer can kill leftovers."""
