@@ -114,7 +114,7 @@ def build_demo(path: Path, clock: FakeClock) -> None:
 
 async def shoot(db: str, clock: FakeClock, keys: tuple[str, ...], out: Path) -> None:
     app = ConsoleApp(db, clock=clock, ids=Ids(random.Random(1)), refresh_interval=None,
-                     threaded=False)
+                     threaded=False, steady=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press_and_settle(pilot, *keys)

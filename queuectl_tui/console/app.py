@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input
 
 from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.console import data
@@ -51,8 +52,9 @@ class ConsoleApp(App):
 
     def __init__(self, db_arg: str | None = None, *, clock: Clock | None = None,
                  ids: Ids | None = None, refresh_interval: float | None = 1.0,
-                 threaded: bool = True) -> None:
+                 threaded: bool = True, steady: bool = False) -> None:
         super().__init__()
+        self.steady = steady  # pictures: no blinking cursors
         self.db = Database(db_arg, clock=clock, ids=ids, threaded=threaded)
         self.refresh_interval = refresh_interval
         self.summary: Summary | None = None
@@ -111,7 +113,7 @@ class ConsoleApp(App):
         if view is None:
             return
         try:
-            snap = await self.db.call(data.refresh, view.loader())
+            snap = await self.db.call(data.refresh, self.db.counter, view.loader())
         except QueuectlError as exc:
             self.problem = str(exc)
             self.hint = self._hint_for(exc)
@@ -146,6 +148,12 @@ class ConsoleApp(App):
             self.notify(done, timeout=3)
         self.request_refresh()
         return result
+
+    def steady_inputs(self, root: Any) -> None:
+        """In pictures a blinking cursor would be on or off by chance: keep it on."""
+        if self.steady:
+            for box in root.query(Input):
+                box.cursor_blink = False
 
     # ------------------------------------------------------------ actions
 

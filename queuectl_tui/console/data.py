@@ -85,6 +85,7 @@ class Database:
         self.clock = clock or Clock()
         self.ids = ids
         self.queue: Queue | None = None
+        self.counter = views.StateCounts()  # header counts, followed through the event log
         self._executor = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db")
                           if threaded else None)
         self._pending: set[Future] = set()
@@ -145,15 +146,16 @@ class Database:
 
 # ---------------------------------------------------------------- snapshots (db thread)
 
-def summary(queue: Queue) -> Summary:
+def summary(queue: Queue, counter: views.StateCounts) -> Summary:
     now = queue.clock.now()
-    return Summary(now=now, counts=queue.counts(), live_workers=len(queue.live_workers()),
-                   throughput=views.throughput(now))
+    return Summary(now=now, counts=counter.read(queue, queue.clock.monotonic()),
+                   live_workers=len(queue.live_workers()), throughput=views.throughput(now))
 
 
-def refresh(queue: Queue, load: Callable[[Queue], Any] | None) -> Snapshot:
+def refresh(queue: Queue, counter: views.StateCounts,
+            load: Callable[[Queue], Any] | None) -> Snapshot:
     """The summary and, if given, the current view's own data, in one trip."""
-    return Snapshot(summary=summary(queue), view=load(queue) if load else None)
+    return Snapshot(summary=summary(queue, counter), view=load(queue) if load else None)
 
 
 def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail | None:

@@ -99,7 +99,7 @@ def queue_db(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) 
 
 def make_app(db: str, clock: FakeClock, *, threaded: bool = False) -> ConsoleApp:
     return ConsoleApp(db, clock=clock, ids=Ids(random.Random(99)), refresh_interval=None,
-                      threaded=threaded)
+                      threaded=threaded, steady=True)
 
 
 def keys_then_settle(*keys: str):

@@ -241,7 +241,7 @@ async def test_locked_database_is_a_message_and_the_data_stays(queue_db, clock, 
         await settle(pilot)
         assert len(shown_ids(app)) == 16
 
-        def locked(queue):
+        def locked(*args):
             raise sqlite3.OperationalError("database is locked")
 
         monkeypatch.setattr(data, "summary", locked)

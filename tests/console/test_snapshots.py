@@ -27,8 +27,12 @@ def test_jobs_filtered_by_field(snap_compare, queue_db, clock):
                  "slash", *"cmd:curl", "enter")
 
 
-def test_jobs_dead_tab_sorted_by_priority(snap_compare, queue_db, clock):
-    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]", "s")
+def test_jobs_dead_tab(snap_compare, queue_db, clock):
+    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]")
+
+
+def test_jobs_waiting_in_run_order(snap_compare, queue_db, clock):
+    assert _snap(snap_compare, make_app(queue_db, clock), "s")
 
 
 def test_jobs_small_terminal(snap_compare, queue_db, clock):

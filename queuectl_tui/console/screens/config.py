@@ -101,6 +101,9 @@ class EditConfigDialog(ModalScreen[None]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", id="save", variant="success")
 
+    def on_mount(self) -> None:
+        self.app.steady_inputs(self)  # type: ignore[attr-defined]
+
     def _check(self, text: str) -> Any:
         return config.validate(self.key, text)
 

@@ -75,6 +75,9 @@ class EnqueueDialog(ModalScreen[None]):
                 yield Button("Cancel", id="cancel")
                 yield Button("Enqueue", id="save", variant="success")
 
+    def on_mount(self) -> None:
+        self.app.steady_inputs(self)  # type: ignore[attr-defined]
+
     def values(self) -> dict[str, str]:
         return {name: self.query_one(f"#f-{name}", Input).value for name, _, _ in FIELDS}
 

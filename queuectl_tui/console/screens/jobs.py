@@ -21,9 +21,8 @@ from queuectl_tui.engine.views import JobQuery, Window
 STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
               ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)))
-SORTS = (("age", "age"), ("priority", "priority"), ("attempts", "attempts"),
-         ("updated", "last change"), ("run_at", "next run"))
-SORT_BY_COLUMN = {"id": "age", "pri": "priority", "tries": "attempts", "when": "updated"}
+SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index
+SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
 class JobsScreen(ListScreen):
@@ -135,18 +134,17 @@ class JobsScreen(ListScreen):
 
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()
-        if query.has_text:
+        if query.has_text or self.sort == "run":
             return f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
         states = query.states or tuple(summary.counts)
         n = sum(summary.counts.get(s, 0) for s in states)
         return f"{n:,} jobs"
 
     def status_extra(self) -> str:
-        label = dict(SORTS)[self.sort]
-        order = "newest first" if self.sort == "age" and self.descending else \
-            "oldest first" if self.sort == "age" else \
-            f"by {label} {'high to low' if self.descending else 'low to high'}"
-        return order
+        if self.sort == "age":
+            return "newest first" if self.descending else "oldest first"
+        return "waiting jobs in run order: " + ("next to run first" if self.descending
+                                                 else "last to run first")
 
     # ------------------------------------------------------------ cursor and detail
 
@@ -191,8 +189,7 @@ class JobsScreen(ListScreen):
         self.update_status(self.console.summary)
 
     def action_sort(self) -> None:
-        names = [n for n, _ in SORTS]
-        self.sort = names[(names.index(self.sort) + 1) % len(names)]
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
         self.descending = True
         self._resort()
 

@@ -91,6 +91,7 @@ class ListScreen(ViewScreen):
         self.query_one("#filter", Input).display = False
         self.query_one("#filter", Input).value = self.filter_text
         self.query_one("#empty", Static).display = False
+        self.console.steady_inputs(self)
         self.table.focus()
 
     @property
