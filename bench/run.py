@@ -151,11 +151,12 @@ def time_process(argv: list[str], runs: int) -> dict[str, Any]:
     # queuectl from source; an installed package has its .pyc files, so let the
     # warm-up run write them.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(argv, check=True, capture_output=True, env=env)
+    subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, env=env)
+        subprocess.run(argv, check=True, capture_output=True, env=env,
+                       cwd=tempfile.gettempdir())
         times.append(time.perf_counter() - t)
     return {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000,
             "max_ms": max(times) * 1000, "runs": runs}
@@ -223,7 +224,7 @@ def bench_bulk(cfg, target, workdir, results) -> None:
         try:
             t = time.perf_counter()
             subprocess.run(qctl(db, "enqueue", "--file", str(path)), check=True,
-                           capture_output=True)
+                           capture_output=True, cwd=workdir)
             s = time.perf_counter() - t
             count = target.query(db, "SELECT COUNT(*) FROM job")[0][0]
             assert count == n, f"enqueued {count}, expected {n}"

@@ -118,8 +118,11 @@ class Queuectl:
         self.name = label
 
     def _cli(self, db: str, *args: str, **kw) -> subprocess.CompletedProcess:
+        # cwd: `python -m` puts the working directory first on sys.path; run from the
+        # work dir so the installed queuectl (or $PYTHONPATH) is what gets measured.
         return subprocess.run([sys.executable, "-m", "queuectl_tui", "--db", db, *args],
-                              check=True, capture_output=True, text=True, **kw)
+                              check=True, capture_output=True, text=True, cwd=self.workdir,
+                              **kw)
 
     def _prepare(self, tag: str) -> str:
         db = self.target.new(tag)
@@ -137,7 +140,7 @@ class Queuectl:
         proc = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "--db", db, "worker",
                                  "start", "--count", str(workers)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
+                                cwd=self.workdir, start_new_session=True)
         sql = "SELECT pid FROM worker WHERE state = 'idle' AND started_at >= ?"
         _wait(lambda: len(self.target.query(db, sql, (since - 1,))) >= workers or
               proc.poll() is not None, 30, "queuectl workers to start")
