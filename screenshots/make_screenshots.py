@@ -78,7 +78,7 @@ def _drain(q: Queue, clock: FakeClock, rng: random.Random, keep_running: str) ->
             os.write(fd, b"".join(f"step {i}/5\n".encode() for i in range(1, 4)))
             os.close(fd)
             registry.beat(worker, state="busy", now=clock.now(), job_id=claimed.id,
-                          job_started_at=clock.now(), done=64, failed=2)
+                          job_started_at=clock.now())
             continue
         error, out = _outcome(claimed.command)
         clock.advance(rng.uniform(0.3, 2.5))
@@ -104,7 +104,7 @@ def build_demo(path: Path, clock: FakeClock) -> None:
                     JobSpec(command="pg_dump app | gzip > /backups/app.sql.gz", delay=3600),
                     JobSpec(command="python manage.py send_digest")])
     clock.advance(3)
-    registry.beat(WORKERS[0], state="idle", now=clock.now(), done=70, failed=14)
+    registry.beat(WORKERS[0], state="idle", now=clock.now())
     running = q.jobs(state="processing", limit=1)
     for job in running:
         registry.beat(WORKERS[1], state="busy", now=clock.now(), job_id=job.id,

@@ -78,7 +78,7 @@ def build_queue(path: Path, clock: FakeClock) -> dict[str, str]:
     clock.advance(12)
     registry.beat(W1, state="busy", now=clock.now(), job_id=running.id,
                   job_started_at=clock.now() - 12)
-    registry.beat(W2, state="idle", now=clock.now() - 2, done=0)
+    registry.beat(W2, state="idle", now=clock.now() - 2)
     ids = {"running": running.id}
     q.opened.close()
     return ids

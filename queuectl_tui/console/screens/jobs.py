@@ -99,6 +99,7 @@ class JobsScreen(ListScreen):
             result = load(queue)
             result["detail"] = data.job_detail(queue, job_id, offset)
             result["detail_offset"] = offset
+            result["detail_for"] = job_id
             return result
 
         return load_all
@@ -108,9 +109,8 @@ class JobsScreen(ListScreen):
         current = self.table.current
         detail.select(current["id"] if current else None)
         detail.show(result.get("detail"), summary.now, asked_offset=result.get("detail_offset"))
-        if current is not None and detail.display and result.get("detail") is None \
-                and detail.job_id is not None:
-            self.console.request_refresh()
+        if detail.display and current is not None and result.get("detail_for") != current["id"]:
+            self.console.request_refresh()  # the cursor moved on while this was read
         self._label_tabs(summary)
 
     def _label_tabs(self, summary: Summary) -> None:
