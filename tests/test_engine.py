@@ -254,3 +254,28 @@ def test_leases_use_the_database_clock_across_skewed_hosts(db):
         assert naive.rescue() == ["held"]
     finally:
         opened.close()
+
+
+def test_outcome_and_next_claim_share_one_transaction(queue):
+    from queuectl_tui.engine import registry
+    queue.enqueue_many([JobSpec(command="true", id="a"), JobSpec(command="true", id="b"),
+                        JobSpec(command="true", id="c")])
+    registry.register("w", host="h", pid=1, supervisor_pid=None, now=queue.clock.now())
+    first = queue.claim("w", 10)
+    outcome = queue.finish_and_claim(first, "w", exit_code=0, error=None, next_lease=10)
+    assert (outcome.state, outcome.next.id, outcome.stop) == ("completed", "b", False)
+    # A stop request is read in that same commit: nothing more is claimed.
+    queue.stop_workers(["w"])
+    last = queue.finish_and_claim(outcome.next, "w", exit_code=0, error=None, next_lease=10)
+    assert (last.state, last.next, last.stop) == ("completed", None, True)
+    assert queue.get("c").state == "pending"
+
+
+def test_a_job_claimed_but_never_started_is_handed_back_uncounted(queue):
+    queue.enqueue(JobSpec(command="true", id="h"))
+    claimed = queue.claim("w", 10)
+    assert queue.release(claimed, "w")
+    job = queue.get("h")
+    assert (job.state, job.attempts) == ("pending", 0)
+    assert next(queue.history("h"))["note"].startswith("handed back")
+    assert not queue.release(claimed, "w"), "a second release must change nothing"

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import peewee as pw
@@ -38,6 +39,16 @@ MOVES: dict[str, tuple[str, ...]] = {
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
                Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recording a run led to: the job's new state (None: the claim had been
+    lost), the next job already claimed (if asked for), and whether to stop."""
+
+    state: str | None
+    next: Claimed | None
+    stop: bool
 
 
 def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
@@ -82,6 +93,7 @@ class Queue:
         self.clock = clock or Clock()
         self.ids = ids or Ids()
         self.host = host or current_host()
+        self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         if self.backend.name == "sqlite":
             sync = config.get("durability").upper()
             self.db.execute_sql(f"PRAGMA synchronous = {'FULL' if sync == 'FULL' else 'NORMAL'}")
@@ -99,17 +111,32 @@ class Queue:
         if to not in MOVES[job.state]:
             raise Conflict(f"job {job.id} is {job.state}; it cannot become {to}")
         now = self.clock.now()
-        query = Job.update(state=to, updated_at=now, **fields).where(
-            Job.seq == job.seq, Job.state == job.state)
+        names = tuple(fields)
+        params = [to, now, *fields.values(), job.seq, job.state]
         if token is not None:
-            query = query.where(Job.claim_token == token)
-        if query.execute() != 1:
+            params.append(token)
+        cursor = self.db.execute_sql(self._update_sql(names, token is not None), params)
+        if cursor.rowcount != 1:
             return False
         if to == "pending":
             self.backend.notify()
         events.record(job.id, job.state, to, at=now, attempt=job.attempts,
                       exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
         return True
+
+    def _update_sql(self, names: tuple[str, ...], with_token: bool) -> str:
+        """The conditional UPDATE for these fields, built once: on the hot path
+        (every claim and finish) Peewee's query builder cost more than SQLite."""
+        key = (names, with_token)
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            p = self.db.param
+            sets = "".join(f", {Job._meta.fields[n].column_name} = {p}" for n in names)
+            sql = (f"UPDATE job SET state = {p}, updated_at = {p}{sets} "
+                   f"WHERE seq = {p} AND state = {p}"
+                   + (f" AND claim_token = {p}" if with_token else ""))
+            self._sql_cache[key] = sql
+        return sql
 
     # ---------------------------------------------------------------- enqueue
 
@@ -163,13 +190,16 @@ class Queue:
 
     def claim(self, worker_id: str, lease_seconds: float) -> Claimed | None:
         """Atomically take the next due job (priority, then run_at, then age)."""
-        now = self.clock.now()
-        token = secrets.token_hex(8)
         with self.db.atomic():
-            claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host)
-            if claimed is not None:
-                events.record(claimed.id, claimed.prev_state, "processing", at=now,
-                              attempt=claimed.attempts, worker_id=worker_id)
+            return self._claim(worker_id, lease_seconds, self.clock.now())
+
+    def _claim(self, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
+        token = secrets.token_hex(8)
+        claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host)
+        if claimed is not None:
+            events.record(claimed.id, claimed.prev_state, "processing", at=now,
+                          attempt=claimed.attempts, worker_id=worker_id)
+            registry.busy(worker_id, claimed.id, now=now)  # same commit: no extra write
         return claimed
 
     def has_due_job(self) -> bool:
@@ -179,35 +209,62 @@ class Queue:
     def next_run_at(self) -> float | None:
         return self.backend.next_run_at()
 
-    def set_running_pid(self, claimed: Claimed, pid: int) -> bool:
-        """Remember the job's process group, so a rescuer can kill leftovers."""
-        return Job.update(run_pid=pid).where(
-            Job.seq == claimed.seq, Job.claim_token == claimed.claim_token).execute() == 1
+    def extend_lease(self, claimed: Claimed, lease_seconds: float,
+                     pid: int | None = None) -> bool:
+        """Heartbeat for a held job; False means the claim was lost (rescued elsewhere).
 
-    def extend_lease(self, claimed: Claimed, lease_seconds: float) -> bool:
-        """Heartbeat for a held job; False means the claim was lost (rescued elsewhere)."""
+        `pid` is the job's process group, so a rescuer can kill leftovers. It is
+        written with the first lease extension (50 ms into the run), not at start:
+        most jobs finish sooner and never pay for that write.
+        """
         until = self.clock.now() + lease_seconds
-        return Job.update(lease_expires_at=until).where(
+        fields = {"lease_expires_at": until} if pid is None else \
+            {"lease_expires_at": until, "run_pid": pid}
+        return Job.update(**fields).where(
             Job.seq == claimed.seq, Job.claim_token == claimed.claim_token,
             Job.state == "processing").execute() == 1
 
     def finish(self, claimed: Claimed, worker_id: str, *, exit_code: int | None,
                error: str | None, stdout_tail: str = "", stderr_tail: str = "") -> str | None:
         """Record a run's outcome; returns the new state, or None if the claim was lost."""
+        return self.finish_and_claim(claimed, worker_id, exit_code=exit_code, error=error,
+                                     stdout_tail=stdout_tail, stderr_tail=stderr_tail).state
+
+    def finish_and_claim(self, claimed: Claimed, worker_id: str, *, exit_code: int | None,
+                         error: str | None, stdout_tail: str = "", stderr_tail: str = "",
+                         next_lease: float | None = None) -> Outcome:
+        """Record a run's outcome and, with `next_lease`, claim the next job in the
+        same transaction: a busy worker pays one commit (one fsync) per job, and
+        reads its stop flag there too (a stopping worker claims nothing)."""
         now = self.clock.now()
         job = self._held(claimed)
         outcome = dict(finished_at=now, exit_code=exit_code, lease_expires_at=None,
                        stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
         with self.db.atomic():
             if error is None:
-                ok = self._transition(job, "completed", token=claimed.claim_token,
-                                      worker_id=worker_id, last_error=None, **outcome)
-                return "completed" if ok else None
-            to, fields = self._after_failure(job, now)
+                to, fields = "completed", {"last_error": None}
+            else:
+                to, fields = self._after_failure(job, now)
+                fields["last_error"] = error
             ok = self._transition(job, to, token=claimed.claim_token, worker_id=worker_id,
-                                  note=error, last_error=error,
-                                  **fields, **outcome)
-            return to if ok else None
+                                  note=error, **fields, **outcome)
+            registry.idle(worker_id, now=now, done=int(ok and error is None),
+                          failed=int(ok and error is not None))
+            stop = registry.stop_requested(worker_id)
+            following = None
+            if next_lease is not None and not stop:
+                following = self._claim(worker_id, next_lease, now)
+        return Outcome(to if ok else None, following, stop)
+
+    def release(self, claimed: Claimed, worker_id: str) -> bool:
+        """Give back a job claimed with the last outcome but never started, because
+        the worker is stopping: pending again, its attempt not counted."""
+        with self.db.atomic():
+            return self._transition(
+                self._held(claimed), "pending", token=claimed.claim_token,
+                worker_id=worker_id, note="handed back unstarted: worker stopping",
+                attempts=claimed.attempts - 1, lease_expires_at=None, started_at=None,
+                claim_token=None)
 
     def _held(self, claimed: Claimed) -> Job:
         return Job(seq=claimed.seq, id=claimed.id, state="processing",
@@ -351,8 +408,7 @@ class Queue:
 
     def _retry_one(self, job: Job) -> None:
         self._transition(job, "pending", note="retried from the DLQ", attempts=0,
-                         run_at=self.clock.now(), finished_at=None, worker_id=None,
-                         claim_token=None)
+                         run_at=self.clock.now(), finished_at=None, claim_token=None)
 
     def cancel(self, job_id: str) -> None:
         """A waiting job goes to the DLQ (from where it can still be retried)."""

@@ -27,14 +27,37 @@ def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
 
 
 def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,
-         job_started_at: float | None = None, done: int = 0, failed: int = 0) -> bool:
+         job_started_at: float | None = None) -> bool:
     """Report liveness; returns True if someone asked this worker to stop."""
     Worker.update(state=state, heartbeat_at=now, job_id=job_id,
-                  job_started_at=job_started_at,
-                  jobs_done=Worker.jobs_done + done,
-                  jobs_failed=Worker.jobs_failed + failed).where(Worker.id == worker_id).execute()
+                  job_started_at=job_started_at).where(Worker.id == worker_id).execute()
     row = Worker.select(Worker.stop_requested).where(Worker.id == worker_id).first()
     return bool(row and row.stop_requested)
+
+
+def _execute(sql: str, params: tuple) -> None:
+    db = Worker._meta.database
+    db.execute_sql(sql.replace("?", db.param), params)
+
+
+def busy(worker_id: str, job_id: str, *, now: float) -> None:
+    """Part of the claim's transaction (plain SQL: it runs for every job)."""
+    _execute("UPDATE worker SET state = 'busy', job_id = ?, job_started_at = ?, "
+             "heartbeat_at = ? WHERE id = ?", (job_id, now, now, worker_id))
+
+
+def stop_requested(worker_id: str) -> bool:
+    db = Worker._meta.database
+    row = db.execute_sql(f"SELECT stop_requested FROM worker WHERE id = {db.param}",
+                         (worker_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def idle(worker_id: str, *, now: float, done: int, failed: int) -> None:
+    """Part of the outcome's transaction: back to idle, with the counts."""
+    _execute("UPDATE worker SET state = 'idle', job_id = NULL, job_started_at = NULL, "
+             "heartbeat_at = ?, jobs_done = jobs_done + ?, jobs_failed = jobs_failed + ? "
+             "WHERE id = ?", (now, done, failed, worker_id))
 
 
 def stopped(worker_id: str, *, now: float) -> None:

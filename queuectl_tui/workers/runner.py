@@ -55,7 +55,8 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int], log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
-                tick: Callable[[], bool] = lambda: True, tick_every: float = 1.0) -> RunResult:
+                tick: Callable[[], bool] = lambda: True, first_tick: float = 1.0,
+                tick_every: float = 1.0) -> RunResult:
     """Run `command` to the end; `tick` is called periodically and may return False to abort.
 
     Abort (the claim was lost) and timeout both kill the whole process group.
@@ -72,7 +73,7 @@ def run_command(command: str, *, timeout: float | None,
         sel.register(fd, selectors.EVENT_READ)
     start = time.monotonic()
     deadline = start + timeout if timeout else None
-    next_tick = start + tick_every
+    next_tick = start + first_tick
     exited_at: float | None = None
     reason: str | None = None
     try:

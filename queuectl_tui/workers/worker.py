@@ -27,6 +27,7 @@ from queuectl_tui.engine.queue import Queue, current_host
 from queuectl_tui.workers.runner import run_command
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
+FIRST_TICK_S = 0.05  # a job still running this long gets its process group recorded
 
 
 def new_worker_id() -> str:
@@ -47,8 +48,6 @@ class Worker:
         self.stop_reason: str | None = None
         self._next_beat = 0.0
         self._next_rescue = 0.0
-        self._done = 0
-        self._failed = 0
         self._reload()
 
     def _reload(self) -> None:
@@ -69,27 +68,46 @@ class Worker:
                           supervisor_pid=self.supervisor_pid, now=self.clock.now())
         self.queue.backend.listen()
         ran = 0
+        claimed: Claimed | None = None
         try:
             while self.stop_reason is None and (max_jobs is None or ran < max_jobs):
-                try:
-                    self._housekeeping()
-                    if self.stop_reason is not None:
-                        break
-                    claimed = self.queue.claim(self.id, self.lease)
-                except (pw.OperationalError, pw.InterfaceError) as exc:
-                    self._db_trouble(exc, "looking for work")
-                    self.clock.sleep(1.0)
-                    continue
+                if claimed is None:
+                    try:
+                        self._housekeeping()
+                        if self.stop_reason is not None:
+                            break
+                        claimed = self.queue.claim(self.id, self.lease)
+                    except (pw.OperationalError, pw.InterfaceError) as exc:
+                        self._db_trouble(exc, "looking for work")
+                        self.clock.sleep(1.0)
+                        continue
+                elif self.clock.monotonic() >= self._next_rescue:
+                    self._busy_housekeeping()
                 if claimed is not None:
-                    self._run(claimed)
                     ran += 1
+                    more = max_jobs is None or ran < max_jobs
+                    claimed = self._run(claimed, claim_next=more)
+                    if os.getppid() != self.parent_pid:
+                        self.request_stop("parent process exited")
                 elif until_idle:
                     break
                 else:
                     self._idle()
         finally:
+            if claimed is not None:  # claimed with the last outcome, then told to stop
+                self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
             self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
         return ran
+
+    def _busy_housekeeping(self) -> None:
+        """Between jobs of a steady stream: the outcome commits already carry the
+        heartbeat and the stop flag; still rescue others' jobs and reload config."""
+        self._next_rescue = self.clock.monotonic() + RESCUE_EVERY_S
+        try:
+            self._reload()
+            self.queue.rescue()
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            self._db_trouble(exc, "looking for lost jobs")
 
     def _db_trouble(self, exc: Exception, doing: str) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -127,9 +145,7 @@ class Worker:
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
         stop = registry.beat(self.id, state=state, now=self.clock.now(),
-                             job_id=claimed.id if claimed else None, job_started_at=started,
-                             done=self._done, failed=self._failed)
-        self._done = self._failed = 0
+                             job_id=claimed.id if claimed else None, job_started_at=started)
         if stop:
             self.request_stop("stop requested")
 
@@ -155,35 +171,42 @@ class Worker:
 
     # ------------------------------------------------------------------ one job
 
-    def _run(self, claimed: Claimed) -> None:
+    def _run(self, claimed: Claimed, claim_next: bool) -> Claimed | None:
+        """Run a claimed job, record its outcome and (unless stopping) claim the
+        next job in the same commit; returns that next job. The claim marked this
+        worker busy and the outcome marks it idle in those same transactions, so
+        while jobs keep coming each costs exactly one commit."""
         started = self.clock.now()
-        self._beat("busy", claimed, started)
-        self._next_beat = self.clock.monotonic() + self.beat_every
         log_dir = self.queue.opened.log_dir
         header = (f"--- attempt {claimed.attempts} started {iso(started)} "
                   f"on worker {self.id} ---\n").encode()
+        pid: list[int] = []
+        recorded: list[int] = []
 
         def tick() -> bool:
+            """Extend the lease (recording the process group the first time)."""
             try:
-                self._beat("busy", claimed, started)
-                return self.queue.extend_lease(claimed, self.lease)
-            except pw.OperationalError:
+                with self.queue.db.atomic():
+                    self._beat("busy", claimed, started)
+                    held = self.queue.extend_lease(
+                        claimed, self.lease, None if recorded else pid[0])
+                recorded.extend(pid[:1])
+                return held
+            except (pw.OperationalError, pw.InterfaceError):
                 return True  # a locked moment is not a lost claim; the lease has slack
 
         result = run_command(
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
-            on_start=lambda pid: self.queue.set_running_pid(claimed, pid),
-            tick=tick, tick_every=self.beat_every)
-        state = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish(
+            on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every)
+        lease = self.lease if claim_next and self.stop_reason is None else None
+        outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
-            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail))
-        if state == "completed":
-            self._done += 1
-        elif state is not None:
-            self._failed += 1
-        self._beat("idle")
+            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease))
         self._next_beat = self.clock.monotonic() + self.beat_every
+        if outcome.stop:
+            self.request_stop("stop requested")
+        return outcome.next
 
 
 # ---------------------------------------------------------------------- process entry
