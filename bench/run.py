@@ -32,7 +32,8 @@ from typing import Any, Callable
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))  # after $PYTHONPATH and the installed package
 
 import systems  # noqa: E402
 import targets  # noqa: E402
@@ -476,7 +477,7 @@ def write_plot(res: dict[str, Any], path: Path) -> str | None:
                      [r["max"] - r["median"] for r in sc.values()]], capsize=4)
         for i, v in enumerate(vals):
             ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
-    ax.set_title("scale: queuectl `true` throughput vs jobs already in the database")
+    ax.set_title("scale: `true` throughput vs jobs already in the DB")
     ax.set_ylabel("jobs/s")
     fig.suptitle(f"queuectl benchmark, {res['env']['date']}, {res['env']['cores']} cores, "
                  f"commit {res['env']['commit']} ({res['profile']})")
@@ -487,6 +488,23 @@ def write_plot(res: dict[str, Any], path: Path) -> str | None:
 
 
 # =========================================================================== main
+
+def use_ref(ref: str) -> str:
+    """Export queuectl_tui/ at `ref` and put it first on the path of this process and
+    every queuectl process it starts (workers, CLI), so uncommitted edits don't count."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dest = Path(tempfile.mkdtemp(prefix=f"queuectl-{sha}-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "queuectl_tui"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(dest), os.environ.get("PYTHONPATH")) if p)
+    sys.path.insert(0, str(dest))
+    for name in [m for m in sys.modules if m.startswith("queuectl_tui")]:
+        del sys.modules[name]
+    return f"{sha} (exported with --ref {ref})"
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -502,7 +520,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="results directory (default bench/results, "
                     "or bench/results/quick with --quick)")
     ap.add_argument("--no-install", action="store_true", help="do not pip/apt-get install peers")
+    ap.add_argument("--ref", help="benchmark queuectl as committed at this git ref (e.g. HEAD), "
+                    "exported to a temporary directory, instead of the working tree")
     args = ap.parse_args(argv)
+    source = "working tree"
+    if args.ref:
+        source = use_ref(args.ref)
 
     profile = "quick" if args.quick else "full"
     cfg = {**PROFILES[profile], "workers": args.workers}
@@ -522,12 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"note: {n}")
     workdir = Path(tempfile.mkdtemp(prefix="queuectl-bench-"))
     target = targets.target_for(args.db, workdir)
+    env = environment()
+    if args.ref:
+        env["commit"] = source
     res: dict[str, Any] = {
-        "profile": profile, "env": environment(), "config": cfg, "notes": notes,
+        "profile": profile, "env": env, "config": cfg, "notes": notes,
         "backend": target.name, "status": {},
         "command": "python bench/run.py" + (" --quick" if args.quick else "")
         + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
-        + (f" --db {args.db}" if args.db else "")}
+        + (f" --db {args.db}" if args.db else "") + (f" --ref {args.ref}" if args.ref else "")}
     peers = make_peers(workdir, wanted, res["notes"]) if "throughput" in sections or \
         "latency" in sections else []
     log(f"queuectl benchmark ({profile}) on {target.name}; work dir {workdir}")
