@@ -168,14 +168,18 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     else:
         specs = [jobspec.from_mapping({"command": args.spec, **given})]
     queue = open_queue(args)
-    jobs = queue.enqueue_many(specs)
+    if args.file is None:
+        job = queue.enqueue(specs[0])
+        if args.json:
+            emit_json(job)
+        else:
+            print(f"enqueued {job['id']}")
+        return 0
+    ids = queue.enqueue_many(specs)
     if args.json:
-        emit_json(jobs[0] if args.file is None else {"enqueued": len(jobs),
-                                                      "ids": [j["id"] for j in jobs]})
-    elif args.file is None:
-        print(f"enqueued {jobs[0]['id']}")
+        emit_json({"enqueued": len(ids), "ids": ids})
     else:
-        print(f"enqueued {len(jobs)} jobs")
+        print(f"enqueued {len(ids)} jobs")
     return 0
 
 

@@ -22,4 +22,4 @@ DEMO_JOBS: tuple[JobSpec, ...] = (
 
 
 def enqueue_demo(queue: Queue) -> list[str]:
-    return [job["id"] for job in queue.enqueue_many(list(DEMO_JOBS))]
+    return queue.enqueue_many(list(DEMO_JOBS))

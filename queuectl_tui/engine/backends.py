@@ -93,6 +93,13 @@ class Backend:
             f"AND run_at <= {self.db.param} LIMIT 1", (now,)).fetchone()
         return row is not None
 
+    def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """Many rows in the caller's transaction, without an ORM in the loop."""
+        p = self.db.param
+        self.db.cursor().executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([p] * len(columns))})",
+            rows)
+
     def create_extra_indexes(self) -> None:
         for statement in EXTRA_INDEXES:
             self.db.execute_sql(statement)
@@ -185,6 +192,13 @@ class PostgresBackend(Backend):
         + "WHERE seq = (" + _CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
         + _CLAIM_RETURNING
     )
+
+    def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        # psycopg2's executemany sends one statement per row; execute_values batches.
+        from psycopg2.extras import execute_values
+        execute_values(self.db.cursor(),
+                       f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s", rows,
+                       page_size=1000)
 
     def notify(self) -> None:
         # Delivered at commit, to every listening connection on every host.

@@ -131,9 +131,21 @@ def _no_constants(name: str) -> Any:
     raise UsageError(f"{name} is not valid JSON")
 
 
+_KEY_SEPARATOR = re.compile(r'"\s*:')
+
+
 def parse_json(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity, no repeated keys."""
+    """Strict JSON: no NaN/Infinity, no repeated keys.
+
+    Fast path first (the C parser, 100,000 lines at a time in `enqueue --file`).
+    Every key is followed by one `":` so a flat object with as many separators as
+    keys cannot repeat one; anything else (nested values, a `":` inside a
+    string) is parsed again with the exact duplicate check.
+    """
     try:
+        value = json.loads(text, parse_constant=_no_constants)
+        if isinstance(value, dict) and len(_KEY_SEPARATOR.findall(text)) == len(value):
+            return value
         return json.loads(text, object_pairs_hook=_no_duplicate_keys,
                           parse_constant=_no_constants)
     except json.JSONDecodeError as exc:

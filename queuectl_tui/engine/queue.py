@@ -36,6 +36,8 @@ MOVES: dict[str, tuple[str, ...]] = {
     "completed": (),
 }
 
+JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
+              "timeout", "created_at", "updated_at")
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
                Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id)
@@ -141,10 +143,13 @@ class Queue:
     # ---------------------------------------------------------------- enqueue
 
     def enqueue(self, spec: JobSpec) -> dict[str, Any]:
-        return self.enqueue_many([spec])[0]
+        """Add one job; returns its public shape (as `show --json` prints it)."""
+        [job_id] = self.enqueue_many([spec])
+        return job_dict(self.get(job_id))
 
-    def enqueue_many(self, specs: list[JobSpec]) -> list[dict[str, Any]]:
-        """Insert all or nothing; a duplicate id (in the batch or stored) refuses the lot."""
+    def enqueue_many(self, specs: list[JobSpec]) -> list[str]:
+        """Insert all or nothing; returns the ids. A duplicate id (in the batch or
+        already stored) refuses the lot."""
         defaults = config.get_all()
         now = self.clock.now()
         rows = [self._row(spec, defaults, now) for spec in specs]
@@ -159,16 +164,11 @@ class Queue:
                 taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
                 if taken is not None:
                     raise UsageError(f"a job with id {taken.id!r} already exists")
-            for chunk in _chunks(rows, 500):
-                Job.insert_many(chunk).execute()
+            self.backend.insert_rows("job", JOB_INSERT, [tuple(r[c] for c in JOB_INSERT) for r in rows])
             self.backend.notify()
-            for chunk in _chunks(rows, 500):
-                events.Event.insert_many([
-                    {"job_id": r["id"], "from_state": None, "to_state": "pending",
-                     "at": now, "attempt": 0} for r in chunk]).execute()
-        return [{"id": r["id"], "command": r["command"], "state": "pending",
-                 "max_retries": r["max_retries"], "priority": r["priority"],
-                 "run_at": iso(r["run_at"]), "timeout": r["timeout"]} for r in rows]
+            self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
+                                     [(r["id"], "pending", now, 0) for r in rows])
+        return [r["id"] for r in rows]
 
     def _row(self, spec: JobSpec, defaults: dict[str, Any], now: float) -> dict[str, Any]:
         if spec.run_at is not None:
