@@ -279,3 +279,16 @@ def test_a_job_claimed_but_never_started_is_handed_back_uncounted(queue):
     assert (job.state, job.attempts) == ("pending", 0)
     assert next(queue.history("h"))["note"].startswith("handed back")
     assert not queue.release(claimed, "w"), "a second release must change nothing"
+
+
+def test_an_id_taken_concurrently_is_a_clear_refusal(queue, monkeypatch):
+    """The race the pre-check cannot see: the unique index refuses, cleanly."""
+    queue.enqueue(JobSpec(command="true", id="taken"))
+    real_select = Job.select
+    # The pre-check sees nothing, as if the other process inserted right after it.
+    monkeypatch.setattr(Job, "select", lambda *a: real_select(*a).where(Job.seq < 0))
+    with pytest.raises(UsageError, match="already exists"):
+        queue.enqueue_many([JobSpec(command="true", id="fresh"),
+                            JobSpec(command="true", id="taken")])
+    monkeypatch.undo()
+    assert [j.id for j in queue.jobs()] == ["taken"]

@@ -96,9 +96,10 @@ class Backend:
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """Many rows in the caller's transaction, without an ORM in the loop."""
         p = self.db.param
-        self.db.cursor().executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([p] * len(columns))})",
-            rows)
+        with pw.__exception_wrapper__:  # driver errors as Peewee's (IntegrityError, ...)
+            self.db.cursor().executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join([p] * len(columns))})", rows)
 
     def create_extra_indexes(self) -> None:
         for statement in EXTRA_INDEXES:
@@ -196,9 +197,10 @@ class PostgresBackend(Backend):
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         # psycopg2's executemany sends one statement per row; execute_values batches.
         from psycopg2.extras import execute_values
-        execute_values(self.db.cursor(),
-                       f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s", rows,
-                       page_size=1000)
+        with pw.__exception_wrapper__:
+            execute_values(self.db.cursor(),
+                           f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s", rows,
+                           page_size=1000)
 
     def notify(self) -> None:
         # Delivered at commit, to every listening connection on every host.

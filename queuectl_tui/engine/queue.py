@@ -164,7 +164,13 @@ class Queue:
                 taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
                 if taken is not None:
                     raise UsageError(f"a job with id {taken.id!r} already exists")
-            self.backend.insert_rows("job", JOB_INSERT, [tuple(r[c] for c in JOB_INSERT) for r in rows])
+            try:
+                self.backend.insert_rows("job", JOB_INSERT,
+                                         [tuple(r[c] for c in JOB_INSERT) for r in rows])
+            except pw.IntegrityError:
+                # Another process took one of these ids between our check and insert.
+                raise UsageError("a job with one of these ids already exists; "
+                                 "nothing was enqueued") from None
             self.backend.notify()
             self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                      [(r["id"], "pending", now, 0) for r in rows])
