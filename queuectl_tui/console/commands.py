@@ -11,11 +11,10 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
     """(name, help, callback) for everything the keys do, wherever focus is."""
 
-    def on_view(view: str, action: str, *args: Any) -> Callable[[], Any]:
+    def on_view(view: str, action: str) -> Callable[[], Any]:
         def run() -> None:
             app.action_view(view)
-            app.call_after_refresh(lambda: app.screen.run_action(f"{action}{args!r}".replace(",)", ")")
-                                   if args else action))
+            app.call_after_refresh(lambda: app.screen.run_action(action))
         return run
 
     def state(name: str) -> Callable[[], Any]:

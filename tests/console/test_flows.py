@@ -271,3 +271,33 @@ async def test_cursor_keeps_its_place_on_screen_when_scrolled(tmp_path, clock, m
         app.request_refresh()
         await settle(pilot)
         assert (table.current["id"], table.cursor - table.top) == before
+
+
+async def test_command_palette_offers_the_same_actions(queue_db, clock):
+    from queuectl_tui.console.screens.confirm import ConfirmDialog
+
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "ctrl+p", *"retry marked", "enter")
+        await settle(pilot)
+        assert app.current_mode == "dlq"
+        assert isinstance(app.screen, ConfirmDialog)
+        await press(pilot, "y")
+        assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["pending"] * 3
+        await press(pilot, "ctrl+p", *"show dead jobs", "enter")
+        await settle(pilot)
+        assert app.current_mode == "jobs"
+        assert app.screen.tab_states == ("dead",)
+
+
+async def test_narrow_terminal_drops_minor_columns(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table", WindowTable)
+        assert [str(c.label) for c in table.columns.values()] == \
+            ["ID", "STATE", "PRI", "WHEN", "COMMAND"]
+        assert not app.screen.query_one("#detail").display  # 24 rows: the list first
+        await press(pilot, "enter")
+        assert app.screen.query_one("#detail").display

@@ -46,9 +46,9 @@ class DlqScreen(ListScreen):
         super().__init__()
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12), Column("tries", "TRIES", 5),
-                Column("died", "DIED", 9), Column("error", "LAST ERROR", None),
-                Column("command", "COMMAND", None)]
+        return [Column("mark", " ", 1), Column("id", "ID", 12),
+                Column("tries", "TRIES", 5, hide_below=100), Column("died", "DIED", 10),
+                Column("error", "LAST ERROR", None), Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.summary.now if self.console.summary else job["updated_at"]

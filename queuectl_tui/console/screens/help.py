@@ -22,7 +22,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Jobs", (
         ("[ ]", "previous / next state tab (All, Pending, Running, Retrying, Dead, Done)"),
         ("s S", "sort by next column / reverse the order (or click a column header)"),
-        ("enter", "show or hide the detail pane (fields, last error, output)"),
+        ("enter v", "show or hide the detail pane (fields, last error, output)"),
         ("h", "history of the selected job"),
         ("r", "retry the selected dead job"),
         ("c", "cancel the selected waiting job (it goes to the DLQ)"),
@@ -39,6 +39,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("space", "mark or unmark; u unmarks all"),
         ("R", "retry the marked jobs, or all that match the filter (asks first)"),
         ("d D", "delete the selected / marked or all matching (asks first)"),
+        ("enter", "open the job in Jobs: every field and its output"),
     )),
     ("History", (
         ("enter", "open the event's job in Jobs"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.text import Text
-from textual.binding import Binding
 
 from queuectl_tui.console import filters
 from queuectl_tui.console.data import Summary
@@ -21,12 +20,12 @@ class HistoryScreen(ListScreen):
     VIEW = "history"
     NOUN = "events"
     FILTER_HINT = "job:ID state:dead worker:x or text in the job id / note; enter applies"
-    BINDINGS = [Binding("enter", "open_job", "Open job")]
 
     def columns(self) -> list[Column]:
-        return [Column("at", "WHEN", 9), Column("job", "JOB", 12), Column("change", "CHANGE", 22),
-                Column("try", "TRY", 3), Column("exit", "EXIT", 4), Column("worker", "WORKER", 13),
-                Column("note", "NOTE", None)]
+        return [Column("at", "WHEN", 10), Column("job", "JOB", 12),
+                Column("change", "CHANGE", 22), Column("try", "TRY", 3, hide_below=100),
+                Column("exit", "EXIT", 4, hide_below=100),
+                Column("worker", "WORKER", 13, hide_below=100), Column("note", "NOTE", None)]
 
     def render_row(self, ev: dict[str, Any]) -> list[Any]:
         now = self.console.summary.now if self.console.summary else ev["at"]
@@ -51,12 +50,3 @@ class HistoryScreen(ListScreen):
 
     def total_text(self, summary: Summary) -> str:
         return "events, newest first"
-
-    def action_open_job(self) -> None:
-        ev = self.table.current
-        if ev is None:
-            return
-        self.console.switch_mode("jobs")
-        jobs = self.console.screen
-        jobs.show_state("all")  # type: ignore[attr-defined]
-        jobs.set_filter(f"id:{ev['job_id']}")  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ class JobsScreen(ListScreen):
         Binding("right_square_bracket", "state_tab(1)", "State"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
-        Binding("enter", "toggle_detail", "Detail"),
+        Binding("v", "toggle_detail", "Detail", show=False),
         Binding("h", "history", "History"),
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel_job", "Cancel", show=False),
@@ -51,8 +51,8 @@ class JobsScreen(ListScreen):
 
     def columns(self) -> list[Column]:
         return [Column("id", "ID", 12), Column("state", "STATE", 10),
-                Column("tries", "TRIES", 5), Column("pri", "PRI", 4),
-                Column("when", "WHEN", 16), Column("dur", "TOOK", 7),
+                Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
+                Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
@@ -154,6 +154,10 @@ class JobsScreen(ListScreen):
         detail.select(event.row["id"] if event.row else None)
         if detail.display:
             self.console.request_refresh()
+
+    def on_window_table_chosen(self, event: WindowTable.Chosen) -> None:
+        event.stop()
+        self.action_toggle_detail()
 
     def action_toggle_detail(self) -> None:
         detail = self.query_one(JobDetail)

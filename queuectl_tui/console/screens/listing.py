@@ -200,6 +200,17 @@ class ListScreen(ViewScreen):
             f"{one_line(job['command'], 70)}\n\nIts output log goes too. This cannot be undone.",
             yes="Delete"), answer)
 
+    def on_window_table_chosen(self, event: WindowTable.Chosen) -> None:
+        """Enter on a row: show its job, with detail and output, in Jobs."""
+        event.stop()
+        self.open_in_jobs(event.row.get("job_id") or event.row["id"])
+
+    def open_in_jobs(self, job_id: str) -> None:
+        self.console.switch_mode("jobs")
+        jobs = self.console.screen
+        jobs.show_state("all")  # type: ignore[attr-defined]
+        jobs.set_filter(f"id:{job_id}")  # type: ignore[attr-defined]
+
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display and box.has_focus and box.value.strip() != self.filter_text:

@@ -14,6 +14,17 @@ SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying
          ("dead", "dead"), ("completed", "done"))
 
 
+def short(n: int) -> str:
+    """1,234 / 12.3k / 960k / 1.2M: counts that keep the strip on one line."""
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 100_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
 def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = False) -> Text:
     text = Text()
     if not narrow:
@@ -27,7 +38,7 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
     for state, label in SHOWN:
         n = summary.counts.get(state, 0)
         text.append("  " if text.plain or not narrow else " ")
-        text.append(f"{n:,}", style=STATE_STYLE[state] if n else "dim")
+        text.append(short(n), style=STATE_STYLE[state] if n else "dim")
         text.append(f" {label}", style="" if n else "dim")
     text.append("   ")
     workers = summary.live_workers

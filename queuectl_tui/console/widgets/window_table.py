@@ -28,6 +28,7 @@ class Column:
     key: str
     label: str
     width: int | None  # None: takes the room that is left
+    hide_below: int = 0  # left out when the table is narrower than this
 
 
 class WindowTable(DataTable):
@@ -40,6 +41,7 @@ class WindowTable(DataTable):
         Binding("pageup,ctrl+u", "page(-1)", "Page up", show=False),
         Binding("home,g", "first", "First", show=False),
         Binding("end,G", "last", "Last", show=False),
+        Binding("enter", "choose", "Open"),
     ]
     DEFAULT_CSS = """
     WindowTable { overflow: hidden hidden; height: 1fr; }
@@ -51,6 +53,14 @@ class WindowTable(DataTable):
         def __init__(self, table: "WindowTable") -> None:
             super().__init__()
             self.table = table
+
+    class Chosen(Message):
+        """Enter on a row: the screen decides what opening it means."""
+
+        def __init__(self, table: "WindowTable", row: dict[str, Any]) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
 
     class CursorMoved(Message):
         def __init__(self, table: "WindowTable", row: dict[str, Any] | None) -> None:
@@ -75,6 +85,7 @@ class WindowTable(DataTable):
         self._anchor: Any = START  # where the next fetch is centred
         self._shown_ids: list[str] = []
         self._width = 0
+        self._shown_cols: list[int] = []
 
     # ------------------------------------------------------------ what to fetch
 
@@ -153,6 +164,10 @@ class WindowTable(DataTable):
         self.top += direction * self.page
         self._move_to(self.cursor + direction * self.page)
 
+    def action_choose(self) -> None:
+        if self.current is not None:
+            self.post_message(self.Chosen(self, self.current))
+
     def action_first(self) -> None:
         self.reset(START)
 
@@ -206,17 +221,24 @@ class WindowTable(DataTable):
             self._build_columns()
         self._clamp_top()
         self.render_rows(force=True)
-        if self.loaded and len(self.buffer) < self.page * 2 and (self.more_after or self.more_before):
+        short = len(self.buffer) < self.page * 2
+        if self.loaded and short and (self.more_after or self.more_before):
             self.post_message(self.WindowNeeded(self))
 
     def _build_columns(self) -> None:
-        fixed = sum((c.width or 0) + 2 for c in self.spec)
-        flexible = [c for c in self.spec if c.width is None]
+        self._shown_cols = [i for i, c in enumerate(self.spec) if self._width >= c.hide_below]
+        shown = [self.spec[i] for i in self._shown_cols]
+        fixed = sum((c.width or 0) + 2 for c in shown)
+        flexible = [c for c in shown if c.width is None]
         room = max(8, (self._width - fixed - 2) // max(1, len(flexible))) if flexible else 0
         self.clear(columns=True)
         self._shown_ids = []
-        for c in self.spec:
+        for c in shown:
             self.add_column(Text(c.label, style="bold"), width=c.width or room, key=c.key)
+
+    def _cells(self, row: dict[str, Any]) -> list[Any]:
+        values = self.render_row(row)
+        return [values[i] for i in self._shown_cols]
 
     def render_rows(self, force: bool = False) -> None:
         if not self.columns:
@@ -225,14 +247,15 @@ class WindowTable(DataTable):
         ids = [self.row_id(r) for r in rows]
         with self.app.batch_update():
             if ids == self._shown_ids and not force:
+                keys = [self.spec[i].key for i in self._shown_cols]
                 for rid, row in zip(ids, rows):
-                    for column, value in zip(self.spec, self.render_row(row)):
-                        if self.get_cell(rid, column.key) != value:
-                            self.update_cell(rid, column.key, value)
+                    for key, value in zip(keys, self._cells(row)):
+                        if self.get_cell(rid, key) != value:
+                            self.update_cell(rid, key, value)
             else:
                 self.clear()
                 for rid, row in zip(ids, rows):
-                    self.add_row(*self.render_row(row), key=rid)
+                    self.add_row(*self._cells(row), key=rid)
                 self._shown_ids = ids
             if rows:
                 self.move_cursor(row=self.cursor - self.top, animate=False, scroll=False)
