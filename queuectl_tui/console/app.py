@@ -62,6 +62,8 @@ class ConsoleApp(App):
         self.hint: str | None = None
         self._refreshing = False
         self._again = False
+        self.refresh_count = 0  # refreshes started so far
+        self.applying = 0  # the number of the refresh being shown
 
     @property
     def refreshing(self) -> bool:
@@ -112,6 +114,8 @@ class ConsoleApp(App):
         view = self.view
         if view is None:
             return
+        self.refresh_count += 1
+        number = self.refresh_count
         try:
             snap = await self.db.call(data.refresh, self.db.counter, view.loader())
         except QueuectlError as exc:
@@ -123,6 +127,7 @@ class ConsoleApp(App):
             self.problem, self.hint = None, None
             self.summary = snap.summary
             if view is self.view and view.is_attached:
+                self.applying = number
                 view.apply(snap.view, snap.summary)
         current = self.view
         if current is not None and current.is_attached:

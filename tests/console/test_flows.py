@@ -301,3 +301,42 @@ async def test_narrow_terminal_drops_minor_columns(queue_db, clock):
         assert not app.screen.query_one("#detail").display  # 24 rows: the list first
         await press(pilot, "enter")
         assert app.screen.query_one("#detail").display
+
+
+async def test_a_refresh_read_before_the_retry_does_not_bring_the_row_back(queue_db, clock,
+                                                                           monkeypatch):
+    import threading
+
+    from queuectl_tui.console import data
+
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3")
+        table = app.screen.query_one("#table", WindowTable)
+        shown: list[list[str]] = []
+        real_show = table.show_window
+
+        def recording_show(window):
+            real_show(window)
+            shown.append([r["id"] for r in table.buffer])
+
+        monkeypatch.setattr(table, "show_window", recording_show)
+        gate = threading.Event()
+        real_refresh = data.refresh
+
+        def slow_refresh(*args):
+            snap = real_refresh(*args)  # reads the DLQ as it is now: backup-db is dead
+            gate.wait(10)
+            return snap
+
+        monkeypatch.setattr(data, "refresh", slow_refresh)
+        app.request_refresh()
+        await pilot.pause()
+        await pilot.press("r")  # the retry queues behind the slow refresh
+        assert "backup-db" not in shown_ids(app)
+        monkeypatch.setattr(data, "refresh", real_refresh)
+        gate.set()
+        await settle(pilot)
+        assert state_of("backup-db") == "pending"
+        assert shown and all("backup-db" not in ids for ids in shown)

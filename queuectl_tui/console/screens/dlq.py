@@ -101,12 +101,12 @@ class DlqScreen(ListScreen):
         self.update_status(self.console.summary)
 
     def forget_rows(self, row_ids: set[str] | None) -> None:
-        """Rows leave the view at once (None: every row shown); marks go with them."""
+        """Rows leave at once, and their marks with them."""
         if row_ids is None:
             row_ids = {self.row_id(r) for r in self.table.buffer}
         for rid in row_ids:
             self.marked.pop(rid, None)
-        self.table.remove_ids(row_ids)
+        super().forget_rows(row_ids)
         self.update_status(self.console.summary)
 
     # ------------------------------------------------------------ retry
@@ -115,9 +115,8 @@ class DlqScreen(ListScreen):
         job = self.table.current
         if job is None:
             return
-        self.forget_rows({self.row_id(job)})
-        await self.console.act(lambda q: q.retry_dead([job["id"]]),
-                               done=f"{job['id']} is pending again")
+        await self.act_removing({self.row_id(job)}, lambda q: q.retry_dead([job["id"]]),
+                                done=f"{job['id']} is pending again")
 
     def _scope(self, verb: str) -> tuple[str, str, Callable[[Queue], Any], set[str] | None]:
         """What a bulk action applies to: the marked rows, else all matching the filter."""
@@ -153,8 +152,7 @@ class DlqScreen(ListScreen):
 
         async def answer(yes: bool | None) -> None:
             if yes:
-                self.forget_rows(rows)
-                ids = await self.console.act(call)
+                ids = await self.act_removing(rows, call)
                 if ids is not None:
                     self.notify(done.format(n=len(ids)), timeout=4)
 

@@ -37,6 +37,10 @@ class ListScreen(ViewScreen):
         super().__init__()
         self.filter_text = ""
         self.query_obj: Any = self.parse_filter("")
+        # Rows an action just took away: a refresh read before the action committed
+        # must not bring them back. None: the action is still running.
+        self.hidden: set[str] = set()
+        self.hidden_until: int | None = 0
 
     # ------------------------------------------------------------ subclass hooks
 
@@ -115,7 +119,14 @@ class ListScreen(ViewScreen):
 
     def apply(self, data: dict[str, Any], summary: Summary) -> None:
         table = self.table
-        table.show_window(data["window"])
+        window = data["window"]
+        if self.hidden:
+            if self.hidden_until is not None and self.console.applying > self.hidden_until:
+                self.hidden.clear()  # read after the action: the database has the truth
+            else:
+                window.rows = [r for r in window.rows if self.row_id(r) not in self.hidden]
+                window.at = min(window.at, len(window.rows))
+        table.show_window(window)
         empty = self.query_one("#empty", Static)
         nothing = not table.buffer
         empty.display = nothing
@@ -179,9 +190,22 @@ class ListScreen(ViewScreen):
 
     # ------------------------------------------------------------ shared job actions
 
-    def forget_rows(self, row_ids: set[str]) -> None:
-        """Rows leave the view at once; the refresh that follows confirms it."""
+    def forget_rows(self, row_ids: set[str] | None) -> None:
+        """Rows leave the view at once (None: every row shown)."""
+        if row_ids is None:
+            row_ids = {self.row_id(r) for r in self.table.buffer}
+        self.hidden |= row_ids
+        self.hidden_until = None
         self.table.remove_ids(row_ids)
+
+    async def act_removing(self, row_ids: set[str] | None, call: Any,
+                           done: str | None = None) -> Any:
+        """Run an action whose rows leave this view; they stay gone while it runs."""
+        self.forget_rows(row_ids)
+        try:
+            return await self.console.act(call, done=done)
+        finally:
+            self.hidden_until = self.console.refresh_count
 
     def action_delete(self) -> None:
         """Delete the selected job after a confirmation that defaults to No."""
@@ -191,9 +215,8 @@ class ListScreen(ViewScreen):
 
         async def answer(yes: bool | None) -> None:
             if yes:
-                self.forget_rows({self.row_id(job)})
-                await self.console.act(lambda q: q.delete([job["id"]]),
-                                       done=f"deleted {job['id']}")
+                await self.act_removing({self.row_id(job)}, lambda q: q.delete([job["id"]]),
+                                        done=f"deleted {job['id']}")
 
         self.console.push_screen(ConfirmDialog(
             f"Delete {job['state']} job {job['id']}?",
