@@ -290,7 +290,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     jobs = (job_dict(j) for j in queue.jobs(state=args.state, limit=args.limit))
     if args.json:
         emit_json_array(jobs)
-    elif table([job_row(j) for j in jobs], JOB_HEADERS, [24, 10, 6, 6, 19]) == 0:
+    elif table((job_row(j) for j in jobs), JOB_HEADERS, [24, 10, 6, 6, 19]) == 0:
         say("no jobs" + (f" in state {args.state}" if args.state else "")
             + "; add one with: queuectl enqueue 'echo hello'")
     return 0
@@ -346,9 +346,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         emit_json_lines(events)
         return 0
-    table([(e["at"][:23].replace("T", " "), e["job_id"], e["from"] or "-", e["to"],
+    table(((e["at"][:23].replace("T", " "), e["job_id"], e["from"] or "-", e["to"],
             e["attempt"], "-" if e["exit_code"] is None else e["exit_code"],
-            e["worker_id"] or "-", e["note"] or "") for e in events],
+            e["worker_id"] or "-", e["note"] or "") for e in events),
           ["AT", "JOB", "FROM", "TO", "TRY", "EXIT", "WORKER", "NOTE"])
     return 0
 
@@ -360,8 +360,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit))
         if args.json:
             emit_json_array(jobs)
-        elif table([(j["id"], j["attempts"], (j["finished_at"] or "")[:19].replace("T", " "),
-                     clip(j["last_error"], 50), j["command"]) for j in jobs],
+        elif table(((j["id"], j["attempts"], (j["finished_at"] or "")[:19].replace("T", " "),
+                     clip(j["last_error"], 50), j["command"]) for j in jobs),
                    ["ID", "TRIES", "DIED", "LAST ERROR", "COMMAND"], [24, 5, 19, 50]) == 0:
             say("the DLQ is empty")
         return 0

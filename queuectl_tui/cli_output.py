@@ -42,18 +42,32 @@ def clip(text: Any, width: int) -> str:
     return value if len(value) <= width else value[: max(0, width - 1)] + "…"
 
 
+SIZING_ROWS = 1000  # column widths come from the first rows; the rest stream through
+
+
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str],
           widths: Sequence[int] | None = None, out: TextIO | None = None) -> int:
-    """A plain aligned table; the last column is free-width. Returns the row count."""
+    """A plain aligned table; the last column is free-width. Returns the row count.
+
+    Columns are sized on the first 1,000 rows and later rows are clipped to fit,
+    so a million-row listing streams in constant memory.
+    """
     out = out or sys.stdout
-    rows = [[clip(c, widths[i] if widths and i < len(widths) else 10_000)
-             for i, c in enumerate(r)] for r in rows]
-    cols = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    limit = [widths[i] if widths and i < len(widths) else 10_000 for i in range(len(headers))]
+    rows = iter(rows)
+    head = [[clip(c, limit[i]) for i, c in enumerate(r)] for _, r in zip(range(SIZING_ROWS), rows)]
+    cols = [max([len(h)] + [len(r[i]) for r in head]) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in cols[:-1]) + ("  {}" if len(cols) > 1 else "{}")
     out.write(fmt.format(*headers).rstrip() + "\n")
-    for r in rows:
+    count = 0
+    for r in head:
         out.write(fmt.format(*r).rstrip() + "\n")
-    return len(rows)
+        count += 1
+    for r in rows:
+        out.write(fmt.format(*[clip(c, cols[i] if i < len(cols) - 1 else limit[i])
+                               for i, c in enumerate(r)]).rstrip() + "\n")
+        count += 1
+    return count
 
 
 def say(message: str) -> None:

@@ -25,12 +25,26 @@ FUZZ = settings(max_examples=150, deadline=None,
                                        HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def fq():
-    """One SQLite queue for all examples of the module (examples are independent)."""
+def _fuzz_queue():
     folder = tempfile.mkdtemp(prefix="queuectl-fuzz-")
     opened = open_database(f"{folder}/fuzz.db")
-    yield Queue(opened, clock=FakeClock(), ids=Ids(random.Random(3)), host="fuzz")
+    return opened, Queue(opened, clock=FakeClock(), ids=Ids(random.Random(3)), host="fuzz")
+
+
+@pytest.fixture
+def fq():
+    """One SQLite queue for all examples of a test (examples are independent).
+    Fuzzed commands are stored here but never run: no worker touches it."""
+    opened, queue = _fuzz_queue()
+    yield queue
+    opened.close()
+
+
+@pytest.fixture
+def run_queue():
+    """A queue of its own for the test that runs commands: only its jobs run."""
+    opened, queue = _fuzz_queue()
+    yield queue
     opened.close()
 
 
@@ -120,14 +134,13 @@ def test_config_values_are_stored_validated_or_refused(fq, key, value):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.characters(blacklist_characters="\x00",
                                            blacklist_categories=("Cs",)), max_size=200))
-def test_a_command_runs_exactly_as_stored(fq, text):
+def test_a_command_runs_exactly_as_stored(run_queue, text):
     """Whatever the text (quotes, $, ;, backticks, unicode), the shell gets it verbatim."""
     command = "printf %s " + shlex.quote(text)
-    job = fq.enqueue(from_mapping({"command": command}))
-    assert fq.get(job["id"]).command == command
-    while Worker(fq, "fuzz-worker").run(until_idle=True, max_jobs=1):
-        pass
-    done = fq.get(job["id"])
+    job = run_queue.enqueue(from_mapping({"command": command}))
+    assert run_queue.get(job["id"]).command == command
+    assert Worker(run_queue, "fuzz-worker").run(until_idle=True) == 1
+    done = run_queue.get(job["id"])
     assert done.state == "completed", done.last_error
     assert done.stdout_tail == text
 
