@@ -133,13 +133,14 @@ OPEN_SCRIPT = """
 import time, asyncio, sys
 t0 = time.perf_counter()
 from queuectl_tui.console.app import ConsoleApp
-from queuectl_tui.console.pilot import settle
 imported = time.perf_counter() - t0
 async def main():
     app = ConsoleApp(sys.argv[1], refresh_interval=None)
     async with app.run_test(size=(120, 36)) as pilot:
-        await settle(pilot)
         table = app.screen.query_one("#table")
+        deadline = time.perf_counter() + 60
+        while table.row_count == 0 and time.perf_counter() < deadline:
+            await pilot.pause(0.01)
         assert table.row_count > 0, "no rows shown"
         print(f"{imported:.3f} {time.perf_counter() - t0:.3f} {table.row_count}")
 asyncio.run(main())
