@@ -143,6 +143,8 @@ def build_parser() -> Parser:
 # ---------------------------------------------------------------------------- engine access
 
 def open_queue(args: argparse.Namespace):
+    from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+    skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
     return Queue(open_database(getattr(args, "db", None)))

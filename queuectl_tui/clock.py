@@ -10,7 +10,7 @@ import datetime as _dt
 import functools
 import math
 import random
-import secrets
+import os
 import threading
 import time
 from typing import Callable
@@ -98,7 +98,8 @@ class Ids:
 
     def new(self) -> str:
         # One draw per id (bulk enqueue makes 100,000 of them at a time).
-        bits = self._rng.getrandbits(50) if self._rng else secrets.randbits(50)
+        bits = self._rng.getrandbits(50) if self._rng else \
+            int.from_bytes(os.urandom(7), "big") >> 6
         return "".join(ID_ALPHABET[(bits >> shift) & 31] for shift in range(45, -1, -5))
 
 

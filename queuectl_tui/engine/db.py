@@ -18,6 +18,7 @@ import peewee as pw
 
 from queuectl_tui.engine import models
 from queuectl_tui.engine.backends import Backend, backend_for
+from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.errors import DatabaseError
 
 SCHEMA_VERSION = 2
@@ -38,20 +39,6 @@ class Opened:
     def close(self) -> None:
         if not self.db.is_closed():
             self.db.close()
-
-
-def default_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "queuectl" / "queuectl.db"
-
-
-def resolve_target(db_arg: str | None) -> str:
-    """The database the user means: flag, then environment, then the default."""
-    return db_arg or os.environ.get("QUEUECTL_DB") or str(default_path())
-
-
-def is_postgres_url(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
 
 
 def open_database(db_arg: str | None = None, *, create: bool = True,

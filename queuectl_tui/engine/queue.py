@@ -11,7 +11,6 @@ job), and it records its event through the same `events.record`.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import socket
 from dataclasses import dataclass
@@ -200,7 +199,7 @@ class Queue:
             return self._claim(worker_id, lease_seconds, self.clock.now())
 
     def _claim(self, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
-        token = secrets.token_hex(8)
+        token = os.urandom(8).hex()
         claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host)
         if claimed is not None:
             events.record(claimed.id, claimed.prev_state, "processing", at=now,
