@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", type=float, default=0.0, metavar="S")
     parser.add_argument("--job-ms", type=float, default=0.0, help="mean job sleep, ms")
     parser.add_argument("--lease", type=float, default=10.0)
-    parser.add_argument("--durability", default="full", choices=("full", "normal"))
+    parser.add_argument("--durability", default="normal", choices=("full", "normal"))
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", help="work folder (default: a new temporary one)")

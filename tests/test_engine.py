@@ -292,3 +292,24 @@ def test_an_id_taken_concurrently_is_a_clear_refusal(queue, monkeypatch):
                             JobSpec(command="true", id="taken")])
     monkeypatch.undo()
     assert [j.id for j in queue.jobs()] == ["taken"]
+
+
+def test_only_workers_relax_durability_and_only_when_configured(db_path):
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.queue import Queue
+
+    def synchronous(**kw) -> int:
+        opened = open_database(str(db_path))
+        try:
+            Queue(opened, **kw)
+            return opened.db.execute_sql("PRAGMA synchronous").fetchone()[0]
+        finally:
+            opened.close()
+
+    FULL, NORMAL = 2, 1
+    assert synchronous() == FULL  # enqueue, retry, config: always on disk when they return
+    assert synchronous(worker=True) == NORMAL  # the default: durability normal
+    opened = open_database(str(db_path))
+    Queue(opened).config_set("durability", "full")
+    opened.close()
+    assert synchronous(worker=True) == FULL

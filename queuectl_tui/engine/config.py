@@ -75,8 +75,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "longest an idle worker waits before looking for due jobs again, in seconds"),
     Key("lease-seconds", 10, _number(2, 3600),
         "a worker silent this long is gone and its job is rescued"),
-    Key("durability", "full", _choice("full", "normal"),
-        "SQLite synchronous level: full survives power loss, normal is faster"),
+    Key("durability", "normal", _choice("full", "normal"),
+        "SQLite: full = every commit waits for the disk; normal = all but workers' "
+        "bookkeeping do (a power cut may re-run a just-finished job, never lose one)"),
 )}
 
 

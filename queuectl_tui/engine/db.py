@@ -24,7 +24,6 @@ from queuectl_tui.errors import DatabaseError
 SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
-DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 
 @dataclass
@@ -41,14 +40,13 @@ class Opened:
             self.db.close()
 
 
-def open_database(db_arg: str | None = None, *, create: bool = True,
-                  durability: str | None = None) -> Opened:
+def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
     """Open (and if needed create and migrate) the queue database."""
     target = resolve_target(db_arg)
     if is_postgres_url(target):
         db, log_dir = _open_postgres(target)
     else:
-        db, log_dir = _open_sqlite(target, create=create, durability=durability)
+        db, log_dir = _open_sqlite(target, create=create)
     models.database.initialize(db)
     opened = Opened(db=db, backend=backend_for(db), target=target, log_dir=log_dir)
     try:
@@ -60,15 +58,13 @@ def open_database(db_arg: str | None = None, *, create: bool = True,
     return opened
 
 
-def _open_sqlite(target: str, *, create: bool, durability: str | None) -> tuple[pw.Database, Path]:
+def _open_sqlite(target: str, *, create: bool) -> tuple[pw.Database, Path]:
     path = Path(target).expanduser()
     _check_or_create_sqlite_file(path, create=create)
-    sync = DURABILITY.get((durability or os.environ.get("QUEUECTL_DURABILITY") or "full").lower())
-    if sync is None:
-        raise DatabaseError(f"unknown durability {durability!r}: use full or normal")
     db = pw.SqliteDatabase(
         str(path),
-        pragmas={"journal_mode": "wal", "synchronous": sync, "foreign_keys": 1},
+        # FULL until told otherwise: see Queue.__init__ for who may relax it.
+        pragmas={"journal_mode": "wal", "synchronous": "FULL", "foreign_keys": 1},
         timeout=BUSY_TIMEOUT_S,
         lock_type="IMMEDIATE",  # every write transaction takes the write lock up front
         check_same_thread=False,

@@ -84,7 +84,7 @@ class Queue:
     """The engine's one entry point, bound to an open database, a clock and an id source."""
 
     def __init__(self, opened: Opened, clock: Clock | None = None, ids: Ids | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, worker: bool = False) -> None:
         self.opened = opened
         self.db = opened.db
         self.backend = opened.backend
@@ -95,9 +95,12 @@ class Queue:
         self.ids = ids or Ids()
         self.host = host or current_host()
         self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
-        if self.backend.name == "sqlite":
-            sync = config.get("durability").upper()
-            self.db.execute_sql(f"PRAGMA synchronous = {'FULL' if sync == 'FULL' else 'NORMAL'}")
+        if worker and self.backend.name == "sqlite" and config.get("durability") == "normal":
+            # A worker's own bookkeeping (claims, outcomes) need not wait for the
+            # disk: lost in a power cut, it only means a job runs again, which
+            # at-least-once allows. Everyone else's commits (enqueue, retry,
+            # config, ...) stay FULL: what a person was told is saved, is.
+            self.db.execute_sql("PRAGMA synchronous = NORMAL")
 
     # ---------------------------------------------------------------- state changes
 

@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     opened = open_database(args.db)
-    worker = Worker(Queue(opened), args.id, args.supervisor_pid)
+    worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid)
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:
         return 1  # the supervisor died while we were starting
     worker.run()
