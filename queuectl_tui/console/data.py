@@ -178,7 +178,7 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
 
 
 def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
-    """Worker dicts plus the raw times the panes need to say 'for how long'."""
+    """Worker dicts as `queuectl worker list --json` shows them (gone ones included)."""
     return queue.workers(include_stopped=include_stopped)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -340,3 +341,43 @@ async def test_a_refresh_read_before_the_retry_does_not_bring_the_row_back(queue
         await settle(pilot)
         assert state_of("backup-db") == "pending"
         assert shown and all("backup-db" not in ids for ids in shown)
+
+
+async def test_output_of_a_running_job_is_followed(queue_db, clock):
+    from textual.widgets import Log
+
+    from queuectl_tui.engine import logs
+
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "j", "j", "j")  # long-build, running, 12 lines of output so far
+        log = app.screen.query_one("#output", Log)
+
+        def lines() -> list[str]:
+            return [line for line in log.lines if line]
+
+        assert lines()[-1] == "step 12"
+        job = Job.get(Job.id == "long-build")
+        fd = logs.open_for_append(app.db.queue.opened.log_dir, job.seq)
+        os.write(fd, b"step 13\nstep 14\n")
+        os.close(fd)
+        app.request_refresh()
+        await settle(pilot)
+        assert lines()[-3:] == ["step 12", "step 13", "step 14"]
+        assert lines().count("step 12") == 1  # appended, not written again
+
+
+async def test_mouse_clicks_switch_views_and_pick_rows(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table", WindowTable)
+        await pilot.click(WindowTable, offset=(20, 4))  # the header is row 0: 4th job
+        await settle(pilot)
+        assert table.current["id"] == "long-build"
+        assert app.screen.query_one("#detail").job_id == "long-build"
+        await pilot.click("#dlq")
+        await settle(pilot)
+        assert app.current_mode == "dlq"
+        assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
