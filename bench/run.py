@@ -44,7 +44,7 @@ SECTIONS = ("throughput", "latency", "bulk", "status", "scale")
 PROFILES = {
     "full": dict(n_true=2000, n_sleep=300, reps=3, peer_cap={"rq": 500}, latency_k=300,
                  idle_s=10.0, bulk_n=100_000, bulk_reps=2, status_runs=30,
-                 scale_sizes=(1_000, 1_000_000), scale_n=2000, scale_reps=3),
+                 scale_sizes=(1_000, 1_000_000), scale_n=2000, scale_reps=4),
     "quick": dict(n_true=200, n_sleep=40, reps=1, peer_cap={"rq": 60}, latency_k=30,
                   idle_s=2.0, bulk_n=10_000, bulk_reps=1, status_runs=5,
                   scale_sizes=(1_000, 20_000), scale_n=200, scale_reps=1),
@@ -135,17 +135,6 @@ def summary(rates: list[float]) -> dict[str, Any]:
             "runs": rates}
 
 
-def repeat(fn: Callable[[], systems.Run], reps: int, what: str) -> dict[str, Any]:
-    rates, extra = [], []
-    for i in range(reps):
-        run = fn()
-        rates.append(run.rate)
-        extra.append(run.extra)
-        log(f"    {what} run {i + 1}/{reps}: {run.n} jobs in {run.seconds:.2f} s "
-            f"= {run.rate:,.0f} jobs/s (enqueue {run.extra.get('enqueue_s', 0):.2f} s)")
-    return {"n": run.n, **summary(rates), "extra": extra}
-
-
 def time_process(argv: list[str], runs: int) -> dict[str, Any]:
     """Wall time of a whole process, `runs` times after one warm-up."""
     # A sandbox may set PYTHONDONTWRITEBYTECODE, which makes every run recompile
@@ -170,25 +159,35 @@ def qctl(db: str, *args: str) -> list[str]:
 # =========================================================================== sections
 
 def bench_throughput(cfg, target, workdir, peers, results) -> None:
+    """Runs are interleaved (every system once, then every system again, ...) so a
+    burst of load from elsewhere on the machine hits all systems alike."""
     out = results["throughput"] = {}
     for workload, command, n in (("true", "true", cfg["n_true"]),
                                  ("sleep 0.01", "sleep 0.01", cfg["n_sleep"])):
-        row = out[workload] = {}
-        for durability in ("full", "normal"):
-            name = f"queuectl ({durability})"
-            log(f"  throughput {workload!r}: {name}")
-            q = systems.Queuectl(target, workdir, durability=durability, label=name)
-            row[name] = repeat(lambda: q.throughput(command, n, cfg["workers"]),
-                               cfg["reps"], name)
-        for peer in peers:
-            log(f"  throughput {workload!r}: {peer.name}")
-            pn = min(n, cfg["peer_cap"].get(peer.name, n))
-            try:
-                row[peer.name] = repeat(lambda: peer.throughput(command, pn, cfg["workers"]),
-                                        cfg["reps"], peer.name)
-            except Exception as exc:  # a peer failing must not sink the whole run
-                log(f"    {peer.name} failed: {exc}")
-                results["notes"].append(f"{peer.name} throughput {workload!r} failed: {exc}")
+        entries = [(f"queuectl ({d})", systems.Queuectl(target, workdir, durability=d,
+                                                         label=f"queuectl ({d})"))
+                   for d in ("full", "normal")] + [(p.name, p) for p in peers]
+        runs: dict[str, list[systems.Run]] = {name: [] for name, _ in entries}
+        failed: set[str] = set()
+        for rep in range(cfg["reps"]):
+            for name, system in entries:
+                if name in failed:
+                    continue
+                pn = min(n, cfg["peer_cap"].get(name, n))
+                try:
+                    run = system.throughput(command, pn, cfg["workers"])
+                except Exception as exc:  # a peer failing must not sink the whole run
+                    log(f"    {name} failed: {exc}")
+                    results["notes"].append(f"{name} throughput {workload!r} failed: {exc}")
+                    failed.add(name)
+                    continue
+                runs[name].append(run)
+                log(f"  {workload!r} run {rep + 1}/{cfg['reps']} {name}: {run.n} jobs in "
+                    f"{run.seconds:.2f} s = {run.rate:,.0f} jobs/s "
+                    f"(enqueue {run.extra.get('enqueue_s', 0):.2f} s)")
+        out[workload] = {name: {"n": rs[0].n, **summary([r.rate for r in rs]),
+                                "extra": [r.extra for r in rs]}
+                         for name, rs in runs.items() if rs}
 
 
 def bench_latency(cfg, target, workdir, peers, results) -> None:
@@ -257,24 +256,35 @@ def bench_status(cfg, target, results) -> None:
 
 
 def bench_scale(cfg, target, workdir, results) -> None:
+    """Both databases are made first, then runs alternate between them (small, big,
+    small, big, ...) so machine load affects both sizes alike."""
     out = results["scale"] = {}
-    for size in cfg["scale_sizes"]:
-        completed, backlog = size * 9 // 10, size - size * 9 // 10
-        name = f"{size:,} jobs in the database"
-        log(f"  scale: {name} ({completed:,} completed + {backlog:,} pending backlog "
-            "scheduled a day ahead)")
-        q = systems.Queuectl(target, workdir, prefill=(completed, backlog), label=name)
-        db = q.prepared("scale")
-        try:
-            row = repeat(lambda: q.throughput("true", cfg["scale_n"], cfg["workers"], db=db),
-                         cfg["scale_reps"], name)
+    dbs = {}
+    try:
+        for size in cfg["scale_sizes"]:
+            completed, backlog = size * 9 // 10, size - size * 9 // 10
+            log(f"  scale: {size:,} jobs in the database ({completed:,} completed + "
+                f"{backlog:,} pending backlog scheduled a day ahead)")
+            q = systems.Queuectl(target, workdir, prefill=(completed, backlog),
+                                 label=f"{size:,} jobs in the database")
+            dbs[size] = (q, q.prepared("scale"))
+        runs: dict[int, list[systems.Run]] = {size: [] for size in dbs}
+        for rep in range(cfg["scale_reps"]):
+            for size, (q, db) in dbs.items():
+                run = q.throughput("true", cfg["scale_n"], cfg["workers"], db=db)
+                runs[size].append(run)
+                log(f"    run {rep + 1}/{cfg['scale_reps']} with {size:,} jobs in the database: "
+                    f"{run.n} jobs in {run.seconds:.2f} s = {run.rate:,.0f} jobs/s")
+        for size, (q, db) in dbs.items():
+            row = {"n": cfg["scale_n"], **summary([r.rate for r in runs[size]])}
             row["status"] = time_process(qctl(db, "status"), cfg["status_runs"])
-            log(f"    `queuectl status`: median {row['status']['median_ms']:.0f} ms")
             row["idle_cpu"] = q.idle_cpu(db, cfg["workers"], cfg["idle_s"])
-            log("    idle CPU per worker: "
+            log(f"    {size:,} jobs: `queuectl status` median {row['status']['median_ms']:.0f} ms; "
+                "idle CPU per worker "
                 + ", ".join(f"{c:.2%}" for c in row["idle_cpu"]["workers"]))
             out[size] = row
-        finally:
+    finally:
+        for _, db in dbs.values():
             target.drop(db)
 
 
