@@ -314,15 +314,17 @@ def environment() -> dict[str, Any]:
 def targets_table(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     tp = res.get("throughput", {}).get("true", {})
-    q = tp.get("queuectl (full)", {}).get("median")
+    qf = tp.get("queuectl (full)", {}).get("median")
     qn = tp.get("queuectl (normal)", {}).get("median")
+    default = res.get("default_durability", "full")
+    q = qn if default == "normal" else qf
     if q:
-        rows.append(("`true` x N, 2 workers: >= 1,200 jobs/s",
-                     f"{q:,.0f} (full) / {qn:,.0f} (normal) jobs/s", _ok(q >= 1200)))
+        rows.append((f"`true` x N, 2 workers: >= 1,200 jobs/s (judged on the default, {default})",
+                     f"{qf:,.0f} (full) / {qn:,.0f} (normal) jobs/s", _ok(q >= 1200)))
         for peer, need in (("huey", 1.5), ("task-spooler", 1.0)):
             p = tp.get(peer, {}).get("median")
             if p:
-                rows.append((f">= {need:g}x {peer}", f"{q / p:.2f}x (full) / {qn / p:.2f}x (normal)",
+                rows.append((f">= {need:g}x {peer}", f"{qf / p:.2f}x (full) / {qn / p:.2f}x (normal)",
                              _ok(q / p >= need)))
             else:
                 rows.append((f">= {need:g}x {peer}", "peer not run", "-"))
@@ -427,7 +429,8 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         L.append("")
     sc = res.get("scale")
     if sc:
-        L += ["## Scale (`true`, 2 workers, durability full; 90% completed history with 3 "
+        L += [f"## Scale (`true`, 2 workers, durability {res.get('default_durability')} (the "
+              "default); 90% completed history with 3 "
               "events each, 10% pending backlog scheduled a day ahead)", "",
               "| jobs already in the database | N | jobs/s (median) | spread | idle CPU per worker |",
               "|---|---|---|---|---|"]
@@ -487,7 +490,7 @@ def write_plot(res: dict[str, Any], path: Path) -> str | None:
                      [r["max"] - r["median"] for r in sc.values()]], capsize=4)
         for i, v in enumerate(vals):
             ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
-    ax.set_title("scale: `true` throughput vs jobs already in the DB")
+    ax.set_title(f"scale: `true` throughput vs jobs in the DB ({res.get('default_durability')})")
     ax.set_ylabel("jobs/s")
     fig.suptitle(f"queuectl benchmark, {res['env']['date']}, {res['env']['cores']} cores, "
                  f"commit {res['env']['commit']} ({res['profile']})")
@@ -556,11 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="queuectl-bench-"))
     target = targets.target_for(args.db, workdir)
     env = environment()
+    from queuectl_tui.engine import config as qconfig
+    default_durability = qconfig.KEYS["durability"].default
     if args.ref:
         env["commit"] = source
     res: dict[str, Any] = {
         "profile": profile, "env": env, "config": cfg, "notes": notes,
-        "backend": target.name, "status": {},
+        "backend": target.name, "status": {}, "default_durability": default_durability,
         "command": "python bench/run.py" + (" --quick" if args.quick else "")
         + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
         + (f" --db {args.db}" if args.db else "") + (f" --ref {args.ref}" if args.ref else "")}
