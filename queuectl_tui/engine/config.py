@@ -76,8 +76,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("lease-seconds", 10, _number(2, 3600),
         "a worker silent this long is gone and its job is rescued"),
     Key("durability", "normal", _choice("full", "normal"),
-        "SQLite: full = every commit waits for the disk; normal = all but workers' "
-        "bookkeeping do (a power cut may re-run a just-finished job, never lose one)"),
+        "normal: workers skip the fsync (a power cut may re-run a job); full: never"),
 )}
 
 
