@@ -298,7 +298,7 @@ async def test_narrow_terminal_drops_minor_columns(queue_db, clock):
         await settle(pilot)
         table = app.screen.query_one("#table", WindowTable)
         assert [str(c.label) for c in table.columns.values()] == \
-            ["ID", "STATE", "PRI", "WHEN", "COMMAND"]
+            [" ", "ID", "STATE", "PRI", "WHEN", "COMMAND"]
         assert not app.screen.query_one("#detail").display  # 24 rows: the list first
         await press(pilot, "enter")
         assert app.screen.query_one("#detail").display
@@ -381,3 +381,24 @@ async def test_mouse_clicks_switch_views_and_pick_rows(queue_db, clock):
         await settle(pilot)
         assert app.current_mode == "dlq"
         assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
+
+
+async def test_jobs_bulk_delete_applies_to_the_filter_and_spares_running_jobs(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"cmd:a cmd:o", "enter")  # every fixture command
+        await press(pilot, "D", "y")
+        assert [j.id for j in Job.select()] == ["long-build"]  # running: not deleted
+        assert shown_ids(app) == ["long-build"]
+
+
+async def test_jobs_retry_marked_dead_jobs(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "]", "]", "]", "]")  # the Dead tab
+        assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
+        await press(pilot, "j", "j", "space", "R", "y")  # mark hook-1 only
+        assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == \
+            ["dead", "dead", "pending"]

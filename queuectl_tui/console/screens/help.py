@@ -24,9 +24,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("s S", "sort by next column / reverse the order (or click a column header)"),
         ("enter v", "show or hide the detail pane (fields, last error, output)"),
         ("h", "history of the selected job"),
-        ("r", "retry the selected dead job"),
         ("c", "cancel the selected waiting job (it goes to the DLQ)"),
-        ("d", "delete the selected job (asks first)"),
+        ("r  d", "retry the selected dead job / delete the selected job (asks first)"),
+        ("space  u", "mark or unmark a job / unmark all"),
+        ("R  D", "retry / delete the marked jobs, or all the filter and tab match (asks)"),
     )),
     ("Workers", (
         ("s  +", "start one more worker (it keeps running after you quit)"),

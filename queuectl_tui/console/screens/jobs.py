@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Tab, Tabs
 from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import duration, one_line, state_text, tries, when
-from queuectl_tui.console.screens.listing import ListScreen
+from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine import views
@@ -25,20 +25,18 @@ SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an inde
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
-class JobsScreen(ListScreen):
+class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
     FILTER_HINT = "state:dead cmd:curl worker:3 id:ab12 or text; enter applies, esc cancels"
     BINDINGS = [
         Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
-        Binding("right_square_bracket", "state_tab(1)", "State"),
+        Binding("right_square_bracket", "state_tab(1)", "State", show=False),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
         Binding("v", "toggle_detail", "Detail", show=False),
-        Binding("h", "history", "History"),
-        Binding("r", "retry", "Retry"),
+        Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel", show=False),
-        Binding("d", "delete", "Delete"),
     ]
 
     def __init__(self) -> None:
@@ -50,7 +48,7 @@ class JobsScreen(ListScreen):
     # ------------------------------------------------------------ list hooks
 
     def columns(self) -> list[Column]:
-        return [Column("id", "ID", 12), Column("state", "STATE", 10),
+        return [Column("mark", " ", 1), Column("id", "ID", 12), Column("state", "STATE", 10),
                 Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
                 Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
@@ -58,7 +56,7 @@ class JobsScreen(ListScreen):
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.db.clock.now() if self.console.summary is None \
             else self.console.summary.now
-        return [job["id"], state_text(job["state"]), tries(job), str(job["priority"]),
+        return [self.mark_cell(job), job["id"], state_text(job["state"]), tries(job), str(job["priority"]),
                 when(job, now), duration(job, now), one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:
@@ -135,16 +133,19 @@ class JobsScreen(ListScreen):
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()
         if query.has_text or self.sort == "run":
-            return f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
+            shown = f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
+            return shown + self.marks_text()
         states = query.states or tuple(summary.counts)
         n = sum(summary.counts.get(s, 0) for s in states)
-        return f"{n:,} jobs"
+        return f"{n:,} jobs" + self.marks_text()
 
     def status_extra(self) -> str:
         if self.sort == "age":
-            return "newest first" if self.descending else "oldest first"
-        return "waiting jobs in run order: " + ("next to run first" if self.descending
-                                                 else "last to run first")
+            order = "newest first" if self.descending else "oldest first"
+        else:
+            order = "waiting jobs in run order: " + ("next to run first" if self.descending
+                                                      else "last to run first")
+        return order + " · [ ] states · h history · space marks: R/D act on marked or all"
 
     # ------------------------------------------------------------ cursor and detail
 
@@ -220,17 +221,6 @@ class JobsScreen(ListScreen):
             return
         self.console.switch_mode("history")
         self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
-
-    async def action_retry(self) -> None:
-        job = self.table.current
-        if job is None:
-            return
-        if job["state"] != "dead":
-            self.notify(f"job {job['id']} is {job['state']}; only dead jobs are retried "
-                        "(they are in the DLQ, key 3)", severity="warning")
-            return
-        await self.console.act(lambda q: q.retry_dead([job["id"]]),
-                               done=f"{job['id']} is pending again")
 
     async def action_cancel_job(self) -> None:
         job = self.table.current

@@ -15,8 +15,6 @@ from textual.widgets import Input, Static
 
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.filters import FilterError
-from queuectl_tui.console.formatting import one_line
-from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine.queue import Queue
@@ -188,7 +186,7 @@ class ListScreen(ViewScreen):
             event.input.display = False
             self.table.focus()
 
-    # ------------------------------------------------------------ shared job actions
+    # ------------------------------------------------------------ rows that leave
 
     def forget_rows(self, row_ids: set[str] | None) -> None:
         """Rows leave the view at once (None: every row shown)."""
@@ -206,22 +204,6 @@ class ListScreen(ViewScreen):
             return await self.console.act(call, done=done)
         finally:
             self.hidden_until = self.console.refresh_count
-
-    def action_delete(self) -> None:
-        """Delete the selected job after a confirmation that defaults to No."""
-        job = self.table.current
-        if job is None:
-            return
-
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                await self.act_removing({self.row_id(job)}, lambda q: q.delete([job["id"]]),
-                                        done=f"deleted {job['id']}")
-
-        self.console.push_screen(ConfirmDialog(
-            f"Delete {job['state']} job {job['id']}?",
-            f"{one_line(job['command'], 70)}\n\nIts output log goes too. This cannot be undone.",
-            yes="Delete"), answer)
 
     def on_window_table_chosen(self, event: WindowTable.Chosen) -> None:
         """Enter on a row: show its job, with detail and output, in Jobs."""
