@@ -29,6 +29,13 @@ def enqueue_elsewhere(db: str, command: str, job_id: str) -> None:
                     "--id", job_id], check=True, capture_output=True)
 
 
+def numbered_jobs(db: str, clock, count: int, id_format: str) -> None:
+    """A database of `count` pending jobs, made before the console opens it."""
+    q = Queue(open_database(db), clock=clock, ids=Ids(random.Random(3)))
+    q.enqueue_many([JobSpec(command=f"echo {i}", id=id_format.format(i)) for i in range(count)])
+    q.opened.close()
+
+
 def state_of(job_id: str) -> str | None:
     row = Job.select(Job.state).where(Job.id == job_id).first()
     return row.state if row else None
@@ -188,8 +195,7 @@ async def test_live_change_keeps_the_cursor_on_its_job(queue_db, clock):
 
 async def test_only_the_visible_rows_are_in_the_table(tmp_path, clock, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    q = Queue(open_database("big.db"), clock=clock, ids=Ids(random.Random(3)))
-    q.enqueue_many([JobSpec(command=f"echo {i}", id=f"job-{i:05d}") for i in range(3000)])
+    numbered_jobs("big.db", clock, 3000, "job-{:05d}")
     app = make_app("big.db", clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -259,8 +265,7 @@ async def test_locked_database_is_a_message_and_the_data_stays(queue_db, clock, 
 
 async def test_cursor_keeps_its_place_on_screen_when_scrolled(tmp_path, clock, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    q = Queue(open_database("many.db"), clock=clock, ids=Ids(random.Random(3)))
-    q.enqueue_many([JobSpec(command=f"echo {i}", id=f"job-{i:04d}") for i in range(200)])
+    numbered_jobs("many.db", clock, 200, "job-{:04d}")
     app = make_app("many.db", clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
