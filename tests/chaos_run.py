@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> dict:
     per_pool = max(1, args.workers // args.pools)
     pools = [start_pool(db, per_pool) for _ in range(args.pools)]
     started = time.time()
-    kills: list[tuple[float, set[str]]] = []
+    kills: list[tuple[float, set[str], str]] = []
     stop_at = started + args.stop_after if args.stop_after else None
     stopped_at = None
     next_kill = started + args.kill_every if args.kill_every else None
@@ -93,8 +93,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
-                    per_pool: int) -> tuple[float, set[str]]:
-    live = queue.live_workers()
+                    per_pool: int) -> tuple[float, set[str], str]:
+    running = {pool.pid for pool in pools if pool.poll() is None}
+    # Only workers of pools still running: a killed pool's workers look alive
+    # until their lease runs out, and "killing" them again would prove nothing.
+    live = [w for w in queue.live_workers() if w["supervisor_pid"] in running]
     if rng.random() < 0.2 and pools:  # sometimes a whole `worker start` process group
         i = rng.randrange(len(pools))
         victims = {w["id"] for w in live if w["supervisor_pid"] == pools[i].pid}
@@ -104,15 +107,15 @@ def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
             pass
         pools[i].wait()
         pools[i] = start_pool(db, per_pool)
-        return time.time(), victims
+        return time.time(), victims, "pool"
     if not live:
-        return time.time(), set()
+        return time.time(), set(), "worker"
     victim = rng.choice(live)
     try:
         os.kill(victim["pid"], signal.SIGKILL)
     except ProcessLookupError:
         pass
-    return time.time(), {victim["id"]}
+    return time.time(), {victim["id"]}, "worker"
 
 
 def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None) -> dict:
@@ -124,11 +127,13 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
     rescues = conn.execute(
         "SELECT worker_id, at FROM event WHERE from_state='processing' "
         "AND to_state IN ('pending', 'dead') AND note IS NOT NULL").fetchall()
-    delays = []
+    delays: dict[str, list[float]] = {"worker": [], "pool": []}
     for worker_id, at in rescues:
-        killed = [t for t, ids in kills if worker_id in ids and t <= at]
+        killed = [(t, kind) for t, ids, kind in kills if worker_id in ids and t <= at]
         if killed:
-            delays.append(at - max(killed))
+            t, kind = max(killed)
+            delays[kind].append(at - t)
+    every = delays["worker"] + delays["pool"]
     claimed_after_stop = 0
     if stopped_at is not None:
         claimed_after_stop = conn.execute(
@@ -144,7 +149,12 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
                          ) if stopped_at is None else None,
         "reruns": sum(n - 1 for n in runs.values()),
         "rescues": len(rescues),
-        "worst_rescue_delay_s": round(max(delays), 2) if delays else None,
+        "worst_rescue_delay_s": round(max(every), 2) if every else None,
+        "worst_rescue_after_worker_kill_s": round(max(delays["worker"]), 2)
+        if delays["worker"] else None,
+        "worst_rescue_after_pool_kill_s": round(max(delays["pool"]), 2)
+        if delays["pool"] else None,
+        "kills_of_whole_pools": sum(1 for _, _, kind in kills if kind == "pool"),
         "claimed_after_stop": claimed_after_stop if stopped_at is not None else None,
         "integrity_check": conn.execute("PRAGMA integrity_check").fetchone()[0],
     }
