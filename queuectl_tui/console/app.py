@@ -29,6 +29,8 @@ from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.errors import QueuectlError
 
 T = TypeVar("T")
+SLOW_VIEW_S = 0.05  # a view read slower than this is not repeated every second...
+VIEW_EVERY_WHEN_SLOW = 5  # ...but every fifth tick (keys and actions still read at once)
 
 
 class ConsoleApp(App):
@@ -62,6 +64,9 @@ class ConsoleApp(App):
         self.hint: str | None = None
         self._refreshing = False
         self._again = False
+        self._want_view = False
+        self._ticks = 0
+        self._view_cost = 0.0  # seconds the last view read took on the database thread
         self.refresh_count = 0  # refreshes started so far
         self.applying = 0  # the number of the refresh being shown
 
@@ -76,7 +81,7 @@ class ConsoleApp(App):
     def on_mount(self) -> None:
         self.switch_mode("jobs")
         if self.refresh_interval:
-            self.set_interval(self.refresh_interval, self.request_refresh)
+            self.set_interval(self.refresh_interval, self._tick)
 
     def on_unmount(self) -> None:
         self.db.close()
@@ -91,8 +96,16 @@ class ConsoleApp(App):
                 return screen
         return None
 
-    def request_refresh(self) -> None:
+    def _tick(self) -> None:
+        """The live refresh. A view whose read is slow (a rare text filter scanning a
+        big table) is re-read every few ticks only; the header still updates each time."""
+        self._ticks += 1
+        every = 1 if self._view_cost < SLOW_VIEW_S else VIEW_EVERY_WHEN_SLOW
+        self.request_refresh(view=self._ticks % every == 0)
+
+    def request_refresh(self, view: bool = True) -> None:
         """Refresh soon; calls while one is running fold into one more."""
+        self._want_view = self._want_view or view
         if self._refreshing:
             self._again = True
             return
@@ -105,19 +118,21 @@ class ConsoleApp(App):
             self._again = True
             while self._again:
                 self._again = False
-                await self.refresh_now()
+                with_view, self._want_view = self._want_view, False
+                await self.refresh_now(with_view)
         finally:
             self._refreshing = False
 
-    async def refresh_now(self) -> None:
-        """One round trip: the summary and the current view's data."""
+    async def refresh_now(self, with_view: bool = True) -> None:
+        """One round trip: the summary and (unless told not to) the current view's data."""
         view = self.view
         if view is None:
             return
         self.refresh_count += 1
         number = self.refresh_count
+        load = view.loader() if with_view else None
         try:
-            snap = await self.db.call(data.refresh, self.db.counter, view.loader())
+            snap = await self.db.call(data.refresh, self.db.counter, load)
         except QueuectlError as exc:
             self.problem = str(exc)
             self.hint = self._hint_for(exc)
@@ -126,7 +141,9 @@ class ConsoleApp(App):
         else:
             self.problem, self.hint = None, None
             self.summary = snap.summary
-            if view is self.view and view.is_attached:
+            if load is not None:
+                self._view_cost = snap.view_seconds
+            if load is not None and view is self.view and view.is_attached:
                 self.applying = number
                 view.apply(snap.view, snap.summary)
         current = self.view

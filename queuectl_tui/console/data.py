@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from queuectl_tui.clock import Clock, Ids
@@ -64,7 +65,7 @@ class Snapshot:
 
     summary: Summary
     view: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    view_seconds: float = 0.0  # how long the view's own read took
 
 
 def _is_driver_error(exc: BaseException) -> bool:
@@ -155,7 +156,12 @@ def summary(queue: Queue, counter: views.StateCounts) -> Summary:
 def refresh(queue: Queue, counter: views.StateCounts,
             load: Callable[[Queue], Any] | None) -> Snapshot:
     """The summary and, if given, the current view's own data, in one trip."""
-    return Snapshot(summary=summary(queue, counter), view=load(queue) if load else None)
+    head = summary(queue, counter)
+    if load is None:
+        return Snapshot(summary=head)
+    started = time.perf_counter()
+    view = load(queue)
+    return Snapshot(summary=head, view=view, view_seconds=time.perf_counter() - started)
 
 
 def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail | None:

@@ -407,3 +407,30 @@ async def test_jobs_retry_marked_dead_jobs(queue_db, clock):
         await press(pilot, "j", "j", "space", "R", "y")  # mark hook-1 only
         assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == \
             ["dead", "dead", "pending"]
+
+
+async def test_a_slow_view_is_reread_every_fifth_tick_but_keys_read_at_once(queue_db, clock,
+                                                                            monkeypatch):
+    from queuectl_tui.console import app as app_module
+    from queuectl_tui.console import data
+
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        reads: list[bool] = []
+        real_refresh = data.refresh
+
+        def counting(queue, counter, load):
+            reads.append(load is not None)
+            snap = real_refresh(queue, counter, load)
+            if load is not None:
+                snap.view_seconds = 1.0  # as if a rare text filter scanned a big table
+            return snap
+
+        monkeypatch.setattr(data, "refresh", counting)
+        for _ in range(app_module.VIEW_EVERY_WHEN_SLOW * 2 + 1):
+            app._tick()
+            await settle(pilot)
+        assert reads[0] and reads.count(True) == 3 and len(reads) == 11
+        await press(pilot, "j")  # a key still reads the view at once
+        assert reads[-1] is True
