@@ -6,6 +6,7 @@ and `Ids`. Tests pass a `FakeClock` whose `sleep` advances time instantly.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import functools
 import math
@@ -90,6 +91,9 @@ class SyncedClock(Clock):
         return self._base.monotonic()
 
 
+_FROM_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ID_ALPHABET.encode())
+
+
 class Ids:
     """Generates short job ids: 10 base32 characters, 50 bits of randomness."""
 
@@ -97,10 +101,19 @@ class Ids:
         self._rng = rng
 
     def new(self) -> str:
-        # One draw per id (bulk enqueue makes 100,000 of them at a time).
-        bits = self._rng.getrandbits(50) if self._rng else \
-            int.from_bytes(os.urandom(7), "big") >> 6
-        return "".join(ID_ALPHABET[(bits >> shift) & 31] for shift in range(45, -1, -5))
+        return self.many(1)[0]
+
+    def many(self, count: int) -> list[str]:
+        """`count` ids from one draw of random bytes (bulk enqueue makes 100,000)."""
+        if self._rng is not None:  # seeded (tests, snapshots): one 50-bit draw per id
+            return [_base32(self._rng.getrandbits(50)) for _ in range(count)]
+        size = 10 * count  # 10 bytes encode to 16 base32 characters; an id keeps 10
+        text = base64.b32encode(os.urandom(size)).translate(_FROM_B32).decode()
+        return [text[i:i + 10] for i in range(0, 16 * count, 16)]
+
+
+def _base32(bits: int) -> str:
+    return "".join(ID_ALPHABET[(bits >> shift) & 31] for shift in range(45, -1, -5))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -134,6 +134,11 @@ def _no_constants(name: str) -> Any:
 _KEY_SEPARATOR = re.compile(r'"\s*:')
 
 
+# Built once: json.loads(text, parse_constant=...) makes a new decoder every call.
+_FAST = json.JSONDecoder(parse_constant=_no_constants)
+_STRICT = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+
+
 def parse_json(text: str) -> Any:
     """Strict JSON: no NaN/Infinity, no repeated keys.
 
@@ -143,11 +148,10 @@ def parse_json(text: str) -> Any:
     string) is parsed again with the exact duplicate check.
     """
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = _FAST.decode(text)
         if isinstance(value, dict) and len(_KEY_SEPARATOR.findall(text)) == len(value):
             return value
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys,
-                          parse_constant=_no_constants)
+        return _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:

@@ -152,9 +152,7 @@ class Queue:
     def enqueue_many(self, specs: list[JobSpec]) -> list[str]:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
         already stored) refuses the lot."""
-        defaults = config.get_all()
-        now = self.clock.now()
-        rows = [self._row(spec, defaults, now) for spec in specs]
+        rows = self._rows(specs)
         given = [s.id for s in specs if s.id is not None]
         seen: set[str] = set()
         for job_id in given:
@@ -167,32 +165,30 @@ class Queue:
                 if taken is not None:
                     raise UsageError(f"a job with id {taken.id!r} already exists")
             try:
-                self.backend.insert_rows("job", JOB_INSERT,
-                                         [tuple(r[c] for c in JOB_INSERT) for r in rows])
+                self.backend.insert_rows("job", JOB_INSERT, rows)
             except pw.IntegrityError:
                 # Another process took one of these ids between our check and insert.
                 raise UsageError("a job with one of these ids already exists; "
                                  "nothing was enqueued") from None
             self.backend.notify()
             self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                     [(r["id"], "pending", now, 0) for r in rows])
-        return [r["id"] for r in rows]
+                                     [(r[0], "pending", r[8], 0) for r in rows])
+        return [r[0] for r in rows]
 
-    def _row(self, spec: JobSpec, defaults: dict[str, Any], now: float) -> dict[str, Any]:
-        if spec.run_at is not None:
-            run_at = spec.run_at
-        else:
-            run_at = now + (spec.delay or 0.0)
-        timeout = spec.timeout if spec.timeout is not None else defaults["job-timeout"]
-        return {
-            "id": spec.id or self.ids.new(), "command": spec.command, "state": "pending",
-            "attempts": 0,
-            "max_retries": spec.max_retries if spec.max_retries is not None
-            else defaults["max-retries"],
-            "priority": spec.priority, "run_at": run_at,
-            "timeout": float(timeout) if timeout else None,
-            "created_at": now, "updated_at": now,
-        }
+    def _rows(self, specs: list[JobSpec]) -> list[tuple]:
+        """Row tuples in JOB_INSERT order, with config defaults filled in now."""
+        defaults = config.get_all()
+        retries, default_timeout = defaults["max-retries"], defaults["job-timeout"]
+        now = self.clock.now()
+        new_ids = iter(self.ids.many(sum(1 for spec in specs if spec.id is None)))
+        rows = []
+        for spec in specs:
+            run_at = spec.run_at if spec.run_at is not None else now + (spec.delay or 0.0)
+            timeout = spec.timeout if spec.timeout is not None else default_timeout
+            rows.append((spec.id or next(new_ids), spec.command, "pending", 0,
+                         retries if spec.max_retries is None else spec.max_retries,
+                         spec.priority, run_at, float(timeout) if timeout else None, now, now))
+        return rows
 
     # ---------------------------------------------------------------- workers' side
 
