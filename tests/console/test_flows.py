@@ -279,20 +279,33 @@ async def test_cursor_keeps_its_place_on_screen_when_scrolled(tmp_path, clock, m
         assert (table.current["id"], table.cursor - table.top) == before
 
 
+async def choose_in_palette(pilot, text: str) -> None:
+    """Type into the command palette, wait (with a deadline) for its hits, take the first."""
+    import time
+
+    from textual.command import CommandList
+
+    await press(pilot, "ctrl+p", *text)
+    deadline = time.monotonic() + 10
+    hits = pilot.app.screen.query_one(CommandList)
+    while hits.option_count == 0 or text not in str(hits.get_option_at_index(0).prompt).lower():
+        assert time.monotonic() < deadline, "the palette found nothing"
+        await pilot.pause()
+    await press(pilot, "enter")
+
+
 async def test_command_palette_offers_the_same_actions(queue_db, clock):
     from queuectl_tui.console.screens.confirm import ConfirmDialog
 
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "ctrl+p", *"retry marked", "enter")
-        await settle(pilot)
+        await choose_in_palette(pilot, "retry marked")
         assert app.current_mode == "dlq"
         assert isinstance(app.screen, ConfirmDialog)
         await press(pilot, "y")
         assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["pending"] * 3
-        await press(pilot, "ctrl+p", *"show dead jobs", "enter")
-        await settle(pilot)
+        await choose_in_palette(pilot, "show dead jobs")
         assert app.current_mode == "jobs"
         assert app.screen.tab_states == ("dead",)
 
