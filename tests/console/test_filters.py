@@ -1,0 +1,39 @@
+"""Filter text -> queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from queuectl_tui.console.filters import FilterError, parse_events, parse_jobs, with_states
+
+
+def test_fields_and_free_text():
+    q = parse_jobs('state:dead cmd:"sleep 5" worker:3 id:ab backup')
+    assert (q.states, q.commands, q.workers, q.ids, q.text) == \
+        (("dead",), ("sleep 5",), ("3",), ("ab",), ("backup",))
+
+
+def test_state_words_people_use_and_lists():
+    assert parse_jobs("state:running,retrying state:dlq").states == \
+        ("processing", "failed", "dead")
+    assert parse_jobs("STATE:Done").states == ("completed",)
+
+
+def test_unknown_field_is_free_text_and_bad_values_say_why():
+    assert parse_jobs("http://example.com").text == ("http://example.com",)
+    with pytest.raises(FilterError, match="unknown state 'sleeping'"):
+        parse_jobs("state:sleeping")
+    with pytest.raises(FilterError, match="needs a value"):
+        parse_jobs("cmd:")
+
+
+def test_a_tab_narrows_and_never_widens():
+    assert with_states(parse_jobs("cmd:x"), ("dead",)).states == ("dead",)
+    assert with_states(parse_jobs("state:dead,pending"), ("dead",)).states == ("dead",)
+    assert "dead" not in with_states(parse_jobs("state:pending"), ("dead",)).states
+
+
+def test_history_filter():
+    q = parse_events("job:abc to:dead worker:w1 cancelled")
+    assert (q.job_ids, q.states, q.workers, q.text) == (("abc",), ("dead",), ("w1",),
+                                                        ("cancelled",))
