@@ -88,7 +88,7 @@ def refresh_loads(queue: Queue) -> dict[str, object]:
         "jobs (top, detail)": lambda q: (
             views.job_window(views.JobQuery(), views.START, span, span + PAGE),
             data.job_detail(q, "job00000001", None)),
-        "jobs (middle of 1M)": lambda q: views.job_window(
+        "jobs (middle of the list)": lambda q: views.job_window(
             views.JobQuery(), (middle,), span, span + PAGE),
         "jobs, pending tab": lambda q: views.job_window(
             views.JobQuery(states=("pending",)), views.START, span, span + PAGE),
