@@ -95,6 +95,8 @@ def check_command(value: Any) -> str:
 
 def from_mapping(data: Any) -> JobSpec:
     """Validate a decoded JSON value as a job spec."""
+    if type(data) is dict and len(data) == 1 and "command" in data:
+        return JobSpec(command=check_command(data["command"]))  # the common bulk line
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"
         raise UsageError(f"a job must be a JSON object, got {kind}")
