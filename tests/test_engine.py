@@ -313,3 +313,15 @@ def test_only_workers_relax_durability_and_only_when_configured(db_path):
     Queue(opened).config_set("durability", "full")
     opened.close()
     assert synchronous(worker=True) == FULL
+
+
+def test_a_worker_keeps_its_durability_after_reconnecting(db_path):
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.queue import Queue
+    opened = open_database(str(db_path))
+    try:
+        Queue(opened, worker=True)
+        opened.db.close()  # what a worker does after database trouble
+        assert opened.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        opened.close()

@@ -100,7 +100,7 @@ class Queue:
             # disk: lost in a power cut, it only means a job runs again, which
             # at-least-once allows. Everyone else's commits (enqueue, retry,
             # config, ...) stay FULL: what a person was told is saved, is.
-            self.db.execute_sql("PRAGMA synchronous = NORMAL")
+            self.db.pragma("synchronous", "NORMAL", permanent=True)  # and on reconnect
 
     # ---------------------------------------------------------------- state changes
 
