@@ -197,13 +197,6 @@ def job_ids_matching(q: JobQuery, limit: int | None = None) -> list[str]:
     return [row[0] for row in query.tuples()]
 
 
-def count_matching(q: JobQuery) -> int:
-    query = Job.select(pw.fn.COUNT(Job.seq))
-    for cond in _job_where(q):
-        query = query.where(cond)
-    return int(query.scalar() or 0)
-
-
 def job_detail(job_id: str) -> dict[str, Any] | None:
     """Every stored field of one job (raw times), or None if it is gone."""
     row = Job.select().where(Job.id == job_id).dicts().first()
