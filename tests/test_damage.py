@@ -150,3 +150,22 @@ def test_version_1_database_gains_the_due_index(db_path):
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert "job_due" in names and version == ("2",)
+
+
+def test_a_new_database_is_born_in_wal_mode(db_path):
+    run_cli(db_path, "status")
+    header = db_path.read_bytes()[:100]
+    assert (header[18], header[19]) == (2, 2), "not WAL: openers would have to switch it"
+    assert not list(db_path.parent.glob(".queue.db.*")), "a temporary file was left behind"
+
+
+def test_many_processes_opening_a_fresh_database_at_once(tmp_path):
+    for round_ in range(3):
+        db = tmp_path / f"fresh{round_}.db"
+        procs = [subprocess.Popen([sys.executable, "-m", "queuectl_tui", "status", "--json"],
+                                  env=cli_env(db), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert json.loads(out)["total"] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -24,6 +25,7 @@ from queuectl_tui.errors import DatabaseError
 SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
+OPEN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, None)  # waits between tries; None: last try
 
 
 @dataclass
@@ -49,12 +51,23 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
         db, log_dir = _open_sqlite(target, create=create)
     models.database.initialize(db)
     opened = Opened(db=db, backend=backend_for(db), target=target, log_dir=log_dir)
-    try:
-        db.connect(reuse_if_open=True)
-        ensure_schema(opened)
-    except pw.DatabaseError as exc:
-        opened.close()
-        raise DatabaseError(describe_db_error(exc, redact(target))) from None
+    for delay in OPEN_RETRY_S:
+        try:
+            db.connect(reuse_if_open=True)
+            ensure_schema(opened)
+            break
+        except pw.OperationalError as exc:
+            # Several processes opening a database at once (a pool starting, a
+            # script, the console) can see SQLITE_BUSY without a busy wait, e.g.
+            # while another connection sets up or tears down the WAL index.
+            if delay is None or not _is_busy(exc):
+                opened.close()
+                raise DatabaseError(describe_db_error(exc, redact(target))) from None
+            opened.close()
+            time.sleep(delay)
+        except pw.DatabaseError as exc:
+            opened.close()
+            raise DatabaseError(describe_db_error(exc, redact(target))) from None
     return opened
 
 
@@ -94,12 +107,38 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
         raise DatabaseError(f"no database at {path}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-    except FileExistsError:
-        return
+        _create_in_wal_mode(path)
     except OSError as exc:
         raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def _create_in_wal_mode(path: Path) -> None:
+    """Make the file whole and already in WAL mode, then link it into place.
+
+    Switching the journal mode needs an exclusive lock that SQLite may refuse at
+    once rather than wait for; a file that is born in WAL mode never needs the
+    switch, however many processes open it together. os.link fails if another
+    process created the database first, and then theirs is used.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.new")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.execute("PRAGMA journal_mode = wal")
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
 
 
 def _check_header(path: Path) -> None:
@@ -218,6 +257,11 @@ def redact(target: str) -> str:
         netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
         return parsed._replace(netloc=netloc).geturl()
     return target
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def is_sqlite_error(exc: BaseException) -> bool:
