@@ -273,3 +273,20 @@ def test_workers_are_fresh_interpreters_not_forks(db, pools):
         assert b"queuectl_tui.workers.worker" in argv, argv
         with open(f"/proc/{worker['pid']}/stat") as fh:
             assert int(fh.read().rsplit(")", 1)[1].split()[1]) == pool.proc.pid
+
+
+def test_a_stop_during_start_up_is_not_lost(db):
+    """SIGTERM to a pool right after it starts, before its workers are ready."""
+    import subprocess as sp
+    for _ in range(3):
+        pool = sp.Popen([sys.executable, "-m", "queuectl_tui", "worker", "start",
+                         "--count", "2"], env=cli_env(db), stdout=sp.DEVNULL,
+                        stderr=sp.PIPE, text=True, start_new_session=True)
+        try:
+            pool.stderr.readline()  # "started 2 worker(s) ..." : the workers are booting
+            pool.send_signal(signal.SIGTERM)
+            assert pool.wait(30) == 0
+        finally:
+            if pool.poll() is None:
+                os.killpg(pool.pid, signal.SIGKILL)
+            pool.stderr.close()

@@ -228,15 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _die_with_parent()
     worker: Worker | None = None
+    early: list[str] = []  # a stop that arrives while we are still starting up
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if worker is not None:
+        if worker is None:
+            early.append(signal.Signals(signum).name)
+        else:
             worker.request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     opened = open_database(args.db)
     worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid)
+    if early:
+        worker.request_stop(early[0])  # a pool stopped while this worker started
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:
         return 1  # the supervisor died while we were starting
     worker.run()
