@@ -445,9 +445,8 @@ async def test_a_slow_view_is_reread_every_fifth_tick_but_keys_read_at_once(queu
             app._tick()
             await settle(pilot)
         # A busy machine may merge ticks, so count the behaviour, not the ticks:
-        # the first read loads the view, and most later ones skip the slow view.
+        # the slow view is still read now and then, but most ticks skip it.
         loads = reads.count(True)
-        assert reads and reads[0], reads
-        assert 1 <= loads <= 3 and loads < len(reads) / 2, reads
+        assert len(reads) >= 6 and 1 <= loads <= 3 and loads < len(reads) / 2, reads
         await press(pilot, "j")  # a key still reads the view at once
         assert reads[-1] is True
