@@ -97,3 +97,18 @@ def pools(db: str):
     yield start
     for pool in started:
         pool.close()
+    _kill_processes_of(db)
+
+
+def _kill_processes_of(db: str) -> None:
+    """Whatever a failed test left running for this database (jobs inherit
+    QUEUECTL_DB from their worker), so one failure cannot spill into the next."""
+    import signal
+    needle = f"QUEUECTL_DB={db}".encode()
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue

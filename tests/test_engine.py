@@ -325,3 +325,28 @@ def test_a_worker_keeps_its_durability_after_reconnecting(db_path):
         assert opened.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     finally:
         opened.close()
+
+
+def test_rescue_kills_a_run_whose_process_group_was_never_recorded(queue, clock):
+    """A worker killed in the first moments of a run records nothing; the marker
+    in the job's environment still lets the rescuer find and kill the run."""
+    import os
+    import subprocess
+    queue.enqueue(JobSpec(command="true", id="j"))
+    claimed = queue.claim("w", 5)
+    run = subprocess.Popen(["sleep", "618"], start_new_session=True,
+                           env={**os.environ, "QUEUECTL_CLAIM": claimed.claim_token})
+    try:
+        assert queue.get("j").run_pid is None
+        clock.advance(6)
+        assert queue.rescue() == ["j"]
+        assert run.wait(5) == -9
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def test_a_job_knows_its_id_and_attempt(queue):
+    queue.enqueue(JobSpec(command='echo "$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT"', id="me"))
+    Worker(queue, "w").run(until_idle=True)
+    assert queue.get("me").stdout_tail == "me 1\n"

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import config, events, logs, registry
+from queuectl_tui.engine import config, events, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
@@ -312,10 +312,20 @@ class Queue:
         return rescued
 
     def _kill_leftovers(self, job: Job) -> None:
-        """Kill the dead worker's command, if it ran here, so two runs never overlap."""
-        if job.run_pid and job.run_host == self.host:
+        """Kill the dead worker's command, if it ran here, so two runs never overlap:
+        its recorded process group, and every process carrying the claim's marker."""
+        if job.run_host != self.host:
+            return
+        groups = {job.run_pid} if job.run_pid else set()
+        if job.claim_token:
+            for pid in procs.processes_of_claim(job.claim_token):
+                try:
+                    groups.add(os.getpgid(pid))
+                except ProcessLookupError:
+                    pass
+        for group in groups:
             try:
-                os.killpg(job.run_pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 

@@ -56,14 +56,15 @@ def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int], log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
                 tick: Callable[[], bool] = lambda: True, first_tick: float = 1.0,
-                tick_every: float = 1.0) -> RunResult:
+                tick_every: float = 1.0, env: dict[str, str] | None = None) -> RunResult:
     """Run `command` to the end; `tick` is called periodically and may return False to abort.
 
     Abort (the claim was lost) and timeout both kill the whole process group.
     """
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True)
+        stderr=subprocess.PIPE, start_new_session=True,
+        env=None if env is None else {**os.environ, **env})
     on_start(proc.pid)
     tails = {proc.stdout.fileno(): _Tail(), proc.stderr.fileno(): _Tail()}
     log_fd: int | None = None

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import peewee as pw
 
 from queuectl_tui.clock import Clock, iso
-from queuectl_tui.engine import config, logs, registry
+from queuectl_tui.engine import config, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import Queue, current_host
@@ -198,7 +198,9 @@ class Worker:
         result = run_command(
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
-            on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every)
+            on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every,
+            env={"QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
+                 procs.MARKER: claimed.claim_token})
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
