@@ -68,6 +68,7 @@ class Backend:
 
     name = "?"
     claim_sql: str
+    shared_by_hosts = False  # True: lease times come from the server's clock (db_time)
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -186,6 +187,7 @@ class SqliteBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgresql"
+    shared_by_hosts = True
     # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
     # is taking instead of queueing behind it or claiming it twice.
     claim_sql = (

@@ -88,9 +88,8 @@ class Queue:
         self.opened = opened
         self.db = opened.db
         self.backend = opened.backend
-        reference = self.backend.db_time
-        if clock is None and reference() is not None:
-            clock = SyncedClock(reference)  # shared by many hosts: lease times on the server's clock
+        if clock is None and self.backend.shared_by_hosts:
+            clock = SyncedClock(self.backend.db_time)  # lease times on the server's clock
         self.clock = clock or Clock()
         self.ids = ids or Ids()
         self.host = host or current_host()
