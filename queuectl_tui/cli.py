@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import sys
 import time
@@ -19,17 +18,13 @@ from queuectl_tui.cli_output import (clip, emit_json, emit_json_array, emit_json
                                      say, table)
 from queuectl_tui.errors import EXIT_USAGE, QueuectlError, UsageError
 
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
 def duration(text: str) -> float:
-    """'90', '1.5', '10s', '5m', '2h', '1d' -> seconds."""
-    match = DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use seconds or a number with ms, s, m, h or d")
-    return float(match.group(1)) * UNITS[match.group(2)]
+    """argparse's face of the engine's duration parser: '90', '10s', '5m', '2h', '1d'."""
+    from queuectl_tui.engine.durations import parse_duration
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from queuectl_tui.engine.db import SCHEMA_VERSION
 from tests.helpers import cli_env, cli_json, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -115,7 +116,8 @@ def test_database_from_an_older_schema_is_migrated(db_path):
     status = cli_json(db_path, "status")
     assert status["counts"]["pending"] == 3
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+            == (str(SCHEMA_VERSION),)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "job_claim" in names
 
@@ -149,7 +151,7 @@ def test_version_1_database_gains_the_due_index(db_path):
     with sqlite3.connect(db_path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert "job_due" in names and version == ("2",)
+    assert "job_due" in names and version == (str(SCHEMA_VERSION),)
 
 
 def test_a_new_database_is_born_in_wal_mode(db_path):
@@ -169,3 +171,33 @@ def test_many_processes_opening_a_fresh_database_at_once(tmp_path):
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
             assert json.loads(out)["total"] == 0
+
+
+def test_version_2_database_keeps_every_job_and_event(db_path):
+    """A database made by the release before schema v3 (no cwd/env/cancel/batch
+    columns, no attempt or batch tables) opens with nothing lost."""
+    fill(db_path, 50)
+    assert run_cli(db_path, "cancel", "j3").returncode == 0
+    with sqlite3.connect(db_path) as conn:
+        before_jobs = conn.execute(
+            "SELECT id, command, state, attempts, max_retries, priority, run_at, created_at "
+            "FROM job ORDER BY seq").fetchall()
+        before_events = conn.execute("SELECT * FROM event ORDER BY seq").fetchall()
+        for column in ("cwd", "env", "cancel_requested_at", "cancel_grace", "batch"):
+            conn.execute(f"ALTER TABLE job DROP COLUMN {column}")
+        conn.execute("DROP TABLE attempt")
+        conn.execute("DROP TABLE batch")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    assert cli_json(db_path, "status")["total"] == 50
+    with sqlite3.connect(db_path) as conn:
+        after_jobs = conn.execute(
+            "SELECT id, command, state, attempts, max_retries, priority, run_at, created_at "
+            "FROM job ORDER BY seq").fetchall()
+        assert after_jobs == before_jobs
+        assert conn.execute("SELECT * FROM event ORDER BY seq").fetchall()[:len(before_events)] \
+            == before_events
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(job)")}
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert {"cwd", "env", "cancel_requested_at", "cancel_grace", "batch"} <= columns
+    assert {"attempt", "batch"} <= tables and version == (str(SCHEMA_VERSION),)

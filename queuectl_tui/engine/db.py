@@ -22,7 +22,7 @@ from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.errors import DatabaseError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
 OPEN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, None)  # waits between tries; None: last try
@@ -218,8 +218,25 @@ def _migrate_1_to_2(opened: Opened) -> None:
     opened.backend.create_extra_indexes()
 
 
+V3_JOB_COLUMNS = (("cwd", "TEXT"), ("env", "TEXT"), ("cancel_requested_at", "{real}"),
+                  ("cancel_grace", "{real}"), ("batch", "VARCHAR(32)"))
+
+
+def _migrate_2_to_3(opened: Opened) -> None:
+    """Version 3: a job's directory and environment, cancelling a running job,
+    attempt records and staged bulk enqueues. Existing jobs keep every field;
+    their new columns are NULL (run where the worker runs, nothing to cancel)."""
+    real = "DOUBLE PRECISION" if opened.backend.name == "postgresql" else "REAL"
+    have = {c.name for c in opened.db.get_columns("job")}
+    for name, kind in V3_JOB_COLUMNS:
+        if name not in have:
+            opened.db.execute_sql(f"ALTER TABLE job ADD COLUMN {name} {kind.format(real=real)}")
+    opened.db.create_tables([models.Attempt, models.Batch], safe=True)
+    opened.backend.create_extra_indexes()
+
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

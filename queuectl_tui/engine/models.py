@@ -53,6 +53,13 @@ class Job(BaseModel):
     run_host = pw.CharField(max_length=255, null=True)
     stdout_tail = pw.TextField(null=True)
     stderr_tail = pw.TextField(null=True)
+    # Schema v3: where and with what the command runs, stopping a running job,
+    # and bulk enqueues written in slices before they are published.
+    cwd = pw.TextField(null=True)  # None: the worker's own directory (jobs made before v3)
+    env = pw.TextField(null=True)  # JSON object of extra variables, or None
+    cancel_requested_at = pw.DoubleField(null=True)  # set on a running job: stop it
+    cancel_grace = pw.DoubleField(null=True)  # seconds between SIGTERM and SIGKILL
+    batch = pw.CharField(max_length=32, null=True)  # the bulk enqueue that staged it
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -73,6 +80,42 @@ class Event(BaseModel):
 
     class Meta:
         indexes = ((("job_id", "seq"), False), (("at",), False))
+
+
+class Attempt(BaseModel):
+    """One run of a job: kept across requeues, so a job's whole life can be read back.
+
+    `number` counts every run the job ever had (a requeue or a DLQ retry starts
+    the retry budget afresh, not the numbering). `log_offset` is where this
+    run's output starts in the job's log file.
+    """
+
+    seq = pw.AutoField()
+    job_id = pw.CharField(max_length=128)
+    number = pw.IntegerField()
+    started_at = pw.DoubleField()
+    ended_at = pw.DoubleField(null=True)
+    exit_code = pw.IntegerField(null=True)
+    reason = pw.CharField(max_length=16, null=True)  # exit, timeout, cancelled, rescued, ...
+    error = pw.TextField(null=True)
+    worker_id = pw.CharField(max_length=128, null=True)
+    host = pw.CharField(max_length=255, null=True)
+    log_offset = pw.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("job_id", "number"), False),)
+
+
+class Batch(BaseModel):
+    """A bulk enqueue in progress: its rows are staged until `sealed_at` is set,
+    then published; an unsealed batch whose writer died is removed whole."""
+
+    id = pw.CharField(max_length=32, primary_key=True)
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    created_at = pw.DoubleField()
+    sealed_at = pw.DoubleField(null=True)
+    rows = pw.IntegerField(default=0)
 
 
 class Worker(BaseModel):
@@ -106,4 +149,4 @@ class Meta(BaseModel):
     value = pw.TextField()
 
 
-MODELS = (Job, Event, Worker, Setting, Meta)
+MODELS = (Job, Event, Attempt, Batch, Worker, Setting, Meta)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from textual.app import ComposeResult
@@ -11,8 +10,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from queuectl_tui.cli import duration
 from queuectl_tui.engine import jobspec
+from queuectl_tui.engine.durations import parse_duration
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import QueuectlError, UsageError
 
@@ -35,8 +34,8 @@ def _whole(name: str, text: str) -> int:
 
 def _seconds(name: str, text: str) -> float:
     try:
-        return duration(text)
-    except argparse.ArgumentTypeError as exc:
+        return parse_duration(text)
+    except UsageError as exc:
         raise UsageError(f"{name}: {exc}") from None
 
 
