@@ -60,67 +60,126 @@ def run_command(command: str, *, timeout: float | None,
     """Run `command` to the end; `tick` is called periodically and may return False to abort.
 
     Abort (the claim was lost) and timeout both kill the whole process group.
+    The loop follows the process, not its pipes: a job that closes stdout and
+    stderr (`exec >/dev/null 2>&1`) still has its lease renewed and its timeout
+    enforced, because the process's exit is watched through a pidfd.
     """
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,
         env=None if env is None else {**os.environ, **env})
     on_start(proc.pid)
-    tails = {proc.stdout.fileno(): _Tail(), proc.stderr.fileno(): _Tail()}
-    log_fd: int | None = None
+    output = _Output(open_log, log_header,
+                     {proc.stdout.fileno(): _Tail(), proc.stderr.fileno(): _Tail()})
     sel = selectors.DefaultSelector()
-    for fd in tails:
+    for fd in output.tails:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
+    exit_fd = _pidfd(proc.pid)
+    if exit_fd is not None:
+        sel.register(exit_fd, selectors.EVENT_READ)
     start = time.monotonic()
     deadline = start + timeout if timeout else None
     next_tick = start + first_tick
     exited_at: float | None = None
     reason: str | None = None
     try:
-        while sel.get_map():
-            now = time.monotonic()
-            wait = next_tick - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            if exited_at is not None:
-                wait = min(wait, exited_at + DRAIN_AFTER_EXIT_S - now)
-            for key, _ in sel.select(max(0.0, min(wait, 0.5))):
-                chunk = os.read(key.fd, CHUNK)
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                tails[key.fd].add(chunk)
-                if log_fd is None:
-                    log_fd = open_log()
-                    os.write(log_fd, log_header)
-                os.write(log_fd, chunk)
+        while True:
             now = time.monotonic()
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
-            if exited_at is not None and now >= exited_at + DRAIN_AFTER_EXIT_S:
+                if exit_fd is not None:
+                    sel.unregister(exit_fd)  # stays readable: stop waking on it
+            if exited_at is not None and (not output.open_fds(sel)
+                                          or now >= exited_at + DRAIN_AFTER_EXIT_S):
                 break  # the shell is done; leftovers holding the pipes are killed below
             if deadline is not None and now >= deadline and exited_at is None:
                 reason = f"timed out after {timeout:g} s"
                 _terminate(proc)
-                exited_at = time.monotonic()
+                continue
             if now >= next_tick:
                 next_tick = now + tick_every
                 if exited_at is None and not tick():
                     reason = "claim lost (job was rescued elsewhere); run abandoned"
                     _terminate(proc)
-                    exited_at = time.monotonic()
+                    continue
+            wait = next_tick - now
+            if deadline is not None and exited_at is None:
+                wait = min(wait, deadline - now)
+            if exited_at is not None:
+                wait = min(wait, exited_at + DRAIN_AFTER_EXIT_S - now)
+            elif exit_fd is None:
+                wait = min(wait, 0.05)  # no pidfd: look at the process often
+            for key, _ in sel.select(max(0.0, min(wait, 0.5))):
+                if key.fd != exit_fd:
+                    output.read(sel, key.fd)
         code = proc.wait()
     finally:
         kill_group(proc.pid)  # nothing the job started outlives it
         sel.close()
+        if exit_fd is not None:
+            os.close(exit_fd)
         proc.stdout.close()
         proc.stderr.close()
-        if log_fd is not None:
-            os.close(log_fd)
-    out, err = (t.text() for t in tails.values())
+        output.close()
+    out, err = (t.text() for t in output.tails.values())
+    if output.log_error:
+        sep = "\n" if err and not err.endswith("\n") else ""
+        err += f"{sep}[queuectl: output not saved to the log: {output.log_error}]\n"
     return RunResult(exit_code=code, error=reason or describe_exit(code, err),
                      stdout_tail=out, stderr_tail=err)
+
+
+class _Output:
+    """Where a run's output goes: a bounded tail per stream, and the log file.
+
+    The log is opened at the first byte (most jobs print nothing). If it cannot
+    be written (a full disk, an unwritable folder) the job keeps running and
+    keeps its tails; the reason is reported with the result instead of
+    crashing the worker.
+    """
+
+    def __init__(self, open_log: Callable[[], int], header: bytes,
+                 tails: dict[int, _Tail]) -> None:
+        self._open_log = open_log
+        self._header = header
+        self.tails = tails
+        self.log_fd: int | None = None
+        self.log_error: str | None = None
+
+    def open_fds(self, sel: selectors.BaseSelector) -> bool:
+        return any(fd in sel.get_map() for fd in self.tails)
+
+    def read(self, sel: selectors.BaseSelector, fd: int) -> None:
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
+            sel.unregister(fd)
+            return
+        self.tails[fd].add(chunk)
+        self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        if self.log_error is not None:
+            return
+        try:
+            if self.log_fd is None:
+                self.log_fd = self._open_log()
+                os.write(self.log_fd, self._header)
+            os.write(self.log_fd, chunk)
+        except OSError as exc:
+            self.log_error = exc.strerror or str(exc)
+
+    def close(self) -> None:
+        if self.log_fd is not None:
+            os.close(self.log_fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when `pid` exits (Linux 5.3+)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _terminate(proc: subprocess.Popen) -> None:
