@@ -8,6 +8,7 @@ workers use instead of hammering the claim.
 
 from __future__ import annotations
 
+import os
 import select
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -69,6 +70,9 @@ class Backend:
     name = "?"
     claim_sql: str
     shared_by_hosts = False  # True: lease times come from the server's clock (db_time)
+    # Appended to a SELECT that must hold the row until commit. SQLite needs
+    # nothing: a write transaction (BEGIN IMMEDIATE) already excludes writers.
+    lock_rows = ""
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -124,6 +128,11 @@ class Backend:
     def schema_lock(self) -> None:
         """Inside the schema transaction: keep concurrent first starts from racing."""
 
+    def lost_writes(self) -> str | None:
+        """Why commits of this connection may not have reached the database, if
+        they may not have (checked before telling a person "saved")."""
+        return None
+
 
 class SqliteBackend(Backend):
     name = "sqlite"
@@ -142,6 +151,25 @@ class SqliteBackend(Backend):
     _watch: Any = None
     # As for the claim: without the hint SQLite walks (state, seq) over every waiting row.
     due_hint = "INDEXED BY job_due"
+
+    def lost_writes(self) -> str | None:
+        """SQLite keeps writing to a -wal file that was deleted under it (by
+        hand, by a cleaning script): every commit since is invisible to other
+        processes and gone when the last connection closes. Our open file
+        descriptors show it: the link reads "<path>-wal (deleted)"."""
+        gone = f"{self.db.database}-wal (deleted)"
+        try:
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return None
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}") == gone:
+                    return (f"the database's write-ahead log ({self.db.database}-wal) was "
+                            "deleted while in use; recent changes were not saved")
+            except OSError:
+                continue
+        return None
 
     def data_version(self) -> Any:
         # Reads the WAL index header in shared memory: microseconds, no disk I/O.
@@ -188,6 +216,7 @@ class SqliteBackend(Backend):
 class PostgresBackend(Backend):
     name = "postgresql"
     shared_by_hosts = True
+    lock_rows = " FOR UPDATE"
     # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
     # is taking instead of queueing behind it or claiming it twice.
     claim_sql = (
@@ -208,15 +237,28 @@ class PostgresBackend(Backend):
         # Delivered at commit, to every listening connection on every host.
         self.db.execute_sql(f"NOTIFY {CHANNEL}")
 
+    _listening_on: Any = None  # the connection LISTEN was issued on
+
     def listen(self) -> None:
         self.db.execute_sql(f"LISTEN {CHANNEL}")
+        self._listening_on = self.db.connection()
 
     def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
+        """Wait for a NOTIFY. A LISTEN belongs to one connection: after a reconnect
+        (the server restarted, the connection was terminated) listen again, or
+        every wake-up would wait for the poll interval instead."""
         conn = self.db.connection()
-        if not conn.notifies:
-            ready, _, _ = select.select([conn], [], [], max(0.0, timeout))
-            if ready:
-                conn.poll()
+        if conn is not self._listening_on:
+            self.listen()
+            return True  # something may have been missed while we were away
+        try:
+            if not conn.notifies:
+                ready, _, _ = select.select([conn], [], [], max(0.0, timeout))
+                if ready:
+                    conn.poll()
+        except Exception as exc:  # noqa: BLE001 - the driver's own error classes
+            self.db.close()  # reconnect (and listen again) on next use
+            raise pw.OperationalError(str(exc).strip() or type(exc).__name__) from exc
         if conn.notifies:
             conn.notifies.clear()
             return True

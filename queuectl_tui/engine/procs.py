@@ -32,3 +32,21 @@ def processes_of_claim(token: str) -> list[int]:
         except OSError:  # gone, or not ours to read
             continue
     return found
+
+
+def worker_alive(pid: int | None, worker_id: str) -> bool:
+    """Is this worker process running (not dead, not a zombie, not SIGSTOPped)?
+
+    The command line must name the worker id, so a recycled pid never counts.
+    """
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if worker_id.encode() not in fh.read().split(b"\0"):
+                return False
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X", b"T", b"t")

@@ -24,7 +24,7 @@ from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
 from queuectl_tui.engine.models import STATES, WAITING, Job
-from queuectl_tui.errors import Conflict, NotFound, UsageError
+from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
 
 # The state machine: which moves exist at all.
 MOVES: dict[str, tuple[str, ...]] = {
@@ -34,6 +34,12 @@ MOVES: dict[str, tuple[str, ...]] = {
     "dead": ("pending",),                       # dlq retry
     "completed": (),
 }
+
+# Getting the write lock for a rescue took longer than this: everyone was blocked.
+BLOCKED_S = 1.0
+# On this host, a live worker keeps a job whose lease ran out this many leases ago
+# (it may be retrying its outcome through a full disk); past that it is wedged.
+LIVE_WORKER_GRACE = 6
 
 JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
               "timeout", "created_at", "updated_at")
@@ -94,12 +100,23 @@ class Queue:
         self.ids = ids or Ids()
         self.host = host or current_host()
         self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
-        if worker and self.backend.name == "sqlite" and config.get("durability") == "normal":
-            # A worker's own bookkeeping (claims, outcomes) need not wait for the
-            # disk: lost in a power cut, it only means a job runs again, which
-            # at-least-once allows. Everyone else's commits (enqueue, retry,
-            # config, ...) stay FULL: what a person was told is saved, is.
-            self.db.pragma("synchronous", "NORMAL", permanent=True)  # and on reconnect
+        self._durability = "full"  # how every connection opens (db.py)
+        self._leases_trusted_from = 0.0  # monotonic; see rescue()
+        if worker:
+            self.apply_durability(config.get("durability"))
+
+    def apply_durability(self, setting: str) -> None:
+        """A worker's own bookkeeping (claims, outcomes) need not wait for the
+        disk under `durability normal`: lost in a power cut, it only means a job
+        runs again, which at-least-once allows. Everyone else's commits
+        (enqueue, retry, config, ...) stay FULL: what a person was told is saved,
+        is. Workers call this on every config reload, so a change applies live."""
+        if self.backend.name != "sqlite" or setting == self._durability:
+            return
+        # permanent: also applied when the connection is reopened
+        self.db.pragma("synchronous", "NORMAL" if setting == "normal" else "FULL",
+                       permanent=True)
+        self._durability = setting
 
     # ---------------------------------------------------------------- state changes
 
@@ -172,6 +189,10 @@ class Queue:
             self.backend.notify()
             self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                      [(r[0], "pending", r[8], 0) for r in rows])
+        lost = self.backend.lost_writes()
+        if lost:
+            raise DatabaseError(f"{lost}: the enqueue may be lost; stop every queuectl "
+                                "process on this database and check it")
         return [r[0] for r in rows]
 
     def _rows(self, specs: list[JobSpec]) -> list[tuple]:
@@ -287,28 +308,78 @@ class Queue:
         A rescue counts as an attempt (a job that kills its worker ends in the DLQ);
         otherwise the job is pending again at once, not after a backoff, so the
         worst-case recovery is the lease plus one scan.
+
+        A lease is only evidence. Before acting, the rescuer takes the write lock
+        and looks again with a fresh clock; if getting the lock took long, every
+        lease holder was blocked as well (a long writer, a full disk), so leases
+        are not judged until one more lease period has passed. On this host a
+        worker whose process is alive keeps its job, whatever its lease says.
         """
-        now = self.clock.now()
-        query = Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.max_retries,
-                           Job.claim_token, Job.worker_id, Job.run_pid, Job.run_host
-                           ).where(Job.state == "processing")
+        lease = float(config.get("lease-seconds"))
+        if worker_id is None and self.clock.monotonic() < self._leases_trusted_from:
+            return []
+        query = Job.select(Job.seq).where(Job.state == "processing")
         if worker_id is None:
-            query = query.where(Job.lease_expires_at < now)
+            query = query.where(Job.lease_expires_at < self.clock.now())
         else:
             query = query.where(Job.worker_id == worker_id)
         rescued = []
-        for job in list(query):
-            self._kill_leftovers(job)
-            note = f"worker {job.worker_id} lost; lease expired" if worker_id is None \
-                else f"worker {job.worker_id} died"
-            to = "dead" if job.attempts > job.max_retries else "pending"
-            with self.db.atomic():
-                fields = {"run_at": now} if to == "pending" else {"finished_at": now}
-                if self._transition(job, to, token=job.claim_token, worker_id=job.worker_id,
-                                    note=note, last_error=note, lease_expires_at=None,
-                                    run_pid=None, **fields):
-                    rescued.append(job.id)
+        for (seq,) in list(query.tuples()):
+            outcome = self._rescue_one(seq, worker_id, lease)
+            if outcome is None:
+                break  # blocked: leases are not trusted for a while
+            if outcome:
+                rescued.append(outcome)
         return rescued
+
+    def _rescue_one(self, seq: int, dead_worker: str | None, lease: float) -> str | None:
+        """Rescue one job if it still needs it: its id, "" if not, None if blocked."""
+        asked = self.clock.monotonic()
+        try:
+            with self.db.atomic():
+                job = self._locked_job(seq)
+                if self.clock.monotonic() - asked > BLOCKED_S:
+                    self._distrust_leases(lease)
+                    return None
+                if job is None or job.state != "processing" or not self._needs_rescue(
+                        job, dead_worker, lease):
+                    return ""
+                return self._take_back(job, dead_worker)
+        except pw.OperationalError:
+            self._distrust_leases(lease)  # could not even get the lock
+            raise
+
+    def _locked_job(self, seq: int) -> Job | None:
+        """The job row, locked until commit (PostgreSQL: SELECT … FOR UPDATE)."""
+        rows = list(Job.raw(f"SELECT * FROM job WHERE seq = {self.db.param}"
+                            f"{self.backend.lock_rows}", seq))
+        return rows[0] if rows else None
+
+    def _needs_rescue(self, job: Job, dead_worker: str | None, lease: float) -> bool:
+        if dead_worker is not None:
+            return job.worker_id == dead_worker
+        now = self.clock.now()
+        if job.lease_expires_at is None or job.lease_expires_at >= now:
+            return False  # renewed while we waited for the lock
+        if job.run_host == self.host and now - job.lease_expires_at < LIVE_WORKER_GRACE * lease:
+            return not procs.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
+        return True
+
+    def _take_back(self, job: Job, dead_worker: str | None) -> str:
+        """Kill what is left of the run on this host, then pending again (or dead)."""
+        now = self.clock.now()
+        self._kill_leftovers(job)
+        note = f"worker {job.worker_id} died" if dead_worker is not None \
+            else f"worker {job.worker_id} lost; lease expired"
+        to = "dead" if job.attempts > job.max_retries else "pending"
+        fields = {"run_at": now} if to == "pending" else {"finished_at": now}
+        moved = self._transition(job, to, token=job.claim_token, worker_id=job.worker_id,
+                                 note=note, last_error=note, lease_expires_at=None,
+                                 run_pid=None, **fields)
+        return job.id if moved else ""
+
+    def _distrust_leases(self, lease: float) -> None:
+        self._leases_trusted_from = self.clock.monotonic() + lease
 
     def _kill_leftovers(self, job: Job) -> None:
         """Kill the dead worker's command, if it ran here, so two runs never overlap:

@@ -60,6 +60,11 @@ def idle(worker_id: str, *, now: float, done: int, failed: int) -> None:
              "WHERE id = ?", (now, done, failed, worker_id))
 
 
+def pid_of(worker_id: str | None) -> int | None:
+    row = Worker.select(Worker.pid).where(Worker.id == worker_id).first() if worker_id else None
+    return row.pid if row else None
+
+
 def stopped(worker_id: str, *, now: float) -> None:
     Worker.update(state="stopped", heartbeat_at=now, job_id=None,
                   job_started_at=None).where(Worker.id == worker_id).execute()

@@ -48,13 +48,18 @@ class Worker:
         self.stop_reason: str | None = None
         self._next_beat = 0.0
         self._next_rescue = 0.0
+        self._trouble: str | None = None  # the database problem being retried, if any
         self._reload()
 
     def _reload(self) -> None:
-        self.lease = float(config.get("lease-seconds"))
-        self.poll = float(config.get("poll-interval"))
+        """Read the live settings (every beat: a `config set` reaches running
+        workers within a second)."""
+        settings = config.get_all()
+        self.lease = float(settings["lease-seconds"])
+        self.poll = float(settings["poll-interval"])
         # Beat at least every second: the beat also reads the stop flag.
         self.beat_every = min(self.lease / 3, 1.0)
+        self.queue.apply_durability(settings["durability"])
 
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -86,13 +91,20 @@ class Worker:
                 if claimed is not None:
                     ran += 1
                     more = max_jobs is None or ran < max_jobs
-                    claimed = self._run(claimed, claim_next=more)
+                    # From here the job has run: if recording it fails for good,
+                    # it must not be handed back below as "unstarted".
+                    running, claimed = claimed, None
+                    claimed = self._run(running, claim_next=more)
                     if os.getppid() != self.parent_pid:
                         self.request_stop("parent process exited")
                 elif until_idle:
                     break
                 else:
-                    self._idle()
+                    try:
+                        self._idle()
+                    except (pw.OperationalError, pw.InterfaceError) as exc:
+                        self._db_trouble(exc, "waiting for work")
+                        self.clock.sleep(1.0)
         finally:
             if claimed is not None:  # claimed with the last outcome, then told to stop
                 self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
@@ -110,25 +122,42 @@ class Worker:
             self._db_trouble(exc, "looking for lost jobs")
 
     def _db_trouble(self, exc: Exception, doing: str) -> None:
+        """Say what is wrong once per episode (not once per retry), and drop a
+        connection that may be broken so the next use opens a fresh one."""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"worker {self.id}: database trouble while {doing}: {first}",
-              file=sys.stderr, flush=True)
+        if first != self._trouble:
+            self._trouble = first
+            print(f"worker {self.id}: database trouble while {doing}: {first} "
+                  "(retrying)", file=sys.stderr, flush=True)
         if not self.queue.db.in_transaction():
             self.queue.db.close()  # a broken connection is reopened on next use
 
-    def _persist(self, doing: str, write: Callable[[], Any]) -> Any:
-        """Retry a write the queue must not lose (a job's outcome) through a locked
-        or briefly unreachable database: about 16 s in all, then give up loudly
-        (the job's lease then runs out and it is rescued: run again, never lost)."""
+    def _persist(self, doing: str, write: Callable[[], Any], *, tries: int | None = 8) -> Any:
+        """Retry a write through a locked, full or briefly unreachable database.
+
+        With `tries=None` (a job's outcome) it never gives up while the worker
+        lives: a run that happened is recorded as a run once the database takes
+        writes again. Meanwhile the job's lease is not renewed, but a rescuer on
+        this host sees this worker alive and leaves the job alone.
+        """
         delay = 0.1
-        for _ in range(8):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return write()
+                result = write()
+                if self._trouble is not None:
+                    print(f"worker {self.id}: database writable again", file=sys.stderr,
+                          flush=True)
+                    self._trouble = None
+                return result
             except (pw.OperationalError, pw.InterfaceError) as exc:
+                limit = tries if tries is not None else (8 if self.stop_reason else None)
+                if limit is not None and attempt >= limit:
+                    raise  # told to stop: do not hang on a database that will not come back
                 self._db_trouble(exc, doing)
                 self.clock.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        return write()
 
     def _housekeeping(self, state: str = "idle") -> None:
         now = self.clock.monotonic()
@@ -204,7 +233,8 @@ class Worker:
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
-            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease))
+            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease),
+            tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
         if outcome.stop:
             self.request_stop("stop requested")
@@ -224,7 +254,8 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="queuectl-worker")
-    parser.add_argument("--db", required=True)
+    # The database comes in QUEUECTL_DB (see supervisor.target_env), not argv.
+    parser.add_argument("--db", default=os.environ.get("QUEUECTL_DB"))
     parser.add_argument("--id")
     parser.add_argument("--supervisor-pid", type=int)
     args = parser.parse_args(argv)
