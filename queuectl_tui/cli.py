@@ -37,6 +37,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 64  # per pool: each worker is an interpreter (~25 MB); more pools for more
+
+
+def worker_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_WORKERS} workers per pool, got {value} (start more pools "
+            "for more)")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line on stderr and exit 2."""
 
@@ -75,9 +87,15 @@ def build_parser() -> Parser:
 
     p = add("worker", "start, stop or list worker processes")
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
-    w = wsub.add_parser("start", help="run N worker processes in the foreground",
-                        parents=[common])
-    w.add_argument("--count", type=positive_int, default=1, metavar="N")
+    w = wsub.add_parser("start", help="run N worker processes (in the foreground unless "
+                        "--detach)", parents=[common, as_json])
+    w.add_argument("--count", type=worker_count, default=1, metavar="N",
+                   help=f"worker processes in this pool, 1 to {MAX_WORKERS} (default 1)")
+    w.add_argument("--detach", action="store_true",
+                   help="run the pool in the background; return once its workers are ready")
+    w.add_argument("--log", metavar="FILE",
+                   help="with --detach: the pool's log (default: workers.log in the "
+                        "database's logs folder)")
     w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
                         parents=[common, as_json])
     w.add_argument("--wait", action="store_true", help="wait until they have exited")
@@ -128,7 +146,7 @@ def build_parser() -> Parser:
     p.add_argument("job_ids", nargs="+", metavar="ID")
 
     p = add("demo", "enqueue a mix of passing, slow and failing jobs and start workers")
-    p.add_argument("--workers", type=positive_int, default=2, metavar="N")
+    p.add_argument("--workers", type=worker_count, default=2, metavar="N")
     p.add_argument("--no-workers", action="store_true", help="only enqueue")
 
     add("tui", "open the console (the same as no arguments)")
@@ -206,7 +224,11 @@ def read_spec_file(path: str) -> list:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.action == "start" and args.log and not args.detach:
+        raise UsageError("--log goes with --detach (in the foreground the pool logs to stderr)")
     queue = open_queue(args)
+    if args.action == "start" and args.detach:
+        return worker_start_detached(queue, args)
     if args.action == "start":
         from queuectl_tui.workers.supervisor import Supervisor
         return Supervisor(queue, queue.opened.target, args.count).run()
@@ -219,6 +241,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("no workers; start some with: queuectl worker start --count 2")
     else:
         print_workers(workers)
+    return 0
+
+
+def worker_start_detached(queue, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from queuectl_tui.workers.supervisor import spawn_detached, wait_until_ready
+    log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
+    try:
+        proc = spawn_detached(queue.opened.target, args.count, log)
+    except OSError as exc:
+        raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
+    pids = wait_until_ready(queue, proc, args.count)
+    if args.json:
+        emit_json({"supervisor_pid": proc.pid, "worker_pids": pids, "log": str(log)})
+    else:
+        print(f"started a pool of {len(pids)} worker(s) in the background: supervisor pid "
+              f"{proc.pid}, worker pids {', '.join(map(str, pids))}")
+        print(f"log: {log}; stop it with: queuectl worker stop")
     return 0
 
 

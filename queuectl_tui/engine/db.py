@@ -37,6 +37,11 @@ class Opened:
     target: str
     log_dir: Path
 
+    @property
+    def pool_log(self) -> Path:
+        """Where detached worker pools (`worker start --detach`, the console) log."""
+        return self.log_dir / "workers.log"
+
     def close(self) -> None:
         if not self.db.is_closed():
             self.db.close()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import peewee as pw
+
 from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import Queue
@@ -35,6 +37,7 @@ class Child:
     started: float
     crashes: int = 0
     restart_at: float | None = None
+    reaped: bool = False  # its exit has been handled (job rescue queued)
 
 
 @dataclass
@@ -45,13 +48,16 @@ class Supervisor:
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     children: list[Child] = field(default_factory=list)
     stopping: int = 0  # 0 running, 1 graceful stop asked, 2 forced
+    # Dead workers whose job could not be taken back yet (the database was down).
+    unrescued: list[str] = field(default_factory=list)
+    trouble: str | None = None  # the database problem being ridden out, said once
 
     def _spawn(self, crashes: int = 0) -> Child:
         worker_id = new_worker_id()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "queuectl_tui.workers.worker", "--db", self.target,
+            [sys.executable, "-m", "queuectl_tui.workers.worker",
              "--id", worker_id, "--supervisor-pid", str(os.getpid())],
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, env=target_env(self.target))
         return Child(worker_id, proc, time.monotonic(), crashes)
 
     def on_signal(self, signum: int, _frame: Any) -> None:
@@ -79,16 +85,54 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
-        self.children = [self._spawn() for _ in range(self.count)]
+        for _ in range(self.count):
+            if self.stopping:  # a stop during start-up: start no more
+                break
+            self.children.append(self._spawn())  # in the list at once: signals reach it
         pids = ", ".join(str(c.proc.pid) for c in self.children)
-        self.log(f"started {self.count} worker(s) on {redact(self.target)} (pids {pids}); "
-                 "Ctrl+C to stop after current jobs")
-        while any(c.proc.poll() is None or c.restart_at is not None for c in self.children):
+        if self.stopping:
+            self.log(f"stop requested while starting; stopping {len(self.children)} "
+                     f"worker(s) (pids {pids or 'none'})")
+            self._signal_children(signal.SIGTERM)
+        else:
+            self.log(f"started {self.count} worker(s) on {redact(self.target)} (pids {pids}); "
+                     "Ctrl+C to stop after current jobs")
+        while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
+                or self.unrescued:
             time.sleep(POLL_S)
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
+            self._rescue_pending()
+            if self.unrescued and self.stopping and not self._alive():
+                break  # stopping with the database down: the leases will bring them back
         self.log("all workers stopped")
         return 0
+
+    def _alive(self) -> bool:
+        return any(c.proc.poll() is None for c in self.children)
+
+    def _rescue_pending(self) -> None:
+        """Take back the jobs of dead workers. The database may be down or locked
+        for a while: the pool stays up, says so once, and tries again."""
+        while self.unrescued:
+            worker_id = self.unrescued[0]
+            try:
+                rescued = self.queue.rescue(worker_id=worker_id)
+                registry.gone(worker_id)
+            except (pw.DatabaseError, pw.InterfaceError) as exc:
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if text != self.trouble:
+                    self.trouble = text
+                    self.log(f"database trouble: {text}; the pool keeps running and retries")
+                if not self.queue.db.in_transaction():
+                    self.queue.db.close()
+                return
+            if self.trouble is not None:
+                self.log("database reachable again")
+                self.trouble = None
+            self.unrescued.pop(0)
+            if rescued:
+                self.log(f"rescued {', '.join(rescued)} from worker {worker_id}")
 
     def _check(self, child: Child) -> Child:
         now = time.monotonic()
@@ -102,11 +146,11 @@ class Supervisor:
         code = child.proc.poll()
         if code is None:
             return child
+        if child.reaped:
+            return child
+        child.reaped = True
         if self.stopping >= 2 or code != 0:
-            rescued = self.queue.rescue(worker_id=child.worker_id)
-            if rescued:
-                self.log(f"rescued {', '.join(rescued)} from worker {child.worker_id}")
-            registry.gone(child.worker_id)
+            self.unrescued.append(child.worker_id)
         if code == 0 or self.stopping:
             return child  # a clean exit (stop requested) is not restarted
         crashes = child.crashes + 1 if now - child.started < FAST_CRASH_S else 0
@@ -117,22 +161,51 @@ class Supervisor:
         return child
 
 
-def spawn_detached(target: str, count: int, log_file: Path) -> int:
+def target_env(target: str) -> dict[str, str]:
+    """The environment for a child process that opens `target`.
+
+    The database travels in QUEUECTL_DB, never on the command line: a
+    PostgreSQL URL may carry a password, and every local user can read every
+    process's arguments (`ps`), while /proc/PID/environ is the owner's alone.
+    """
+    return {**os.environ, "QUEUECTL_DB": target}
+
+
+def spawn_detached(target: str, count: int, log_file: Path) -> subprocess.Popen:
     """Start `queuectl worker start --count N` in its own session, outliving the caller.
 
-    The console uses this: workers it starts are ordinary supervised pools that
-    keep running after the console quits, and `worker stop` reaches them.
+    `worker start --detach` and the console use this: such workers are ordinary
+    supervised pools that keep running after the caller exits, and
+    `worker stop` reaches them.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--db", target,
-             "--count", str(count)],
-            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count)],
+            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
+            env=target_env(target))
     finally:
         os.close(fd)
-    return proc.pid
+
+
+def wait_until_ready(queue: Queue, proc: subprocess.Popen, count: int,
+                     timeout: float = 30.0) -> list[int]:
+    """The pids of a detached pool's workers once all have registered.
+
+    Raises QueuectlError if the pool exits or is not ready in time.
+    """
+    from queuectl_tui.errors import QueuectlError
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise QueuectlError(f"the worker pool exited at start with {_describe(proc.returncode)}")
+        pids = [w["pid"] for w in queue.live_workers() if w["supervisor_pid"] == proc.pid]
+        if len(pids) >= count:
+            return pids
+        time.sleep(POLL_S)
+    raise QueuectlError(f"the worker pool (pid {proc.pid}) is running but its workers did "
+                        f"not all register within {timeout:g} s")
 
 
 def _describe(code: int) -> str:

@@ -25,8 +25,7 @@ from queuectl_tui.engine.registry import LIVE_STATES
 
 def start_workers(queue: Queue, count: int) -> int:
     from queuectl_tui.workers.supervisor import spawn_detached
-    log_file = queue.opened.log_dir / "console-workers.log"
-    return spawn_detached(queue.opened.target, count, log_file)
+    return spawn_detached(queue.opened.target, count, queue.opened.pool_log).pid
 
 
 class WorkersScreen(ViewScreen):
