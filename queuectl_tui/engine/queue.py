@@ -339,14 +339,14 @@ class Queue:
             with self.db.atomic():
                 job = self._locked_job(seq)
                 if self.clock.monotonic() - asked > BLOCKED_S:
-                    self._distrust_leases(lease)
+                    self.distrust_leases(lease)
                     return None
                 if job is None or job.state != "processing" or not self._needs_rescue(
                         job, dead_worker, lease):
                     return ""
                 return self._take_back(job, dead_worker)
         except pw.OperationalError:
-            self._distrust_leases(lease)  # could not even get the lock
+            self.distrust_leases(lease)  # could not even get the lock
             raise
 
     def _locked_job(self, seq: int) -> Job | None:
@@ -378,7 +378,10 @@ class Queue:
                                  run_pid=None, **fields)
         return job.id if moved else ""
 
-    def _distrust_leases(self, lease: float) -> None:
+    def distrust_leases(self, lease: float) -> None:
+        """This process just waited long for the database (or could not write at
+        all): so, most likely, did every lease holder. Judge no lease until they
+        have had one whole lease period to renew."""
         self._leases_trusted_from = self.clock.monotonic() + lease
 
     def _kill_leftovers(self, job: Job) -> None:

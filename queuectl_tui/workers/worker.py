@@ -15,7 +15,8 @@ import os
 import secrets
 import signal
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import peewee as pw
 
@@ -23,7 +24,7 @@ from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
-from queuectl_tui.engine.queue import Queue, current_host
+from queuectl_tui.engine.queue import BLOCKED_S, Queue, current_host
 from queuectl_tui.workers.runner import run_command
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
@@ -81,7 +82,8 @@ class Worker:
                         self._housekeeping()
                         if self.stop_reason is not None:
                             break
-                        claimed = self.queue.claim(self.id, self.lease)
+                        with self._watching_for_blocks():
+                            claimed = self.queue.claim(self.id, self.lease)
                     except (pw.OperationalError, pw.InterfaceError) as exc:
                         self._db_trouble(exc, "looking for work")
                         self.clock.sleep(1.0)
@@ -173,10 +175,26 @@ class Worker:
 
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
-        stop = registry.beat(self.id, state=state, now=self.clock.now(),
-                             job_id=claimed.id if claimed else None, job_started_at=started)
+        with self._watching_for_blocks():
+            stop = registry.beat(self.id, state=state, now=self.clock.now(),
+                                 job_id=claimed.id if claimed else None,
+                                 job_started_at=started)
         if stop:
             self.request_stop("stop requested")
+
+    @contextmanager
+    def _watching_for_blocks(self) -> Iterator[None]:
+        """A write of ours that waited long (or failed) means other workers'
+        lease renewals were blocked too: tell the rescuer not to trust leases
+        for a while (issue: a long bulk enqueue got live jobs rescued)."""
+        started = self.clock.monotonic()
+        try:
+            yield
+        except (pw.OperationalError, pw.InterfaceError):
+            self.queue.distrust_leases(self.lease)
+            raise
+        if self.clock.monotonic() - started > BLOCKED_S:
+            self.queue.distrust_leases(self.lease)
 
     def _idle(self) -> None:
         """Wait until something may be claimable, cheaply.
