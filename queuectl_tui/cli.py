@@ -16,7 +16,8 @@ from typing import Callable, NoReturn, Sequence
 from queuectl_tui import __version__
 from queuectl_tui.cli_output import (clip, emit_json, emit_json_array, emit_json_lines,
                                      say, table)
-from queuectl_tui.errors import EXIT_USAGE, QueuectlError, UsageError
+from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
+                                 QueuectlError, UsageError)
 
 def duration(text: str) -> float:
     """argparse's face of the engine's duration parser: '90', '10s', '5m', '2h', '1d'."""
@@ -37,6 +38,7 @@ def positive_int(text: str) -> int:
     return value
 
 
+DEFAULT_GRACE_S = 10.0  # the engine's (engine/queue.py), kept here so --help needs no import
 MAX_WORKERS = 64  # per pool: each worker is an interpreter (~25 MB); more pools for more
 
 
@@ -98,6 +100,12 @@ def build_parser() -> Parser:
                         "database's logs folder)")
     w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
                         parents=[common, as_json])
+    w.add_argument("--now", action="store_true",
+                   help="do not finish running jobs: SIGTERM them, SIGKILL after --grace, "
+                        "and put them back in the queue (attempt not counted)")
+    w.add_argument("--grace", type=duration, default=DEFAULT_GRACE_S, metavar="DURATION",
+                   help=f"with --now: time between SIGTERM and SIGKILL (default "
+                        f"{DEFAULT_GRACE_S:g}s)")
     w.add_argument("--wait", action="store_true", help="wait until they have exited")
     w.add_argument("--timeout", type=duration, default=60.0, metavar="DURATION",
                    help="how long --wait waits (default 60s)")
@@ -107,14 +115,23 @@ def build_parser() -> Parser:
     add("status", "job counts per state and live workers", as_json)
 
     p = add("list", "list jobs, oldest first", as_json)
-    p.add_argument("--state")
+    p.add_argument("--state", metavar="STATE[,STATE…]", help="only jobs in these states")
     p.add_argument("--limit", type=positive_int, metavar="N")
 
     p = add("show", "everything about one job", as_json)
     p.add_argument("job_id", metavar="ID")
     p = add("logs", "print a job's full output log")
     p.add_argument("job_id", metavar="ID")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing until it finishes")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing until the job finishes; exit like `wait`")
+    p.add_argument("--attempt", type=positive_int, metavar="N",
+                   help="only the output of run N (see `show`)")
+
+    p = add("wait", "block until jobs have finished; exit 0 if all completed, "
+                    "6 if any ended dead or cancelled, 7 on timeout", as_json)
+    p.add_argument("job_ids", nargs="+", metavar="ID")
+    p.add_argument("--timeout", type=duration, metavar="DURATION",
+                   help="give up after this long (exit 7); default: wait for ever")
 
     p = add("history", "state changes, newest first (JSON Lines with --json)", as_json)
     p.add_argument("--job", metavar="ID")
@@ -140,8 +157,19 @@ def build_parser() -> Parser:
     c.add_argument("value")
     csub.add_parser("list", help="every key with its value", parents=[common, as_json])
 
-    p = add("cancel", "move a waiting job to the DLQ", as_json)
-    p.add_argument("job_id", metavar="ID")
+    p = add("cancel", "stop jobs: waiting ones at once, running ones with SIGTERM then "
+                      "SIGKILL", as_json)
+    p.add_argument("job_ids", nargs="+", metavar="ID")
+    p.add_argument("--grace", type=duration, default=DEFAULT_GRACE_S, metavar="DURATION",
+                   help=f"for running jobs: time between SIGTERM and SIGKILL (default "
+                        f"{DEFAULT_GRACE_S:g}s)")
+    p.add_argument("--wait", action="store_true",
+                   help="return once running jobs have really stopped")
+
+    p = add("requeue", "run finished jobs (completed, dead, cancelled) again as the same "
+                       "jobs; the retry budget starts afresh", as_json)
+    p.add_argument("job_ids", nargs="*", metavar="ID")
+    p.add_argument("--all-state", metavar="STATE", help="every job in this finished state")
     p = add("delete", "remove jobs that are not running", as_json)
     p.add_argument("job_ids", nargs="+", metavar="ID")
 
@@ -264,7 +292,7 @@ def worker_start_detached(queue, args: argparse.Namespace) -> int:
 
 
 def worker_stop(queue, args: argparse.Namespace) -> int:
-    ids = queue.stop_workers()
+    ids = queue.stop_workers(now_grace=args.grace if args.now else None)
     remaining = ids
     if args.wait and ids:
         deadline = time.monotonic() + args.timeout
@@ -280,8 +308,9 @@ def worker_stop(queue, args: argparse.Namespace) -> int:
         print(f"asked {len(ids)} worker(s) to stop; {len(remaining)} still running after "
               f"{args.timeout:g} s")
     else:
-        print(f"asked {len(ids)} worker(s) to stop after their current job"
-              + ("; all stopped" if args.wait else ""))
+        how = (f"now (running jobs get SIGTERM, SIGKILL after {args.grace:g} s, and go back "
+               "to the queue)" if args.now else "after their current job")
+        print(f"asked {len(ids)} worker(s) to stop {how}" + ("; all stopped" if args.wait else ""))
     return 1 if args.wait and remaining else 0
 
 
@@ -322,10 +351,11 @@ def job_row(job: dict) -> list:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import check_state, job_dict
+    states = None
     if args.state is not None:
-        check_state(args.state)
+        states = [check_state(st.strip()) for st in args.state.split(",")]
     queue = open_queue(args)
-    jobs = (job_dict(j) for j in queue.jobs(state=args.state, limit=args.limit))
+    jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit))
     if args.json:
         emit_json_array(jobs)
     elif table((job_row(j) for j in jobs), JOB_HEADERS, [24, 10, 6, 6, 19]) == 0:
@@ -338,16 +368,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
     queue = open_queue(args)
     job = job_dict(queue.get(args.job_id), with_output=True)
+    job["attempts_log"] = queue.attempts(args.job_id)
     if args.json:
         emit_json(job)
         return 0
     for key, value in job.items():
-        if key not in ("stdout_tail", "stderr_tail"):
+        if key not in ("stdout_tail", "stderr_tail", "attempts_log"):
             print(f"{key + ':':<13} {'-' if value is None else value}")
     for key in ("stdout_tail", "stderr_tail"):
         if job[key]:
             print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")
             print(job[key].rstrip("\n"))
+    if job["attempts_log"]:
+        print("--- attempts ---")
+        table([(a["number"], (a["started_at"] or "")[:19].replace("T", " "),
+                "-" if a["duration"] is None else f"{a['duration']:.3f}s",
+                "-" if a["exit_code"] is None else a["exit_code"], a["reason"],
+                a["worker_id"] or "-", a["error"] or "")
+               for a in job["attempts_log"]],
+              ["RUN", "STARTED (UTC)", "TOOK", "EXIT", "ENDED BY", "WORKER", "ERROR"])
     return 0
 
 
@@ -355,25 +394,71 @@ def cmd_logs(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     job = queue.get(args.job_id)
     out = sys.stdout.buffer
-    offset = 0
+    start, end = attempt_span(queue, job.id, args.attempt) if args.attempt else (0, None)
+    offset = start
     while True:
         chunk = queue.read_log(job, offset)
+        if end is not None:
+            chunk = chunk[:max(0, end - offset)]
         if chunk:
             out.write(chunk)
             out.flush()
             offset += len(chunk)
         if not args.follow:
             break
-        job = queue.get(args.job_id)
-        if job.state in ("completed", "dead"):
+        done = queue.finished([job.id]).get(job.id)
+        if done is not None:
             rest = queue.read_log(job, offset)
             out.write(rest)
             out.flush()
-            break
+            return EXIT_OK if done.state == "completed" else EXIT_JOB_FAILED
         time.sleep(0.2)
-    if offset == 0 and not args.follow:
-        say(f"job {job.id} has no output yet")
+    if offset == start and not args.follow:
+        say(f"job {job.id} has no output " + (f"for run {args.attempt}" if args.attempt else "yet"))
     return 0
+
+
+def attempt_span(queue, job_id: str, number: int) -> tuple[int, int | None]:
+    """Where run `number` starts and ends in the job's log (end None: the end)."""
+    from queuectl_tui.errors import NotFound
+    runs = [a for a in queue.attempts(job_id) if a["log_offset"] is not None]
+    mine = [a for a in runs if a["number"] == number]
+    if not mine:
+        raise NotFound(f"job {job_id} has no output recorded for run {number}")
+    later = [a["log_offset"] for a in runs if a["log_offset"] > mine[0]["log_offset"]]
+    return mine[0]["log_offset"], min(later) if later else None
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Poll a cheap query four times a second: a finish is seen within 0.25 s
+    and a wait costs next to no CPU, however long it lasts."""
+    queue = open_queue(args)
+    ids = list(dict.fromkeys(args.job_ids))
+    for job_id in ids:
+        queue.get(job_id)  # an unknown id is an error now, not a wait for ever
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    done: dict = {}
+    while True:
+        for job_id, job in queue.finished([i for i in ids if i not in done]).items():
+            done[job_id] = job
+            if not args.json:
+                print(f"{job_id} {job.state}" + (f": {job.last_error}" if job.last_error
+                                                  and job.state != "completed" else ""),
+                      flush=True)
+        if len(done) == len(ids) or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(0.25)
+    waiting = [i for i in ids if i not in done]
+    if args.json:
+        emit_json({"finished": [{"id": j.id, "state": j.state, "exit_code": j.exit_code,
+                                 "last_error": j.last_error} for j in done.values()],
+                   "still_waiting": waiting})
+    elif waiting:
+        say(f"queuectl: timed out after {args.timeout:g} s; still unfinished: "
+            + ", ".join(waiting))
+    if waiting:
+        return EXIT_TIMEOUT
+    return EXIT_OK if all(j.state == "completed" for j in done.values()) else EXIT_JOB_FAILED
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -453,11 +538,37 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    open_queue(args).cancel(args.job_id)
+    queue = open_queue(args)
+    results = queue.cancel(args.job_ids, grace=args.grace)
+    stopping = [job_id for job_id, what in results if what == "stopping"]
+    if args.wait and stopping:
+        deadline = time.monotonic() + args.grace + 30  # a beat, the grace, the recording
+        while time.monotonic() < deadline and len(queue.finished(stopping)) < len(stopping):
+            time.sleep(0.2)
+        finished = queue.finished(stopping)
+        results = [(job_id, finished[job_id].state if job_id in finished else what)
+                   for job_id, what in results]
     if args.json:
-        emit_json({"cancelled": args.job_id})
+        emit_json({"results": [{"id": job_id, "result": what} for job_id, what in results]})
     else:
-        print(f"cancelled {args.job_id} (it is in the DLQ; `queuectl dlq retry` brings it back)")
+        for job_id, what in results:
+            if what == "stopping":
+                print(f"stopping {job_id}: SIGTERM within a second, SIGKILL after "
+                      f"{args.grace:g} s; it will end cancelled")
+            else:
+                print(f"{job_id} {what}")
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    if (args.all_state is None) == (not args.job_ids):
+        raise UsageError("give job ids or --all-state STATE (not both)")
+    queue = open_queue(args)
+    ids = queue.requeue_all(args.all_state) if args.all_state else queue.requeue(args.job_ids)
+    if args.json:
+        emit_json({"requeued": ids})
+    else:
+        print(f"requeued {len(ids)} job(s): pending again, retry budget afresh")
     return 0
 
 
@@ -495,7 +606,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "enqueue": cmd_enqueue, "worker": cmd_worker, "status": cmd_status, "list": cmd_list,
     "show": cmd_show, "logs": cmd_logs, "history": cmd_history, "dlq": cmd_dlq,
-    "config": cmd_config, "cancel": cmd_cancel, "delete": cmd_delete, "demo": cmd_demo,
+    "config": cmd_config, "cancel": cmd_cancel, "requeue": cmd_requeue, "wait": cmd_wait,
+    "delete": cmd_delete, "demo": cmd_demo,
     "tui": cmd_tui,
 }
 

@@ -12,6 +12,8 @@ EXIT_USAGE = 2  # bad arguments, bad JSON, invalid values
 EXIT_NOT_FOUND = 3  # no job / key with that id
 EXIT_CONFLICT = 4  # the job is in a state that does not allow the action
 EXIT_DATABASE = 5  # the database cannot be opened, is locked, damaged or read-only
+EXIT_JOB_FAILED = 6  # `wait`, `logs --follow`: a job ended dead or cancelled
+EXIT_TIMEOUT = 7  # `wait --timeout`: time ran out before every job finished
 
 
 class QueuectlError(Exception):

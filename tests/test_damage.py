@@ -183,8 +183,9 @@ def test_version_2_database_keeps_every_job_and_event(db_path):
             "SELECT id, command, state, attempts, max_retries, priority, run_at, created_at "
             "FROM job ORDER BY seq").fetchall()
         before_events = conn.execute("SELECT * FROM event ORDER BY seq").fetchall()
-        for column in ("cwd", "env", "cancel_requested_at", "cancel_grace", "batch"):
+        for column in ("cwd", "env", "cancel_requested_at", "cancel_grace", "batch", "runs"):
             conn.execute(f"ALTER TABLE job DROP COLUMN {column}")
+        conn.execute("ALTER TABLE worker DROP COLUMN stop_grace")
         conn.execute("DROP TABLE attempt")
         conn.execute("DROP TABLE batch")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
@@ -199,5 +200,5 @@ def test_version_2_database_keeps_every_job_and_event(db_path):
         columns = {r[1] for r in conn.execute("PRAGMA table_info(job)")}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert {"cwd", "env", "cancel_requested_at", "cancel_grace", "batch"} <= columns
+    assert {"cwd", "env", "cancel_requested_at", "cancel_grace", "batch", "runs"} <= columns
     assert {"attempt", "batch"} <= tables and version == (str(SCHEMA_VERSION),)

@@ -158,10 +158,11 @@ def test_completed_job_is_never_claimed_again(queue):
 
 def test_cancel_and_delete(queue):
     queue.enqueue_many([JobSpec(command="true", id="a"), JobSpec(command="true", id="b")])
-    queue.cancel("a")
-    assert queue.get("a").state == "dead"
+    assert queue.cancel(["a"]) == [("a", "cancelled")]
+    assert queue.get("a").state == "cancelled"
     with pytest.raises(Conflict):
-        queue.cancel("a")
+        queue.cancel(["a"])
+    assert queue.retry_all_dead() == [], "a cancelled job is not in the DLQ"
     queue.claim("w", 5)  # takes b
     with pytest.raises(Conflict):
         queue.delete(["a", "b"])
@@ -170,6 +171,37 @@ def test_cancel_and_delete(queue):
     with pytest.raises(NotFound):
         queue.get("a")
     assert Event.select().where(Event.job_id == "a", Event.to_state == "deleted").count() == 1
+
+
+def test_cancel_of_a_running_job_is_a_request_its_worker_reads(queue):
+    queue.enqueue(JobSpec(command="sleep 60", id="r"))
+    claimed = queue.claim("w", 5)
+    assert queue.cancel(["r"], grace=3) == [("r", "stopping")]
+    assert queue.get("r").state == "processing"
+    lease = queue.extend_lease(claimed, 5)
+    assert lease.held and lease.cancel_grace == 3
+    assert queue.finish(claimed, "w", exit_code=-15, error="cancelled", ended="cancelled") \
+        == "cancelled"
+    assert [a["reason"] for a in queue.attempts("r")] == ["cancelled"]
+
+
+def test_requeue_keeps_attempt_records_and_restarts_the_budget(queue):
+    queue.enqueue(JobSpec(command="false", id="q", max_retries=0))
+    first = queue.claim("w", 5)
+    assert queue.finish(first, "w", exit_code=1, error="exit code 1") == "dead"
+    with pytest.raises(Conflict):
+        queue.cancel(["q"])  # dead: nothing to cancel
+    assert queue.requeue(["q"]) == ["q"]
+    job = queue.get("q")
+    assert (job.state, job.attempts, job.runs) == ("pending", 0, 1)
+    second = queue.claim("w", 5)
+    assert (second.attempts, second.runs) == (1, 2)
+    assert queue.finish(second, "w", exit_code=0, error=None) == "completed"
+    assert [(a["number"], a["exit_code"]) for a in queue.attempts("q")] == [(1, 1), (2, 0)]
+    queue.enqueue(JobSpec(command="true", id="waiting"))
+    with pytest.raises(Conflict):
+        queue.requeue(["q", "waiting"])  # not finished: all or nothing
+    assert queue.get("q").state == "completed"
 
 
 def test_duplicate_ids_refuse_the_whole_batch(queue):

@@ -14,6 +14,7 @@ STATE_STYLE = {
     "completed": "#5fd75f",
     "failed": "bold #ff875f",
     "dead": "bold #ff5f5f",
+    "cancelled": "#af87ff",
     "deleted": "dim",
     "idle": "#5fd75f",
     "busy": "bold #ffd75f",

@@ -22,7 +22,7 @@ PROBE_INTERVAL_S = 0.005  # SQLite without inotify: how often an idle worker pol
 SETTLE_PROBES_S = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
 
 _CLAIM_SET = """
-    prev_state = state, state = 'processing', attempts = attempts + 1,
+    prev_state = state, state = 'processing', attempts = attempts + 1, runs = runs + 1,
     worker_id = {p}, claim_token = {p}, started_at = {p}, updated_at = {p},
     lease_expires_at = {p}, finished_at = NULL, exit_code = NULL,
     run_pid = NULL, run_host = {p}
@@ -34,7 +34,8 @@ _CLAIM_PICK = """
     LIMIT 1
 """
 _CLAIM_RETURNING = """
-    RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token
+    RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token, runs,
+              cwd, env
 """
 
 EXTRA_INDEXES = (
@@ -62,6 +63,9 @@ class Claimed:
     timeout: float | None
     prev_state: str
     claim_token: str
+    runs: int = 1  # this claim's number in the job's whole life (its attempt record)
+    cwd: str | None = None
+    env: str | None = None  # JSON object text
 
 
 class Backend:

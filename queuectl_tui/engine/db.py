@@ -223,8 +223,10 @@ def _migrate_1_to_2(opened: Opened) -> None:
     opened.backend.create_extra_indexes()
 
 
-V3_JOB_COLUMNS = (("cwd", "TEXT"), ("env", "TEXT"), ("cancel_requested_at", "{real}"),
-                  ("cancel_grace", "{real}"), ("batch", "VARCHAR(32)"))
+V3_COLUMNS = (("job", "cwd", "TEXT"), ("job", "env", "TEXT"),
+              ("job", "cancel_requested_at", "{real}"), ("job", "cancel_grace", "{real}"),
+              ("job", "batch", "VARCHAR(32)"), ("job", "runs", "INTEGER NOT NULL DEFAULT 0"),
+              ("worker", "stop_grace", "{real}"))
 
 
 def _migrate_2_to_3(opened: Opened) -> None:
@@ -232,10 +234,12 @@ def _migrate_2_to_3(opened: Opened) -> None:
     attempt records and staged bulk enqueues. Existing jobs keep every field;
     their new columns are NULL (run where the worker runs, nothing to cancel)."""
     real = "DOUBLE PRECISION" if opened.backend.name == "postgresql" else "REAL"
-    have = {c.name for c in opened.db.get_columns("job")}
-    for name, kind in V3_JOB_COLUMNS:
-        if name not in have:
-            opened.db.execute_sql(f"ALTER TABLE job ADD COLUMN {name} {kind.format(real=real)}")
+    for table, name, kind in V3_COLUMNS:
+        if name not in {c.name for c in opened.db.get_columns(table)}:
+            opened.db.execute_sql(
+                f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(real=real)}")
+            if name == "runs":  # the runs so far are at least those of this series
+                opened.db.execute_sql("UPDATE job SET runs = attempts")
     opened.db.create_tables([models.Attempt, models.Batch], safe=True)
     opened.backend.create_extra_indexes()
 

@@ -11,9 +11,10 @@ import peewee as pw
 
 database = pw.DatabaseProxy()
 
-STATES = ("pending", "processing", "completed", "failed", "dead")
+STATES = ("pending", "processing", "completed", "failed", "dead", "cancelled")
 CLAIMABLE = ("pending", "failed")  # `failed` means: waiting for its retry
-WAITING = CLAIMABLE  # not running, not finished: may be cancelled
+WAITING = CLAIMABLE  # not running, not finished: cancelled at once
+FINAL = ("completed", "dead", "cancelled")  # a run series is over: requeue starts another
 
 
 class BaseModel(pw.Model):
@@ -60,6 +61,9 @@ class Job(BaseModel):
     cancel_requested_at = pw.DoubleField(null=True)  # set on a running job: stop it
     cancel_grace = pw.DoubleField(null=True)  # seconds between SIGTERM and SIGKILL
     batch = pw.CharField(max_length=32, null=True)  # the bulk enqueue that staged it
+    # Every claim in the job's life (`attempts` counts this series). A SQL default:
+    # the bulk insert names only the columns it sets.
+    runs = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -133,6 +137,7 @@ class Worker(BaseModel):
     jobs_done = pw.IntegerField(default=0)
     jobs_failed = pw.IntegerField(default=0)
     stop_requested = pw.BooleanField(default=False)
+    stop_grace = pw.DoubleField(null=True)  # set: stop now, running job SIGTERMed, then SIGKILL
 
 
 class Setting(BaseModel):

@@ -19,21 +19,24 @@ from typing import Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import config, events, logs, procs, registry
+from queuectl_tui.engine import attempts, config, events, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
-from queuectl_tui.engine.models import STATES, WAITING, Job
+from queuectl_tui.engine.models import FINAL, STATES, WAITING, Job
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
 
 # The state machine: which moves exist at all.
 MOVES: dict[str, tuple[str, ...]] = {
-    "pending": ("processing", "dead"),          # claimed; cancelled
-    "failed": ("processing", "dead"),           # retried; cancelled
-    "processing": ("completed", "failed", "dead", "pending"),  # finish; rescue
-    "dead": ("pending",),                       # dlq retry
-    "completed": (),
+    "pending": ("processing", "cancelled"),     # claimed; cancelled
+    "failed": ("processing", "cancelled"),      # retried; cancelled
+    # finished, failed (retry later), DLQ, back to the queue (rescue, stop now), cancelled
+    "processing": ("completed", "failed", "dead", "pending", "cancelled"),
+    "dead": ("pending",),                       # dlq retry, requeue
+    "completed": ("pending",),                  # requeue
+    "cancelled": ("pending",),                  # requeue
 }
+DEFAULT_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (cancel, stop now)
 
 # Getting the write lock for a rescue took longer than this: everyone was blocked.
 BLOCKED_S = 1.0
@@ -45,7 +48,8 @@ JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "
               "timeout", "created_at", "updated_at")
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
-               Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id)
+               Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id,
+               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,18 @@ class Outcome:
     stop: bool
 
 
+@dataclass(frozen=True)
+class Lease:
+    """What renewing a held job's lease found: whether it is still ours, and
+    whether someone asked to cancel it (with the grace before SIGKILL)."""
+
+    held: bool
+    cancel_grace: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.held
+
+
 def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
     """The public shape of a job: the same in `--json`, `show` and the console."""
     data = {
@@ -67,7 +83,9 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
         "exit_code": job.exit_code, "last_error": job.last_error,
-        "worker_id": job.worker_id,
+        "worker_id": job.worker_id, "runs": job.runs,
+        "next_retry_at": iso(job.run_at) if job.state == "failed" else None,
+        "cancel_requested_at": iso(job.cancel_requested_at),
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
@@ -234,44 +252,61 @@ class Queue:
         return self.backend.next_run_at()
 
     def extend_lease(self, claimed: Claimed, lease_seconds: float,
-                     pid: int | None = None) -> bool:
-        """Heartbeat for a held job; False means the claim was lost (rescued elsewhere).
+                     pid: int | None = None) -> Lease:
+        """Heartbeat for a held job: still ours? asked to cancel?
 
         `pid` is the job's process group, so a rescuer can kill leftovers. It is
         written with the first lease extension (50 ms into the run), not at start:
-        most jobs finish sooner and never pay for that write.
+        most jobs finish sooner and never pay for that write. The same statement
+        reads the cancel request, so a cancel reaches the worker within a beat,
+        on any host.
         """
-        until = self.clock.now() + lease_seconds
-        fields = {"lease_expires_at": until} if pid is None else \
-            {"lease_expires_at": until, "run_pid": pid}
-        return Job.update(**fields).where(
-            Job.seq == claimed.seq, Job.claim_token == claimed.claim_token,
-            Job.state == "processing").execute() == 1
+        p = self.db.param
+        rows = self.db.execute_sql(
+            f"UPDATE job SET lease_expires_at = {p}, run_pid = COALESCE({p}, run_pid) "
+            f"WHERE seq = {p} AND claim_token = {p} AND state = 'processing' "
+            "RETURNING cancel_requested_at, cancel_grace",
+            (self.clock.now() + lease_seconds, pid, claimed.seq, claimed.claim_token)).fetchall()
+        if not rows:
+            return Lease(held=False)
+        requested, grace = rows[0]
+        if requested is None:
+            return Lease(held=True)
+        return Lease(held=True, cancel_grace=DEFAULT_GRACE_S if grace is None else grace)
 
     def finish(self, claimed: Claimed, worker_id: str, *, exit_code: int | None,
-               error: str | None, stdout_tail: str = "", stderr_tail: str = "") -> str | None:
+               error: str | None, stdout_tail: str = "", stderr_tail: str = "",
+               ended: str = "exit") -> str | None:
         """Record a run's outcome; returns the new state, or None if the claim was lost."""
         return self.finish_and_claim(claimed, worker_id, exit_code=exit_code, error=error,
-                                     stdout_tail=stdout_tail, stderr_tail=stderr_tail).state
+                                     stdout_tail=stdout_tail, stderr_tail=stderr_tail,
+                                     ended=ended).state
 
     def finish_and_claim(self, claimed: Claimed, worker_id: str, *, exit_code: int | None,
                          error: str | None, stdout_tail: str = "", stderr_tail: str = "",
-                         next_lease: float | None = None) -> Outcome:
+                         next_lease: float | None = None, ended: str = "exit",
+                         started_at: float | None = None,
+                         log_offset: int | None = None) -> Outcome:
         """Record a run's outcome and, with `next_lease`, claim the next job in the
         same transaction: a busy worker pays one commit (one fsync) per job, and
-        reads its stop flag there too (a stopping worker claims nothing)."""
+        reads its stop flag there too (a stopping worker claims nothing).
+
+        `ended` says how the run ended (attempts.REASONS): "cancelled" ends the
+        job cancelled, "stopped" (its worker was stopped now) puts it back in
+        the queue with this attempt not counted; otherwise the exit decides.
+        """
         now = self.clock.now()
         job = self._held(claimed)
         outcome = dict(finished_at=now, exit_code=exit_code, lease_expires_at=None,
                        stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
         with self.db.atomic():
-            if error is None:
-                to, fields = "completed", {"last_error": None}
-            else:
-                to, fields = self._after_failure(job, now)
-                fields["last_error"] = error
+            to, fields = self._outcome(job, error, ended, now)
             ok = self._transition(job, to, token=claimed.claim_token, worker_id=worker_id,
-                                  note=error, **fields, **outcome)
+                                  note=error, **{**outcome, **fields})
+            if ok:
+                attempts.record(claimed.id, claimed.runs, started_at=started_at, ended_at=now,
+                                exit_code=exit_code, reason=ended, error=error,
+                                worker_id=worker_id, host=self.host, log_offset=log_offset)
             registry.idle(worker_id, now=now, done=int(ok and error is None),
                           failed=int(ok and error is not None))
             stop = registry.stop_requested(worker_id)
@@ -290,6 +325,19 @@ class Queue:
                 attempts=claimed.attempts - 1, lease_expires_at=None, started_at=None,
                 claim_token=None)
 
+    def _outcome(self, job: Job, error: str | None, ended: str,
+                 now: float) -> tuple[str, dict[str, Any]]:
+        if ended == "cancelled":
+            return "cancelled", {"last_error": error}
+        if ended == "stopped":  # not the job's fault: not counted against its budget
+            return "pending", {"last_error": error, "attempts": job.attempts - 1,
+                               "run_at": now, "finished_at": None}  # overrides the outcome's
+        if error is None:
+            return "completed", {"last_error": None}
+        to, fields = self._after_failure(job, now)
+        fields["last_error"] = error
+        return to, fields
+
     def _held(self, claimed: Claimed) -> Job:
         return Job(seq=claimed.seq, id=claimed.id, state="processing",
                    attempts=claimed.attempts, max_retries=claimed.max_retries)
@@ -302,12 +350,16 @@ class Queue:
                     float(config.get("backoff-max")))
         return "failed", {"run_at": now + delay}
 
-    def rescue(self, worker_id: str | None = None) -> list[str]:
+    def rescue(self, worker_id: str | None = None, *, counted: bool = True) -> list[str]:
         """Take back jobs whose worker is gone: lease expired, or `worker_id` known dead.
 
         A rescue counts as an attempt (a job that kills its worker ends in the DLQ);
         otherwise the job is pending again at once, not after a backoff, so the
         worst-case recovery is the lease plus one scan.
+
+        `counted=False` (the pool was stopped by force: its workers were killed on
+        purpose) puts the jobs back without counting the attempt. A job someone
+        asked to cancel ends cancelled, not back in the queue.
 
         A lease is only evidence. Before acting, the rescuer takes the write lock
         and looks again with a fresh clock; if getting the lock took long, every
@@ -325,14 +377,15 @@ class Queue:
             query = query.where(Job.worker_id == worker_id)
         rescued = []
         for (seq,) in list(query.tuples()):
-            outcome = self._rescue_one(seq, worker_id, lease)
+            outcome = self._rescue_one(seq, worker_id, lease, counted)
             if outcome is None:
                 break  # blocked: leases are not trusted for a while
             if outcome:
                 rescued.append(outcome)
         return rescued
 
-    def _rescue_one(self, seq: int, dead_worker: str | None, lease: float) -> str | None:
+    def _rescue_one(self, seq: int, dead_worker: str | None, lease: float,
+                    counted: bool = True) -> str | None:
         """Rescue one job if it still needs it: its id, "" if not, None if blocked."""
         asked = self.clock.monotonic()
         try:
@@ -344,7 +397,7 @@ class Queue:
                 if job is None or job.state != "processing" or not self._needs_rescue(
                         job, dead_worker, lease):
                     return ""
-                return self._take_back(job, dead_worker)
+                return self._take_back(job, dead_worker, counted)
         except pw.OperationalError:
             self.distrust_leases(lease)  # could not even get the lock
             raise
@@ -365,18 +418,32 @@ class Queue:
             return not procs.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
         return True
 
-    def _take_back(self, job: Job, dead_worker: str | None) -> str:
-        """Kill what is left of the run on this host, then pending again (or dead)."""
+    def _take_back(self, job: Job, dead_worker: str | None, counted: bool = True) -> str:
+        """Kill what is left of the run on this host, then pending again (or dead,
+        or cancelled if someone asked), with the run's attempt record."""
         now = self.clock.now()
         self._kill_leftovers(job)
         note = f"worker {job.worker_id} died" if dead_worker is not None \
             else f"worker {job.worker_id} lost; lease expired"
-        to = "dead" if job.attempts > job.max_retries else "pending"
-        fields = {"run_at": now} if to == "pending" else {"finished_at": now}
+        fields: dict[str, Any] = {"run_at": now}
+        if job.cancel_requested_at is not None:
+            to, note, fields = "cancelled", f"cancelled ({note})", {"finished_at": now}
+        elif not counted:
+            to, note = "pending", f"{note} (stopped now; attempt not counted)"
+            fields["attempts"] = job.attempts - 1
+        elif job.attempts > job.max_retries:
+            to, fields = "dead", {"finished_at": now}
+        else:
+            to = "pending"
         moved = self._transition(job, to, token=job.claim_token, worker_id=job.worker_id,
                                  note=note, last_error=note, lease_expires_at=None,
                                  run_pid=None, **fields)
-        return job.id if moved else ""
+        if not moved:
+            return ""
+        attempts.record(job.id, job.runs, started_at=job.started_at, ended_at=now,
+                        exit_code=None, reason="rescued", error=note, worker_id=job.worker_id,
+                        host=job.run_host, log_offset=None)
+        return job.id
 
     def distrust_leases(self, lease: float) -> None:
         """This process just waited long for the database (or could not write at
@@ -411,19 +478,32 @@ class Queue:
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
-    def jobs(self, state: str | None = None, limit: int | None = None,
+    def jobs(self, state: str | Iterable[str] | None = None, limit: int | None = None,
              after_seq: int | None = None) -> Iterator[Any]:
         """Jobs oldest first, streamed (never capped unless `limit` is given), as
-        read-only named tuples: twice as fast as model instances for big listings."""
+        read-only named tuples: twice as fast as model instances for big listings.
+        `state` is one state or several."""
         query = Job.select(*LIST_FIELDS)
-        if state is not None:
+        if isinstance(state, str):
             query = query.where(Job.state == check_state(state))
+        elif state is not None:
+            query = query.where(Job.state.in_([check_state(st) for st in state]))
         if after_seq is not None:
             query = query.where(Job.seq > after_seq)
         query = query.order_by(Job.seq)
         if limit is not None:
             query = query.limit(limit)
         return query.namedtuples().iterator()
+
+    def finished(self, job_ids: list[str]) -> dict[str, Job]:
+        """Which of these jobs have finished (completed, dead, cancelled): one
+        cheap query, for `wait` and `logs --follow` to poll."""
+        found: dict[str, Job] = {}
+        for chunk in _chunks(job_ids, 500):
+            for job in Job.select(Job.id, Job.state, Job.exit_code, Job.last_error).where(
+                    Job.id.in_(chunk), Job.state.in_(FINAL)):
+                found[job.id] = job
+        return found
 
     def counts(self) -> dict[str, int]:
         found = {state: 0 for state in STATES}
@@ -441,16 +521,20 @@ class Queue:
     def live_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
 
-    def stop_workers(self, worker_ids: list[str] | None = None) -> list[str]:
-        """Ask live workers (all, or these) to stop after their current job.
+    def stop_workers(self, worker_ids: list[str] | None = None,
+                     now_grace: float | None = None) -> list[str]:
+        """Ask live workers (all, or these) to stop after their current job, or,
+        with `now_grace`, now: the running job gets SIGTERM, SIGKILL after the
+        grace, and goes back to the queue with its attempt not counted.
 
         The flag in the database reaches workers on every host at their next
-        heartbeat; on this host the supervisor (or lone worker) also gets SIGTERM,
-        which it treats the same way, so the stop starts at once.
+        heartbeat (within a second, running or idle); on this host the
+        supervisor (or lone worker) also gets SIGTERM, which it treats as a
+        graceful stop, so the stop starts at once.
         """
         flagged = registry.request_stop(now=self.clock.now(),
                                         lease=float(config.get("lease-seconds")),
-                                        worker_ids=worker_ids)
+                                        worker_ids=worker_ids, grace=now_grace)
         signalled: set[int] = set()
         for w in flagged:
             pid = w.supervisor_pid or w.pid
@@ -464,6 +548,10 @@ class Queue:
                     pass
         return [w.id for w in flagged]
 
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        """Every recorded run of a job (its number counts the job's whole life)."""
+        return attempts.for_job(job_id)
+
     def history(self, job_id: str | None = None, limit: int | None = None,
                 before_seq: int | None = None) -> Iterator[dict[str, Any]]:
         return events.history(job_id, limit, before_seq=before_seq)
@@ -475,7 +563,7 @@ class Queue:
 
     def retry_dead(self, job_ids: Iterable[str]) -> list[str]:
         """DLQ retry: back to pending now, attempts reset, all or nothing."""
-        ids = list(dict.fromkeys(job_ids))
+        ids = _unique(job_ids)
         with self.db.atomic():
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
@@ -495,27 +583,98 @@ class Queue:
         return [job.id for job in jobs]
 
     def _retry_one(self, job: Job) -> None:
-        self._transition(job, "pending", note="retried from the DLQ", attempts=0,
-                         run_at=self.clock.now(), finished_at=None, claim_token=None)
+        if not self._run_again(job, "retried from the DLQ"):
+            raise Conflict(f"job {job.id} changed state meanwhile; nothing was retried")
 
-    def cancel(self, job_id: str) -> None:
-        """A waiting job goes to the DLQ (from where it can still be retried)."""
+    def cancel(self, job_ids: Iterable[str], grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
+        """Cancel unfinished jobs, all or nothing; returns (id, what happened) pairs.
+
+        A waiting job is `cancelled` at once. A running one is marked; its worker
+        (on any host) reads the mark with its next lease renewal, within a
+        second, sends SIGTERM to the job's process group, SIGKILL after `grace`,
+        and records it `cancelled`: that job's answer is "stopping". Every move
+        is conditioned on the state read, so a job claimed between our read and
+        our write is seen running and stopped, never reported cancelled while
+        it runs.
+        """
+        ids = _unique(job_ids)
+        for _ in range(5):
+            try:
+                with self.db.atomic():
+                    jobs = [self.get(job_id) for job_id in ids]
+                    for job in jobs:
+                        if job.state in FINAL:
+                            raise Conflict(f"job {job.id} is {job.state}; there is nothing "
+                                           "to cancel (requeue runs it again)")
+                    return [(job.id, self._cancel_one(job, grace)) for job in jobs]
+            except _Moved:
+                continue  # a job changed state under us: read again, decide again
+        raise Conflict("the jobs kept changing state; nothing was cancelled, try again")
+
+    def _cancel_one(self, job: Job, grace: float) -> str:
+        now = self.clock.now()
+        if job.state in WAITING:
+            if not self._transition(job, "cancelled", note="cancelled",
+                                    last_error="cancelled", finished_at=now):
+                raise _Moved()
+            return "cancelled"
+        if job.cancel_requested_at is not None:
+            return "stopping"  # asked already: the first request's grace stands
+        p = self.db.param
+        cursor = self.db.execute_sql(
+            f"UPDATE job SET cancel_requested_at = {p}, cancel_grace = {p}, updated_at = {p} "
+            f"WHERE seq = {p} AND state = 'processing' AND claim_token = {p}",
+            (now, grace, now, job.seq, job.claim_token))
+        if cursor.rowcount != 1:
+            raise _Moved()
+        events.record(job.id, "processing", "processing", at=now, attempt=job.attempts,
+                      worker_id=job.worker_id,
+                      note=f"cancel requested: SIGTERM, then SIGKILL after {grace:g} s")
+        return "stopping"
+
+    def requeue(self, job_ids: Iterable[str]) -> list[str]:
+        """Run finished jobs (completed, dead, cancelled) again as the same jobs,
+        all or nothing: the retry budget starts afresh, earlier attempts stay."""
+        ids = _unique(job_ids)
         with self.db.atomic():
-            job = self.get(job_id)
-            if job.state not in WAITING:
-                raise Conflict(f"job {job_id} is {job.state}; only pending or failed "
-                               "jobs can be cancelled")
-            self._transition(job, "dead", note="cancelled", last_error="cancelled",
-                             finished_at=self.clock.now())
+            jobs = [self.get(job_id) for job_id in ids]
+            for job in jobs:
+                if job.state not in FINAL:
+                    raise Conflict(f"job {job.id} is {job.state}; only completed, dead or "
+                                   "cancelled jobs can be requeued")
+            for job in jobs:
+                if not self._run_again(job, "requeued"):
+                    raise Conflict(f"job {job.id} changed state meanwhile; nothing was requeued")
+        return ids
+
+    def requeue_all(self, state: str) -> list[str]:
+        if state not in FINAL:
+            raise UsageError(f"--all-state takes one of {', '.join(FINAL)}, got {state!r}")
+        with self.db.atomic():
+            jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
+                        .where(Job.state == state).order_by(Job.seq))
+            for job in jobs:
+                self._run_again(job, "requeued")
+        return [job.id for job in jobs]
+
+    def _run_again(self, job: Job, note: str) -> bool:
+        return self._transition(job, "pending", note=note, attempts=0, run_at=self.clock.now(),
+                                finished_at=None, claim_token=None, cancel_requested_at=None,
+                                cancel_grace=None)
 
     def delete(self, job_ids: Iterable[str]) -> list[str]:
-        """Remove jobs that are not running, with their logs; all or nothing."""
-        ids = list(dict.fromkeys(job_ids))
+        """Remove jobs that are not running, with their logs; all or nothing.
+
+        The DELETE is conditioned on the state each job was read in, in the
+        same statement: a job claimed meanwhile is not deleted, and then
+        nothing is (its outcome would otherwise be thrown away).
+        """
+        ids = _unique(job_ids)
         with self.db.atomic():
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state == "processing":
-                    raise Conflict(f"job {job.id} is running; wait for it or stop its worker")
+                    raise Conflict(f"job {job.id} is running; cancel it first or wait for it")
             self._delete_rows(jobs, note="deleted")
         for job in jobs:
             logs.remove_log(self.opened.log_dir, job.seq)
@@ -531,9 +690,18 @@ class Queue:
         return [job.id for job in jobs]
 
     def _delete_rows(self, jobs: list[Job], *, note: str) -> None:
+        """Delete these rows if each is still in the state read; else none (Conflict)."""
         now = self.clock.now()
         for chunk in _chunks(jobs, 500):
-            Job.delete().where(Job.seq.in_([j.seq for j in chunk])).execute()
+            for state in {j.state for j in chunk}:
+                seqs = [j.seq for j in chunk if j.state == state]
+                if Job.delete().where(Job.seq.in_(seqs), Job.state == state).execute() \
+                        != len(seqs):
+                    moved = Job.select(Job.id, Job.state).where(
+                        Job.seq.in_(seqs), Job.state != state).first()
+                    which = f"job {moved.id} became {moved.state}" if moved else "a job changed"
+                    raise Conflict(f"{which} meanwhile; nothing was deleted")
+            attempts.remove([j.id for j in chunk])
             events.Event.insert_many([
                 {"job_id": j.id, "from_state": j.state, "to_state": "deleted", "at": now,
                  "attempt": j.attempts, "note": note} for j in chunk]).execute()
@@ -549,6 +717,15 @@ class Queue:
     def config_set(self, key: str, value: Any) -> Any:
         with self.db.atomic():
             return config.set_value(key, value)
+
+
+def _unique(job_ids: Iterable[str]) -> list[str]:
+    """Ids in the order given, each once (one id given as a bare string too)."""
+    return list(dict.fromkeys([job_ids] if isinstance(job_ids, str) else job_ids))
+
+
+class _Moved(Exception):
+    """A job was not in the state we read: roll back and look again."""
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

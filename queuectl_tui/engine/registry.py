@@ -20,19 +20,22 @@ def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
              now: float) -> None:
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
-                  started_at=now, heartbeat_at=now, stop_requested=False)
+                  started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None)
     Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
         conflict_target=[Worker.id],
         update={getattr(Worker, k): v for k, v in fields.items()}).execute()
 
 
 def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,
-         job_started_at: float | None = None) -> bool:
-    """Report liveness; returns True if someone asked this worker to stop."""
+         job_started_at: float | None = None) -> tuple[bool, float | None]:
+    """Report liveness; returns (asked to stop?, grace if asked to stop now)."""
     Worker.update(state=state, heartbeat_at=now, job_id=job_id,
                   job_started_at=job_started_at).where(Worker.id == worker_id).execute()
-    row = Worker.select(Worker.stop_requested).where(Worker.id == worker_id).first()
-    return bool(row and row.stop_requested)
+    row = Worker.select(Worker.stop_requested, Worker.stop_grace).where(
+        Worker.id == worker_id).first()
+    if row is None:
+        return False, None
+    return bool(row.stop_requested), row.stop_grace
 
 
 def _execute(sql: str, params: tuple) -> None:
@@ -76,13 +79,17 @@ def gone(worker_id: str) -> None:
         Worker.id == worker_id).execute()
 
 
-def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None) -> list[Worker]:
-    """Flag live workers to stop after their current job; returns those flagged."""
+def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None,
+                 grace: float | None = None) -> list[Worker]:
+    """Flag live workers to stop after their current job (or, with `grace`, now);
+    returns those flagged."""
     live = [w for w in live_workers(now=now, lease=lease)
             if worker_ids is None or w.id in worker_ids]
     if live:
-        Worker.update(stop_requested=True).where(
-            Worker.id.in_([w.id for w in live])).execute()
+        fields: dict[str, Any] = {"stop_requested": True}
+        if grace is not None:
+            fields["stop_grace"] = grace
+        Worker.update(**fields).where(Worker.id.in_([w.id for w in live])).execute()
     return live
 
 

@@ -30,6 +30,17 @@ class RunResult:
     error: str | None  # None means success
     stdout_tail: str
     stderr_tail: str
+    ended: str = "exit"  # exit, timeout, cancelled, stopped, lost (engine/attempts.py)
+    log_offset: int | None = None  # where this run's output starts in the log
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop the running command: SIGTERM to its group now, SIGKILL after `grace`."""
+
+    ended: str  # why: timeout, cancelled, stopped, lost
+    message: str
+    grace: float = KILL_GRACE_S
 
 
 class _Tail:
@@ -55,11 +66,14 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int], log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
-                tick: Callable[[], bool] = lambda: True, first_tick: float = 1.0,
+                tick: Callable[[], Abort | None] = lambda: None, first_tick: float = 1.0,
                 tick_every: float = 1.0, env: dict[str, str] | None = None) -> RunResult:
-    """Run `command` to the end; `tick` is called periodically and may return False to abort.
+    """Run `command` to the end; `tick` is called periodically and may ask to abort.
 
-    Abort (the claim was lost) and timeout both kill the whole process group.
+    An abort (cancelled, stopped, claim lost) and the timeout end the whole
+    process group the same way: SIGTERM, then SIGKILL after a grace period,
+    during which output is still read and `tick` still called (so the lease is
+    kept while a job shuts down).
     The loop follows the process, not its pipes: a job that closes stdout and
     stderr (`exec >/dev/null 2>&1`) still has its lease renewed and its timeout
     enforced, because the process's exit is watched through a pidfd.
@@ -82,7 +96,8 @@ def run_command(command: str, *, timeout: float | None,
     deadline = start + timeout if timeout else None
     next_tick = start + first_tick
     exited_at: float | None = None
-    reason: str | None = None
+    abort: Abort | None = None
+    kill_at: float | None = None
     try:
         while True:
             now = time.monotonic()
@@ -93,19 +108,24 @@ def run_command(command: str, *, timeout: float | None,
             if exited_at is not None and (not output.open_fds(sel)
                                           or now >= exited_at + DRAIN_AFTER_EXIT_S):
                 break  # the shell is done; leftovers holding the pipes are killed below
-            if deadline is not None and now >= deadline and exited_at is None:
-                reason = f"timed out after {timeout:g} s"
-                _terminate(proc)
-                continue
-            if now >= next_tick:
-                next_tick = now + tick_every
-                if exited_at is None and not tick():
-                    reason = "claim lost (job was rescued elsewhere); run abandoned"
-                    _terminate(proc)
-                    continue
+            if exited_at is None:
+                if kill_at is not None and now >= kill_at:
+                    kill_group(proc.pid)
+                    kill_at = None
+                if abort is None and deadline is not None and now >= deadline:
+                    abort = Abort("timeout", f"timed out after {timeout:g} s")
+                    kill_at = _begin_stop(proc, abort)
+                if now >= next_tick:
+                    next_tick = now + tick_every
+                    asked = tick()
+                    if asked is not None and abort is None:
+                        abort = asked
+                        kill_at = _begin_stop(proc, abort)
             wait = next_tick - now
-            if deadline is not None and exited_at is None:
+            if deadline is not None and exited_at is None and abort is None:
                 wait = min(wait, deadline - now)
+            if kill_at is not None:
+                wait = min(wait, kill_at - now)
             if exited_at is not None:
                 wait = min(wait, exited_at + DRAIN_AFTER_EXIT_S - now)
             elif exit_fd is None:
@@ -126,8 +146,17 @@ def run_command(command: str, *, timeout: float | None,
     if output.log_error:
         sep = "\n" if err and not err.endswith("\n") else ""
         err += f"{sep}[queuectl: output not saved to the log: {output.log_error}]\n"
-    return RunResult(exit_code=code, error=reason or describe_exit(code, err),
-                     stdout_tail=out, stderr_tail=err)
+    if abort is None:
+        return RunResult(exit_code=code, error=describe_exit(code, err), stdout_tail=out,
+                         stderr_tail=err, log_offset=output.log_offset)
+    return RunResult(exit_code=code, error=abort.message, stdout_tail=out, stderr_tail=err,
+                     ended=abort.ended, log_offset=output.log_offset)
+
+
+def _begin_stop(proc: subprocess.Popen, abort: Abort) -> float:
+    """SIGTERM the group now; returns when to SIGKILL it."""
+    kill_group(proc.pid, signal.SIGTERM)
+    return time.monotonic() + max(0.0, abort.grace)
 
 
 class _Output:
@@ -146,6 +175,7 @@ class _Output:
         self.tails = tails
         self.log_fd: int | None = None
         self.log_error: str | None = None
+        self.log_offset: int | None = None  # where this run's header starts
 
     def open_fds(self, sel: selectors.BaseSelector) -> bool:
         return any(fd in sel.get_map() for fd in self.tails)
@@ -164,6 +194,7 @@ class _Output:
         try:
             if self.log_fd is None:
                 self.log_fd = self._open_log()
+                self.log_offset = os.lseek(self.log_fd, 0, os.SEEK_END)
                 os.write(self.log_fd, self._header)
             os.write(self.log_fd, chunk)
         except OSError as exc:
@@ -180,16 +211,6 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def _terminate(proc: subprocess.Popen) -> None:
-    """SIGTERM the group, give it a moment, then SIGKILL it."""
-    kill_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        pass
-    kill_group(proc.pid, signal.SIGKILL)
 
 
 def describe_exit(code: int, stderr_tail: str) -> str | None:

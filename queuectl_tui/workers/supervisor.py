@@ -4,7 +4,9 @@ Each worker is its own interpreter (spawned, not forked), so no database
 connection or lock ever crosses a fork. The supervisor restarts a worker that
 dies unexpectedly, rescues its job at once (no need to wait for the lease),
 and on SIGTERM/SIGINT asks every worker to finish its current job and exit.
-A second Ctrl+C (SIGINT) stops them now: their jobs go back to the queue.
+A second Ctrl+C (SIGINT) stops them now: each running job gets SIGTERM, SIGKILL
+after a grace period, and goes back to the queue with its attempt not counted;
+a third kills the workers at once (their jobs go back the same way).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import peewee as pw
 
 from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import redact
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
@@ -47,9 +49,10 @@ class Supervisor:
     count: int
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     children: list[Child] = field(default_factory=list)
-    stopping: int = 0  # 0 running, 1 graceful stop asked, 2 forced
-    # Dead workers whose job could not be taken back yet (the database was down).
-    unrescued: list[str] = field(default_factory=list)
+    stopping: int = 0  # 0 running, 1 graceful stop asked, 2 stop now, 3 killed
+    # Dead workers whose job is still to be taken back (worker id, attempt counted?):
+    # the database may be down for a while.
+    unrescued: list[tuple[str, bool]] = field(default_factory=list)
     trouble: str | None = None  # the database problem being ridden out, said once
 
     def _spawn(self, crashes: int = 0) -> Child:
@@ -61,17 +64,25 @@ class Supervisor:
         return Child(worker_id, proc, time.monotonic(), crashes)
 
     def on_signal(self, signum: int, _frame: Any) -> None:
-        """First signal: graceful. Only a second Ctrl+C (SIGINT) forces: repeated
-        SIGTERMs (a service manager, `worker stop` run twice) stay graceful."""
-        force = self.stopping >= 1 and signum == signal.SIGINT
+        """First signal: graceful. Only a further Ctrl+C (SIGINT) escalates:
+        repeated SIGTERMs (a service manager, `worker stop` run twice) stay
+        graceful."""
         if self.stopping == 0:
             self.stopping = 1
             self.log(f"{signal.Signals(signum).name}: finishing current jobs "
                      "(Ctrl+C again to stop now)")
             self._signal_children(signal.SIGTERM)
-        elif force and self.stopping < 2:
+        elif signum != signal.SIGINT:
+            return
+        elif self.stopping == 1:
             self.stopping = 2
-            self.log("stopping now; running jobs go back to the queue")
+            self.log(f"stopping now: running jobs get SIGTERM (SIGKILL after "
+                     f"{DEFAULT_GRACE_S:g} s) and go back to the queue, attempt not counted; "
+                     "Ctrl+C again to kill the workers at once")
+            self._signal_children(signal.SIGUSR1)
+        elif self.stopping == 2:
+            self.stopping = 3
+            self.log("killing the workers; their jobs go back to the queue")
             self._signal_children(signal.SIGKILL)
 
     def _signal_children(self, sig: int) -> None:
@@ -115,9 +126,9 @@ class Supervisor:
         """Take back the jobs of dead workers. The database may be down or locked
         for a while: the pool stays up, says so once, and tries again."""
         while self.unrescued:
-            worker_id = self.unrescued[0]
+            worker_id, counted = self.unrescued[0]
             try:
-                rescued = self.queue.rescue(worker_id=worker_id)
+                rescued = self.queue.rescue(worker_id=worker_id, counted=counted)
                 registry.gone(worker_id)
             except (pw.DatabaseError, pw.InterfaceError) as exc:
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -149,8 +160,9 @@ class Supervisor:
         if child.reaped:
             return child
         child.reaped = True
-        if self.stopping >= 2 or code != 0:
-            self.unrescued.append(child.worker_id)
+        if self.stopping >= 3 or code != 0:
+            # Killed by us on purpose (third Ctrl+C): its job's attempt is not counted.
+            self.unrescued.append((child.worker_id, self.stopping < 3))
         if code == 0 or self.stopping:
             return child  # a clean exit (stop requested) is not restarted
         crashes = child.crashes + 1 if now - child.started < FAST_CRASH_S else 0

@@ -24,8 +24,8 @@ from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
-from queuectl_tui.engine.queue import BLOCKED_S, Queue, current_host
-from queuectl_tui.workers.runner import run_command
+from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
+from queuectl_tui.workers.runner import Abort, run_command
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
 FIRST_TICK_S = 0.05  # a job still running this long gets its process group recorded
@@ -47,6 +47,7 @@ class Worker:
         self.supervisor_pid = supervisor_pid
         self.parent_pid = os.getppid()
         self.stop_reason: str | None = None
+        self.stop_grace: float | None = None  # set: stop now (see stop_now)
         self._next_beat = 0.0
         self._next_rescue = 0.0
         self._trouble: str | None = None  # the database problem being retried, if any
@@ -65,6 +66,13 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def stop_now(self, reason: str, grace: float = DEFAULT_GRACE_S) -> None:
+        """Stop without finishing the running job: it gets SIGTERM within a second,
+        SIGKILL after `grace`, and goes back to the queue (attempt not counted)."""
+        self.request_stop(reason)
+        if self.stop_grace is None:
+            self.stop_grace = grace
 
     # ------------------------------------------------------------------ loop
 
@@ -176,10 +184,12 @@ class Worker:
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
         with self._watching_for_blocks():
-            stop = registry.beat(self.id, state=state, now=self.clock.now(),
-                                 job_id=claimed.id if claimed else None,
-                                 job_started_at=started)
-        if stop:
+            stop, grace = registry.beat(self.id, state=state, now=self.clock.now(),
+                                        job_id=claimed.id if claimed else None,
+                                        job_started_at=started)
+        if grace is not None:
+            self.stop_now("stop now requested", grace)
+        elif stop:
             self.request_stop("stop requested")
 
     @contextmanager
@@ -225,22 +235,31 @@ class Worker:
         while jobs keep coming each costs exactly one commit."""
         started = self.clock.now()
         log_dir = self.queue.opened.log_dir
-        header = (f"--- attempt {claimed.attempts} started {iso(started)} "
+        header = (f"--- attempt {claimed.runs} started {iso(started)} "
                   f"on worker {self.id} ---\n").encode()
         pid: list[int] = []
         recorded: list[int] = []
 
-        def tick() -> bool:
-            """Extend the lease (recording the process group the first time)."""
+        def tick() -> Abort | None:
+            """Extend the lease (recording the process group the first time) and
+            read what the job's owners want: cancelled, stopped now, or lost."""
             try:
                 with self.queue.db.atomic():
                     self._beat("busy", claimed, started)
-                    held = self.queue.extend_lease(
+                    lease = self.queue.extend_lease(
                         claimed, self.lease, None if recorded else pid[0])
                 recorded.extend(pid[:1])
-                return held
             except (pw.OperationalError, pw.InterfaceError):
-                return True  # a locked moment is not a lost claim; the lease has slack
+                lease = Lease(held=True)  # a locked moment is not a lost claim
+            if not lease.held:
+                return Abort("lost", "claim lost (job was rescued elsewhere); run abandoned")
+            if lease.cancel_grace is not None:
+                return Abort("cancelled", "cancelled while running (SIGTERM, then SIGKILL "
+                             f"after {lease.cancel_grace:g} s)", lease.cancel_grace)
+            if self.stop_grace is not None:
+                return Abort("stopped", "stopped with its worker (stop now); back in the "
+                             "queue, attempt not counted", self.stop_grace)
+            return None
 
         result = run_command(
             claimed.command, timeout=claimed.timeout,
@@ -251,7 +270,8 @@ class Worker:
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
-            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease),
+            stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease,
+            ended=result.ended, started_at=started, log_offset=result.log_offset),
             tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
         if outcome.stop:
@@ -283,16 +303,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_signal(signum: int, _frame: Any) -> None:
         if worker is None:
-            early.append(signal.Signals(signum).name)
+            early.append(signum)
+        elif signum == signal.SIGUSR1:  # the supervisor's "stop now"
+            worker.stop_now("SIGUSR1")
         else:
             worker.request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_signal)
     opened = open_database(args.db)
     worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid)
-    if early:
-        worker.request_stop(early[0])  # a pool stopped while this worker started
+    for signum in early:  # a pool stopped while this worker started
+        on_signal(signum, None)
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:
         return 1  # the supervisor died while we were starting
     worker.run()

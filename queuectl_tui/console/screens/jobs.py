@@ -20,7 +20,8 @@ from queuectl_tui.engine.views import JobQuery, Window
 
 STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
-              ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)))
+              ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)),
+              ("cancelled", "Cancelled", ("cancelled",)))
 SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
@@ -36,7 +37,7 @@ class JobsScreen(JobListScreen):
         Binding("S", "reverse", "Reverse", show=False),
         Binding("v", "toggle_detail", "Detail", show=False),
         Binding("h", "history", "History", show=False),
-        Binding("c", "cancel_job", "Cancel", show=False),
+        Binding("c", "cancel_job", "Cancel"),
     ]
 
     def __init__(self) -> None:
@@ -222,8 +223,31 @@ class JobsScreen(JobListScreen):
         self.console.switch_mode("history")
         self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
 
-    async def action_cancel_job(self) -> None:
+    def action_cancel_job(self) -> None:
+        """Cancel the marked jobs, or the one under the cursor, running ones
+        included (their worker stops them: SIGTERM, then SIGKILL); asks first."""
         job = self.table.current
-        if job is not None:
-            await self.console.act(lambda q: q.cancel(job["id"]),
-                                   done=f"{job['id']} cancelled (moved to the DLQ)")
+        if self.marked:
+            ids = list(self.marked.values())
+            title = f"Cancel {len(ids)} marked job{'s' if len(ids) != 1 else ''}?"
+            detail = ", ".join(ids[:8]) + (" …" if len(ids) > 8 else "")
+        elif job is not None:
+            ids = [job["id"]]
+            title, detail = f"Cancel {job['state']} job {job['id']}?", one_line(job["command"], 70)
+        else:
+            return
+        rows = set(self.marked) or None
+
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                result = await self._run(False, rows, lambda q: q.cancel(ids))
+                if result is not None:
+                    stopping = sum(1 for _, what in result if what == "stopping")
+                    self.notify(f"cancelled {len(result) - stopping} job(s)"
+                                + (f"; stopping {stopping} running" if stopping else ""),
+                                timeout=4)
+
+        self.console.push_screen(ConfirmDialog(
+            title, detail + "\n\nWaiting jobs stop at once; running ones get SIGTERM, then "
+            "SIGKILL after 10 s. They end cancelled, not in the DLQ (requeue runs them again).",
+            yes="Cancel jobs"), answer)

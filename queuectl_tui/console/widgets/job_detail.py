@@ -47,7 +47,25 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
         parts.append(Text(job["last_error"], style="#ff875f"))
+    if job.get("attempts_log"):
+        parts.append(Text("\nruns (each one's output follows its header in the log)",
+                          style="bold #87afd7"))
+        parts.append(attempts_table(job["attempts_log"]))
     return Group(*parts)
+
+
+def attempts_table(runs: list[dict[str, Any]]) -> Table:
+    """Every run of the job's life, requeues included: how each one ended."""
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(4):
+        grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for run in runs:
+        took = "-" if run["duration"] is None else span(run["duration"])
+        code = "-" if run["exit_code"] is None else str(run["exit_code"])
+        grid.add_row(Text(f"#{run['number']}"), Text(run["reason"] or "-"),
+                     Text(f"exit {code}"), Text(took), Text(run["worker_id"] or "-"))
+    return grid
 
 
 class JobDetail(Horizontal):

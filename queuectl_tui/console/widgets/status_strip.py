@@ -11,7 +11,7 @@ from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
 
 SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying"),
-         ("dead", "dead"), ("completed", "done"))
+         ("dead", "dead"), ("completed", "done"), ("cancelled", "cancelled"))
 
 
 def short(n: int) -> str:
