@@ -119,7 +119,7 @@ def test_status_json_has_every_state_and_workers(db):
     assert run_cli(db, "enqueue", "echo one").returncode == 0
     status = cli_json(db, "status")
     assert status["counts"] == {"pending": 1, "processing": 0, "completed": 0,
-                                "failed": 0, "dead": 0}
+                                "failed": 0, "dead": 0, "cancelled": 0}
     assert status["workers"] == []
 
 
@@ -135,10 +135,10 @@ def test_cancel_delete_and_purge(db):
     for name in ("a", "b", "c"):
         run_cli(db, "enqueue", "true", "--id", name)
     assert run_cli(db, "cancel", "a").returncode == 0
-    assert [j["id"] for j in cli_json(db, "dlq", "list")] == ["a"]
-    assert cli_json(db, "delete", "b") == {"deleted": ["b"]}
-    assert_clean_error(run_cli(db, "dlq", "purge"), 2, "without --yes")
-    assert cli_json(db, "dlq", "purge", "--yes") == {"purged": ["a"]}
+    assert [j["id"] for j in cli_json(db, "list", "--state", "cancelled")] == ["a"]
+    assert cli_json(db, "dlq", "list") == [], "a cancelled job is not in the DLQ"
+    assert cli_json(db, "delete", "b", "a") == {"deleted": ["b", "a"]}
+    assert cli_json(db, "dlq", "purge", "--yes") == {"purged": []}
     assert [j["id"] for j in cli_json(db, "list")] == ["c"]
     history = run_cli(db, "history", "--json").stdout.splitlines()
     assert all(json.loads(line)["at"].endswith("Z") for line in history)
