@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
 from queuectl_tui import __version__
-from queuectl_tui.cli_output import (clip, emit_json, emit_json_array, emit_json_lines,
-                                     say, table)
+from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
+from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
                                  QueuectlError, UsageError)
 
@@ -28,13 +29,24 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+MAX_LIMIT = 1_000_000_000
+
+
+def whole_number(text: str) -> int:
+    """Any ASCII whole number (the engine checks the range and says it)."""
+    body = text.strip()
+    if not (body.lstrip("+-").isascii() and body.lstrip("+-").isdigit()) or len(body) > 30:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text[:40]!r}")
+    return int(body)
+
+
+def positive_int(text: str, most: int = MAX_LIMIT) -> int:
+    """A whole number from 1 to `most` (a billion: more rows than anyone lists)."""
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > most:
+        raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text.strip()[:40]}")
     return value
 
 
@@ -43,12 +55,8 @@ MAX_WORKERS = 64  # per pool: each worker is an interpreter (~25 MB); more pools
 
 
 def worker_count(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_WORKERS:
-        raise argparse.ArgumentTypeError(
-            f"at most {MAX_WORKERS} workers per pool, got {value} (start more pools "
-            "for more)")
-    return value
+    """1 to MAX_WORKERS: each worker is a process; more pools for more."""
+    return positive_int(text, MAX_WORKERS)
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,15 +85,21 @@ def build_parser() -> Parser:
         return sub.add_parser(name, help=help_text, description=help_text,
                               parents=[common, *parents])
 
-    p = add("enqueue", "add a job: a shell command, a JSON object, or a JSON Lines file", as_json)
-    p.add_argument("spec", nargs="?", metavar="COMMAND|JSON")
+    p = add("enqueue", "add a job: a shell command, a JSON object, or a JSON Lines file; "
+                       "`enqueue [options] -- ARGS…` runs ARGS as typed", as_json)
+    p.add_argument("spec", nargs="*", metavar="COMMAND|JSON")
     p.add_argument("--file", metavar="PATH", help="JSON Lines, one job per line ('-' = stdin)")
     p.add_argument("--id")
-    p.add_argument("--max-retries", type=int, metavar="N")
-    p.add_argument("--priority", type=int, metavar="N", help="higher runs first (default 0)")
+    p.add_argument("--max-retries", type=whole_number, metavar="N")
+    p.add_argument("--priority", type=whole_number, metavar="N",
+                   help="higher runs first (default 0)")
     p.add_argument("--run-at", metavar="TIME", help="ISO 8601 time, e.g. 2026-01-31T09:00:00Z")
     p.add_argument("--delay", type=duration, metavar="DURATION", help="e.g. 30, 10s, 5m, 2h")
     p.add_argument("--timeout", type=duration, metavar="DURATION", help="0 = no timeout")
+    p.add_argument("--cwd", metavar="DIR",
+                   help="run in this directory (default: the one you enqueue from)")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", default=[],
+                   help="an extra environment variable for the job (repeatable)")
 
     p = add("worker", "start, stop or list worker processes")
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
@@ -150,12 +164,15 @@ def build_parser() -> Parser:
 
     p = add("config", "read and change settings")
     csub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
-    c = csub.add_parser("get", help="one value", parents=[common, as_json])
-    c.add_argument("key")
+    c = csub.add_parser("get", help="one value (every key when none is given)",
+                        parents=[common, as_json])
+    c.add_argument("key", nargs="?")
     c = csub.add_parser("set", help="validate and store a value", parents=[common, as_json])
     c.add_argument("key")
     c.add_argument("value")
     csub.add_parser("list", help="every key with its value", parents=[common, as_json])
+    csub.add_parser("show", help="every key with its value (same as list)",
+                    parents=[common, as_json])
 
     p = add("cancel", "stop jobs: waiting ones at once, running ones with SIGTERM then "
                       "SIGKILL", as_json)
@@ -183,42 +200,58 @@ def build_parser() -> Parser:
 
 # ---------------------------------------------------------------------------- engine access
 
-def open_queue(args: argparse.Namespace):
+def open_queue(args: argparse.Namespace, *, create: bool = True):
+    """The queue the command works on. Commands that only read pass
+    `create=False`: a mistyped path is an error, not a new empty database."""
     from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
     skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
-    return Queue(open_database(getattr(args, "db", None)))
+    return Queue(open_database(getattr(args, "db", None), create=create))
 
 
 # ---------------------------------------------------------------------------- commands
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
+    """One shell line, one JSON object, or a JSON Lines file.
+
+    A text is taken as JSON only when it starts like a JSON object (`{"`); any
+    other text, `{ echo a; }` and `[ -f x ]` included, is a shell command. Several
+    words (as after `--`) are joined, quoted, into one command that runs as typed.
+    """
     from queuectl_tui.engine import jobspec
     options = {"id": args.id, "max_retries": args.max_retries, "priority": args.priority,
-               "run_at": args.run_at, "delay": args.delay, "timeout": args.timeout}
+               "run_at": args.run_at, "delay": args.delay, "timeout": args.timeout,
+               "env": env_option(args.env) or None,
+               "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
+    text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \
+        else shlex.join(args.spec)
     if args.file is not None:
-        if args.spec is not None or given:
+        if text is not None or given:
             raise UsageError("--file takes job fields from the file; give no command or options")
         specs = read_spec_file(args.file)
-    elif args.spec is None:
+    elif text is None:
         raise UsageError("give a command, a JSON object, or --file PATH")
-    elif args.spec.lstrip().startswith(("{", "[", '"')):
-        if given:
+    elif len(args.spec) == 1 and jobspec.looks_like_json(text):
+        data = jobspec.parse_json(text)
+        if not isinstance(data, dict):
+            raise UsageError("a JSON job must be an object")
+        if set(given) - {"cwd", "env"}:
             raise UsageError("put job fields inside the JSON, not as options")
-        specs = [jobspec.from_mapping(jobspec.parse_json(args.spec))]
+        specs = [jobspec.from_mapping({**given, **data})]
     else:
-        specs = [jobspec.from_mapping({"command": args.spec, **given})]
+        specs = [jobspec.from_mapping({"command": text, **given})]
     queue = open_queue(args)
+    here = os.getcwd()  # a job runs where it was enqueued from, unless it says otherwise
     if args.file is None:
-        job = queue.enqueue(specs[0])
+        job = queue.enqueue(specs[0], default_cwd=here)
         if args.json:
             emit_json(job)
         else:
             print(f"enqueued {job['id']}")
         return 0
-    ids = queue.enqueue_many(specs)
+    ids = queue.enqueue_many(specs, default_cwd=here)
     if args.json:
         emit_json({"enqueued": len(ids), "ids": ids})
     else:
@@ -226,20 +259,34 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
+def env_option(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--env takes KEY=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
 def read_spec_file(path: str) -> list:
     from queuectl_tui.engine import jobspec
     try:
+        # Lines end at "\n" only (and "\r\n"): str.splitlines() would also split
+        # inside a command at U+2028, U+0085 and friends, which JSON allows raw.
         if path == "-":
-            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            lines = sys.stdin.buffer.read().decode("utf-8").split("\n")
         else:
-            with open(path, encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
+            with open(path, encoding="utf-8", newline="") as fh:
+                lines = fh.read().split("\n")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     specs = []
     for number, line in enumerate(lines, start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
         if not line.strip():
             continue
         try:
@@ -254,7 +301,7 @@ def read_spec_file(path: str) -> list:
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.action == "start" and args.log and not args.detach:
         raise UsageError("--log goes with --detach (in the foreground the pool logs to stderr)")
-    queue = open_queue(args)
+    queue = open_queue(args, create=args.action == "start")
     if args.action == "start" and args.detach:
         return worker_start_detached(queue, args)
     if args.action == "start":
@@ -322,22 +369,28 @@ def print_workers(workers: list[dict]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     counts = queue.counts()
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
+    active = sum(w["state"] in ("idle", "busy", "stopping") for w in workers)
     if args.json:
         from queuectl_tui.engine.db import redact
-        emit_json({"counts": counts, "total": sum(counts.values()), "workers": workers,
+        emit_json({"counts": counts, "total": sum(counts.values()), "active_workers": active,
+                   "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
                    "database": redact(queue.opened.target)})
         return 0
     print("  ".join(f"{state} {n}" for state, n in counts.items())
           + f"  (total {sum(counts.values())})")
+    gone = len(workers) - active
+    print(("no workers active" if active == 0 else
+           f"{active} worker{'s' if active != 1 else ''} active")
+          + (f", {gone} gone recently" if gone else "")
+          + ("" if active else "; start some with: queuectl worker start --count 2"))
     if workers:
-        live = sum(w["state"] != "gone" for w in workers)
-        print(f"{live} live worker(s)" + (f", {len(workers) - live} gone" if live < len(workers) else "") + ":")
         print_workers(workers)
-    else:
-        print("no live workers; start some with: queuectl worker start --count 2")
+    hidden = queue.hidden_gone_workers()
+    if hidden:
+        print(f"({hidden} worker(s) gone longer ago are not shown: queuectl worker list --all)")
     return 0
 
 
@@ -354,7 +407,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     states = None
     if args.state is not None:
         states = [check_state(st.strip()) for st in args.state.split(",")]
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit))
     if args.json:
         emit_json_array(jobs)
@@ -366,7 +419,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     job = job_dict(queue.get(args.job_id), with_output=True)
     job["attempts_log"] = queue.attempts(args.job_id)
     if args.json:
@@ -374,11 +427,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     for key, value in job.items():
         if key not in ("stdout_tail", "stderr_tail", "attempts_log"):
-            print(f"{key + ':':<13} {'-' if value is None else value}")
+            shown = "-" if value is None else printable(str(value), keep_newlines=False)
+            print(f"{key + ':':<13} {shown}")
     for key in ("stdout_tail", "stderr_tail"):
         if job[key]:
             print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")
-            print(job[key].rstrip("\n"))
+            print(printable(job[key].rstrip("\n")))
     if job["attempts_log"]:
         print("--- attempts ---")
         table([(a["number"], (a["started_at"] or "")[:19].replace("T", " "),
@@ -391,7 +445,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     job = queue.get(args.job_id)
     out = sys.stdout.buffer
     start, end = attempt_span(queue, job.id, args.attempt) if args.attempt else (0, None)
@@ -432,7 +486,7 @@ def attempt_span(queue, job_id: str, number: int) -> tuple[int, int | None]:
 def cmd_wait(args: argparse.Namespace) -> int:
     """Poll a cheap query four times a second: a finish is seen within 0.25 s
     and a wait costs next to no CPU, however long it lasts."""
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     ids = list(dict.fromkeys(args.job_ids))
     for job_id in ids:
         queue.get(job_id)  # an unknown id is an error now, not a wait for ever
@@ -442,7 +496,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
         for job_id, job in queue.finished([i for i in ids if i not in done]).items():
             done[job_id] = job
             if not args.json:
-                print(f"{job_id} {job.state}" + (f": {job.last_error}" if job.last_error
+                print(printable(f"{job_id} {job.state}") + (f": {printable(job.last_error)}" if job.last_error
                                                   and job.state != "completed" else ""),
                       flush=True)
         if len(done) == len(ids) or (deadline is not None and time.monotonic() >= deadline):
@@ -462,7 +516,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    queue = open_queue(args)
+    queue = open_queue(args, create=False)
     if args.job is not None:
         queue.get(args.job)  # an unknown id is an error, not an empty history
     events = queue.history(args.job, args.limit)
@@ -478,7 +532,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
-    queue = open_queue(args)
+    queue = open_queue(args, create=args.action != "list")
     if args.action == "list":
         jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit))
         if args.json:
@@ -516,12 +570,14 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import config
+    if args.action == "get" and args.key is None:
+        args.action = "list"  # `config get` alone: every setting, as other queues do
     if args.action in ("get", "set"):
         key = config.canonical(args.key)
         if args.action == "set":
             config.validate(key, args.value)  # bad input fails before the database is opened
-    queue = open_queue(args)
-    if args.action == "list":
+    queue = open_queue(args, create=args.action == "set")
+    if args.action in ("list", "show"):
         values = queue.config_all()
         if args.json:
             emit_json(values)

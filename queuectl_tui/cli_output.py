@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any, Iterable, Sequence, TextIO
 
+from queuectl_tui.safe_text import printable
+
 
 def emit_json(value: Any, out: TextIO | None = None) -> None:
     out = out or sys.stdout
@@ -38,7 +40,7 @@ def emit_json_lines(items: Iterable[Any], out: TextIO | None = None) -> int:
 
 
 def clip(text: Any, width: int) -> str:
-    value = "" if text is None else str(text).replace("\n", " ").replace("\r", " ")
+    value = "" if text is None else printable(str(text).replace("\r", " "), keep_newlines=False)
     return value if len(value) <= width else value[: max(0, width - 1)] + "…"
 
 

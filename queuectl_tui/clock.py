@@ -129,8 +129,11 @@ def iso(ts: float | None) -> str | None:
     """
     if ts is None:
         return None
-    second = math.floor(ts)
-    return f"{_iso_second(second)}.{int((ts - second) * 1000):03d}Z"
+    try:
+        second = math.floor(ts)
+        return f"{_iso_second(second)}.{int((ts - second) * 1000):03d}Z"
+    except (OverflowError, ValueError, OSError):
+        return f"{ts!r} (out of range)"  # stored by an older release: show, do not fail
 
 
 def parse_iso(text: str) -> float:

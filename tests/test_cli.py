@@ -39,8 +39,8 @@ def seeded(db_path):
 
 @pytest.mark.parametrize("args, code, text", [
     (["enqueue", '{"command": "x"'], 2, "malformed JSON"),
-    (["enqueue", "[1, 2]"], 2, "must be a JSON object"),
-    (["enqueue", '"just a string"'], 2, "must be a JSON object"),
+    (["enqueue", '{"id": "x", "command": "true"'], 2, "malformed JSON"),
+    (["enqueue", '{}'], 2, "missing field 'command'"),
     (["enqueue", '{"id": "x"}'], 2, "missing field 'command'"),
     (["enqueue", '{"command": ""}'], 2, "must not be empty"),
     (["enqueue", '{"command": "x", "max_retries": -1}'], 2, "max_retries"),
@@ -48,9 +48,26 @@ def seeded(db_path):
     (["enqueue", '{"command": "x", "max_retries": "3"}'], 2, "whole number"),
     (["enqueue", '{"command": "x", "timeout": NaN}'], 2, "NaN is not valid JSON"),
     (["enqueue", '{"command": "x", "command": "y"}'], 2, "appears twice"),
-    (["enqueue", '{"command": "x", "id": "one"}'], 2, "already exists"),
+    (["enqueue", '{"command": "x", "id": "one"}'], 4, "already exists"),
+    (["enqueue", "echo", "--id", "one"], 4, "already exists"),
+    # Issue 14 #10, #11: times and numbers out of range are usage errors, stored nowhere.
+    (["enqueue", '{"command": "true", "run_at": 1e18, "id": "far"}'], 2, "between 1970"),
+    (["enqueue", '{"command": "true", "run_at": 1e300}'], 2, "between 1970"),
+    (["enqueue", "true", "--run-at", "0001-01-01T00:00:00-01:00"], 2, "between 1970"),
+    (["enqueue", '{"command": "x", "priority": 1' + "0" * 5000 + '}'], 2, "malformed JSON"),
+    (["list", "--limit", "99999999999999999999999"], 2, "at most"),
+    (["history", "--limit", "99999999999999999999999"], 2, "at most"),
+    (["dlq", "list", "--limit", "99999999999999999999999"], 2, "at most"),
+    (["config", "set", "max-retries", "1_000"], 2, "plain digits"),
+    (["config", "set", "max-retries", "\u0663"], 2, "plain digits"),
+    (["worker", "start", "--count", "65"], 2, "at most 64"),
+    (["worker", "start", "--count", "99999999999999999999"], 2, "at most 64"),
+    (["enqueue", '{"command": "x", "state": "completed"}'], 2, "must be \"pending\""),
+    (["enqueue", '{"command": "x", "attempts": 2}'], 2, "attempts must be 0"),
+    (["enqueue", "x", "--env", "1BAD=x"], 2, "not valid"),
+    (["enqueue", "x", "--env", "NOEQUALS"], 2, "KEY=VALUE"),
     (["enqueue", "echo", "--max-retries", "-2"], 2, "max_retries"),
-    (["enqueue", "echo", "--max-retries", "x"], 2, "invalid int value"),
+    (["enqueue", "echo", "--max-retries", "x"], 2, "invalid whole number"),
     (["enqueue", "echo", "--delay", "soon"], 2, "invalid duration"),
     (["enqueue", "echo", "--run-at", "yesterday"], 2, "ISO 8601"),
     (["enqueue"], 2, "give a command"),
@@ -169,13 +186,14 @@ def test_new_database_is_owner_only(tmp_path):
 
 
 def test_newer_schema_is_refused(db_path):
-    run_cli(db_path, "status")
+    run_cli(db_path, "enqueue", "true")
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     assert_clean_error(run_cli(db_path, "status"), 5, "newer than this queuectl")
 
 
 def test_headless_commands_do_not_import_textual(db_path):
+    run_cli(db_path, "enqueue", "true")
     code = ("import sys; from queuectl_tui.cli import main; "
             "rc = main(['status', '--json']); "
             "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual imported'; "

@@ -155,7 +155,7 @@ def test_version_1_database_gains_the_due_index(db_path):
 
 
 def test_a_new_database_is_born_in_wal_mode(db_path):
-    run_cli(db_path, "status")
+    run_cli(db_path, "config", "set", "max-retries", "3")
     header = db_path.read_bytes()[:100]
     assert (header[18], header[19]) == (2, 2), "not WAL: openers would have to switch it"
     assert not list(db_path.parent.glob(".queue.db.*")), "a temporary file was left behind"
@@ -164,13 +164,14 @@ def test_a_new_database_is_born_in_wal_mode(db_path):
 def test_many_processes_opening_a_fresh_database_at_once(tmp_path):
     for round_ in range(3):
         db = tmp_path / f"fresh{round_}.db"
-        procs = [subprocess.Popen([sys.executable, "-m", "queuectl_tui", "status", "--json"],
-                                  env=cli_env(db), stdout=subprocess.PIPE,
+        procs = [subprocess.Popen([sys.executable, "-m", "queuectl_tui", "enqueue", "true",
+                                   "--json"], env=cli_env(db), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(6)]
         for proc in procs:
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
-            assert json.loads(out)["total"] == 0
+            assert json.loads(out)["state"] == "pending"
+        assert cli_json(db, "status")["total"] == 6
 
 
 def test_version_2_database_keeps_every_job_and_event(db_path):

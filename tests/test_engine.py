@@ -206,7 +206,7 @@ def test_requeue_keeps_attempt_records_and_restarts_the_budget(queue):
 
 def test_duplicate_ids_refuse_the_whole_batch(queue):
     queue.enqueue(JobSpec(command="true", id="x"))
-    with pytest.raises(UsageError, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         queue.enqueue_many([JobSpec(command="true", id="new"), JobSpec(command="true", id="x")])
     with pytest.raises(UsageError, match="duplicate"):
         queue.enqueue_many([JobSpec(command="true", id="y"), JobSpec(command="true", id="y")])
@@ -240,7 +240,7 @@ def test_bad_specs_are_refused_clearly(payload, message):
 
 @pytest.mark.parametrize("key, value, message", [
     ("max-retries", "-1", "between"), ("max_retries", "two", "whole number"),
-    ("backoff-base", "0.5", "between"), ("backoff-base", "nan", "finite"),
+    ("backoff-base", "0.5", "between"), ("backoff-base", "nan", "plain digits"),
     ("lease-seconds", "1", "between"), ("poll-interval", "0", "between"),
     ("durability", "sometimes", "one of"), ("colour", "red", "unknown config key"),
 ])
@@ -319,7 +319,7 @@ def test_an_id_taken_concurrently_is_a_clear_refusal(queue, monkeypatch):
     real_select = Job.select
     # The pre-check sees nothing, as if the other process inserted right after it.
     monkeypatch.setattr(Job, "select", lambda *a: real_select(*a).where(Job.seq < 0))
-    with pytest.raises(UsageError, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         queue.enqueue_many([JobSpec(command="true", id="fresh"),
                             JobSpec(command="true", id="taken")])
     monkeypatch.undo()

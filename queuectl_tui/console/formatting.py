@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from queuectl_tui.safe_text import printable
+
 from typing import Any
 
 from rich.text import Text
@@ -96,7 +98,7 @@ def duration(job: dict[str, Any], now: float) -> str:
 def one_line(text: str | None, limit: int = 300) -> str:
     if not text:
         return ""
-    first = text.strip().replace("\t", " ").splitlines()
+    first = printable(text.strip().replace("\t", " ")).splitlines()
     line = first[0] if first else ""
     if len(first) > 1:
         line += " …"

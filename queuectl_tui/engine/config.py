@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from queuectl_tui.engine.models import Setting
 from queuectl_tui.errors import UsageError
+
+
+INTEGER = re.compile(r"[+-]?[0-9]{1,15}")
+DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def _number(low: float, high: float, *, integer: bool = False) -> Callable[[Any], Any]:
@@ -23,10 +28,11 @@ def _number(low: float, high: float, *, integer: bool = False) -> Callable[[Any]
             raise ValueError(f"must be {kind}")
         if isinstance(raw, str):
             text = raw.strip()
-            try:
-                value: Any = int(text) if integer else float(text)
-            except ValueError:
-                raise ValueError(f"must be {kind}, got {raw!r}") from None
+            # ASCII digits only: Python's int()/float() also take "1_000" and
+            # other scripts' digits, which the docs do not promise.
+            if not (INTEGER if integer else DECIMAL).fullmatch(text):
+                raise ValueError(f"must be {kind} in plain digits, got {raw[:40]!r}")
+            value: Any = int(text) if integer else float(text)
         elif isinstance(raw, (int, float)):
             value = raw
         else:

@@ -23,6 +23,8 @@ from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_
 from queuectl_tui.errors import DatabaseError
 
 SCHEMA_VERSION = 3
+CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
+               "or pass --db / set QUEUECTL_DB to the right one")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
 OPEN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, None)  # waits between tries; None: last try
@@ -59,7 +61,7 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
     for delay in OPEN_RETRY_S:
         try:
             db.connect(reuse_if_open=True)
-            ensure_schema(opened)
+            ensure_schema(opened, create=create)
             break
         except pw.OperationalError as exc:
             # Several processes opening a database at once (a pool starting, a
@@ -101,7 +103,11 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
             raise DatabaseError(f"cannot read {path}: {exc.strerror}") from None
         if head and head != SQLITE_MAGIC:
             raise DatabaseError(f"{path} is not a queuectl database (not an SQLite file)")
+        if not head and not create:
+            raise DatabaseError(f"{path} is an empty file, not a queuectl database yet; "
+                                f"{CREATE_HINT}")
         _check_header(path)
+        _check_not_foreign(path)
         for place in (path, path.parent):  # WAL mode writes beside the file, even to read
             if not os.access(place, os.W_OK):
                 raise DatabaseError(
@@ -109,7 +115,7 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
                     "cannot be written); queuectl needs to write both, even to read")
         return
     if not create:
-        raise DatabaseError(f"no database at {path}")
+        raise DatabaseError(f"no database at {path}; {CREATE_HINT}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _create_in_wal_mode(path)
@@ -144,6 +150,28 @@ def _create_in_wal_mode(path: Path) -> None:
                 os.unlink(leftover)
             except FileNotFoundError:
                 pass
+
+
+def _check_not_foreign(path: Path) -> None:
+    """Refuse someone else's SQLite file before anything (the switch to WAL mode
+    included) is written to it. Every queuectl database is in WAL mode (header
+    bytes 18-19 are 2), so only a file that is not needs a closer, read-only look."""
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    if len(header) < 20 or header[18:20] == b"\x02\x02":
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # damage is reported by the real open, in its own words
+    if tables and "job" not in tables:
+        raise DatabaseError(f"{path} is not a queuectl database (it holds other tables: "
+                            f"{', '.join(sorted(tables)[:5])}); nothing was changed")
 
 
 def _check_header(path: Path) -> None:
@@ -188,18 +216,26 @@ def _open_postgres(url: str) -> tuple[pw.Database, Path]:
     return db, default_path().parent / "pg-logs" / name
 
 
-def ensure_schema(opened: Opened) -> None:
-    """Create the tables on first use; migrate an older schema; refuse a newer one."""
+def ensure_schema(opened: Opened, *, create: bool = True) -> None:
+    """Create the tables on first use; migrate an older schema; refuse a newer one,
+    and refuse a database that holds someone else's tables."""
     db = opened.db
     with db.atomic():
         opened.backend.schema_lock()
         if not db.table_exists("meta"):
+            tables = set(db.get_tables())
+            if tables and "job" not in tables:  # version 0 had `job` but no `meta`
+                raise DatabaseError(
+                    f"{redact(opened.target)} is not a queuectl database (it holds other "
+                    f"tables: {', '.join(sorted(tables)[:5])}); nothing was changed")
+            if not tables and not create:
+                raise DatabaseError(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
             db.create_tables(models.MODELS, safe=True)
             opened.backend.create_extra_indexes()
             models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).execute()
             return
         row = models.Meta.get_or_none(models.Meta.key == "schema_version")
-        version = int(row.value) if row else 0
+        version = _schema_version(row.value if row else "0", opened.target)
         if version > SCHEMA_VERSION:
             raise DatabaseError(
                 f"database schema v{version} is newer than this queuectl understands "
@@ -210,6 +246,13 @@ def ensure_schema(opened: Opened) -> None:
             models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
                 conflict_target=[models.Meta.key],
                 update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
+
+
+def _schema_version(text: str, target: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) < 6):
+        raise DatabaseError(f"{redact(target)} has a schema version that is not a number "
+                            f"({text[:20]!r}): damaged, or not a queuectl database")
+    return int(text)
 
 
 def _migrate_0_to_1(opened: Opened) -> None:

@@ -16,7 +16,14 @@ from typing import Any
 from queuectl_tui.clock import parse_iso
 from queuectl_tui.errors import UsageError
 
-FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout")
+FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env")
+# The assignment's own job object carries these too: accepted when they describe a
+# new job (pending, no attempts yet); its timestamps are kept.
+RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
+MAX_EPOCH_S = 253402300799.0  # 9999-12-31T23:59:59Z: the last time every face can print
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+MAX_ENV_BYTES = 65536
+MAX_CWD_BYTES = 4096
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 MAX_COMMAND_BYTES = 131071  # Linux refuses a longer single argument to exec (MAX_ARG_STRLEN)
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
@@ -34,6 +41,10 @@ class JobSpec:
     run_at: float | None = None
     delay: float | None = None
     timeout: float | None = None
+    cwd: str | None = None  # None: where the worker runs
+    env: dict[str, str] | None = None
+    created_at: float | None = None  # given by an imported job object; else now
+    updated_at: float | None = None
 
 
 def check_id(value: Any) -> str:
@@ -64,17 +75,68 @@ def _seconds(name: str, value: Any) -> float:
 
 
 def _time(name: str, value: Any) -> float:
+    """An ISO 8601 time or epoch seconds, between 1970 and the year 9999: a time
+    outside that cannot be stored on every backend or printed by every face."""
+    seconds: float | None = None
     if isinstance(value, bool):
-        raise UsageError(f"{name} must be an ISO 8601 time or epoch seconds")
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
+        pass
+    elif isinstance(value, (int, float)):
+        seconds = float(value) if math.isfinite(value) else None
+    elif isinstance(value, str):
+        text = value.strip()
         try:
-            return parse_iso(value)
+            seconds = float(text) if EPOCH_TEXT.fullmatch(text) else parse_iso(text)
         except (ValueError, OverflowError):
-            pass
-    raise UsageError(f"{name} must be an ISO 8601 time (e.g. 2026-01-31T09:00:00Z) "
-                     f"or epoch seconds, got {json.dumps(value)}")
+            seconds = None
+    if seconds is None:
+        raise UsageError(f"{name} must be an ISO 8601 time (e.g. 2026-01-31T09:00:00Z) "
+                         f"or epoch seconds, got {json.dumps(value)[:60]}")
+    if not 0 <= seconds <= MAX_EPOCH_S:
+        raise UsageError(f"{name} must be between 1970-01-01 and 9999-12-31 (epoch 0 to "
+                         f"{MAX_EPOCH_S:.0f}), got {json.dumps(value)[:60]}")
+    return seconds
+
+
+EPOCH_TEXT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,9})?")
+
+
+def check_cwd(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise UsageError(f"cwd must be an absolute directory path, got {json.dumps(value)[:80]}")
+    if "\x00" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_CWD_BYTES:
+        raise UsageError("cwd must be a path without NUL bytes, at most 4096 bytes")
+    return value
+
+
+def check_env(value: Any) -> dict[str, str]:
+    """Extra variables for the job: names a shell accepts, string values, bounded."""
+    if not isinstance(value, dict):
+        raise UsageError(f"env must be an object of NAME: value, got {json.dumps(value)[:80]}")
+    size = 0
+    for key, val in value.items():
+        if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
+            raise UsageError(f"env name {key!r} is not valid: letters, digits and _, "
+                             "not starting with a digit")
+        if key.startswith("QUEUECTL_"):
+            raise UsageError(f"env name {key} is reserved: queuectl sets QUEUECTL_* itself")
+        if not isinstance(val, str) or "\x00" in val:
+            raise UsageError(f"env {key} must be a string without NUL bytes")
+        size += len(key) + len(val.encode("utf-8", "surrogatepass")) + 2
+    if size > MAX_ENV_BYTES:
+        raise UsageError(f"env is {size} bytes; the limit is {MAX_ENV_BYTES}")
+    return dict(value)
+
+
+def _record_fields(data: dict[str, Any]) -> dict[str, float]:
+    """The assignment's job object: accepted as a new job only."""
+    if data.get("state", "pending") != "pending":
+        raise UsageError(f"state must be \"pending\" for a new job, got "
+                         f"{json.dumps(data['state'])[:40]}; finished jobs cannot be imported")
+    if "attempts" in data and (isinstance(data["attempts"], bool) or data["attempts"] != 0):
+        raise UsageError(f"attempts must be 0 for a new job, got "
+                         f"{json.dumps(data['attempts'])[:40]}")
+    return {name: _time(name, data[name]) for name in ("created_at", "updated_at")
+            if data.get(name) is not None}
 
 
 def check_command(value: Any) -> str:
@@ -100,9 +162,10 @@ def from_mapping(data: Any) -> JobSpec:
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"
         raise UsageError(f"a job must be a JSON object, got {kind}")
-    unknown = sorted(set(data) - set(FIELDS))
+    unknown = sorted(set(data) - set(FIELDS) - set(RECORD_FIELDS))
     if unknown:
-        raise UsageError(f"unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+        raise UsageError(f"unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)} "
+                         f"(and, as in a job object, {', '.join(RECORD_FIELDS)})")
     if "command" not in data:
         raise UsageError("missing field 'command'")
     if data.get("run_at") is not None and data.get("delay") is not None:
@@ -117,6 +180,9 @@ def from_mapping(data: Any) -> JobSpec:
         run_at=None if data.get("run_at") is None else _time("run_at", data["run_at"]),
         delay=None if data.get("delay") is None else _seconds("delay", data["delay"]),
         timeout=None if data.get("timeout") is None else _seconds("timeout", data["timeout"]),
+        cwd=None if data.get("cwd") is None else check_cwd(data["cwd"]),
+        env=None if not data.get("env") else check_env(data["env"]),
+        **_record_fields(data),
     )
 
 
@@ -158,3 +224,14 @@ def parse_json(text: str) -> Any:
         raise UsageError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise UsageError("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise UsageError(f"malformed JSON: {str(exc).split(';')[0]}") from None
+
+
+def looks_like_json(text: str) -> bool:
+    """Is this text meant as a JSON job object? `{"` is how every JSON object with
+    a field starts; a shell line such as `{ echo a; }` or `[ -f x ]` is not."""
+    return bool(_JSON_START.match(text))
+
+
+_JSON_START = re.compile(r'\s*\{\s*(?:"|\})')

@@ -10,6 +10,7 @@ job), and it records its event through the same `events.record`.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -45,7 +46,7 @@ BLOCKED_S = 1.0
 LIVE_WORKER_GRACE = 6
 
 JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
-              "timeout", "created_at", "updated_at")
+              "timeout", "created_at", "updated_at", "cwd", "env")
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
                Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id,
@@ -86,6 +87,7 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "worker_id": job.worker_id, "runs": job.runs,
         "next_retry_at": iso(job.run_at) if job.state == "failed" else None,
         "cancel_requested_at": iso(job.cancel_requested_at),
+        "cwd": job.cwd, "env": json.loads(job.env) if job.env else {},
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
@@ -178,15 +180,17 @@ class Queue:
 
     # ---------------------------------------------------------------- enqueue
 
-    def enqueue(self, spec: JobSpec) -> dict[str, Any]:
+    def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
         """Add one job; returns its public shape (as `show --json` prints it)."""
-        [job_id] = self.enqueue_many([spec])
+        [job_id] = self.enqueue_many([spec], default_cwd)
         return job_dict(self.get(job_id))
 
-    def enqueue_many(self, specs: list[JobSpec]) -> list[str]:
+    def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[str]:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
-        already stored) refuses the lot."""
-        rows = self._rows(specs)
+        already stored) refuses the lot. Jobs that name no directory run in
+        `default_cwd` (the CLI passes the one it was started in)."""
+        rows = self._rows(specs, default_cwd)
+        now = self.clock.now()  # when it was enqueued here (a job object may bring older times)
         given = [s.id for s in specs if s.id is not None]
         seen: set[str] = set()
         for job_id in given:
@@ -197,23 +201,24 @@ class Queue:
             for chunk in _chunks(given, 500):
                 taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
                 if taken is not None:
-                    raise UsageError(f"a job with id {taken.id!r} already exists")
+                    raise Conflict(f"a job with id {taken.id!r} already exists; "
+                                   "nothing was enqueued")
             try:
                 self.backend.insert_rows("job", JOB_INSERT, rows)
             except pw.IntegrityError:
                 # Another process took one of these ids between our check and insert.
-                raise UsageError("a job with one of these ids already exists; "
-                                 "nothing was enqueued") from None
+                raise Conflict("a job with one of these ids already exists; "
+                               "nothing was enqueued") from None
             self.backend.notify()
             self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                     [(r[0], "pending", r[8], 0) for r in rows])
+                                     [(r[0], "pending", now, 0) for r in rows])
         lost = self.backend.lost_writes()
         if lost:
             raise DatabaseError(f"{lost}: the enqueue may be lost; stop every queuectl "
                                 "process on this database and check it")
         return [r[0] for r in rows]
 
-    def _rows(self, specs: list[JobSpec]) -> list[tuple]:
+    def _rows(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[tuple]:
         """Row tuples in JOB_INSERT order, with config defaults filled in now."""
         defaults = config.get_all()
         retries, default_timeout = defaults["max-retries"], defaults["job-timeout"]
@@ -223,9 +228,13 @@ class Queue:
         for spec in specs:
             run_at = spec.run_at if spec.run_at is not None else now + (spec.delay or 0.0)
             timeout = spec.timeout if spec.timeout is not None else default_timeout
+            created = now if spec.created_at is None else spec.created_at
             rows.append((spec.id or next(new_ids), spec.command, "pending", 0,
                          retries if spec.max_retries is None else spec.max_retries,
-                         spec.priority, run_at, float(timeout) if timeout else None, now, now))
+                         spec.priority, run_at, float(timeout) if timeout else None, created,
+                         created if spec.updated_at is None else spec.updated_at,
+                         spec.cwd or default_cwd,
+                         None if not spec.env else json.dumps(spec.env)))
         return rows
 
     # ---------------------------------------------------------------- workers' side
@@ -513,10 +522,15 @@ class Queue:
         return found
 
     def workers(self, include_stopped: bool = False) -> list[dict[str, Any]]:
+        """Live workers and those gone within the hour; with `include_stopped`, all."""
         lease = float(config.get("lease-seconds"))
         now = self.clock.now()
         return [registry.worker_dict(w, now=now, lease=lease)
-                for w in registry.all_workers(include_stopped=include_stopped)]
+                for w in registry.all_workers(include_stopped=include_stopped, now=now)]
+
+    def hidden_gone_workers(self) -> int:
+        """Workers gone longer ago than `workers()` shows (pruned after a day)."""
+        return registry.count_hidden_gone(now=self.clock.now())
 
     def live_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]

@@ -118,8 +118,20 @@ def worker_dict(w: Worker, *, now: float, lease: float) -> dict[str, Any]:
     }
 
 
-def all_workers(*, include_stopped: bool = False) -> list[Worker]:
+RECENT_GONE_S = 3600  # a gone worker is news for an hour; after that `worker list --all`
+
+
+def all_workers(*, include_stopped: bool = False, now: float | None = None) -> list[Worker]:
+    """Every worker row, or (by default) the live ones and those gone within the
+    hour: an operator should notice a death, not scroll past yesterday's."""
     query = Worker.select().order_by(Worker.started_at, Worker.id)
-    if not include_stopped:  # live ones, and the gone ones an operator should notice
+    if not include_stopped:
         query = query.where(Worker.state != "stopped")
+        if now is not None:
+            query = query.where(Worker.heartbeat_at >= now - RECENT_GONE_S)
     return list(query)
+
+
+def count_hidden_gone(*, now: float) -> int:
+    return Worker.select().where(Worker.state != "stopped",
+                                 Worker.heartbeat_at < now - RECENT_GONE_S).count()

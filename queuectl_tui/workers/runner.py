@@ -67,7 +67,8 @@ def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int], log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
                 tick: Callable[[], Abort | None] = lambda: None, first_tick: float = 1.0,
-                tick_every: float = 1.0, env: dict[str, str] | None = None) -> RunResult:
+                tick_every: float = 1.0, env: dict[str, str] | None = None,
+                cwd: str | None = None) -> RunResult:
     """Run `command` to the end; `tick` is called periodically and may ask to abort.
 
     An abort (cancelled, stopped, claim lost) and the timeout end the whole
@@ -78,10 +79,17 @@ def run_command(command: str, *, timeout: float | None,
     stderr (`exec >/dev/null 2>&1`) still has its lease renewed and its timeout
     enforced, because the process's exit is watched through a pidfd.
     """
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
-        env=None if env is None else {**os.environ, **env})
+    try:
+        # `--`: a command that starts with "-" is a command, not an option of sh.
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", "--", command], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            env=None if env is None else {**os.environ, **env}, cwd=cwd)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        if cwd is None:
+            raise
+        return RunResult(exit_code=None, error=f"cannot run in {cwd}: {exc.strerror}",
+                         stdout_tail="", stderr_tail="")
     on_start(proc.pid)
     output = _Output(open_log, log_header,
                      {proc.stdout.fileno(): _Tail(), proc.stderr.fileno(): _Tail()})

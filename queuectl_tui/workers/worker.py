@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -265,8 +266,10 @@ class Worker:
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
             on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every,
-            env={"QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
-                 procs.MARKER: claimed.claim_token})
+            env={**(json.loads(claimed.env) if claimed.env else {}),
+                 "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
+                 procs.MARKER: claimed.claim_token},
+            cwd=claimed.cwd)
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from textual.app import ComposeResult
@@ -54,7 +55,7 @@ def spec_from_form(values: dict[str, str]) -> jobspec.JobSpec:
 
 
 def _enqueue(queue: Queue, spec: jobspec.JobSpec) -> dict[str, Any]:
-    return queue.enqueue(spec)
+    return queue.enqueue(spec, default_cwd=os.getcwd())  # where the console was started
 
 
 class EnqueueDialog(ModalScreen[None]):

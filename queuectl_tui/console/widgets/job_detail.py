@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Group
@@ -13,6 +14,11 @@ from textual.widgets import Log, Static
 
 from queuectl_tui.console.data import Detail
 from queuectl_tui.console.formatting import span, stamp, state_text
+from queuectl_tui.safe_text import printable
+
+
+def env_of(job: dict[str, Any]) -> dict[str, str]:
+    return json.loads(job["env"]) if job.get("env") else {}
 
 
 def fields_table(job: dict[str, Any], now: float) -> Group:
@@ -27,7 +33,7 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
     rows = [
         ("id", Text(job["id"])),
         ("state", state_text(job["state"])),
-        ("command", Text(job["command"])),
+        ("command", Text(printable(job["command"]))),
         ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
                           f"(max retries {job['max_retries']})")),
         ("priority", Text(str(job["priority"]))),
@@ -40,13 +46,16 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
         ("duration", Text(duration or "-")),
         ("exit code", Text("-" if job["exit_code"] is None else str(job["exit_code"]))),
         ("worker", Text(job["worker_id"] or "-")),
+        ("directory", Text(printable(job.get("cwd") or "-"))),
+        ("environment", Text(printable(" ".join(f"{k}={v}" for k, v in env_of(job).items())
+                                       or "-"))),
     ]
     for label, value in rows:
         grid.add_row(label, value)
     parts: list[Any] = [grid]
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
-        parts.append(Text(job["last_error"], style="#ff875f"))
+        parts.append(Text(printable(job["last_error"]), style="#ff875f"))
     if job.get("attempts_log"):
         parts.append(Text("\nruns (each one's output follows its header in the log)",
                           style="bold #87afd7"))

@@ -1,0 +1,22 @@
+"""Text from jobs (commands, output, errors) made safe to show to a person.
+
+A job's command or output may hold terminal escape sequences (`\\033]0;…` retitles
+the terminal, `\\033[2J` clears it). Every face that prints for people passes such
+text through `printable`; JSON output stays exact.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, and C1 controls: what a terminal obeys.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = True) -> str:
+    """Text safe to print for people: control characters shown as `\\x1b` and
+    the like, so a job's command or output cannot retitle, recolour or clear
+    the reader's terminal. JSON output stays exact; only text for people goes
+    through here."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if keep_newlines else text.replace("\n", " ")
