@@ -59,6 +59,7 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
     models.database.initialize(db)
     opened = Opened(db=db, backend=backend_for(db), target=target, log_dir=log_dir)
     for delay in OPEN_RETRY_S:
+        started = time.monotonic()
         try:
             db.connect(reuse_if_open=True)
             ensure_schema(opened, create=create)
@@ -66,8 +67,11 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
         except pw.OperationalError as exc:
             # Several processes opening a database at once (a pool starting, a
             # script, the console) can see SQLITE_BUSY without a busy wait, e.g.
-            # while another connection sets up or tears down the WAL index.
-            if delay is None or not _is_busy(exc):
+            # while another connection sets up or tears down the WAL index. A
+            # busy that came after the whole busy timeout is a real lock: say so
+            # now, after the wait we report, not six waits later.
+            waited_out = time.monotonic() - started >= BUSY_TIMEOUT_S / 2
+            if delay is None or waited_out or not _is_busy(exc):
                 opened.close()
                 raise DatabaseError(describe_db_error(exc, redact(target))) from None
             opened.close()
@@ -218,7 +222,13 @@ def _open_postgres(url: str) -> tuple[pw.Database, Path]:
 
 def ensure_schema(opened: Opened, *, create: bool = True) -> None:
     """Create the tables on first use; migrate an older schema; refuse a newer one,
-    and refuse a database that holds someone else's tables."""
+    and refuse a database that holds someone else's tables.
+
+    A current schema is only read: no write lock, so opening never waits behind
+    a writer (a bulk enqueue, a worker's commit) and readers answer at once.
+    """
+    if _current_version(opened) == SCHEMA_VERSION:
+        return
     db = opened.db
     with db.atomic():
         opened.backend.schema_lock()
@@ -246,6 +256,21 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
             models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
                 conflict_target=[models.Meta.key],
                 update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
+
+
+def _current_version(opened: Opened) -> int | None:
+    """The stored schema version, read without taking the write lock; None if
+    there is none yet (or it is not a number: the locked path says why)."""
+    try:
+        row = opened.db.execute_sql(
+            f"SELECT value FROM meta WHERE key = {opened.db.param}", ("schema_version",)
+        ).fetchone()
+    except pw.DatabaseError:  # no meta table yet (a new or very old database)
+        if opened.db.in_transaction() or opened.backend.name == "postgresql":
+            opened.db.rollback()  # PostgreSQL: a failed statement spoils its transaction
+        return None
+    text = row[0] if row else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 6 else None
 
 
 def _schema_version(text: str, target: str) -> int:
