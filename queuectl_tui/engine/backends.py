@@ -45,6 +45,8 @@ EXTRA_INDEXES = (
     # When is the next job due? (an idle worker's wake-up time; has_due_job)
     "CREATE INDEX IF NOT EXISTS job_due ON job (run_at)"
     " WHERE state IN ('pending', 'failed')",
+    # A bulk enqueue's rows before they are published (engine/batches.py).
+    "CREATE INDEX IF NOT EXISTS job_staged ON job (batch, seq) WHERE state = 'staged'",
     # Rescue scans only running jobs.
     "CREATE INDEX IF NOT EXISTS job_lease ON job (lease_expires_at)"
     " WHERE state = 'processing'",

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import attempts, config, events, logs, procs, registry
+from queuectl_tui.engine import attempts, batches, config, events, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
@@ -36,6 +36,9 @@ MOVES: dict[str, tuple[str, ...]] = {
     "dead": ("pending",),                       # dlq retry, requeue
     "completed": ("pending",),                  # requeue
     "cancelled": ("pending",),                  # requeue
+    # A big bulk enqueue's rows before its batch is sealed and published; moved in
+    # slices by engine/batches.py (one UPDATE … RETURNING per slice, with events).
+    "staged": ("pending",),
 }
 DEFAULT_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (cancel, stop now)
 
@@ -189,7 +192,8 @@ class Queue:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
         already stored) refuses the lot. Jobs that name no directory run in
         `default_cwd` (the CLI passes the one it was started in)."""
-        rows = self._rows(specs, default_cwd)
+        staged = len(specs) > batches.SLICE_ROWS  # too big for one short transaction
+        rows = self._rows(specs, default_cwd, "staged" if staged else "pending")
         now = self.clock.now()  # when it was enqueued here (a job object may bring older times)
         given = [s.id for s in specs if s.id is not None]
         seen: set[str] = set()
@@ -197,28 +201,43 @@ class Queue:
             if job_id in seen:
                 raise UsageError(f"duplicate job id {job_id!r} in the input")
             seen.add(job_id)
-        with self.db.atomic():
-            for chunk in _chunks(given, 500):
-                taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
-                if taken is not None:
-                    raise Conflict(f"a job with id {taken.id!r} already exists; "
-                                   "nothing was enqueued")
-            try:
-                self.backend.insert_rows("job", JOB_INSERT, rows)
-            except pw.IntegrityError:
-                # Another process took one of these ids between our check and insert.
-                raise Conflict("a job with one of these ids already exists; "
-                               "nothing was enqueued") from None
-            self.backend.notify()
-            self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                     [(r[0], "pending", now, 0) for r in rows])
+        if staged:
+            batches.enqueue_staged(self, rows, JOB_INSERT)
+        else:
+            with self.db.atomic():
+                self.refuse_taken_ids(given)
+                self.insert_job_rows(JOB_INSERT, rows)
+                self.backend.notify()
+                self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
+                                         [(r[0], "pending", now, 0) for r in rows])
         lost = self.backend.lost_writes()
         if lost:
             raise DatabaseError(f"{lost}: the enqueue may be lost; stop every queuectl "
                                 "process on this database and check it")
         return [r[0] for r in rows]
 
-    def _rows(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[tuple]:
+    def refuse_taken_ids(self, ids: list[str]) -> None:
+        """Conflict if any of these ids is taken (inside the caller's transaction)."""
+        for chunk in _chunks([i for i in ids if i is not None], 500):
+            taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
+            if taken is not None:
+                raise Conflict(f"a job with id {taken.id!r} already exists; "
+                               "nothing was enqueued")
+
+    def insert_job_rows(self, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        try:
+            self.backend.insert_rows("job", columns, rows)
+        except pw.IntegrityError:
+            # Another process took one of these ids between our check and insert.
+            raise Conflict("a job with one of these ids already exists; "
+                           "nothing was enqueued") from None
+
+    def recover_batches(self) -> None:
+        """Finish or remove what dead bulk enqueues left (workers call this)."""
+        batches.recover(self)
+
+    def _rows(self, specs: list[JobSpec], default_cwd: str | None = None,
+              state: str = "pending") -> list[tuple]:
         """Row tuples in JOB_INSERT order, with config defaults filled in now."""
         defaults = config.get_all()
         retries, default_timeout = defaults["max-retries"], defaults["job-timeout"]
@@ -229,7 +248,7 @@ class Queue:
             run_at = spec.run_at if spec.run_at is not None else now + (spec.delay or 0.0)
             timeout = spec.timeout if spec.timeout is not None else default_timeout
             created = now if spec.created_at is None else spec.created_at
-            rows.append((spec.id or next(new_ids), spec.command, "pending", 0,
+            rows.append((spec.id or next(new_ids), spec.command, state, 0,
                          retries if spec.max_retries is None else spec.max_retries,
                          spec.priority, run_at, float(timeout) if timeout else None, created,
                          created if spec.updated_at is None else spec.updated_at,
@@ -483,7 +502,7 @@ class Queue:
     def get(self, job_id: str) -> Job:
         check_id(job_id)
         job = Job.get_or_none(Job.id == job_id)
-        if job is None:
+        if job is None or job.state == "staged":  # a bulk enqueue not yet done
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
@@ -493,7 +512,9 @@ class Queue:
         read-only named tuples: twice as fast as model instances for big listings.
         `state` is one state or several."""
         query = Job.select(*LIST_FIELDS)
-        if isinstance(state, str):
+        if state is None:
+            query = query.where(Job.state != "staged")
+        elif isinstance(state, str):
             query = query.where(Job.state == check_state(state))
         elif state is not None:
             query = query.where(Job.state.in_([check_state(st) for st in state]))
@@ -518,7 +539,8 @@ class Queue:
         found = {state: 0 for state in STATES}
         for row in Job.select(Job.state, pw.fn.COUNT(Job.seq).alias("n")).group_by(
                 Job.state).tuples():
-            found[row[0]] = row[1]
+            if row[0] in found:  # not `staged`: a bulk enqueue still being written
+                found[row[0]] = row[1]
         return found
 
     def workers(self, include_stopped: bool = False) -> list[dict[str, Any]]:

@@ -106,6 +106,8 @@ def _job_where(q: JobQuery) -> list[pw.Expression]:
         states = tuple(st for st in states if st in WAITING) or (("\x00none",) if states else ())
     if states:  # a name that is no state matches nothing, which is what it means
         where.append(Job.state.in_(list(states)))
+    else:
+        where.append(Job.state != "staged")  # a bulk enqueue not yet published
     if q.ids:
         where.append(_any_of([Job.id.startswith(t) for t in q.ids]))
     if q.commands:

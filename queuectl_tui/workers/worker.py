@@ -129,6 +129,7 @@ class Worker:
         try:
             self._reload()
             self.queue.rescue()
+            self.queue.recover_batches()
         except (pw.OperationalError, pw.InterfaceError) as exc:
             self._db_trouble(exc, "looking for lost jobs")
 
@@ -181,6 +182,7 @@ class Worker:
         if now >= self._next_rescue:
             self._next_rescue = now + RESCUE_EVERY_S
             self.queue.rescue()
+            self.queue.recover_batches()
 
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
