@@ -59,7 +59,12 @@ class WorkerPool:
         self.count = count
 
     def live_workers(self) -> list[dict]:
-        return [w for w in cli_json(self.db, "worker", "list")
+        listed = run_cli(self.db, "worker", "list", "--json")
+        if listed.returncode == 5 and ("no database" in listed.stderr
+                                       or "no queue yet" in listed.stderr):
+            return []  # the pool has not created the database yet
+        assert listed.returncode == 0, listed.stderr
+        return [w for w in json.loads(listed.stdout)
                 if w["supervisor_pid"] == self.proc.pid and w["state"] in ("idle", "busy")]
 
     def wait_ready(self, timeout: float = 20.0) -> list[dict]:
