@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from queuectl_tui.clock import FakeClock, Ids  # noqa: E402
 from queuectl_tui.console.app import ConsoleApp  # noqa: E402
+from tests.console.conftest import exit_code_of  # noqa: E402  (EXIT agrees with the error)
 from queuectl_tui.console.pilot import press_and_settle, settle  # noqa: E402
 from queuectl_tui.demo import enqueue_demo  # noqa: E402
 from queuectl_tui.engine import logs, registry  # noqa: E402
@@ -82,7 +83,7 @@ def _drain(q: Queue, clock: FakeClock, rng: random.Random, keep_running: str) ->
             continue
         error, out = _outcome(claimed.command)
         clock.advance(rng.uniform(0.3, 2.5))
-        q.finish(claimed, worker, exit_code=1 if error else 0, error=error,
+        q.finish(claimed, worker, exit_code=exit_code_of(error), error=error,
                  stdout_tail=out, stderr_tail=error or "")
         clock.advance(rng.uniform(0.2, 2.0))
     return running

@@ -12,6 +12,7 @@ from queuectl_tui.clock import iso
 
 STATE_STYLE = {
     "pending": "bold #5fafff",
+    "scheduled": "#5f87af",
     "processing": "bold #ffd75f",
     "completed": "#5fd75f",
     "failed": "bold #ff875f",
@@ -24,6 +25,13 @@ STATE_STYLE = {
     "gone": "bold #ff5f5f",
     "stopped": "dim",
 }
+
+
+def shown_state(job: dict[str, Any], now: float) -> str:
+    """`scheduled` for a pending job that is not due yet, apart from the due ones."""
+    if job["state"] == "pending" and job["run_at"] > now:
+        return "scheduled"
+    return job["state"]
 
 
 def state_text(state: str | None) -> Text:

@@ -199,6 +199,14 @@ def job_ids_matching(q: JobQuery, limit: int | None = None) -> list[str]:
     return [row[0] for row in query.tuples()]
 
 
+def count_jobs(q: JobQuery) -> int:
+    """How many jobs the filter matches (a filtered DLQ says "200 of 208")."""
+    query = Job.select(Job.seq)
+    for cond in _job_where(q):
+        query = query.where(cond)
+    return query.count()
+
+
 def job_detail(job_id: str) -> dict[str, Any] | None:
     """Every stored field of one job (raw times), or None if it is gone."""
     row = Job.select().where(Job.id == job_id).dicts().first()

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,20 @@ def _run(q: Queue, clock: FakeClock, worker: str, *, error: str | None = None,
     claimed = q.claim(worker, 30)
     assert claimed is not None
     clock.advance(took)
-    return q.finish(claimed, worker, exit_code=1 if error else 0, error=error,
-                    stdout_tail=out, stderr_tail=error or "")
+    return q.finish(claimed, worker, exit_code=exit_code_of(error), error=error,
+                    stdout_tail=out, stderr_tail=error or "",
+                    ended="timeout" if error and "timed out" in error else "exit")
+
+
+def exit_code_of(error: str | None) -> int:
+    """The exit code a real run with this error would have recorded, so the
+    pictures agree with themselves (EXIT beside "exit code N")."""
+    if error is None:
+        return 0
+    found = re.match(r"exit code (\d+)", error)
+    if found:
+        return int(found.group(1))
+    return -15 if "timed out" in error else 1
 
 
 def build_queue(path: Path, clock: FakeClock) -> dict[str, str]:

@@ -450,3 +450,88 @@ async def test_a_slow_view_is_reread_every_fifth_tick_but_keys_read_at_once(queu
         assert len(reads) >= 6 and 1 <= loads <= 3 and loads < len(reads) / 2, reads
         await press(pilot, "j")  # a key still reads the view at once
         assert reads[-1] is True
+
+
+async def test_enter_on_a_filtered_list_opens_the_detail_and_keeps_the_filter(queue_db, clock):
+    """Issue 9: Enter replaced the filter with `id:…` and closed the detail pane."""
+    from queuectl_tui.console.widgets.job_detail import JobDetail
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "v")  # close the pane first: Enter must open it
+        await press(pilot, "slash", *"cmd:report", "enter")
+        screen = app.screen
+        assert screen.filter_text == "cmd:report"
+        await press(pilot, "j", "enter")
+        detail = screen.query_one(JobDetail)
+        assert screen.filter_text == "cmd:report" and detail.display
+        assert detail.job_id == screen.table.current["id"]
+        await press(pilot, "enter")
+        assert detail.display, "a second Enter keeps the pane open (v toggles it)"
+
+
+async def test_long_ids_are_shown_whole_when_there_is_room(tmp_path, clock, monkeypatch):
+    """Issue 9: at 140 columns `first-visible` showed as `first-visibl`."""
+    monkeypatch.chdir(tmp_path)
+    numbered_jobs("long.db", clock, 3, "first-visible-job-{:04d}")
+    app = make_app("long.db", clock)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.table
+        shown = {str(row[1]) for row in (table.get_row_at(i) for i in range(table.row_count))}
+        assert "first-visible-job-0002" in shown
+        width = table.columns["id"].width
+        assert width >= len("first-visible-job-0002"), width
+
+
+def test_console_never_imports_the_cli_and_has_no_import_circle():
+    """Issue 9: each console module imports in a fresh interpreter, and none
+    pulls in cli.py (the headless face)."""
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2]
+    modules = sorted("queuectl_tui." + ".".join(p.relative_to(root / "queuectl_tui")
+                                                 .with_suffix("").parts)
+                     for p in (root / "queuectl_tui" / "console").rglob("*.py"))
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "    assert 'queuectl_tui.cli' not in sys.modules, name\n")
+    for name in modules:  # each alone, so an import circle cannot hide behind another
+        result = subprocess.run([sys.executable, "-c", f"import {name}, sys; "
+                                 "assert 'queuectl_tui.cli' not in sys.modules"],
+                                capture_output=True, text=True, cwd=root)
+        assert result.returncode == 0, f"{name}: {result.stderr[-500:]}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=root)
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+async def test_dlq_counts_follow_the_filter(queue_db, clock):
+    """Issue 9: the DLQ said "208 dead" for a filter matching 200, and the bulk
+    retry did not say how many it would retry."""
+    from textual.widgets import Static
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "slash", *"cmd:curl", "enter")
+        await settle(pilot)
+        status = str(app.screen.query_one("#status", Static).render())
+        assert "2 of 3 dead match" in status, status
+        await press(pilot, "R")
+        dialog = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert "the 2 dead jobs matching 'cmd:curl'" in dialog, dialog
+        await press(pilot, "escape")
+
+
+async def test_a_stopping_worker_with_a_job_counts_as_busy(queue_db, clock):
+    """Issue 9: a worker asked to stop that still runs its job showed as not busy."""
+    from textual.widgets import Static
+    db = open_database(queue_db)
+    Worker.update(stop_requested=True).where(Worker.id == W1).execute()
+    db.close()
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "2")
+        status = str(app.screen.query_one("#status", Static).render())
+        assert "1 busy" in status, status

@@ -38,7 +38,9 @@ class ViewScreen(Screen):
         with Container(id="body"):
             yield from self.compose_body()
         yield Static("", id="problem")
-        yield Footer()
+        # Compact: at 80 columns the keys that matter everywhere (? Help, q Quit)
+        # still fit after the view's own; bulk keys are in the help and the hint line.
+        yield Footer(compact=True, show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -23,7 +23,7 @@ class DlqScreen(JobListScreen):
     RETRY_REMOVES = True
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40),
                 Column("tries", "TRIES", 5, hide_below=100), Column("died", "DIED", 10),
                 Column("error", "LAST ERROR", None), Column("command", "COMMAND", None)]
 
@@ -46,9 +46,27 @@ class DlqScreen(JobListScreen):
                 "Jobs land here after their last failed attempt (or when cancelled);\n"
                 "from here [b]r[/b] retries one and [b]R[/b] retries many.")
 
+    def extra_load(self, queue: Queue) -> dict[str, Any]:
+        """With a filter, count what it matches (on the database thread, with the
+        rows): the status line and a bulk retry say how many, not the DLQ's size."""
+        if not self.filter_text:
+            return {}
+        query = self.effective_query()
+        return {"matching": views.count_jobs(query)}
+
+    def apply_extra(self, data: dict[str, Any], summary: Summary) -> None:
+        self.matching = data.get("matching")
+
+    def set_filter(self, text: str) -> bool:
+        self.matching = None  # "counting…" until the new filter's count arrives
+        return super().set_filter(text)
+
     def total_text(self, summary: Summary) -> str:
         dead = summary.counts.get("dead", 0)
-        return f"{dead:,} dead" + self.marks_text()
+        if not self.filter_text:
+            return f"{dead:,} dead" + self.marks_text()
+        shown = "counting…" if self.matching is None else f"{self.matching:,}"
+        return f"{shown} of {dead:,} dead match" + self.marks_text()
 
     def status_extra(self) -> str:
         return "space marks · R retries marked (or all matching) · D deletes"

@@ -44,12 +44,13 @@ class JobListScreen(ListScreen):
     BINDINGS = [
         Binding("r", "retry", "Retry"),
         Binding("space", "mark", "Mark", show=False),
-        Binding("R", "retry_bulk", "Retry many"),
+        Binding("R", "retry_bulk", "Retry many", show=False),
         Binding("d", "delete", "Delete"),
-        Binding("D", "delete_bulk", "Delete many"),
+        Binding("D", "delete_bulk", "Delete many", show=False),
         Binding("u", "unmark", "Unmark all", show=False),
     ]
     RETRY_REMOVES = False  # does a retried row leave this list? (the DLQ: yes)
+    matching: int | None = None  # how many jobs the filter matches, where a view counts them
 
     def __init__(self) -> None:
         self.marked: dict[str, str] = {}  # row id -> job id
@@ -146,6 +147,10 @@ class JobListScreen(ListScreen):
             else (lambda q: delete_matching(q, query))
         kind = "dead job" if verb == "retry" else "job that is not running"
         if self.filter_text:
+            known = self.matching
+            if verb == "retry" and known is not None:
+                return (f"the {known:,} dead job{'s' if known != 1 else ''} matching "
+                        f"'{self.filter_text}'", "", call, None)
             return f"every {kind} matching '{self.filter_text}'", "", call, None
         if self.effective_query().states:
             states = ", ".join(query.states)

@@ -10,7 +10,8 @@ from textual.widgets import DataTable, Tab, Tabs
 
 from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
-from queuectl_tui.console.formatting import duration, one_line, state_text, tries, when
+from queuectl_tui.console.formatting import (duration, one_line, shown_state, state_text, tries,
+                                             when)
 from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
@@ -49,7 +50,7 @@ class JobsScreen(JobListScreen):
     # ------------------------------------------------------------ list hooks
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12), Column("state", "STATE", 10),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40), Column("state", "STATE", 10),
                 Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
                 Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
@@ -57,7 +58,8 @@ class JobsScreen(JobListScreen):
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.db.clock.now() if self.console.summary is None \
             else self.console.summary.now
-        return [self.mark_cell(job), job["id"], state_text(job["state"]), tries(job), str(job["priority"]),
+        return [self.mark_cell(job), job["id"], state_text(shown_state(job, now)), tries(job),
+                str(job["priority"]),
                 when(job, now), duration(job, now), one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:
@@ -158,8 +160,16 @@ class JobsScreen(JobListScreen):
             self.console.request_refresh()
 
     def on_window_table_chosen(self, event: WindowTable.Chosen) -> None:
+        """Enter opens the row's detail here and keeps the filter. Textual would
+        also run the base class's handler (open the job in Jobs by `id:`), which
+        is for the other views: prevent_default stops that."""
         event.stop()
-        self.action_toggle_detail()
+        event.prevent_default()
+        detail = self.query_one(JobDetail)
+        detail.select(event.row["id"])
+        if not detail.display:
+            detail.display = True
+        self.console.request_refresh()
 
     def action_toggle_detail(self) -> None:
         detail = self.query_one(JobDetail)

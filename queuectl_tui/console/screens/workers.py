@@ -93,7 +93,9 @@ class WorkersScreen(ViewScreen):
                          "or from a shell:\n"
                          f"  queuectl --db {self.console.target} worker start --count 2")
         live = sum(1 for w in workers if w["state"] in LIVE_STATES)
-        busy = sum(1 for w in workers if w["state"] == "busy")
+        # A stopping worker that still runs its job is busy until the job ends.
+        busy = sum(1 for w in workers
+                   if w["state"] == "busy" or (w["state"] == "stopping" and w["job_id"]))
         self.query_one("#status", Static).update(
             f"[b]{live} live[/b], {busy} busy"
             + (f", {len(workers) - live} down" if len(workers) > live else "")

@@ -29,6 +29,7 @@ class Column:
     label: str
     width: int | None  # None: takes the room that is left
     hide_below: int = 0  # left out when the table is narrower than this
+    grow_to: int = 0  # widen up to this to show the visible rows whole (ids)
 
 
 class WindowTable(DataTable):
@@ -41,7 +42,7 @@ class WindowTable(DataTable):
         Binding("pageup,ctrl+u", "page(-1)", "Page up", show=False),
         Binding("home,g", "first", "First", show=False),
         Binding("end,G", "last", "Last", show=False),
-        Binding("enter", "choose", "Open"),
+        Binding("enter", "choose", "Open", show=False),
     ]
     DEFAULT_CSS = """
     WindowTable { overflow: hidden hidden; height: 1fr; }
@@ -85,6 +86,7 @@ class WindowTable(DataTable):
         self._anchor: Any = START  # where the next fetch is centred
         self._shown_ids: list[str] = []
         self._width = 0
+        self._fit: dict[str, int] = {}  # grown widths of `grow_to` columns
         self._shown_cols: list[int] = []
 
     # ------------------------------------------------------------ what to fetch
@@ -228,13 +230,38 @@ class WindowTable(DataTable):
     def _build_columns(self) -> None:
         self._shown_cols = [i for i, c in enumerate(self.spec) if self._width >= c.hide_below]
         shown = [self.spec[i] for i in self._shown_cols]
-        fixed = sum((c.width or 0) + 2 for c in shown)
+        fixed = sum(self._fit.get(c.key, c.width or 0) + 2 for c in shown)
         flexible = [c for c in shown if c.width is None]
         room = max(8, (self._width - fixed - 2) // max(1, len(flexible))) if flexible else 0
         self.clear(columns=True)
         self._shown_ids = []
         for c in shown:
-            self.add_column(Text(c.label, style="bold"), width=c.width or room, key=c.key)
+            self.add_column(Text(c.label, style="bold"),
+                            width=self._fit.get(c.key, c.width) or room, key=c.key)
+
+    def _fit_to(self, rows: list[dict[str, Any]]) -> bool:
+        """Widen (or narrow back) the growable columns to the rows on screen, as
+        long as each flexible column keeps 24 cells. True if the widths changed."""
+        shown = [self.spec[i] for i in self._shown_cols]
+        growable = [(pos, c) for pos, c in enumerate(shown) if c.grow_to and c.width]
+        if not growable:
+            return False
+        spare = self._width - 2 - sum((c.width or 0) + 2 for c in shown) \
+            - 24 * sum(1 for c in shown if c.width is None)
+        cells = [self._cells(row) for row in rows]
+        fit: dict[str, int] = {}
+        for pos, c in growable:
+            longest = max((len(v.plain if isinstance(v, Text) else str(v)) for v in
+                           (line[pos] for line in cells)), default=0)
+            extra = max(0, min(longest, c.grow_to) - c.width)
+            extra = min(extra, max(0, spare))
+            spare -= extra
+            if extra:
+                fit[c.key] = c.width + extra
+        if fit == self._fit:
+            return False
+        self._fit = fit
+        return True
 
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         values = self.render_row(row)
@@ -245,6 +272,8 @@ class WindowTable(DataTable):
             return
         rows = self.buffer[self.top:self.top + self.page]
         ids = [self.row_id(r) for r in rows]
+        if self._fit_to(rows):
+            self._build_columns()
         with self.app.batch_update():
             if ids == self._shown_ids and not force:
                 keys = [self.spec[i].key for i in self._shown_cols]
