@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> dict:
     queue.config_set("max-retries", 1000)  # kills must never push a job into the DLQ
     queue.config_set("durability", args.durability)
     specs = [JobSpec(id=f"c{i}", command=f"echo c{i} >> {ran}" + (
+        "; exec >/dev/null 2>&1" if args.close_output and rng.random() < args.close_output
+        else "") + (
         f"; sleep {rng.uniform(0, 2 * args.job_ms) / 1000:.3f}" if args.job_ms else ""))
         for i in range(args.jobs)]
     queue.enqueue_many(specs)
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> dict:
     stop_at = started + args.stop_after if args.stop_after else None
     stopped_at = None
     next_kill = started + args.kill_every if args.kill_every else None
+    next_hold = started + args.hold_every if args.hold_every else None
+    holders: list[subprocess.Popen] = []
     deadline = started + args.timeout
     while time.time() < deadline:
         counts = queue.counts()
@@ -75,8 +79,13 @@ def run(args: argparse.Namespace) -> dict:
         if next_kill and now >= next_kill:
             next_kill = now + args.kill_every
             kills.append(_kill_something(queue, pools, rng, db, per_pool))
+        if next_hold and now >= next_hold:  # a long writer: a bulk enqueue, a backup
+            next_hold = now + args.hold_every
+            holders.append(_hold_write_lock(db, args.hold_seconds))
         time.sleep(0.05)
     duration = time.time() - started
+    for holder in holders:
+        holder.wait(120)
     if stopped_at is None:
         for pool in pools:
             if pool.poll() is None:
@@ -85,11 +94,24 @@ def run(args: argparse.Namespace) -> dict:
             pool.wait(120)
     report = _check(db, ran, args.jobs, kills, stopped_at)
     report.update(jobs=args.jobs, workers=per_pool * args.pools, pools=args.pools,
-                  kills=len(kills), seconds=round(duration, 2),
+                  kills=len(kills), long_writes=len(holders), seconds=round(duration, 2),
                   jobs_per_second=round(report["completed"] / duration, 1),
                   lease_seconds=args.lease, durability=args.durability, dir=str(workdir))
     queue.opened.close()
     return report
+
+
+HOLD = ("import sqlite3, sys, time\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "c.execute('COMMIT')\n")
+
+
+def _hold_write_lock(db: str, seconds: float) -> subprocess.Popen:
+    """Another process holding SQLite's write lock for a while (what a long
+    writer does): live jobs must not be rescued meanwhile."""
+    return subprocess.Popen([sys.executable, "-c", HOLD, db, str(seconds)])
 
 
 def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
@@ -178,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", type=float, default=0.0, metavar="S")
     parser.add_argument("--job-ms", type=float, default=0.0, help="mean job sleep, ms")
     parser.add_argument("--lease", type=float, default=10.0)
+    parser.add_argument("--close-output", type=float, default=0.0, metavar="FRACTION",
+                        help="this share of jobs closes stdout/stderr before sleeping")
+    parser.add_argument("--hold-every", type=float, default=0.0, metavar="S",
+                        help="every S seconds another process holds the write lock ...")
+    parser.add_argument("--hold-seconds", type=float, default=3.0, metavar="S",
+                        help="... for this long")
     parser.add_argument("--durability", default="normal", choices=("full", "normal"))
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)

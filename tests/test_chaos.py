@@ -8,7 +8,8 @@ from tests.chaos_run import main as chaos_main, run
 def args(**kw):
     import argparse
     base = dict(jobs=300, workers=4, pools=2, kill_every=0.0, stop_after=0.0, job_ms=0.0,
-                lease=10.0, durability="full", timeout=240.0, seed=1, dir=None)
+                lease=10.0, durability="full", timeout=240.0, seed=1, dir=None,
+                close_output=0.0, hold_every=0.0, hold_seconds=3.0)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -27,6 +28,18 @@ def test_sigkill_chaos_loses_nothing(tmp_path):
     assert report["completed_twice"] == 0
     # Rescued within the lease plus one scan (and a little slack for a loaded CI box).
     assert report["worst_rescue_delay_s"] is None or report["worst_rescue_delay_s"] < 2.0 + 2.5
+
+
+def test_long_writers_and_closed_output_rescue_no_live_job(tmp_path):
+    """Issue 14: with another process holding the write lock for 2.5 leases now and
+    then, and half the jobs closing stdout/stderr, no live job is rescued, none
+    runs twice, none is lost."""
+    report = run(args(jobs=120, job_ms=400, lease=2.0, hold_every=8.0, hold_seconds=5.0,
+                      close_output=0.5, dir=str(tmp_path)))
+    assert report["ok"], report
+    assert report["long_writes"] >= 1
+    assert report["rescues"] == 0 and report["reruns"] == 0, report
+    assert report["completed"] == 120 and report["completed_twice"] == 0
 
 
 def test_graceful_stop_under_load(tmp_path):
