@@ -535,3 +535,19 @@ async def test_a_stopping_worker_with_a_job_counts_as_busy(queue_db, clock):
         await press(pilot, "2")
         status = str(app.screen.query_one("#status", Static).render())
         assert "1 busy" in status, status
+
+
+async def test_c_cancels_the_selected_job_after_asking(queue_db, clock):
+    """Issue 9: `c` cancels the selected job (asks first; No is the default)."""
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.table.current["id"] == "media-sync"
+        await press(pilot, "c", "enter")  # the focused button is No
+        assert state_of("media-sync") == "pending"
+        await press(pilot, "c", "y")
+        assert state_of("media-sync") == "cancelled"
+        await press(pilot, "j", "j", "j")  # long-build: running; cancelling it is a request
+        assert app.screen.table.current["id"] == "long-build"
+        await press(pilot, "c", "y")
+        assert Job.get(Job.id == "long-build").cancel_requested_at is not None

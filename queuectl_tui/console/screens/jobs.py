@@ -12,6 +12,7 @@ from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import (duration, one_line, shown_state, state_text, tries,
                                              when)
+from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
@@ -131,7 +132,7 @@ class JobsScreen(JobListScreen):
         what = "in this state" if self.tab_states and not self.filter_text else \
             "match the filter"
         return (f"No jobs {what}.\n\nPress [b]esc[/b] to clear the filter, "
-                "[b][[/b] / [b]][/b] for other states, or [b]1[/b]..[b]5[/b] for other views.")
+                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]5[/b] for other views.")
 
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()
