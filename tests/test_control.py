@@ -205,8 +205,15 @@ def test_delete_never_removes_a_job_claimed_meanwhile(pg_database, monkeypatch, 
         for pool in pools:
             pool.close()
     events = [json.loads(line) for line in run_cli(db, "history", "--json").stdout.splitlines()]
+    events.sort(key=lambda e: e["seq"])
+    running: set[str] = set()
+    for event in events:  # a job may be deleted after its run ended, never during it
+        if event["to"] == "processing":
+            running.add(event["job_id"])
+        elif event["from"] == "processing":
+            running.discard(event["job_id"])
+        elif event["to"] == "deleted":
+            assert event["job_id"] not in running, f"{event['job_id']} deleted while running"
     deleted_ids = {e["job_id"] for e in events if e["to"] == "deleted"}
-    claimed_ids = {e["job_id"] for e in events if e["to"] == "processing"}
-    assert not deleted_ids & claimed_ids, "a deleted job had been claimed"
     remaining = {j["id"] for j in cli_json(db, "list")}
     assert remaining | deleted_ids == {f"j{i:05d}" for i in range(3000)}

@@ -184,6 +184,7 @@ def test_version_2_database_keeps_every_job_and_event(db_path):
             "SELECT id, command, state, attempts, max_retries, priority, run_at, created_at "
             "FROM job ORDER BY seq").fetchall()
         before_events = conn.execute("SELECT * FROM event ORDER BY seq").fetchall()
+        conn.execute("DROP INDEX job_staged")  # v2 had neither the index nor its column
         for column in ("cwd", "env", "cancel_requested_at", "cancel_grace", "batch", "runs"):
             conn.execute(f"ALTER TABLE job DROP COLUMN {column}")
         conn.execute("ALTER TABLE worker DROP COLUMN stop_grace")

@@ -26,6 +26,7 @@ from queuectl_tui.engine import config, logs, procs, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
+from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.runner import Abort, run_command
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
@@ -79,9 +80,12 @@ class Worker:
 
     def run(self, *, until_idle: bool = False, max_jobs: int | None = None) -> int:
         """Work until stopped (or, with `until_idle`, until nothing is due); returns jobs run."""
-        registry.register(self.id, host=self.queue.host, pid=os.getpid(),
-                          supervisor_pid=self.supervisor_pid, now=self.clock.now())
-        self.queue.backend.listen()
+        # A replacement worker may start while the database is locked or down:
+        # it waits (saying so once) instead of dying with a traceback.
+        self._persist("registering", lambda: registry.register(
+            self.id, host=self.queue.host, pid=os.getpid(),
+            supervisor_pid=self.supervisor_pid, now=self.clock.now()), tries=None)
+        self._persist("listening for new jobs", self.queue.backend.listen, tries=None)
         ran = 0
         claimed: Claimed | None = None
         try:
@@ -317,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGUSR1, on_signal)
-    opened = open_database(args.db)
+    try:
+        opened = open_database(args.db)
+    except QueuectlError as exc:  # one line for the pool's log; the supervisor retries
+        print(f"worker {args.id}: cannot open the database: {exc}", file=sys.stderr, flush=True)
+        return 1
     worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid)
     for signum in early:  # a pool stopped while this worker started
         on_signal(signum, None)

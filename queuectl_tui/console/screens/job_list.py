@@ -160,8 +160,8 @@ class JobListScreen(ListScreen):
         return what, "", call, None
 
     def _bulk(self, verb: str, consequence: str, done: str) -> None:
-        if not self.table.buffer:
-            return
+        if self.table.loaded and not self.table.buffer:
+            return  # nothing to act on (before the first read, the question still applies)
         what, detail, call, rows = self._scope(verb)
         removes = verb == "delete" or self.RETRY_REMOVES
 
