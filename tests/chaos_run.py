@@ -41,7 +41,7 @@ def start_pool(db: str, count: int) -> subprocess.Popen:
 
 def run(args: argparse.Namespace) -> dict:
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="queuectl-chaos-"))
-    db = str(workdir / "chaos.db")
+    db = getattr(args, "db", None) or str(workdir / "chaos.db")
     ran = workdir / "ran.txt"
     rng = random.Random(args.seed)
     queue = Queue(open_database(db))
@@ -102,10 +102,17 @@ def run(args: argparse.Namespace) -> dict:
 
 
 HOLD = ("import sqlite3, sys, time\n"
-        "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
-        "c.execute('BEGIN IMMEDIATE')\n"
-        "time.sleep(float(sys.argv[2]))\n"
-        "c.execute('COMMIT')\n")
+        "if sys.argv[1].startswith('postgres'):\n"
+        "    import psycopg2\n"
+        "    c = psycopg2.connect(sys.argv[1])\n"
+        "    c.cursor().execute('LOCK TABLE job IN EXCLUSIVE MODE')  # reads go on, writes wait\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+        "    c.commit()\n"
+        "else:\n"
+        "    c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
+        "    c.execute('BEGIN IMMEDIATE')\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+        "    c.execute('COMMIT')\n")
 
 
 def _hold_write_lock(db: str, seconds: float) -> subprocess.Popen:
@@ -140,15 +147,35 @@ def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
     return time.time(), {victim["id"]}, "worker"
 
 
+class _Reader:
+    """The few read-only statements the check runs, on SQLite or PostgreSQL."""
+
+    def __init__(self, db: str) -> None:
+        self.pg = db.startswith(("postgresql://", "postgres://"))
+        if self.pg:
+            import psycopg2
+            self.conn = psycopg2.connect(db)
+        else:
+            self.conn = sqlite3.connect(db)
+
+    def all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        cur = self.conn.cursor()
+        cur.execute(sql.replace("?", "%s") if self.pg else sql, params)
+        return cur.fetchall()
+
+    def integrity(self) -> str:
+        return "ok" if self.pg else self.all("PRAGMA integrity_check")[0][0]
+
+
 def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None) -> dict:
-    conn = sqlite3.connect(db)
-    counts = dict(conn.execute("SELECT state, COUNT(*) FROM job GROUP BY state").fetchall())
-    completions = Counter(r[0] for r in conn.execute(
+    conn = _Reader(db)
+    counts = dict(conn.all("SELECT state, COUNT(*) FROM job GROUP BY state"))
+    completions = Counter(r[0] for r in conn.all(
         "SELECT job_id FROM event WHERE from_state='processing' AND to_state='completed'"))
     runs = Counter(ran.read_text().split()) if ran.exists() else Counter()
-    rescues = conn.execute(
+    rescues = conn.all(
         "SELECT worker_id, at FROM event WHERE from_state='processing' "
-        "AND to_state IN ('pending', 'dead') AND note IS NOT NULL").fetchall()
+        "AND to_state IN ('pending', 'dead') AND note IS NOT NULL")
     delays: dict[str, list[float]] = {"worker": [], "pool": []}
     for worker_id, at in rescues:
         killed = [(t, kind) for t, ids, kind in kills if worker_id in ids and t <= at]
@@ -158,9 +185,9 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
     every = delays["worker"] + delays["pool"]
     claimed_after_stop = 0
     if stopped_at is not None:
-        claimed_after_stop = conn.execute(
+        claimed_after_stop = conn.all(
             "SELECT COUNT(*) FROM event WHERE to_state='processing' AND at > ?",
-            (stopped_at + 0.5,)).fetchone()[0]
+            (stopped_at + 0.5,))[0][0]
     report = {
         "completed": counts.get("completed", 0),
         "pending": counts.get("pending", 0),
@@ -178,9 +205,9 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
         if delays["pool"] else None,
         "kills_of_whole_pools": sum(1 for _, _, kind in kills if kind == "pool"),
         "claimed_after_stop": claimed_after_stop if stopped_at is not None else None,
-        "integrity_check": conn.execute("PRAGMA integrity_check").fetchone()[0],
+        "integrity_check": conn.integrity(),
     }
-    conn.close()
+    conn.conn.close()
     lost = jobs - report["completed"] - (report["pending"] if stopped_at else 0)
     report["lost"] = lost
     report["ok"] = (lost == 0 and report["stuck_processing"] == 0
@@ -210,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", help="work folder (default: a new temporary one)")
+    parser.add_argument("--db", help="a postgresql:// URL of an empty database "
+                                     "(default: a new SQLite file in the work folder)")
     report = run(parser.parse_args(argv))
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.chaos_run import main as chaos_main, run
 
 
@@ -9,7 +11,7 @@ def args(**kw):
     import argparse
     base = dict(jobs=300, workers=4, pools=2, kill_every=0.0, stop_after=0.0, job_ms=0.0,
                 lease=10.0, durability="full", timeout=240.0, seed=1, dir=None,
-                close_output=0.0, hold_every=0.0, hold_seconds=3.0)
+                close_output=0.0, hold_every=0.0, hold_seconds=3.0, db=None)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -40,6 +42,20 @@ def test_long_writers_and_closed_output_rescue_no_live_job(tmp_path):
     assert report["long_writes"] >= 1
     assert report["rescues"] == 0 and report["reruns"] == 0, report
     assert report["completed"] == 120 and report["completed_twice"] == 0
+
+
+@pytest.mark.postgres
+def test_kills_and_long_writers_on_postgres_lose_nothing(pg_database, tmp_path):
+    """The same mix on PostgreSQL: SIGKILLs, `LOCK TABLE job` held for 2.5 leases,
+    jobs closing their output. Nothing lost, stuck or completed twice."""
+    from tests.conftest import _reset_pg
+    _reset_pg(pg_database)
+    report = run(args(jobs=150, job_ms=200, lease=2.0, kill_every=1.0, hold_every=6.0,
+                      hold_seconds=5.0, close_output=0.5, db=pg_database, dir=str(tmp_path)))
+    assert report["ok"], report
+    assert report["long_writes"] >= 1 and report["kills"] >= 1
+    assert report["lost"] == 0 and report["stuck_processing"] == 0
+    assert report["completed_twice"] == 0
 
 
 def test_graceful_stop_under_load(tmp_path):
