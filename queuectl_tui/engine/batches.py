@@ -33,8 +33,14 @@ YIELD_S = 0.1
 STALE_UNSEALED_S = 3600.0  # another host's unsealed batch this old: its writer is gone
 
 
-def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...]) -> None:
-    """Stage `rows` (JOB_INSERT order, state already 'staged') in slices, seal, publish."""
+def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
+                   given_ids: list[str]) -> None:
+    """Stage `rows` (JOB_INSERT order, state already 'staged') in slices, seal, publish.
+
+    Ids the caller gave are checked once up front for a clear message; generated
+    ids need no check, and a race with another enqueue is still caught by the
+    unique index in the slice that meets it (then the batch is discarded)."""
+    queue.refuse_taken_ids(given_ids)
     batch = os.urandom(8).hex()
     with queue.db.atomic():
         Batch.insert(id=batch, host=queue.host, pid=os.getpid(),
@@ -42,7 +48,6 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...]) ->
     try:
         for chunk in _chunks(rows, SLICE_ROWS):
             with queue.db.atomic():
-                queue.refuse_taken_ids([row[0] for row in chunk])
                 queue.insert_job_rows(columns + ("batch",), [row + (batch,) for row in chunk])
             queue.clock.sleep(YIELD_S)
         with queue.db.atomic():  # the commit point

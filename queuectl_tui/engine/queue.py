@@ -202,7 +202,7 @@ class Queue:
                 raise UsageError(f"duplicate job id {job_id!r} in the input")
             seen.add(job_id)
         if staged:
-            batches.enqueue_staged(self, rows, JOB_INSERT)
+            batches.enqueue_staged(self, rows, JOB_INSERT, given)
         else:
             with self.db.atomic():
                 self.refuse_taken_ids(given)
@@ -218,7 +218,7 @@ class Queue:
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
         """Conflict if any of these ids is taken (inside the caller's transaction)."""
-        for chunk in _chunks([i for i in ids if i is not None], 500):
+        for chunk in _chunks(ids, 500):
             taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
             if taken is not None:
                 raise Conflict(f"a job with id {taken.id!r} already exists; "
@@ -395,9 +395,9 @@ class Queue:
         are not judged until one more lease period has passed. On this host a
         worker whose process is alive keeps its job, whatever its lease says.
         """
-        lease = float(config.get("lease-seconds"))
         if worker_id is None and self.clock.monotonic() < self._leases_trusted_from:
             return []
+        lease = float(config.get("lease-seconds"))
         query = Job.select(Job.seq).where(Job.state == "processing")
         if worker_id is None:
             query = query.where(Job.lease_expires_at < self.clock.now())
@@ -419,7 +419,8 @@ class Queue:
         try:
             with self.db.atomic():
                 job = self._locked_job(seq)
-                if self.clock.monotonic() - asked > BLOCKED_S:
+                # A slow lock makes leases doubtful; a worker known dead is not.
+                if dead_worker is None and self.clock.monotonic() - asked > BLOCKED_S:
                     self.distrust_leases(lease)
                     return None
                 if job is None or job.state != "processing" or not self._needs_rescue(

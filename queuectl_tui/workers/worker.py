@@ -132,10 +132,14 @@ class Worker:
         self._next_rescue = self.clock.monotonic() + RESCUE_EVERY_S
         try:
             self._reload()
-            self.queue.rescue()
-            self.queue.recover_batches()
+            self._take_back_orphans()
         except (pw.OperationalError, pw.InterfaceError) as exc:
             self._db_trouble(exc, "looking for lost jobs")
+
+    def _take_back_orphans(self) -> None:
+        """Every second: jobs of dead workers, and bulk enqueues whose writer died."""
+        self.queue.rescue()
+        self.queue.recover_batches()
 
     def _db_trouble(self, exc: Exception, doing: str) -> None:
         """Say what is wrong once per episode (not once per retry), and drop a
@@ -185,8 +189,7 @@ class Worker:
             self._reload()
         if now >= self._next_rescue:
             self._next_rescue = now + RESCUE_EVERY_S
-            self.queue.rescue()
-            self.queue.recover_batches()
+            self._take_back_orphans()
 
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _die_with_parent()
     worker: Worker | None = None
-    early: list[str] = []  # a stop that arrives while we are still starting up
+    early: list[int] = []  # signals that arrive while we are still starting up
 
     def on_signal(signum: int, _frame: Any) -> None:
         if worker is None:
