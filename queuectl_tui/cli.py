@@ -112,6 +112,12 @@ def build_parser() -> Parser:
     w.add_argument("--log", metavar="FILE",
                    help="with --detach: the pool's log (default: workers.log in the "
                         "database's logs folder)")
+    w.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="the pool's log lines on stderr (or in --log): text for people "
+                        "(default) or JSON Lines")
+    w.add_argument("--quiet", action="store_true",
+                   help="leave out the job lines (claimed, finished, rescued); keep the "
+                        "worker and pool ones")
     w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
                         parents=[common, as_json])
     w.add_argument("--now", action="store_true",
@@ -305,8 +311,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.action == "start" and args.detach:
         return worker_start_detached(queue, args)
     if args.action == "start":
+        from queuectl_tui.workers.pool_log import PoolLog
         from queuectl_tui.workers.supervisor import Supervisor
-        return Supervisor(queue, queue.opened.target, args.count).run()
+        events = PoolLog(args.log_format, jobs=not args.quiet)
+        return Supervisor(queue, queue.opened.target, args.count, events=events).run()
     if args.action == "stop":
         return worker_stop(queue, args)
     workers = queue.workers(include_stopped=args.all)
@@ -322,10 +330,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def worker_start_detached(queue, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from queuectl_tui.workers.supervisor import spawn_detached, wait_until_ready
+    from queuectl_tui.workers.supervisor import log_options, spawn_detached, wait_until_ready
     log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
     try:
-        proc = spawn_detached(queue.opened.target, args.count, log)
+        proc = spawn_detached(queue.opened.target, args.count, log,
+                              log_options(args.log_format == "json", args.quiet))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
     pids = wait_until_ready(queue, proc, args.count)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,13 +50,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class WorkerPool:
     """A real `queuectl worker start --count N` process, in its own process group."""
 
-    def __init__(self, db: Path | str, count: int = 1, **env: str) -> None:
+    def __init__(self, db: Path | str, count: int = 1, extra: Sequence[str] = (),
+                 **env: str) -> None:
         self.db = db
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count)],
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count),
+             *extra],
             env=cli_env(db, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
         self.count = count
+        # The pool logs two lines per job; most tests read its stderr only at the
+        # end, or never. A 1 MiB pipe (Linux's default limit for anyone) holds
+        # about 5,000 jobs' lines, so a pool never blocks on a pipe nobody reads.
+        try:
+            import fcntl
+            fcntl.fcntl(self.proc.stderr.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+        except OSError:
+            pass
 
     def live_workers(self) -> list[dict]:
         listed = run_cli(self.db, "worker", "list", "--json")

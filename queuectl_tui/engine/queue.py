@@ -64,6 +64,20 @@ class Outcome:
     state: str | None
     next: Claimed | None
     stop: bool
+    retry_at: float | None = None  # state "failed": when it runs again (the pool's log)
+
+
+@dataclass(frozen=True)
+class Rescued:
+    """A run taken back from a gone worker: what the pool's log says about it."""
+
+    id: str
+    worker_id: str | None  # the worker that held it
+    attempt: int
+    max_retries: int
+    state: str  # where it went: pending, dead or cancelled
+    note: str
+    queue: str | None = None  # None before named queues
 
 
 @dataclass(frozen=True)
@@ -341,7 +355,8 @@ class Queue:
             following = None
             if next_lease is not None and not stop:
                 following = self._claim(worker_id, next_lease, now)
-        return Outcome(to if ok else None, following, stop)
+        return Outcome(to if ok else None, following, stop,
+                       fields.get("run_at") if ok and to == "failed" else None)
 
     def release(self, claimed: Claimed, worker_id: str) -> bool:
         """Give back a job claimed with the last outcome but never started, because
@@ -379,6 +394,11 @@ class Queue:
         return "failed", {"run_at": now + delay}
 
     def rescue(self, worker_id: str | None = None, *, counted: bool = True) -> list[str]:
+        """The ids of the jobs `rescue_runs` took back."""
+        return [run.id for run in self.rescue_runs(worker_id, counted=counted)]
+
+    def rescue_runs(self, worker_id: str | None = None, *,
+                    counted: bool = True) -> list[Rescued]:
         """Take back jobs whose worker is gone: lease expired, or `worker_id` known dead.
 
         A rescue counts as an attempt (a job that kills its worker ends in the DLQ);
@@ -413,8 +433,8 @@ class Queue:
         return rescued
 
     def _rescue_one(self, seq: int, dead_worker: str | None, lease: float,
-                    counted: bool = True) -> str | None:
-        """Rescue one job if it still needs it: its id, "" if not, None if blocked."""
+                    counted: bool = True) -> Rescued | str | None:
+        """Rescue one job if it still needs it: what was done, "" if not, None if blocked."""
         asked = self.clock.monotonic()
         try:
             with self.db.atomic():
@@ -447,7 +467,8 @@ class Queue:
             return not procs.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
         return True
 
-    def _take_back(self, job: Job, dead_worker: str | None, counted: bool = True) -> str:
+    def _take_back(self, job: Job, dead_worker: str | None,
+                   counted: bool = True) -> Rescued | str:
         """Kill what is left of the run on this host, then pending again (or dead,
         or cancelled if someone asked), with the run's attempt record."""
         now = self.clock.now()
@@ -472,7 +493,8 @@ class Queue:
         attempts.record(job.id, job.runs, started_at=job.started_at, ended_at=now,
                         exit_code=None, reason="rescued", error=note, worker_id=job.worker_id,
                         host=job.run_host, log_offset=None)
-        return job.id
+        return Rescued(job.id, job.worker_id, job.attempts, job.max_retries, to, note,
+                       getattr(job, "queue", None))
 
     def distrust_leases(self, lease: float) -> None:
         """This process just waited long for the database (or could not write at

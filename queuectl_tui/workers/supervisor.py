@@ -18,13 +18,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import peewee as pw
 
 from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
+from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
@@ -47,7 +48,7 @@ class Supervisor:
     queue: Queue
     target: str
     count: int
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    events: PoolLog = field(default_factory=PoolLog)  # its workers log the same way
     children: list[Child] = field(default_factory=list)
     stopping: int = 0  # 0 running, 1 graceful stop asked, 2 stop now, 3 killed
     # Dead workers whose job is still to be taken back (worker id, attempt counted?):
@@ -55,11 +56,16 @@ class Supervisor:
     unrescued: list[tuple[str, bool]] = field(default_factory=list)
     trouble: str | None = None  # the database problem being ridden out, said once
 
+    def log(self, line: str) -> None:
+        """A plain line in the pool's log (for parts that only say things)."""
+        self.events.note(line)
+
     def _spawn(self, crashes: int = 0) -> Child:
         worker_id = new_worker_id()
         proc = subprocess.Popen(
             [sys.executable, "-m", "queuectl_tui.workers.worker",
-             "--id", worker_id, "--supervisor-pid", str(os.getpid())],
+             "--id", worker_id, "--supervisor-pid", str(os.getpid()),
+             *log_options(self.events.json, not self.events.jobs)],
             stdin=subprocess.DEVNULL, env=target_env(self.target))
         return Child(worker_id, proc, time.monotonic(), crashes)
 
@@ -69,20 +75,22 @@ class Supervisor:
         graceful."""
         if self.stopping == 0:
             self.stopping = 1
-            self.log(f"{signal.Signals(signum).name}: finishing current jobs "
-                     "(Ctrl+C again to stop now)")
+            self.events.pool("stopping", f"{signal.Signals(signum).name}: finishing current "
+                             "jobs (Ctrl+C again to stop now)", signal=signal.Signals(signum).name)
             self._signal_children(signal.SIGTERM)
         elif signum != signal.SIGINT:
             return
         elif self.stopping == 1:
             self.stopping = 2
-            self.log(f"stopping now: running jobs get SIGTERM (SIGKILL after "
-                     f"{DEFAULT_GRACE_S:g} s) and go back to the queue, attempt not counted; "
-                     "Ctrl+C again to kill the workers at once")
+            self.events.pool("stopping", f"stopping now: running jobs get SIGTERM (SIGKILL "
+                             f"after {DEFAULT_GRACE_S:g} s) and go back to the queue, attempt "
+                             "not counted; Ctrl+C again to kill the workers at once",
+                             signal="SIGINT", now=True)
             self._signal_children(signal.SIGUSR1)
         elif self.stopping == 2:
             self.stopping = 3
-            self.log("killing the workers; their jobs go back to the queue")
+            self.events.pool("stopping", "killing the workers; their jobs go back to the queue",
+                             WARNING, signal="SIGINT", kill=True)
             self._signal_children(signal.SIGKILL)
 
     def _signal_children(self, sig: int) -> None:
@@ -101,13 +109,17 @@ class Supervisor:
                 break
             self.children.append(self._spawn())  # in the list at once: signals reach it
         pids = ", ".join(str(c.proc.pid) for c in self.children)
+        workers = [c.worker_id for c in self.children]
         if self.stopping:
-            self.log(f"stop requested while starting; stopping {len(self.children)} "
-                     f"worker(s) (pids {pids or 'none'})")
+            self.events.pool("stopping", f"stop requested while starting; stopping "
+                             f"{len(self.children)} worker(s) (pids {pids or 'none'})",
+                             workers=workers)
             self._signal_children(signal.SIGTERM)
         else:
-            self.log(f"started {self.count} worker(s) on {redact(self.target)} (pids {pids}); "
-                     "Ctrl+C to stop after current jobs")
+            self.events.pool("started", f"started {self.count} worker(s) on "
+                             f"{redact(self.target)} (pids {pids}; workers "
+                             f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
+                             workers=workers, database=redact(self.target))
         while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
                 or self.unrescued:
             time.sleep(POLL_S)
@@ -116,7 +128,7 @@ class Supervisor:
             self._rescue_pending()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
-        self.log("all workers stopped")
+        self.events.pool("stopped", "all workers stopped")
         return 0
 
     def _alive(self) -> bool:
@@ -128,22 +140,23 @@ class Supervisor:
         while self.unrescued:
             worker_id, counted = self.unrescued[0]
             try:
-                rescued = self.queue.rescue(worker_id=worker_id, counted=counted)
+                rescued = self.queue.rescue_runs(worker_id=worker_id, counted=counted)
                 registry.gone(worker_id)
             except (pw.DatabaseError, pw.InterfaceError) as exc:
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 if text != self.trouble:
                     self.trouble = text
-                    self.log(f"database trouble: {text}; the pool keeps running and retries")
+                    self.events.pool("trouble", f"database trouble: {text}; the pool keeps "
+                                     "running and retries", ERROR, error=text)
                 if not self.queue.db.in_transaction():
                     self.queue.db.close()
                 return
             if self.trouble is not None:
-                self.log("database reachable again")
+                self.events.pool("recovered", "database reachable again")
                 self.trouble = None
             self.unrescued.pop(0)
-            if rescued:
-                self.log(f"rescued {', '.join(rescued)} from worker {worker_id}")
+            for run in rescued:
+                self.events.rescued("supervisor", run)
 
     def _check(self, child: Child) -> Child:
         now = time.monotonic()
@@ -152,7 +165,11 @@ class Supervisor:
                 child.restart_at = None
                 return child
             if now >= child.restart_at:
-                return self._spawn(child.crashes)
+                new = self._spawn(child.crashes)
+                self.events.worker("replaced", child.worker_id, f"replaced by worker "
+                                   f"{new.worker_id} (pid {new.proc.pid})",
+                                   replaced_by=new.worker_id, pid=new.proc.pid)
+                return new
             return child
         code = child.proc.poll()
         if code is None:
@@ -167,8 +184,9 @@ class Supervisor:
             return child  # a clean exit (stop requested) is not restarted
         crashes = child.crashes + 1 if now - child.started < FAST_CRASH_S else 0
         delay = min(MAX_RESTART_DELAY_S, 0.5 * 2 ** crashes) if crashes else 0.0
-        self.log(f"worker {child.worker_id} (pid {child.proc.pid}) died with "
-                 f"{_describe(code)}; restarting in {delay:g} s")
+        self.events.worker("died", child.worker_id, f"died (pid {child.proc.pid}, "
+                           f"{_describe(code)}); restarting in {delay:g} s", WARNING,
+                           pid=child.proc.pid, exit=_describe(code), restart_in_s=delay)
         child.crashes, child.restart_at = crashes, now + delay
         return child
 
@@ -183,7 +201,13 @@ def target_env(target: str) -> dict[str, str]:
     return {**os.environ, "QUEUECTL_DB": target}
 
 
-def spawn_detached(target: str, count: int, log_file: Path) -> subprocess.Popen:
+def log_options(json_lines: bool = False, quiet: bool = False) -> list[str]:
+    """`--log-format json` and `--quiet` for a child that logs like this pool."""
+    return (["--log-format", "json"] if json_lines else []) + (["--quiet"] if quiet else [])
+
+
+def spawn_detached(target: str, count: int, log_file: Path,
+                   options: list[str] | None = None) -> subprocess.Popen:
     """Start `queuectl worker start --count N` in its own session, outliving the caller.
 
     `worker start --detach` and the console use this: such workers are ordinary
@@ -194,7 +218,8 @@ def spawn_detached(target: str, count: int, log_file: Path) -> subprocess.Popen:
     fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count)],
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count),
+             *(options or [])],
             stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
             env=target_env(target))
     finally:

@@ -27,6 +27,7 @@ from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
 from queuectl_tui.errors import QueuectlError
+from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
 from queuectl_tui.workers.runner import Abort, run_command
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
@@ -42,8 +43,10 @@ class Worker:
     """The loop of one worker. In-process use (tests) passes a fake clock."""
 
     def __init__(self, queue: Queue, worker_id: str | None = None,
-                 supervisor_pid: int | None = None, clock: Clock | None = None) -> None:
+                 supervisor_pid: int | None = None, clock: Clock | None = None,
+                 log: PoolLog | None = None) -> None:
         self.queue = queue
+        self.log = log or PoolLog()
         self.clock = clock or queue.clock
         self.id = worker_id or new_worker_id()
         self.supervisor_pid = supervisor_pid
@@ -68,13 +71,19 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+            if self.stop_grace is None:  # stop_now says its own line
+                self.log.worker("stopping", self.id, f"stopping ({reason}) after the running "
+                                "job, if any", reason=reason, now=False)
 
     def stop_now(self, reason: str, grace: float = DEFAULT_GRACE_S) -> None:
         """Stop without finishing the running job: it gets SIGTERM within a second,
         SIGKILL after `grace`, and goes back to the queue (attempt not counted)."""
-        self.request_stop(reason)
         if self.stop_grace is None:
             self.stop_grace = grace
+            self.log.worker("stopping", self.id, f"stopping now ({reason}): a running job gets "
+                            f"SIGTERM, SIGKILL after {grace:g} s, and goes back to the queue",
+                            reason=reason, now=True)
+        self.request_stop(reason)
 
     # ------------------------------------------------------------------ loop
 
@@ -86,6 +95,10 @@ class Worker:
             self.id, host=self.queue.host, pid=os.getpid(),
             supervisor_pid=self.supervisor_pid, now=self.clock.now()), tries=None)
         self._persist("listening for new jobs", self.queue.backend.listen, tries=None)
+        serving = getattr(self.queue, "serving", None)  # named queues, where the engine has them
+        self.log.worker("started", self.id, f"started (pid {os.getpid()}"
+                        + (f", queues {','.join(serving)})" if serving else ")"),
+                        pid=os.getpid(), **({"queues": serving} if serving else {}))
         ran = 0
         claimed: Claimed | None = None
         try:
@@ -124,6 +137,7 @@ class Worker:
             if claimed is not None:  # claimed with the last outcome, then told to stop
                 self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
             self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
+            self.log.worker("stopped", self.id, f"stopped after {ran} job(s)", jobs=ran)
         return ran
 
     def _busy_housekeeping(self) -> None:
@@ -138,7 +152,8 @@ class Worker:
 
     def _take_back_orphans(self) -> None:
         """Every second: jobs of dead workers, and bulk enqueues whose writer died."""
-        self.queue.rescue()
+        for run in self.queue.rescue_runs():
+            self.log.rescued(self.id, run)
         self.queue.recover_batches()
 
     def _db_trouble(self, exc: Exception, doing: str) -> None:
@@ -147,8 +162,8 @@ class Worker:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if first != self._trouble:
             self._trouble = first
-            print(f"worker {self.id}: database trouble while {doing}: {first} "
-                  "(retrying)", file=sys.stderr, flush=True)
+            self.log.worker("trouble", self.id, f"database trouble while {doing}: {first} "
+                            "(retrying)", ERROR, doing=doing, error=first)
         if not self.queue.db.in_transaction():
             self.queue.db.close()  # a broken connection is reopened on next use
 
@@ -167,8 +182,7 @@ class Worker:
             try:
                 result = write()
                 if self._trouble is not None:
-                    print(f"worker {self.id}: database writable again", file=sys.stderr,
-                          flush=True)
+                    self.log.worker("recovered", self.id, "database writable again")
                     self._trouble = None
                 return result
             except (pw.OperationalError, pw.InterfaceError) as exc:
@@ -244,6 +258,7 @@ class Worker:
         worker busy and the outcome marks it idle in those same transactions, so
         while jobs keep coming each costs exactly one commit."""
         started = self.clock.now()
+        self.log.claimed(self.id, claimed)
         log_dir = self.queue.opened.log_dir
         header = (f"--- attempt {claimed.runs} started {iso(started)} "
                   f"on worker {self.id} ---\n").encode()
@@ -279,6 +294,7 @@ class Worker:
                  "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
                  procs.MARKER: claimed.claim_token},
             cwd=claimed.cwd)
+        took = self.clock.now() - started
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
@@ -286,6 +302,8 @@ class Worker:
             ended=result.ended, started_at=started, log_offset=result.log_offset),
             tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
+        self.log.finished(self.id, claimed, outcome.state, took, result.exit_code, result.error,
+                          None if outcome.retry_at is None else outcome.retry_at - self.clock.now())
         if outcome.stop:
             self.request_stop("stop requested")
         return outcome.next
@@ -308,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default=os.environ.get("QUEUECTL_DB"))
     parser.add_argument("--id")
     parser.add_argument("--supervisor-pid", type=int)
+    parser.add_argument("--log-format", choices=FORMATS, default="text")
+    parser.add_argument("--quiet", action="store_true", help="no job lines")
     args = parser.parse_args(argv)
+    log = PoolLog(args.log_format, jobs=not args.quiet)
     _die_with_parent()
     worker: Worker | None = None
     early: list[int] = []  # signals that arrive while we are still starting up
@@ -327,9 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opened = open_database(args.db)
     except QueuectlError as exc:  # one line for the pool's log; the supervisor retries
-        print(f"worker {args.id}: cannot open the database: {exc}", file=sys.stderr, flush=True)
+        log.worker("trouble", args.id or "?", f"cannot open the database: {exc}", ERROR,
+                   error=str(exc))
         return 1
-    worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid)
+    worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid, log=log)
     for signum in early:  # a pool stopped while this worker started
         on_signal(signum, None)
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:

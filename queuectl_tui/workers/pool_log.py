@@ -1,0 +1,201 @@
+"""The pool's log: one line per job event and per worker event, on stderr.
+
+`worker start` runs under a terminal, `--detach --log FILE`, or a service
+manager that hands stderr to the journal. Each line carries the job id, its
+attempt and the worker id (and the queue, once jobs have one), so
+`journalctl -u queuectl-worker | grep ID` or `grep ID workers.log` tells a
+job's story across workers and restarts.
+
+Two formats: text for people (the default) and JSON Lines (`--log-format
+json`) for log shippers; every JSON line also holds the text as `message`.
+`--quiet` drops the job lines and keeps the worker and pool ones.
+
+Cost matters: a busy worker writes two lines per job (claimed, finished), so
+a line is built with plain string formatting and written with one `os.write`
+(no `logging` handlers, locks or buffers to flush). One write per line also
+keeps lines from the pool's processes whole where they share one stderr (a
+pipe, a file opened for appending, the journal's socket).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+from queuectl_tui.safe_text import printable
+
+FORMATS = ("text", "json")
+ERROR_CHARS = 300  # of a job's error in a line: its cause and the start of its last stderr line
+
+# syslog levels: journald reads a "<N>" prefix on a line as its priority, so
+# `journalctl -p warning` shows dead jobs, rescues and crashes without the rest.
+INFO, WARNING, ERROR = 6, 4, 3
+
+
+def under_journal(fd: int = 2) -> bool:
+    """Whether `fd` is the journal's stream: systemd says so in JOURNAL_STREAM
+    ("device:inode" of the socket it connected to stderr). The journal stamps
+    every line itself, so the text format leaves its own time out there."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in stream.split(":"))
+        st = os.fstat(fd)
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
+
+
+_second: list = [None, ""]  # the last whole second stamped, and its text
+
+
+def _stamp(at: float) -> str:
+    """ISO 8601 UTC with milliseconds. A busy pool stamps many lines a second,
+    so the text up to the second is kept and only the milliseconds are new."""
+    whole = int(at)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((at - whole) * 1000):03d}Z"
+
+
+def _seconds(value: float) -> str:
+    """A duration for people: 0.012 s, 3.4 s, 75 s."""
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s" if value < 100 else f"{value:.0f} s"
+
+
+def _error(error: str | None) -> str:
+    text = printable(error or "", keep_newlines=False).strip()
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
+
+
+class PoolLog:
+    """Writes the pool's lines to one file descriptor (stderr by default).
+
+    `jobs=False` (`--quiet`) drops job lines. `stamp=None` stamps text lines
+    with the time unless stderr is the journal; JSON lines always carry `ts`.
+    """
+
+    def __init__(self, fmt: str = "text", *, jobs: bool = True, fd: int = 2,
+                 stamp: bool | None = None, now: Callable[[], float] = time.time) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        self.json = fmt == "json"
+        self.jobs = jobs
+        self.fd = fd
+        journal = under_journal(fd)
+        self.stamp = not journal if stamp is None else stamp
+        self.levels = journal
+        self.now = now
+
+    # ---------------------------------------------------------------- job events
+
+    def claimed(self, worker: str, job: Any) -> None:
+        """`job` is the engine's Claimed: id, attempts, max_retries, runs (and queue)."""
+        if self.jobs:
+            self._job("claimed", worker, job.id, job.attempts, job.max_retries,
+                      getattr(job, "queue", None), "claimed", INFO, run=job.runs)
+
+    def finished(self, worker: str, job: Any, state: str | None, duration: float,
+                 exit_code: int | None, error: str | None,
+                 retry_in: float | None = None) -> None:
+        """A run ended and was recorded: `state` is the job's new state (None: the
+        claim had been lost, so nothing was recorded)."""
+        if not self.jobs:
+            return
+        took = _seconds(duration)
+        why = f" ({_error(error)})" if error else ""
+        level = INFO
+        if state == "completed":
+            text = f"completed in {took}"
+        elif state == "failed":
+            text = f"failed after {took}{why}; retry in {max(retry_in or 0.0, 0.0):.1f} s"
+        elif state == "dead":
+            text, level = f"dead after {took}{why}: no retries left, in the DLQ", WARNING
+        elif state == "cancelled":
+            text = f"cancelled after {took}"  # the error only repeats it
+        elif state == "pending":
+            text = f"stopped after {took}{why}"
+        else:
+            text, level = f"ran {took} but its claim was lost; not recorded here{why}", WARNING
+        extra: dict[str, Any] = {"outcome": state, "duration_s": round(duration, 6),
+                                 "exit_code": exit_code, "run": job.runs}
+        if error:
+            extra["error"] = error
+        if retry_in is not None:
+            extra["retry_in_s"] = round(retry_in, 3)
+            extra["retry_at"] = _stamp(self.now() + retry_in)
+        self._job("finished", worker, job.id, job.attempts, job.max_retries,
+                  getattr(job, "queue", None), text, level, **extra)
+
+    def rescued(self, by: str, run: Any) -> None:
+        """`run` is the engine's Rescued: a gone worker's job taken back by `by`
+        (a worker id, or "supervisor")."""
+        if self.jobs:
+            where = {"pending": "back in the queue", "dead": "dead: no retries left, in the DLQ",
+                     "cancelled": "cancelled, as asked"}.get(run.state, run.state)
+            self._job("rescued", run.worker_id or "?", run.id, run.attempt, run.max_retries,
+                      run.queue, f"rescued by {by} ({_error(run.note)}): {where}", WARNING,
+                      outcome=run.state, rescued_by=by, note=run.note)
+
+    def _job(self, event: str, worker: str, job_id: str, attempt: int, max_retries: int,
+             queue: str | None, text: str, level: int, **extra: Any) -> None:
+        in_queue = f" in {queue}" if queue is not None else ""
+        message = f"worker {worker}: job {job_id}{in_queue} attempt {attempt}/{max_retries + 1} {text}"
+        if not self.json:
+            self._write(message, level)
+            return
+        record: dict[str, Any] = {"event": f"job.{event}", "job": job_id, "attempt": attempt,
+                                  "max_attempts": max_retries + 1, "worker": worker}
+        if queue is not None:
+            record["queue"] = queue
+        record.update(extra)
+        record["message"] = message
+        self._write_json(record, level)
+
+    # ---------------------------------------------------------------- workers and the pool
+
+    def worker(self, event: str, worker: str, text: str, level: int = INFO,
+               **extra: Any) -> None:
+        """started, stopping, stopped, died, replaced, trouble: never quieted."""
+        message = f"worker {worker}: {text}"
+        if self.json:
+            self._write_json({"event": f"worker.{event}", "worker": worker, **extra,
+                              "message": message}, level)
+        else:
+            self._write(message, level)
+
+    def pool(self, event: str, text: str, level: int = INFO, **extra: Any) -> None:
+        """The supervisor's own lines: started, stopping, stopped, trouble, notes."""
+        if self.json:
+            self._write_json({"event": f"pool.{event}", "pid": os.getpid(), **extra,
+                              "message": text}, level)
+        else:
+            self._write(text, level)
+
+    def note(self, text: str) -> None:
+        """A plain line from the pool (the shape `Callable[[str], None]` other parts take)."""
+        self.pool("note", text)
+
+    # ---------------------------------------------------------------- output
+
+    def _write(self, message: str, level: int) -> None:
+        prefix = f"<{level}>" if self.levels else ""
+        if self.stamp:
+            prefix += _stamp(self.now()) + " "
+        self._emit(f"{prefix}{message}\n")
+
+    def _write_json(self, record: dict[str, Any], level: int) -> None:
+        record = {"ts": _stamp(self.now()), **record}
+        prefix = f"<{level}>" if self.levels else ""
+        self._emit(prefix + json.dumps(record) + "\n")
+
+    def _emit(self, line: str) -> None:
+        data = line.encode("utf-8", "backslashreplace")
+        try:
+            while data:  # one write for any line a pipe takes whole (under 4 KiB)
+                data = data[os.write(self.fd, data):]
+        except OSError:
+            # A closed stderr (EPIPE) or a full non-blocking one (EAGAIN) must
+            # not stop the work it reports on.
+            pass
