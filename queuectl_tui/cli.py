@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
-from queuectl_tui import __version__
+from queuectl_tui import __version__, cli_service
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
@@ -199,6 +199,8 @@ def build_parser() -> Parser:
     p = add("demo", "enqueue a mix of passing, slow and failing jobs and start workers")
     p.add_argument("--workers", type=worker_count, default=2, metavar="N")
     p.add_argument("--no-workers", action="store_true", help="only enqueue")
+
+    cli_service.add_parsers(add, common, worker_count, duration, Parser)
 
     add("tui", "open the console (the same as no arguments)")
     return parser
@@ -672,7 +674,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "enqueue": cmd_enqueue, "worker": cmd_worker, "status": cmd_status, "list": cmd_list,
     "show": cmd_show, "logs": cmd_logs, "history": cmd_history, "dlq": cmd_dlq,
     "config": cmd_config, "cancel": cmd_cancel, "requeue": cmd_requeue, "wait": cmd_wait,
-    "delete": cmd_delete, "demo": cmd_demo,
+    "delete": cmd_delete, "demo": cmd_demo, "service": cli_service.cmd_service,
     "tui": cmd_tui,
 }
 
