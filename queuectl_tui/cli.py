@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
-from queuectl_tui import __version__, cli_service
+from queuectl_tui import __version__, cli_queues, cli_service
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
@@ -100,6 +100,7 @@ def build_parser() -> Parser:
                    help="run in this directory (default: the one you enqueue from)")
     p.add_argument("--env", action="append", metavar="KEY=VALUE", default=[],
                    help="an extra environment variable for the job (repeatable)")
+    p.add_argument("--queue", metavar="NAME", help="the named queue (default: default)")
 
     p = add("worker", "start, stop or list worker processes")
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
@@ -118,6 +119,9 @@ def build_parser() -> Parser:
     w.add_argument("--quiet", action="store_true",
                    help="leave out the job lines (claimed, finished, rescued); keep the "
                         "worker and pool ones")
+    w.add_argument("--queues", metavar="NAME[,NAME…]",
+                   help="serve only these queues, earlier names first (default: every "
+                        "queue, in one order by priority and due time)")
     w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
                         parents=[common, as_json])
     w.add_argument("--now", action="store_true",
@@ -132,10 +136,12 @@ def build_parser() -> Parser:
     w = wsub.add_parser("list", help="workers and what they are doing", parents=[common, as_json])
     w.add_argument("--all", action="store_true", help="include stopped workers")
 
-    add("status", "job counts per state and live workers", as_json)
+    p = add("status", "job counts per state and live workers", as_json)
+    p.add_argument("--queue", metavar="NAME", help="only this queue's jobs")
 
     p = add("list", "list jobs, oldest first", as_json)
     p.add_argument("--state", metavar="STATE[,STATE…]", help="only jobs in these states")
+    p.add_argument("--queue", metavar="NAME", help="only this queue's jobs")
     p.add_argument("--limit", type=positive_int, metavar="N")
 
     p = add("show", "everything about one job", as_json)
@@ -161,10 +167,12 @@ def build_parser() -> Parser:
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
     d = dsub.add_parser("list", help="dead jobs", parents=[common, as_json])
     d.add_argument("--limit", type=positive_int, metavar="N")
+    d.add_argument("--queue", metavar="NAME", help="only this queue's dead jobs")
     d = dsub.add_parser("retry", help="move dead jobs back to pending (attempts reset)",
                         parents=[common, as_json])
     d.add_argument("job_ids", nargs="*", metavar="ID")
     d.add_argument("--all", action="store_true")
+    d.add_argument("--queue", metavar="NAME", help="with --all: only this queue's dead jobs")
     d = dsub.add_parser("purge", help="delete every dead job", parents=[common, as_json])
     d.add_argument("--yes", action="store_true", help="do not ask")
 
@@ -201,6 +209,7 @@ def build_parser() -> Parser:
     p.add_argument("--no-workers", action="store_true", help="only enqueue")
 
     cli_service.add_parsers(add, common, worker_count, duration, Parser)
+    cli_queues.add_parsers(add, common, as_json, duration, Parser)
 
     add("tui", "open the console (the same as no arguments)")
     return parser
@@ -230,7 +239,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import jobspec
     options = {"id": args.id, "max_retries": args.max_retries, "priority": args.priority,
                "run_at": args.run_at, "delay": args.delay, "timeout": args.timeout,
-               "env": env_option(args.env) or None,
+               "env": env_option(args.env) or None, "queue": args.queue,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \
@@ -309,14 +318,19 @@ def read_spec_file(path: str) -> list:
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.action == "start" and args.log and not args.detach:
         raise UsageError("--log goes with --detach (in the foreground the pool logs to stderr)")
+    serving = None
+    if args.action == "start" and args.queues is not None:
+        from queuectl_tui.engine.queues import parse_names
+        serving = parse_names(args.queues)
     queue = open_queue(args, create=args.action == "start")
     if args.action == "start" and args.detach:
-        return worker_start_detached(queue, args)
+        return worker_start_detached(queue, args, serving)
     if args.action == "start":
         from queuectl_tui.workers.pool_log import PoolLog
         from queuectl_tui.workers.supervisor import Supervisor
         events = PoolLog(args.log_format, jobs=not args.quiet)
-        return Supervisor(queue, queue.opened.target, args.count, events=events).run()
+        return Supervisor(queue, queue.opened.target, args.count, events=events,
+                          queues=serving).run()
     if args.action == "stop":
         return worker_stop(queue, args)
     workers = queue.workers(include_stopped=args.all)
@@ -329,14 +343,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_start_detached(queue, args: argparse.Namespace) -> int:
+def worker_start_detached(queue, args: argparse.Namespace,
+                          serving: list[str] | None = None) -> int:
     from pathlib import Path
 
     from queuectl_tui.workers.supervisor import log_options, spawn_detached, wait_until_ready
     log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
-                              log_options(args.log_format == "json", args.quiet))
+                              log_options(args.log_format == "json", args.quiet, serving))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
     pids = wait_until_ready(queue, proc, args.count)
@@ -381,17 +396,28 @@ def print_workers(workers: list[dict]) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     queue = open_queue(args, create=False)
-    counts = queue.counts()
+    counts = queue.counts(args.queue)
+    per_queue = ([queue.queue_get(args.queue)] if args.queue is not None
+                 else queue.queue_list(recent=False, counts=counts))
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     active = sum(w["state"] in ("idle", "busy", "stopping") for w in workers)
     if args.json:
         from queuectl_tui.engine.db import redact
         emit_json({"counts": counts, "total": sum(counts.values()), "active_workers": active,
                    "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
-                   "database": redact(queue.opened.target)})
+                   "queues": per_queue, "database": redact(queue.opened.target)})
         return 0
-    print("  ".join(f"{state} {n}" for state, n in counts.items())
+    print(("" if args.queue is None else f"queue {args.queue}: ")
+          + "  ".join(f"{state} {n}" for state, n in counts.items())
           + f"  (total {sum(counts.values())})")
+    if args.queue is None and (len(per_queue) > 1 or
+                               any(q["paused"] or q["limit"] for q in per_queue)):
+        for q in per_queue:
+            print(f"  {q['name']:<16} " + "  ".join(
+                f"{st} {q['counts'].get(st, 0)}" for st in ("pending", "processing", "failed",
+                                                           "dead"))
+                  + (f"  limit {q['limit']}" if q["limit"] else "")
+                  + ("  PAUSED" if q["paused"] else ""))
     gone = len(workers) - active
     print(("no workers active" if active == 0 else
            f"{active} worker{'s' if active != 1 else ''} active")
@@ -405,11 +431,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-JOB_HEADERS = ["ID", "STATE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
+JOB_HEADERS = ["ID", "STATE", "QUEUE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
 
 
 def job_row(job: dict) -> list:
-    return [job["id"], job["state"], f"{job['attempts']}/{job['max_retries'] + 1}",
+    return [job["id"], job["state"], job["queue"], f"{job['attempts']}/{job['max_retries'] + 1}",
             job["priority"], (job["updated_at"] or "")[:19].replace("T", " "), job["command"]]
 
 
@@ -419,10 +445,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.state is not None:
         states = [check_state(st.strip()) for st in args.state.split(",")]
     queue = open_queue(args, create=False)
-    jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit))
+    jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit, queue=args.queue))
     if args.json:
         emit_json_array(jobs)
-    elif table((job_row(j) for j in jobs), JOB_HEADERS, [24, 10, 6, 6, 19]) == 0:
+    elif table((job_row(j) for j in jobs), JOB_HEADERS, [24, 10, 16, 6, 6, 19]) == 0:
         say("no jobs" + (f" in state {args.state}" if args.state else "")
             + "; add one with: queuectl enqueue 'echo hello'")
     return 0
@@ -545,7 +571,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
     queue = open_queue(args, create=args.action != "list")
     if args.action == "list":
-        jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit))
+        jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit,
+                                                 queue=args.queue))
         if args.json:
             emit_json_array(jobs)
         elif table(((j["id"], j["attempts"], (j["finished_at"] or "")[:19].replace("T", " "),
@@ -556,7 +583,9 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if args.action == "retry":
         if args.all == bool(args.job_ids):
             raise UsageError("give job ids or --all (not both)")
-        ids = queue.retry_all_dead() if args.all else queue.retry_dead(args.job_ids)
+        if args.queue is not None and not args.all:
+            raise UsageError("--queue goes with --all")
+        ids = queue.retry_all_dead(args.queue) if args.all else queue.retry_dead(args.job_ids)
         if args.json:
             emit_json({"retried": ids})
         else:
@@ -675,6 +704,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_show, "logs": cmd_logs, "history": cmd_history, "dlq": cmd_dlq,
     "config": cmd_config, "cancel": cmd_cancel, "requeue": cmd_requeue, "wait": cmd_wait,
     "delete": cmd_delete, "demo": cmd_demo, "service": cli_service.cmd_service,
+    "queue": lambda args: cli_queues.cmd_queue(args, open_queue),
+    "prune": lambda args: cli_queues.cmd_prune(args, open_queue),
     "tui": cmd_tui,
 }
 

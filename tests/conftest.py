@@ -89,8 +89,9 @@ def pools(db: str):
     """Start real worker pools with `pools(count)`; all are stopped at teardown."""
     started: list[WorkerPool] = []
 
-    def start(count: int = 1, target: str | None = None, **env: str) -> WorkerPool:
-        pool = WorkerPool(target or db, count, **env)
+    def start(count: int = 1, target: str | None = None, extra: tuple[str, ...] = (),
+              **env: str) -> WorkerPool:
+        pool = WorkerPool(target or db, count, extra, **env)
         started.append(pool)
         return pool
 

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -112,14 +113,14 @@ def test_database_from_an_older_schema_is_migrated(db_path):
     fill(db_path, 3)
     with sqlite3.connect(db_path) as conn:  # what a version-0 database looked like
         conn.execute("DROP TABLE meta")
-        conn.execute("DROP INDEX job_claim")
+        conn.execute("DROP INDEX job_claim_q")
     status = cli_json(db_path, "status")
     assert status["counts"]["pending"] == 3
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
             == (str(SCHEMA_VERSION),)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "job_claim" in names
+    assert "job_claim_q" in names
 
 
 def test_wal_and_logs_are_owner_only(db_path):
@@ -145,13 +146,13 @@ def test_wal_and_logs_are_owner_only(db_path):
 def test_version_1_database_gains_the_due_index(db_path):
     fill(db_path, 3)
     with sqlite3.connect(db_path) as conn:  # what version 1 looked like
-        conn.execute("DROP INDEX job_due")
+        conn.execute("DROP INDEX job_due_q")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     assert cli_json(db_path, "status")["counts"]["pending"] == 3
     with sqlite3.connect(db_path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert "job_due" in names and version == (str(SCHEMA_VERSION),)
+    assert "job_due_q" in names and version == (str(SCHEMA_VERSION),)
 
 
 def test_a_new_database_is_born_in_wal_mode(db_path):
@@ -204,3 +205,40 @@ def test_version_2_database_keeps_every_job_and_event(db_path):
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert {"cwd", "env", "cancel_requested_at", "cancel_grace", "batch", "runs"} <= columns
     assert {"attempt", "batch"} <= tables and version == (str(SCHEMA_VERSION),)
+
+
+def test_version_3_database_made_by_the_last_release_keeps_everything(db_path):
+    """tests/fixtures/v3-release.db was written by the release before named queues
+    (commit 094d36e): jobs in every state, events, attempts, a config value. It
+    opens with every job in `default` and nothing lost, and its jobs still run."""
+    import shutil
+    shutil.copy(Path(__file__).parent / "fixtures" / "v3-release.db", db_path)
+    job_columns = ("id, command, state, attempts, max_retries, priority, run_at, created_at, "
+                   "updated_at, finished_at, exit_code, last_error, runs, cwd")
+    with sqlite3.connect(db_path) as conn:
+        before_jobs = conn.execute(f"SELECT {job_columns} FROM job ORDER BY seq").fetchall()
+        before_events = conn.execute("SELECT * FROM event ORDER BY seq").fetchall()
+        before_attempts = conn.execute("SELECT * FROM attempt ORDER BY seq").fetchall()
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("3",)
+    assert len(before_jobs) == 6 and len(before_events) == 13 and len(before_attempts) == 3
+    status = cli_json(db_path, "status")
+    assert status["total"] == 6 and status["counts"]["dead"] == 1
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute(f"SELECT {job_columns} FROM job ORDER BY seq").fetchall() \
+            == before_jobs
+        assert conn.execute("SELECT DISTINCT queue FROM job").fetchall() == [("default",)]
+        assert conn.execute("SELECT * FROM event ORDER BY seq").fetchall() == before_events
+        assert conn.execute("SELECT * FROM attempt ORDER BY seq").fetchall() == before_attempts
+        assert conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"job_claim_q", "job_due_q", "job_finished"} <= indexes
+    assert "job_due" not in indexes
+    assert cli_json(db_path, "config", "get", "max-retries")["value"] == 4
+    queues = cli_json(db_path, "queue", "list")
+    assert [q["name"] for q in queues] == ["default"] and queues[0]["total"] == 6
+    # the old pending job still runs, from the migrated claim index
+    assert run_cli(db_path, "worker", "start", "--count", "1", "--detach").returncode == 0
+    try:
+        assert run_cli(db_path, "wait", "pend-1", "--timeout", "20").returncode == 0
+    finally:
+        run_cli(db_path, "worker", "stop", "--wait")

@@ -29,28 +29,40 @@ _CLAIM_SET = """
 """
 _CLAIM_PICK = """
     SELECT seq FROM job {hint}
-    WHERE state IN ('pending', 'failed') AND run_at <= {p}
+    WHERE queue = {p} AND state IN ('pending', 'failed') AND run_at <= {p}
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
 """
 _CLAIM_RETURNING = """
     RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token, runs,
-              cwd, env
+              cwd, env, queue
 """
 
 EXTRA_INDEXES = (
-    # Claim order, only over claimable rows: stays small however much history piles up.
+    # The claim order over every queue, only over claimable rows: the console's
+    # "run" order lists waiting jobs by it without sorting them.
     "CREATE INDEX IF NOT EXISTS job_claim ON job (priority DESC, run_at, seq)"
     " WHERE state IN ('pending', 'failed')",
-    # When is the next job due? (an idle worker's wake-up time; has_due_job)
-    "CREATE INDEX IF NOT EXISTS job_due ON job (run_at)"
+    # Claim order per queue, only over claimable rows: stays small however much
+    # history piles up, and a paused queue's backlog is never walked.
+    "CREATE INDEX IF NOT EXISTS job_claim_q ON job (queue, priority DESC, run_at, seq)"
+    " WHERE state IN ('pending', 'failed')",
+    # When is the next job of a queue due? (an idle worker's wake-up time)
+    "CREATE INDEX IF NOT EXISTS job_due_q ON job (queue, run_at)"
     " WHERE state IN ('pending', 'failed')",
     # A bulk enqueue's rows before they are published (engine/batches.py).
     "CREATE INDEX IF NOT EXISTS job_staged ON job (batch, seq) WHERE state = 'staged'",
     # Rescue scans only running jobs.
     "CREATE INDEX IF NOT EXISTS job_lease ON job (lease_expires_at)"
     " WHERE state = 'processing'",
+    # Per-queue counts (`queue list`, `status`) and a queue's jobs by state, in order.
+    "CREATE INDEX IF NOT EXISTS job_queue_state ON job (queue, state, seq)",
+    # Retention: the oldest finished jobs first (engine/retention.py).
+    "CREATE INDEX IF NOT EXISTS job_finished ON job (state, finished_at)"
+    " WHERE state IN ('completed', 'dead', 'cancelled')",
 )
+# Indexes of earlier schemas that v4 replaced with per-queue ones.
+OLD_INDEXES = ("job_due",)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Claimed:
     runs: int = 1  # this claim's number in the job's whole life (its attempt record)
     cwd: str | None = None
     env: str | None = None  # JSON object text
+    queue: str = "default"
 
 
 class Backend:
@@ -84,25 +97,59 @@ class Backend:
         self.db = db
 
     def claim(self, now: float, worker_id: str, token: str, lease_until: float,
-              host: str) -> Claimed | None:
-        """Take the next due job for `worker_id`; the caller holds a write transaction."""
-        params = (worker_id, token, now, now, lease_until, host, now)
-        row = self.db.execute_sql(self.claim_sql, params).fetchone()
-        return Claimed(*row) if row else None
+              host: str, queues: list[str]) -> Claimed | None:
+        """Take the next due job of the first of `queues` that has one; the caller
+        holds a write transaction and has left out paused and full queues."""
+        params = (worker_id, token, now, now, lease_until, host)
+        for queue in queues:
+            row = self.db.execute_sql(self.claim_sql, (*params, queue, now)).fetchone()
+            if row:
+                return Claimed(*row)
+        return None
 
+    claim_hint = ""
     due_hint = ""
 
-    def next_run_at(self) -> float | None:
-        """When the earliest claimable job is due (None: nothing waits)."""
-        return self.db.execute_sql(
-            f"SELECT MIN(run_at) FROM job {self.due_hint} "
-            "WHERE state IN ('pending', 'failed')").fetchone()[0]
+    def by_head(self, queues: list[str], now: float) -> list[str]:
+        """The queues among `queues` with a due job, best next job first (priority,
+        due time, age): one index seek per queue, so a worker serving every queue
+        takes jobs in one global order."""
+        if len(queues) < 2:
+            return queues
+        p = self.db.param
+        heads = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT queue, priority, run_at, seq FROM job {self.claim_hint} "
+            f"WHERE queue = {p} AND state IN ('pending', 'failed') AND run_at <= {p} "
+            f"ORDER BY priority DESC, run_at, seq LIMIT 1) AS h{i}" for i in range(len(queues)))
+        params = [value for queue in queues for value in (queue, now)]
+        rows = self.db.execute_sql(
+            f"SELECT queue FROM ({heads}) AS heads ORDER BY priority DESC, run_at, seq",
+            params).fetchall()
+        return [row[0] for row in rows]
 
-    def has_due_job(self, now: float) -> bool:
-        row = self.db.execute_sql(
-            f"SELECT 1 FROM job {self.due_hint} WHERE state IN ('pending', 'failed') "
-            f"AND run_at <= {self.db.param} LIMIT 1", (now,)).fetchone()
-        return row is not None
+    def next_run_at(self, queues: list[str]) -> float | None:
+        """When the earliest claimable job of these queues is due (None: nothing waits)."""
+        p = self.db.param
+        times = [self.db.execute_sql(
+            f"SELECT MIN(run_at) FROM job {self.due_hint} "
+            f"WHERE queue = {p} AND state IN ('pending', 'failed')", (queue,)).fetchone()[0]
+            for queue in queues]
+        return min((t for t in times if t is not None), default=None)
+
+    def has_due_job(self, now: float, queues: list[str]) -> bool:
+        p = self.db.param
+        for queue in queues:
+            row = self.db.execute_sql(
+                f"SELECT 1 FROM job {self.due_hint} WHERE queue = {p} "
+                f"AND state IN ('pending', 'failed') AND run_at <= {p} LIMIT 1",
+                (queue, now)).fetchone()
+            if row is not None:
+                return True
+        return False
+
+    def lock_limited_claims(self) -> None:
+        """Before counting a limited queue's running jobs: make claims that may
+        take from limited queues happen one at a time (PostgreSQL)."""
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """Many rows in the caller's transaction, without an ORM in the loop."""
@@ -115,6 +162,10 @@ class Backend:
     def create_extra_indexes(self) -> None:
         for statement in EXTRA_INDEXES:
             self.db.execute_sql(statement)
+
+    def drop_old_indexes(self) -> None:
+        for name in OLD_INDEXES:
+            self.db.execute_sql(f"DROP INDEX IF EXISTS {name}")
 
     def notify(self) -> None:
         """Inside a write transaction that made a job claimable: wake idle workers."""
@@ -149,14 +200,15 @@ class SqliteBackend(Backend):
     # claimable row on each claim; the partial index hands over the next job at once.
     claim_sql = (
         "UPDATE job SET" + _CLAIM_SET.format(p="?")
-        + "WHERE seq = (" + _CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim") + ")"
+        + "WHERE seq = (" + _CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim_q") + ")"
         + _CLAIM_RETURNING
     )
 
     _seen: Any = None
     _watch: Any = None
-    # As for the claim: without the hint SQLite walks (state, seq) over every waiting row.
-    due_hint = "INDEXED BY job_due"
+    # As for the claim: without the hints SQLite walks (state, seq) over every waiting row.
+    claim_hint = "INDEXED BY job_claim_q"
+    due_hint = "INDEXED BY job_due_q"
 
     def lost_writes(self) -> str | None:
         """SQLite keeps writing to a -wal file that was deleted under it (by
@@ -276,6 +328,12 @@ class PostgresBackend(Backend):
 
     def schema_lock(self) -> None:
         self.db.execute_sql("SELECT pg_advisory_xact_lock(724011)")
+
+    def lock_limited_claims(self) -> None:
+        # Held to the claim's commit: the next limited claim waits, then counts
+        # with a snapshot that includes this one (READ COMMITTED takes a new
+        # snapshot per statement).
+        self.db.execute_sql("SELECT pg_advisory_xact_lock(724012)")
 
 
 def backend_for(db: pw.Database) -> Backend:

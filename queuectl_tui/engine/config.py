@@ -50,6 +50,23 @@ def _number(low: float, high: float, *, integer: bool = False) -> Callable[[Any]
     return parse
 
 
+def _keep_time(raw: Any) -> float:
+    """How long finished jobs are kept: a duration ('7d', '12h', '90') in
+    seconds; 0, 'forever' or 'never' keeps them for ever."""
+    from queuectl_tui.engine.durations import parse_duration
+    if isinstance(raw, str) and raw.strip().lower() in ("forever", "never", "keep"):
+        return 0
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise ValueError("must be a duration such as 7d, 12h, 90 (seconds), or forever")
+    try:
+        seconds = parse_duration(raw)
+    except UsageError as exc:
+        raise ValueError(str(exc).replace("invalid duration", "not a duration")) from None
+    return int(seconds) if seconds.is_integer() else seconds
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         text = str(raw).strip().lower()
@@ -83,6 +100,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "a worker silent this long is gone and its job is rescued"),
     Key("durability", "normal", _choice("full", "normal"),
         "normal: workers skip the fsync (a power cut may re-run a job); full: never"),
+    Key("retention-completed", 7 * 86400, _keep_time,
+        "seconds a completed job is kept before it is pruned (7d, 12h, ...); 0 = forever"),
+    Key("retention-dead", 30 * 86400, _keep_time,
+        "seconds a dead job (the DLQ) is kept before it is pruned; 0 = forever"),
+    Key("retention-cancelled", 30 * 86400, _keep_time,
+        "seconds a cancelled job is kept before it is pruned; 0 = forever"),
 )}
 
 

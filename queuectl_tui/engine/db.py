@@ -22,7 +22,7 @@ from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.errors import DatabaseError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
                "or pass --db / set QUEUECTL_DB to the right one")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -240,10 +240,13 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
                     f"tables: {', '.join(sorted(tables)[:5])}); nothing was changed")
             if not tables and not create:
                 raise DatabaseError(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
-            db.create_tables(models.MODELS, safe=True)
-            opened.backend.create_extra_indexes()
-            models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).execute()
-            return
+            if not tables:  # a new database: today's schema at once
+                db.create_tables(models.MODELS, safe=True)
+                opened.backend.create_extra_indexes()
+                models.NamedQueue.insert(name="default", created_at=time.time()).execute()
+                models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+                return
+            db.create_tables([models.Meta])  # version 0: every migration from the first
         row = models.Meta.get_or_none(models.Meta.key == "schema_version")
         version = _schema_version(row.value if row else "0", opened.target)
         if version > SCHEMA_VERSION:
@@ -281,14 +284,14 @@ def _schema_version(text: str, target: str) -> int:
 
 
 def _migrate_0_to_1(opened: Opened) -> None:
-    """Version 0 had no meta row: create whatever tables and indexes are missing."""
+    """Version 0 had no meta row: create whatever tables are missing (the partial
+    indexes come with the last step: they name columns of later versions)."""
     opened.db.create_tables(models.MODELS, safe=True)
-    opened.backend.create_extra_indexes()
 
 
 def _migrate_1_to_2(opened: Opened) -> None:
-    """Version 2 adds the partial index `job_due` (idle workers' next wake-up)."""
-    opened.backend.create_extra_indexes()
+    """Version 2 added the partial index `job_due` (idle workers' next wake-up);
+    version 4 replaced it with a per-queue one, created by its own step."""
 
 
 V3_COLUMNS = (("job", "cwd", "TEXT"), ("job", "env", "TEXT"),
@@ -309,11 +312,27 @@ def _migrate_2_to_3(opened: Opened) -> None:
             if name == "runs":  # the runs so far are at least those of this series
                 opened.db.execute_sql("UPDATE job SET runs = attempts")
     opened.db.create_tables([models.Attempt, models.Batch], safe=True)
+
+
+def _migrate_3_to_4(opened: Opened) -> None:
+    """Version 4: named queues. Every existing job lands in `default` (a column
+    default: no row is rewritten, so this is instant on a big table), the claim
+    and due indexes become per queue, and finished jobs get an index by finish
+    time for retention."""
+    db = opened.db
+    columns = {c.name for c in db.get_columns("job")}
+    if "queue" not in columns:
+        db.execute_sql("ALTER TABLE job ADD COLUMN queue VARCHAR(32) NOT NULL DEFAULT 'default'")
+    if "queues" not in {c.name for c in db.get_columns("worker")}:
+        db.execute_sql("ALTER TABLE worker ADD COLUMN queues TEXT")
+    db.create_tables([models.NamedQueue], safe=True)
+    models.NamedQueue.insert(name="default", created_at=time.time()).on_conflict_ignore().execute()
+    opened.backend.drop_old_indexes()
     opened.backend.create_extra_indexes()
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

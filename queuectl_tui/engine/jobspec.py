@@ -16,7 +16,8 @@ from typing import Any
 from queuectl_tui.clock import parse_iso
 from queuectl_tui.errors import UsageError
 
-FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env")
+FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
+          "queue")
 # The assignment's own job object carries these too: accepted when they describe a
 # new job (pending, no attempts yet); its timestamps are kept.
 RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
@@ -24,6 +25,7 @@ MAX_EPOCH_S = 253402300799.0  # 9999-12-31T23:59:59Z: the last time every face c
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_ENV_BYTES = 65536
 MAX_CWD_BYTES = 4096
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 MAX_COMMAND_BYTES = 131071  # Linux refuses a longer single argument to exec (MAX_ARG_STRLEN)
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
@@ -45,14 +47,20 @@ class JobSpec:
     env: dict[str, str] | None = None
     created_at: float | None = None  # given by an imported job object; else now
     updated_at: float | None = None
+    queue: str | None = None  # None: `default`
+
+
+def _name(what: str, pattern: re.Pattern, value: Any, allowed: str) -> str:
+    """Ids and queue names: a safe alphabet, so they can be typed, put in file
+    names and metric labels, and never need quoting."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise UsageError(f"invalid {what} {str(value)[:40]!r}: use {allowed} "
+                         "(starting with a letter or digit)")
+    return value
 
 
 def check_id(value: Any) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise UsageError(
-            f"invalid job id {value!r}: use 1-128 letters, digits or . _ : @ + - "
-            "(starting with a letter or digit)")
-    return value
+    return _name("job id", ID_PATTERN, value, "1-128 letters, digits or . _ : @ + -")
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
@@ -106,6 +114,10 @@ def check_cwd(value: Any) -> str:
     if "\x00" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_CWD_BYTES:
         raise UsageError("cwd must be a path without NUL bytes, at most 4096 bytes")
     return value
+
+
+def check_queue(value: Any) -> str:
+    return _name("queue name", QUEUE_NAME, value, "1-32 letters, digits or . _ -")
 
 
 def check_env(value: Any) -> dict[str, str]:
@@ -182,6 +194,7 @@ def from_mapping(data: Any) -> JobSpec:
         timeout=None if data.get("timeout") is None else _seconds("timeout", data["timeout"]),
         cwd=None if data.get("cwd") is None else check_cwd(data["cwd"]),
         env=None if not data.get("env") else check_env(data["env"]),
+        queue=None if data.get("queue") is None else check_queue(data["queue"]),
         **_record_fields(data),
     )
 

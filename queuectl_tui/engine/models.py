@@ -64,6 +64,9 @@ class Job(BaseModel):
     # Every claim in the job's life (`attempts` counts this series). A SQL default:
     # the bulk insert names only the columns it sets.
     runs = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    # Schema v4: the named queue it belongs to (engine/queues.py).
+    queue = pw.CharField(max_length=32, default="default",
+                         constraints=[pw.SQL("DEFAULT 'default'")])
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -122,6 +125,26 @@ class Batch(BaseModel):
     rows = pw.IntegerField(default=0)
 
 
+class NamedQueue(BaseModel):
+    """A queue's settings. A row exists for every queue a job or a setting has
+    named (enqueue adds it in the same transaction as its jobs), so the claim can
+    list the queues from here instead of scanning jobs.
+
+    Retention (`keep_*`, seconds): None follows the config default, 0 keeps forever.
+    """
+
+    name = pw.CharField(max_length=32, primary_key=True)
+    paused = pw.BooleanField(default=False)
+    max_running = pw.IntegerField(null=True)  # None: no limit
+    keep_completed = pw.DoubleField(null=True)
+    keep_dead = pw.DoubleField(null=True)
+    keep_cancelled = pw.DoubleField(null=True)
+    created_at = pw.DoubleField()
+
+    class Meta:
+        table_name = "queue"
+
+
 class Worker(BaseModel):
     """A worker process as it reports itself; `heartbeat_at` tells whether it lives."""
 
@@ -138,6 +161,7 @@ class Worker(BaseModel):
     jobs_failed = pw.IntegerField(default=0)
     stop_requested = pw.BooleanField(default=False)
     stop_grace = pw.DoubleField(null=True)  # set: stop now, running job SIGTERMed, then SIGKILL
+    queues = pw.TextField(null=True)  # v4: the queues it serves, comma-separated; None: all
 
 
 class Setting(BaseModel):
@@ -154,4 +178,4 @@ class Meta(BaseModel):
     value = pw.TextField()
 
 
-MODELS = (Job, Event, Attempt, Batch, Worker, Setting, Meta)
+MODELS = (Job, Event, Attempt, Batch, NamedQueue, Worker, Setting, Meta)

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import attempts, batches, config, events, logs, procs, registry
+from queuectl_tui.engine import (attempts, batches, config, events, logs, procs, queues,
+                                  registry, retention)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
@@ -49,11 +50,11 @@ BLOCKED_S = 1.0
 LIVE_WORKER_GRACE = 6
 
 JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
-              "timeout", "created_at", "updated_at", "cwd", "env")
+              "timeout", "created_at", "updated_at", "cwd", "env", "queue")
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
                Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id,
-               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at)
+               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at, Job.queue)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Lease:
 def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
     """The public shape of a job: the same in `--json`, `show` and the console."""
     data = {
-        "id": job.id, "command": job.command, "state": job.state,
+        "id": job.id, "command": job.command, "state": job.state, "queue": job.queue,
         "attempts": job.attempts, "max_retries": job.max_retries,
         "priority": job.priority, "run_at": iso(job.run_at), "timeout": job.timeout,
         "created_at": iso(job.created_at), "updated_at": iso(job.updated_at),
@@ -139,6 +140,8 @@ class Queue:
         self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self._durability = "full"  # how every connection opens (db.py)
         self._leases_trusted_from = 0.0  # monotonic; see rescue()
+        # The queues this process claims from, earlier first (None: every queue).
+        self.serving: list[str] | None = None
         if worker:
             self.apply_durability(config.get("durability"))
 
@@ -215,10 +218,14 @@ class Queue:
             if job_id in seen:
                 raise UsageError(f"duplicate job id {job_id!r} in the input")
             seen.add(job_id)
+        named = {row[-1] for row in rows}
         if staged:
+            with self.db.atomic():
+                queues.ensure(named, now)
             batches.enqueue_staged(self, rows, JOB_INSERT, given)
         else:
             with self.db.atomic():
+                queues.ensure(named, now)
                 self.refuse_taken_ids(given)
                 self.insert_job_rows(JOB_INSERT, rows)
                 self.backend.notify()
@@ -267,7 +274,8 @@ class Queue:
                          spec.priority, run_at, float(timeout) if timeout else None, created,
                          created if spec.updated_at is None else spec.updated_at,
                          spec.cwd or default_cwd,
-                         None if not spec.env else json.dumps(spec.env)))
+                         None if not spec.env else json.dumps(spec.env),
+                         spec.queue or queues.DEFAULT))
         return rows
 
     # ---------------------------------------------------------------- workers' side
@@ -279,7 +287,12 @@ class Queue:
 
     def _claim(self, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
         token = os.urandom(8).hex()
-        claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host)
+        serving = queues.claimable(self.db, self.serving,
+                                   lock=self.backend.lock_limited_claims)
+        if self.serving is None:  # every queue: one global order (priority, due, age)
+            serving = self.backend.by_head(serving, now)
+        claimed = self.backend.claim(now, worker_id, token, now + lease_seconds, self.host,
+                                     serving)
         if claimed is not None:
             events.record(claimed.id, claimed.prev_state, "processing", at=now,
                           attempt=claimed.attempts, worker_id=worker_id)
@@ -287,11 +300,13 @@ class Queue:
         return claimed
 
     def has_due_job(self) -> bool:
-        """A read-only look, so idle workers do not take the write lock for nothing."""
-        return self.backend.has_due_job(self.clock.now())
+        """A read-only look, so idle workers do not take the write lock for nothing.
+        Only queues this process may claim from now count: a paused or full
+        queue's due jobs must not wake it again and again."""
+        return self.backend.has_due_job(self.clock.now(), queues.claimable(self.db, self.serving))
 
     def next_run_at(self) -> float | None:
-        return self.backend.next_run_at()
+        return self.backend.next_run_at(queues.claimable(self.db, self.serving))
 
     def extend_lease(self, claimed: Claimed, lease_seconds: float,
                      pid: int | None = None) -> Lease:
@@ -530,7 +545,7 @@ class Queue:
         return job
 
     def jobs(self, state: str | Iterable[str] | None = None, limit: int | None = None,
-             after_seq: int | None = None) -> Iterator[Any]:
+             after_seq: int | None = None, queue: str | None = None) -> Iterator[Any]:
         """Jobs oldest first, streamed (never capped unless `limit` is given), as
         read-only named tuples: twice as fast as model instances for big listings.
         `state` is one state or several."""
@@ -543,6 +558,8 @@ class Queue:
             query = query.where(Job.state.in_([check_state(st) for st in state]))
         if after_seq is not None:
             query = query.where(Job.seq > after_seq)
+        if queue is not None:
+            query = query.where(Job.queue == queues.check_name(queue))
         query = query.order_by(Job.seq)
         if limit is not None:
             query = query.limit(limit)
@@ -558,10 +575,12 @@ class Queue:
                 found[job.id] = job
         return found
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, queue: str | None = None) -> dict[str, int]:
         found = {state: 0 for state in STATES}
-        for row in Job.select(Job.state, pw.fn.COUNT(Job.seq).alias("n")).group_by(
-                Job.state).tuples():
+        query = Job.select(Job.state, pw.fn.COUNT(Job.seq).alias("n"))
+        if queue is not None:
+            query = query.where(Job.queue == queues.check_name(queue))
+        for row in query.group_by(Job.state).tuples():
             if row[0] in found:  # not `staged`: a bulk enqueue still being written
                 found[row[0]] = row[1]
         return found
@@ -633,10 +652,13 @@ class Queue:
                 self._retry_one(job)
         return ids
 
-    def retry_all_dead(self) -> list[str]:
+    def retry_all_dead(self, queue: str | None = None) -> list[str]:
         with self.db.atomic():
-            jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
-                        .where(Job.state == "dead").order_by(Job.seq))
+            query = Job.select(Job.seq, Job.id, Job.state, Job.attempts).where(
+                Job.state == "dead")
+            if queue is not None:
+                query = query.where(Job.queue == queues.check_name(queue))
+            jobs = list(query.order_by(Job.seq))
             for job in jobs:
                 self._retry_one(job)
         return [job.id for job in jobs]
@@ -764,6 +786,60 @@ class Queue:
             events.Event.insert_many([
                 {"job_id": j.id, "from_state": j.state, "to_state": "deleted", "at": now,
                  "attempt": j.attempts, "note": note} for j in chunk]).execute()
+
+    # ---------------------------------------------------------------- named queues
+
+    def queue_list(self, recent: bool = True,
+                   counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        """Every queue with its counts, limit, pause flag and (`recent`) how many
+        jobs it finished in the last minute. `counts` (this database's counts per
+        state) stands for the queues' when only `default` exists: no second count."""
+        by_queue = None
+        if counts is not None and not self.has_named_queues():
+            by_queue = {queues.DEFAULT: {st: n for st, n in counts.items() if n}}
+        return queues.summary(self.db, self.clock.now(), 60.0 if recent else None,
+                              counts=by_queue)
+
+    def has_named_queues(self) -> bool:
+        """More than `default`, or a paused or limited queue: worth a line each."""
+        rules = queues.read_rules(self.db)
+        return len(rules.names) > 1 or bool(rules.paused or rules.limits)
+
+    def queue_get(self, name: str) -> dict[str, Any]:
+        queues.get(name)  # NotFound for a queue nothing has named
+        return queues.summary(self.db, self.clock.now(), only=name)[0]
+
+    def queue_set(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Pause, resume, limit or set retention; a queue named here for the first
+        time exists from now on. Resuming or raising a limit wakes idle workers."""
+        queues.check_name(name)
+        with self.db.atomic():
+            queues.update(name, self.clock.now(), **fields)
+            self.backend.notify()
+        return self.queue_get(name)
+
+    def prune(self, *, queue: str | None = None, states: Iterable[str] = FINAL,
+              older_than: float | None = None, dry_run: bool = False,
+              max_batches: int | None = None) -> tuple[retention.Pruned, bool]:
+        """Delete finished jobs past their keep time (or `older_than` seconds),
+        with their events, attempts and logs, in short transactions."""
+        if queue is not None:
+            queues.check_name(queue)
+        states = [check_state(st) for st in states]
+        if any(st not in FINAL for st in states):
+            raise UsageError(f"only finished jobs are pruned ({', '.join(FINAL)})")
+        settings = config.get_all()
+        defaults = {st: float(settings[f"retention-{st}"]) for st in FINAL}
+        rules = retention.rules_now(defaults, self.clock.now(), queue=queue, states=states,
+                                    older_than=older_than)
+        return retention.prune(self.db, rules, self.opened.log_dir, dry_run=dry_run,
+                               max_batches=max_batches, sleep=self.clock.sleep)
+
+    def take_prune_lease(self, owner: str) -> bool:
+        return retention.take_lease(self.db, owner, self.clock.now(), self.backend.lock_rows)
+
+    def sweep_logs(self) -> int:
+        return retention.sweep_logs(self.db, self.opened.log_dir)
 
     # ---------------------------------------------------------------- config
 

@@ -17,10 +17,11 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
-             now: float) -> None:
+             now: float, queues: list[str] | None = None) -> None:
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
-                  started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None)
+                  started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None,
+                  queues=",".join(queues) if queues else None)
     Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
         conflict_target=[Worker.id],
         update={getattr(Worker, k): v for k, v in fields.items()}).execute()
@@ -115,6 +116,7 @@ def worker_dict(w: Worker, *, now: float, lease: float) -> dict[str, Any]:
         "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
         "heartbeat_age": round(max(0.0, now - w.heartbeat_at), 3),
         "jobs_done": w.jobs_done, "jobs_failed": w.jobs_failed,
+        "queues": w.queues.split(",") if w.queues else None,  # None: every queue
     }
 
 

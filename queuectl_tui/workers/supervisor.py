@@ -26,6 +26,7 @@ from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
+from queuectl_tui.workers.pruner import Pruner
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
@@ -55,6 +56,7 @@ class Supervisor:
     # the database may be down for a while.
     unrescued: list[tuple[str, bool]] = field(default_factory=list)
     trouble: str | None = None  # the database problem being ridden out, said once
+    queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -65,7 +67,7 @@ class Supervisor:
         proc = subprocess.Popen(
             [sys.executable, "-m", "queuectl_tui.workers.worker",
              "--id", worker_id, "--supervisor-pid", str(os.getpid()),
-             *log_options(self.events.json, not self.events.jobs)],
+             *log_options(self.events.json, not self.events.jobs, self.queues)],
             stdin=subprocess.DEVNULL, env=target_env(self.target))
         return Child(worker_id, proc, time.monotonic(), crashes)
 
@@ -120,12 +122,15 @@ class Supervisor:
                              f"{redact(self.target)} (pids {pids}; workers "
                              f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
                              workers=workers, database=redact(self.target))
+        pruner = Pruner(self.queue, self.log)
         while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
                 or self.unrescued:
             time.sleep(POLL_S)
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
             self._rescue_pending()
+            if not self.stopping:
+                pruner.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
         self.events.pool("stopped", "all workers stopped")
@@ -201,9 +206,12 @@ def target_env(target: str) -> dict[str, str]:
     return {**os.environ, "QUEUECTL_DB": target}
 
 
-def log_options(json_lines: bool = False, quiet: bool = False) -> list[str]:
-    """`--log-format json` and `--quiet` for a child that logs like this pool."""
-    return (["--log-format", "json"] if json_lines else []) + (["--quiet"] if quiet else [])
+def log_options(json_lines: bool = False, quiet: bool = False,
+                queues: list[str] | None = None) -> list[str]:
+    """`--log-format json`, `--quiet` and `--queues` for a child that works and
+    logs like this pool."""
+    return ((["--log-format", "json"] if json_lines else []) + (["--quiet"] if quiet else [])
+            + (["--queues", ",".join(queues)] if queues else []))
 
 
 def spawn_detached(target: str, count: int, log_file: Path,

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, iso
-from queuectl_tui.engine import config, logs, procs, registry
+from queuectl_tui.engine import config, logs, procs, queues, registry
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
@@ -93,7 +93,8 @@ class Worker:
         # it waits (saying so once) instead of dying with a traceback.
         self._persist("registering", lambda: registry.register(
             self.id, host=self.queue.host, pid=os.getpid(),
-            supervisor_pid=self.supervisor_pid, now=self.clock.now()), tries=None)
+            supervisor_pid=self.supervisor_pid, now=self.clock.now(),
+            queues=self.queue.serving), tries=None)
         self._persist("listening for new jobs", self.queue.backend.listen, tries=None)
         serving = getattr(self.queue, "serving", None)  # named queues, where the engine has them
         self.log.worker("started", self.id, f"started (pid {os.getpid()}"
@@ -328,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervisor-pid", type=int)
     parser.add_argument("--log-format", choices=FORMATS, default="text")
     parser.add_argument("--quiet", action="store_true", help="no job lines")
+    parser.add_argument("--queues", help="queues to serve, earlier first (default: all)")
     args = parser.parse_args(argv)
     log = PoolLog(args.log_format, jobs=not args.quiet)
     _die_with_parent()
@@ -351,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         log.worker("trouble", args.id or "?", f"cannot open the database: {exc}", ERROR,
                    error=str(exc))
         return 1
-    worker = Worker(Queue(opened, worker=True), args.id, args.supervisor_pid, log=log)
+    queue = Queue(opened, worker=True)
+    queue.serving = queues.parse_names(args.queues) if args.queues else None
+    worker = Worker(queue, args.id, args.supervisor_pid, log=log)
     for signum in early:  # a pool stopped while this worker started
         on_signal(signum, None)
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:

@@ -1,0 +1,168 @@
+"""Named queues: which a worker may claim from now, and their settings.
+
+Every job belongs to one queue (`default` unless it names another). A queue has
+a row in the `queue` table as soon as a job or a setting names it; the row holds
+its pause flag, its concurrency limit and its retention overrides.
+
+The claim asks `claimable()` first, inside the claim's own transaction: paused
+queues and queues already running their limit are left out, so the claim
+statement itself only ever looks at queues it may take from. On SQLite the
+transaction holds the write lock, so the count it reads cannot change before the
+claim commits. PostgreSQL runs claims side by side: there, a claim that may take
+from a limited queue first takes a transaction-level advisory lock, so limited
+claims happen one at a time and each sees the previous one committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import peewee as pw
+
+from queuectl_tui.engine.jobspec import check_queue as check_name
+from queuectl_tui.engine.models import Job, NamedQueue
+from queuectl_tui.errors import NotFound, UsageError
+
+DEFAULT = "default"
+MAX_LIMIT = 100_000
+RETENTION_STATES = ("completed", "dead", "cancelled")
+
+
+def parse_names(text: str) -> list[str]:
+    """'a,b' -> ['a', 'b'] in the given order (earlier names are served first)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError("--queues needs at least one queue name, e.g. --queues mail,default")
+    seen: list[str] = []
+    for name in names:
+        if check_name(name) not in seen:
+            seen.append(name)
+    return seen
+
+
+def parse_limit(text: str) -> int | None:
+    """'4' -> 4; '0' or 'none' -> None (no limit)."""
+    value = text.strip().lower()
+    if value in ("none", "0", "off", "unlimited"):
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 7:
+        raise UsageError(f"invalid limit {text!r}: a whole number of jobs "
+                         f"(1-{MAX_LIMIT}), or 0 / none for no limit")
+    limit = int(value)
+    if limit > MAX_LIMIT:
+        raise UsageError(f"limit {limit} is too large (at most {MAX_LIMIT})")
+    return limit
+
+
+def ensure(names: Iterable[str], now: float) -> None:
+    """Make sure these queues have rows (inside the caller's transaction)."""
+    rows = [{"name": name, "created_at": now} for name in sorted(set(names))]
+    if rows:
+        NamedQueue.insert_many(rows).on_conflict_ignore().execute()
+
+
+def get(name: str) -> NamedQueue:
+    row = NamedQueue.get_or_none(NamedQueue.name == check_name(name))
+    if row is None:
+        raise NotFound(f"no queue named {name!r}; `queuectl queue list` shows them")
+    return row
+
+
+def update(name: str, now: float, **fields: Any) -> None:
+    """Set a queue's settings, creating the queue if it is new (a setting names it)."""
+    ensure([check_name(name)], now)
+    NamedQueue.update(**fields).where(NamedQueue.name == name).execute()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the queue table says now: paused queues and limits of the others."""
+
+    names: tuple[str, ...]
+    paused: frozenset[str]
+    limits: dict[str, int]
+
+
+def read_rules(db: pw.Database) -> Rules:
+    rows = db.execute_sql("SELECT name, paused, max_running FROM queue ORDER BY name").fetchall()
+    return Rules(names=tuple(r[0] for r in rows),
+                 paused=frozenset(r[0] for r in rows if r[1]),
+                 limits={r[0]: int(r[2]) for r in rows if r[2] and not r[1]})
+
+
+def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
+    """Running jobs per queue (only a few rows are ever `processing`)."""
+    names = list(names)
+    if not names:
+        return {}
+    p = db.param
+    rows = db.execute_sql(
+        f"SELECT queue, COUNT(*) FROM job WHERE state = 'processing' "
+        f"AND queue IN ({', '.join([p] * len(names))}) GROUP BY queue", names).fetchall()
+    return {name: count for name, count in rows}
+
+
+def claimable(db: pw.Database, serving: list[str] | None, *,
+              lock: Any = None) -> list[str]:
+    """The queues a worker serving `serving` (None: all) may take a job from now,
+    in the order it should try them. `lock` (PostgreSQL's claim) is called before
+    limits are counted, when a limited queue is among them."""
+    rules = read_rules(db)
+    wanted = list(rules.names) if serving is None else serving
+    open_ = [name for name in wanted if name not in rules.paused]
+    limited = [name for name in open_ if name in rules.limits]
+    if limited:
+        if lock is not None:
+            lock()
+        counts = running_counts(db, limited)
+        full = {name for name in limited if counts.get(name, 0) >= rules.limits[name]}
+        open_ = [name for name in open_ if name not in full]
+    return open_
+
+
+def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
+            only: str | None = None,
+            counts: dict[str, dict[str, int]] | None = None) -> list[dict[str, Any]]:
+    """Every queue (or `only` one) with its counts per state, running / limit,
+    paused, and jobs finished in the last `window` seconds (from the event log,
+    by its time index; None: not counted, for `status`, which must stay quick).
+    `counts` (queue -> state -> n) saves the count when the caller has it."""
+    if counts is None:
+        query = Job.select(Job.queue, Job.state, pw.fn.COUNT(pw.SQL("*")))
+        if only is not None:
+            query = query.where(Job.queue == only)
+        counts = {}
+        for queue, state, n in query.group_by(Job.queue, Job.state).tuples():
+            if state != "staged":  # a bulk enqueue still being written
+                counts.setdefault(queue, {})[state] = n
+    recent = {} if window is None else _finished_since(db, now - window)
+    rows = NamedQueue.select().order_by(NamedQueue.name)
+    if only is not None:
+        rows = rows.where(NamedQueue.name == only)
+    out = []
+    for row in rows:
+        per_state = counts.get(row.name, {})
+        out.append({
+            "name": row.name,
+            "paused": bool(row.paused),
+            "limit": row.max_running,
+            "running": per_state.get("processing", 0),
+            "counts": per_state,
+            "total": sum(per_state.values()),
+            "finished_last_minute": recent.get(row.name, 0),
+            "retention": {state: getattr(row, f"keep_{state}") for state in RETENTION_STATES},
+        })
+    return out
+
+
+def _finished_since(db: pw.Database, since: float) -> dict[str, int]:
+    """Jobs that reached a final state since `since`, per queue. Events outlive
+    nothing here: a pruned job's events go with it, and a minute is far shorter
+    than any retention worth having."""
+    p = db.param
+    rows = db.execute_sql(
+        "SELECT j.queue, COUNT(*) FROM event e JOIN job j ON j.id = e.job_id "
+        f"WHERE e.at >= {p} AND e.to_state IN ('completed', 'dead', 'cancelled') "
+        "GROUP BY j.queue", (since,)).fetchall()
+    return {queue: n for queue, n in rows}
