@@ -42,6 +42,7 @@ VIEWS = {
     "dlq": ("3", "space"),
     "history": ("4",),
     "config": ("5",),
+    "queues": ("6",),
     "enqueue": ("n", *"curl -fsS https://example.com/health", "tab", "tab", *"5", "tab",
                 *"10", "tab", *"30s"),
     "help": ("question_mark",),
@@ -96,14 +97,18 @@ def build_demo(path: Path, clock: FakeClock) -> None:
         registry.register(w, host=HOST, pid=31400 + i, supervisor_pid=31399, now=clock.now())
     rng = random.Random(7)
     q.enqueue_many([JobSpec(command=f"convert img/{i:04d}.png -resize 50% thumbs/{i:04d}.png"
-                            + (" # improper" if i % 37 == 36 else ""), max_retries=1)
+                            + (" # improper" if i % 37 == 36 else ""), max_retries=1,
+                            queue="images")
                     for i in range(90)])
     _drain(q, clock, rng, keep_running="\x00")
     enqueue_demo(q)  # the same jobs `queuectl demo` adds
     _drain(q, clock, rng, keep_running="step $i/5")
-    q.enqueue_many([JobSpec(command="./deploy.sh staging", priority=5),
-                    JobSpec(command="pg_dump app | gzip > /backups/app.sql.gz", delay=3600),
-                    JobSpec(command="python manage.py send_digest")])
+    q.enqueue_many([JobSpec(command="./deploy.sh staging", priority=5, queue="deploy"),
+                    JobSpec(command="pg_dump app | gzip > /backups/app.sql.gz", delay=3600,
+                            queue="backups"),
+                    JobSpec(command="python manage.py send_digest", queue="mail")])
+    q.queue_set("images", max_running=2)
+    q.queue_set("backups", paused=True)
     clock.advance(3)
     registry.beat(WORKERS[0], state="idle", now=clock.now())
     running = q.jobs(state="processing", limit=1)

@@ -1,4 +1,4 @@
-"""The console app: five views as modes, one database thread, a one-second refresh.
+"""The console app: six views as modes, one database thread, a one-second refresh.
 
 `run_console` is what `queuectl` (no arguments) and `queuectl tui` call.
 Tests build `ConsoleApp` with a fake clock, no refresh timer and the database
@@ -25,6 +25,7 @@ from queuectl_tui.console.screens.enqueue import EnqueueDialog
 from queuectl_tui.console.screens.help import HelpScreen
 from queuectl_tui.console.screens.history import HistoryScreen
 from queuectl_tui.console.screens.jobs import JobsScreen
+from queuectl_tui.console.screens.queues import QueuesScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.errors import QueuectlError
 
@@ -39,7 +40,7 @@ class ConsoleApp(App):
     TITLE = "queuectl"
     CSS_PATH = "app.tcss"
     MODES = {"jobs": JobsScreen, "workers": WorkersScreen, "dlq": DlqScreen,
-             "history": HistoryScreen, "config": ConfigScreen}
+             "history": HistoryScreen, "config": ConfigScreen, "queues": QueuesScreen}
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         Binding("1", "view('jobs')", "Jobs", show=False),
@@ -47,6 +48,7 @@ class ConsoleApp(App):
         Binding("3", "view('dlq')", "DLQ", show=False),
         Binding("4", "view('history')", "History", show=False),
         Binding("5", "view('config')", "Config", show=False),
+        Binding("6", "view('queues')", "Queues", show=False),
         Binding("n", "enqueue", "New job"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -182,6 +184,13 @@ class ConsoleApp(App):
     def action_view(self, name: str) -> None:
         if self.current_mode != name:
             self.switch_mode(name)
+
+    def show_jobs_filtered(self, text: str) -> None:
+        """Jobs, every state, under this filter (a queue's row, a job's id)."""
+        self.switch_mode("jobs")
+        jobs = self.screen
+        jobs.show_state("all")  # type: ignore[attr-defined]
+        jobs.set_filter(text)  # type: ignore[attr-defined]
 
     def action_enqueue(self) -> None:
         self.push_screen(EnqueueDialog())

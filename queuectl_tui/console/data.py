@@ -189,5 +189,14 @@ def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
     return queue.workers(include_stopped=include_stopped)
 
 
+def queue_rows(queue: Queue) -> list[dict[str, Any]]:
+    """`queue list --json`, plus each queue's finished runs per 10 s over two minutes."""
+    found = queue.queue_list()
+    activity = views.queue_activity(queue.clock.now())
+    for q in found:
+        q["activity"] = activity.get(q["name"], [0] * 12)
+    return found
+
+
 def config_rows(queue: Queue) -> dict[str, Any]:
     return queue.config_all()

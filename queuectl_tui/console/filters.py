@@ -1,4 +1,4 @@
-"""Filter text -> queries: `state:dead cmd:curl worker:3 id:ab free text`.
+"""Filter text -> queries: `state:dead queue:mail cmd:curl worker:3 id:ab free text`.
 
 Field terms of the same field are alternatives, different fields must all
 match, and words without a field match an id prefix or the command text.
@@ -19,9 +19,10 @@ STATE_ALIASES = {
     "completed": "completed", "done": "completed", "ok": "completed",
     "failed": "failed", "retrying": "failed", "retry": "failed",
     "dead": "dead", "dlq": "dead",
+    "cancelled": "cancelled", "canceled": "cancelled",
 }
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
-              "worker": "workers"}
+              "worker": "workers", "queue": "queues", "q": "queues"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
 
@@ -65,7 +66,8 @@ def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQ
     t = _split(text, JOB_FIELDS)
     return JobQuery(states=tuple(dict.fromkeys(t["states"])), ids=tuple(t["ids"]),
                     commands=tuple(t["commands"]), workers=tuple(t["workers"]),
-                    text=tuple(t["text"]), sort=sort, descending=descending)
+                    text=tuple(t["text"]), queues=tuple(dict.fromkeys(t["queues"])),
+                    sort=sort, descending=descending)
 
 
 def parse_events(text: str) -> EventQuery:

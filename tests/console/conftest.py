@@ -51,20 +51,23 @@ def exit_code_of(error: str | None) -> int:
 
 
 def build_queue(path: Path, clock: FakeClock) -> dict[str, str]:
-    """Jobs in every state, three workers (one busy, one idle, one gone), events."""
+    """Jobs in every state and five queues (one paused, one limited), three
+    workers (one busy, one idle, one gone), events."""
     q = Queue(open_database(str(path)), clock=clock, ids=Ids(random.Random(1234)))
     for w in (W1, W2, W3):
         registry.register(w, host=HOST, pid=4000 + int(w[-1]), supervisor_pid=None,
                           now=clock.now())
     done = q.enqueue_many([JobSpec(command=f"echo 'report {i}' && gzip -c data/{i}.csv",
-                                   id=f"report-{i:02d}") for i in range(1, 9)])
+                                   id=f"report-{i:02d}", queue="reports")
+                           for i in range(1, 9)])
     for _ in done:
         _run(q, clock, W1, out="report ok\n")
         clock.advance(4)
     q.enqueue_many([
-        JobSpec(command="curl -fsS https://example.invalid/hook", id="hook-1", max_retries=0),
+        JobSpec(command="curl -fsS https://example.invalid/hook", id="hook-1", max_retries=0,
+                queue="hooks"),
         JobSpec(command="curl -fsS https://example.invalid/hook?x=2", id="hook-2",
-                max_retries=0),
+                max_retries=0, queue="hooks"),
         JobSpec(command="pg_dump app > /backups/app.sql", id="backup-db", max_retries=0),
     ])
     for err in ("exit code 6: curl: (6) Could not resolve host: example.invalid",
@@ -84,10 +87,12 @@ def build_queue(path: Path, clock: FakeClock) -> dict[str, str]:
     registry.beat(W1, state="busy", now=clock.now(), job_id=running.id,
                   job_started_at=clock.now())
     q.enqueue_many([
-        JobSpec(command="python manage.py send_digest", id="digest", priority=1),
+        JobSpec(command="python manage.py send_digest", id="digest", priority=1, queue="mail"),
         JobSpec(command="echo 'nightly cleanup'", id="cleanup", delay=3600),
-        JobSpec(command="rsync -a /srv/media backup:/media", id="media-sync"),
+        JobSpec(command="rsync -a /srv/media backup:/media", id="media-sync", queue="media"),
     ])
+    q.queue_set("media", paused=True)
+    q.queue_set("hooks", max_running=2)
     clock.advance(12)
     registry.beat(W1, state="busy", now=clock.now(), job_id=running.id,
                   job_started_at=clock.now() - 12)

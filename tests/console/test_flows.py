@@ -551,3 +551,34 @@ async def test_c_cancels_the_selected_job_after_asking(queue_db, clock):
         assert app.screen.table.current["id"] == "long-build"
         await press(pilot, "c", "y")
         assert Job.get(Job.id == "long-build").cancel_requested_at is not None
+
+
+async def test_queues_view_pauses_limits_and_opens_a_queues_jobs(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "6")
+        screen = app.screen
+        assert list(screen.rows) == ["default", "hooks", "mail", "media", "reports"]
+        assert screen.rows["media"]["paused"] and screen.rows["hooks"]["limit"] == 2
+        await press(pilot, "j", "j", "j", "p")  # media: resume
+        assert not app.db.queue.queue_get("media")["paused"]
+        await press(pilot, "p")
+        assert app.db.queue.queue_get("media")["paused"]
+        await press(pilot, "k", "k", "l", "ctrl+u", *"lots", "enter")  # hooks
+        assert "invalid limit" in str(app.screen.query_one("#error").render())
+        await press(pilot, "ctrl+u", *"5", "enter")
+        assert app.db.queue.queue_get("hooks")["limit"] == 5
+        await press(pilot, "enter")
+        assert app.current_mode == "jobs" and app.screen.filter_text == "queue:hooks"
+        await settle(pilot)
+        assert sorted(shown_ids(app)) == ["hook-1", "hook-2"]
+
+
+async def test_queue_filter_in_the_dlq(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "slash", *"queue:hooks", "enter")
+        await settle(pilot)
+        assert sorted(shown_ids(app)) == ["hook-1", "hook-2"]

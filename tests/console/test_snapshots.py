@@ -99,3 +99,7 @@ def test_empty_workers_say_how_to_start(snap_compare, tmp_path, clock, monkeypat
 def test_missing_database_is_explained(snap_compare, tmp_path, clock, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _snap(snap_compare, make_app("nothing-here.db", clock))
+
+
+def test_queues_view(snap_compare, queue_db, clock):
+    assert _snap(snap_compare, make_app(queue_db, clock), "6")

@@ -7,16 +7,14 @@ from typing import Any, Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import DataTable, Static
 
 from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.screens.edit_value import EditValueDialog
 from queuectl_tui.engine import config
 from queuectl_tui.engine.queue import Queue
-from queuectl_tui.errors import QueuectlError, UsageError
 
 
 class ConfigScreen(ViewScreen):
@@ -79,65 +77,13 @@ class ConfigScreen(ViewScreen):
     def action_edit(self) -> None:
         table = self.query_one(DataTable)
         name = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-        self.console.push_screen(EditConfigDialog(name, self.values.get(name)))
+        self.console.push_screen(edit_config_dialog(name, self.values.get(name)))
 
 
-class EditConfigDialog(ModalScreen[None]):
-    """Checks the value as it is typed; Enter saves only a valid one."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, key: str, value: Any) -> None:
-        super().__init__()
-        self.key = key
-        self.value = value
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="edit-config"):
-            yield Static(f"[b]{self.key}[/b]\n[dim]{config.KEYS[self.key].help}[/dim]")
-            yield Input(value="" if self.value is None else str(self.value), id="value")
-            yield Static("", id="error")
-            with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Save", id="save", variant="success")
-
-    def on_mount(self) -> None:
-        self.app.steady_inputs(self)  # type: ignore[attr-defined]
-
-    def _check(self, text: str) -> Any:
-        return config.validate(self.key, text)
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        try:
-            self._check(event.value)
-        except UsageError as exc:
-            self.query_one("#error", Static).update(f"⚠ {exc}")
-        else:
-            self.query_one("#error", Static).update("")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.run_worker(self._save(event.value), exclusive=True)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "save":
-            self.run_worker(self._save(self.query_one(Input).value), exclusive=True)
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    async def _save(self, text: str) -> None:
-        error = self.query_one("#error", Static)
-        try:
-            self._check(text)
-            stored = await self.app.db.call(  # type: ignore[attr-defined]
-                lambda q: q.config_set(self.key, text))
-        except QueuectlError as exc:
-            error.update(f"⚠ {exc}")
-            return
-        self.app.notify(f"{self.key} = {stored}", timeout=3)
-        self.app.request_refresh()  # type: ignore[attr-defined]
-        self.dismiss(None)
+def edit_config_dialog(key: str, value: Any) -> EditValueDialog:
+    """The config key's own validator checks the text; the engine stores it."""
+    return EditValueDialog(
+        key, config.KEYS[key].help, "" if value is None else str(value),
+        check=lambda text: config.validate(key, text),
+        save=lambda queue, text: queue.config_set(key, text),
+        done=lambda stored: f"{key} = {stored}")

@@ -12,9 +12,10 @@ from textual.widgets import Static
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Everywhere", (
-        ("1 2 3 4 5", "Jobs, Workers, DLQ, History, Config (or click a tab)"),
+        ("1 2 3 4 5 6", "Jobs, Workers, DLQ, History, Config, Queues (or click a tab)"),
         ("j k ↓ ↑", "move; PgDn PgUp page; g G first and last"),
-        ("/", "filter: state:dead cmd:curl worker:3 id:ab12 or free text; Esc clears"),
+        ("/", "filter: state:dead queue:mail cmd:curl worker:3 id:ab12 or free text; "
+              "Esc clears"),
         ("n", "enqueue a job"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help;  q quit (workers keep running)"),
@@ -48,6 +49,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("Config", (
         ("enter e", "edit the selected key; the value is checked before it is saved"),
+    )),
+    ("Queues", (
+        ("p", "pause the selected queue (running jobs finish) or resume it"),
+        ("l", "limit how many of its jobs run at once, on every worker and host"),
+        ("enter", "open the queue's jobs in Jobs (filter queue:NAME)"),
     )),
 )
 

@@ -31,7 +31,8 @@ SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
-    FILTER_HINT = "state:dead cmd:curl worker:3 id:ab12 or text; enter applies, esc cancels"
+    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:3 id:ab12 or text; enter applies, "
+                   "esc cancels")
     BINDINGS = [
         Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
         Binding("right_square_bracket", "state_tab(1)", "State", show=False),
@@ -52,6 +53,7 @@ class JobsScreen(JobListScreen):
 
     def columns(self) -> list[Column]:
         return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40), Column("state", "STATE", 10),
+                Column("queue", "QUEUE", 9, hide_below=100),
                 Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
                 Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
@@ -59,7 +61,8 @@ class JobsScreen(JobListScreen):
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.db.clock.now() if self.console.summary is None \
             else self.console.summary.now
-        return [self.mark_cell(job), job["id"], state_text(shown_state(job, now)), tries(job),
+        return [self.mark_cell(job), job["id"], state_text(shown_state(job, now)),
+                one_line(job["queue"]), tries(job),
                 str(job["priority"]),
                 when(job, now), duration(job, now), one_line(job["command"])]
 
@@ -132,7 +135,7 @@ class JobsScreen(JobListScreen):
         what = "in this state" if self.tab_states and not self.filter_text else \
             "match the filter"
         return (f"No jobs {what}.\n\nPress [b]esc[/b] to clear the filter, "
-                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]5[/b] for other views.")
+                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]6[/b] for other views.")
 
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()

@@ -211,10 +211,7 @@ class ListScreen(ViewScreen):
         self.open_in_jobs(event.row.get("job_id") or event.row["id"])
 
     def open_in_jobs(self, job_id: str) -> None:
-        self.console.switch_mode("jobs")
-        jobs = self.console.screen
-        jobs.show_state("all")  # type: ignore[attr-defined]
-        jobs.set_filter(f"id:{job_id}")  # type: ignore[attr-defined]
+        self.console.show_jobs_filtered(f"id:{job_id}")
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

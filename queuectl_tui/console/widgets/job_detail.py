@@ -33,6 +33,7 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
     rows = [
         ("id", Text(job["id"])),
         ("state", state_text(job["state"])),
+        ("queue", Text(job.get("queue") or "default")),
         ("command", Text(printable(job["command"]))),
         ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
                           f"(max retries {job['max_retries']})")),
