@@ -34,7 +34,7 @@ WAITING = ("pending", "failed")  # what the "run" order lists: jobs that will ru
 
 ROW_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
               Job.priority, Job.run_at, Job.created_at, Job.updated_at, Job.started_at,
-              Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id)
+              Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id, Job.queue)
 
 START = None  # anchor: the first row in display order
 END = "end"   # anchor: the last row in display order
@@ -53,6 +53,7 @@ class JobQuery:
     commands: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()  # exact names
     sort: str = "age"
     descending: bool = True
 
@@ -62,7 +63,7 @@ class JobQuery:
 
     @property
     def has_text(self) -> bool:
-        return bool(self.ids or self.commands or self.workers or self.text)
+        return bool(self.ids or self.commands or self.workers or self.text or self.queues)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def _job_where(q: JobQuery) -> list[pw.Expression]:
         where.append(_any_of([Job.command.contains(t) for t in q.commands]))
     if q.workers:
         where.append(_any_of([Job.worker_id.contains(t) for t in q.workers]))
+    if q.queues:
+        where.append(Job.queue.in_(list(q.queues)))
     for term in q.text:
         where.append(Job.id.startswith(term) | Job.command.contains(term))
     return where
@@ -272,6 +275,23 @@ def throughput(now: float, *, buckets: int = 30, bucket_s: float = 10.0) -> list
     for slot, n in query.tuples():
         counts[max(0, min(buckets - 1, int(slot)))] += n
     return counts
+
+
+def queue_activity(now: float, *, buckets: int = 12,
+                   bucket_s: float = 10.0) -> dict[str, list[int]]:
+    """Per queue, runs finished per bucket (oldest first) over the last
+    buckets*bucket_s seconds: the recent events (index on event.at), each
+    joined to its job for the queue."""
+    start = now - buckets * bucket_s
+    index = pw.Cast((Event.at - start) / bucket_s, "INTEGER")
+    query = (Event.select(Job.queue, index, pw.fn.COUNT(Event.seq))
+             .join(Job, on=(Job.id == Event.job_id))
+             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED))
+             .group_by(Job.queue, index))
+    found: dict[str, list[int]] = {}
+    for queue, slot, n in query.tuples():
+        found.setdefault(queue, [0] * buckets)[max(0, min(buckets - 1, int(slot)))] += n
+    return found
 
 
 # ---------------------------------------------------------------- counts
