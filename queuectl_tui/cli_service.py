@@ -86,14 +86,8 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def check_queues(text: str) -> None:
-    """Named queues may not be in this engine yet: check them with its own rules
-    when it has them, else only that the list is one plain word."""
-    try:
-        from queuectl_tui.engine.queues import parse_names  # type: ignore[import-not-found]
-    except ImportError:
-        if not text or not _PLAIN.fullmatch(text):
-            raise UsageError(f"invalid --queues {text[:60]!r}: names separated by commas")
-        return
+    """The engine's own rules, so the unit never carries a list `worker start` refuses."""
+    from queuectl_tui.engine.queues import parse_names
     parse_names(text)
 
 

@@ -151,7 +151,7 @@ def test_a_password_stays_out_of_the_unit(tmp_path):
     (["--count", "0"], 2, "at least 1"),
     (["--count", "65"], 2, "at most 64"),
     (["--stop-timeout", "soon"], 2, "soon"),
-    (["--queues", "a b"], 2, "queues"),
+    (["--queues", "a b"], 2, "queue"),
     (["--bogus"], 2, "unrecognized"),
 ])
 def test_bad_input_is_one_line_and_exit_2(db_path, args, code, text):
