@@ -57,6 +57,8 @@ EXTRA_INDEXES = (
     " WHERE state = 'processing'",
     # Per-queue counts (`queue list`, `status`) and a queue's jobs by state, in order.
     "CREATE INDEX IF NOT EXISTS job_queue_state ON job (queue, state, seq)",
+    # The jobs a schedule made (the console's Schedules view opens them).
+    "CREATE INDEX IF NOT EXISTS job_schedule ON job (schedule, seq) WHERE schedule IS NOT NULL",
     # Retention: the oldest finished jobs first (engine/retention.py).
     "CREATE INDEX IF NOT EXISTS job_finished ON job (state, finished_at)"
     " WHERE state IN ('completed', 'dead', 'cancelled')",

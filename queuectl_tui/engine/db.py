@@ -22,7 +22,7 @@ from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.errors import DatabaseError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
                "or pass --db / set QUEUECTL_DB to the right one")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -328,11 +328,29 @@ def _migrate_3_to_4(opened: Opened) -> None:
     db.create_tables([models.NamedQueue], safe=True)
     models.NamedQueue.insert(name="default", created_at=time.time()).on_conflict_ignore().execute()
     opened.backend.drop_old_indexes()
+
+
+V5_COLUMNS = (("job", "schedule", "VARCHAR(64)"), ("job", "schedule_tick", "{real}"),
+              ("job", "unique_key", "VARCHAR(255)"), ("job", "unique_for", "{real}"),
+              ("job", "no_retry_on", "VARCHAR(255)"), ("queue", "finish_hook", "TEXT"))
+
+
+def _migrate_4_to_5(opened: Opened) -> None:
+    """Version 5: schedules, dependencies, unique keys, retry rules, finish hooks.
+    New columns are NULL for existing jobs (none of it applies to them)."""
+    real = "DOUBLE PRECISION" if opened.backend.name == "postgresql" else "REAL"
+    for table, name, kind in V5_COLUMNS:
+        if name not in {c.name for c in opened.db.get_columns(table)}:
+            opened.db.execute_sql(
+                f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(real=real)}")
+    opened.db.create_tables([models.Dependency, models.UniqueLock, models.Schedule,
+                             models.HookRun], safe=True)
     opened.backend.create_extra_indexes()
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4,
+              4: _migrate_4_to_5}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

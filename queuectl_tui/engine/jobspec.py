@@ -17,7 +17,7 @@ from queuectl_tui.clock import parse_iso
 from queuectl_tui.errors import UsageError
 
 FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
-          "queue")
+          "queue", "after", "unique_key", "unique_for", "no_retry_on")
 # The assignment's own job object carries these too: accepted when they describe a
 # new job (pending, no attempts yet); its timestamps are kept.
 RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
@@ -48,6 +48,12 @@ class JobSpec:
     created_at: float | None = None  # given by an imported job object; else now
     updated_at: float | None = None
     queue: str | None = None  # None: `default`
+    after: tuple[str, ...] = ()  # ids of jobs that must complete first
+    unique_key: str | None = None
+    unique_for: float | None = None  # seconds the key stays taken after the job finished
+    no_retry_on: str | None = None  # "126,127,timeout": straight to the DLQ; None: config
+    schedule: str | None = None  # set by the scheduler only, never from input
+    schedule_tick: float | None = None
 
 
 def _name(what: str, pattern: re.Pattern, value: Any, allowed: str) -> str:
@@ -118,6 +124,49 @@ def check_cwd(value: Any) -> str:
 
 def check_queue(value: Any) -> str:
     return _name("queue name", QUEUE_NAME, value, "1-32 letters, digits or . _ -")
+
+
+MAX_AFTER = 1000
+UNIQUE_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+NO_RETRY_WORDS = ("timeout",)
+
+
+def check_after(value: Any) -> tuple[str, ...]:
+    """Job ids, as a list or one comma-separated string."""
+    if value is None or value == "" or value == []:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise UsageError(f"after must be a list of job ids, got {json.dumps(value)[:60]}")
+    ids = [check_id(item.strip() if isinstance(item, str) else item) for item in items]
+    if len(ids) > MAX_AFTER:
+        raise UsageError(f"after names {len(ids)} jobs; at most {MAX_AFTER}")
+    return tuple(dict.fromkeys(ids))
+
+
+def check_unique_key(value: Any) -> str:
+    if not isinstance(value, str) or not UNIQUE_KEY.fullmatch(value):
+        raise UsageError("unique_key must be 1-255 characters of text without control "
+                         f"characters, got {json.dumps(value)[:60]}")
+    return value
+
+
+def check_no_retry_on(value: Any) -> str:
+    """Exit codes (0-255) and the word `timeout`, as a list or "126,127,timeout";
+    stored in that canonical text form."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise UsageError(f"no_retry_on must be exit codes and/or 'timeout', got "
+                         f"{json.dumps(value)[:60]}")
+    found: list[str] = []
+    for item in items:
+        word = str(item).strip().lower() if not isinstance(item, bool) else ""
+        if word in NO_RETRY_WORDS or (word.isascii() and word.isdigit() and int(word) <= 255):
+            found.append(str(int(word)) if word.isdigit() else word)
+        elif word:
+            raise UsageError(f"no_retry_on: {str(item)[:20]!r} is not an exit code (0-255) "
+                             "or 'timeout'")
+    return ",".join(dict.fromkeys(found))
 
 
 def check_env(value: Any) -> dict[str, str]:
@@ -195,6 +244,12 @@ def from_mapping(data: Any) -> JobSpec:
         cwd=None if data.get("cwd") is None else check_cwd(data["cwd"]),
         env=None if not data.get("env") else check_env(data["env"]),
         queue=None if data.get("queue") is None else check_queue(data["queue"]),
+        after=check_after(data.get("after")),
+        unique_key=None if data.get("unique_key") is None else check_unique_key(data["unique_key"]),
+        unique_for=None if data.get("unique_for") is None
+        else _seconds("unique_for", data["unique_for"]),
+        no_retry_on=None if data.get("no_retry_on") is None
+        else check_no_retry_on(data["no_retry_on"]),
         **_record_fields(data),
     )
 

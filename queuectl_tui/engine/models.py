@@ -11,9 +11,10 @@ import peewee as pw
 
 database = pw.DatabaseProxy()
 
-STATES = ("pending", "processing", "completed", "failed", "dead", "cancelled")
+STATES = ("pending", "processing", "completed", "failed", "dead", "cancelled", "blocked")
 CLAIMABLE = ("pending", "failed")  # `failed` means: waiting for its retry
-WAITING = CLAIMABLE  # not running, not finished: cancelled at once
+# `blocked`: waiting for the jobs it was enqueued --after (engine/dependencies.py)
+WAITING = (*CLAIMABLE, "blocked")  # not running, not finished: cancelled at once
 FINAL = ("completed", "dead", "cancelled")  # a run series is over: requeue starts another
 
 
@@ -67,6 +68,14 @@ class Job(BaseModel):
     # Schema v4: the named queue it belongs to (engine/queues.py).
     queue = pw.CharField(max_length=32, default="default",
                          constraints=[pw.SQL("DEFAULT 'default'")])
+    # Schema v5: work over time. The schedule and tick that made it; a key only one
+    # unfinished job may hold (engine/uniqueness.py) and for how long after it
+    # finished; exit codes (and "timeout") that go straight to the DLQ.
+    schedule = pw.CharField(max_length=64, null=True)
+    schedule_tick = pw.DoubleField(null=True)
+    unique_key = pw.CharField(max_length=255, null=True)
+    unique_for = pw.DoubleField(null=True)
+    no_retry_on = pw.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -125,6 +134,71 @@ class Batch(BaseModel):
     rows = pw.IntegerField(default=0)
 
 
+class Dependency(BaseModel):
+    """`job_id` runs only after `needs` has completed (enqueue --after)."""
+
+    seq = pw.AutoField()
+    job_id = pw.CharField(max_length=128)
+    needs = pw.CharField(max_length=128)
+
+    class Meta:
+        indexes = ((("needs",), False), (("job_id",), False))
+
+
+class UniqueLock(BaseModel):
+    """A unique key and the job holding it: the primary key is what makes two
+    enqueues at the same instant produce one job. `until` is when it lapses
+    (far in the future while the job is unfinished)."""
+
+    key = pw.CharField(max_length=255, primary_key=True)
+    job_id = pw.CharField(max_length=128)
+    until = pw.DoubleField()
+
+
+class Schedule(BaseModel):
+    """A recurring job: a cron expression in a time zone and the job to enqueue.
+
+    `next_run_at` is the next tick (epoch seconds); a tick is enqueued by the one
+    process whose conditional update moves it on, and its job id names the
+    schedule and tick, so the database refuses a second job for one tick.
+    """
+
+    name = pw.CharField(max_length=64, primary_key=True)
+    cron = pw.CharField(max_length=255)
+    tz = pw.CharField(max_length=64, default="UTC")
+    command = pw.TextField()
+    queue = pw.CharField(max_length=32, default="default")
+    max_retries = pw.IntegerField(null=True)
+    timeout = pw.DoubleField(null=True)
+    priority = pw.IntegerField(default=0)
+    cwd = pw.TextField(null=True)
+    env = pw.TextField(null=True)
+    paused = pw.BooleanField(default=False)
+    catch_up = pw.BooleanField(default=False)  # every missed tick, not only the latest
+    next_run_at = pw.DoubleField(null=True)
+    last_run_at = pw.DoubleField(null=True)
+    last_job_id = pw.CharField(max_length=128, null=True)
+    created_at = pw.DoubleField()
+    updated_at = pw.DoubleField()
+
+
+class HookRun(BaseModel):
+    """A finish hook to run: written in the transaction that finished the job,
+    taken by a supervisor after the commit (engine/hooks.py)."""
+
+    seq = pw.AutoField()
+    job_id = pw.CharField(max_length=128)
+    state = pw.CharField(max_length=16)
+    exit_code = pw.IntegerField(null=True)
+    queue = pw.CharField(max_length=32)
+    attempt = pw.IntegerField()
+    command = pw.TextField()
+    created_at = pw.DoubleField()
+    taken_until = pw.DoubleField(null=True)
+    taken_by = pw.CharField(max_length=255, null=True)
+    tries = pw.IntegerField(default=0)
+
+
 class NamedQueue(BaseModel):
     """A queue's settings. A row exists for every queue a job or a setting has
     named (enqueue adds it in the same transaction as its jobs), so the claim can
@@ -140,6 +214,7 @@ class NamedQueue(BaseModel):
     keep_dead = pw.DoubleField(null=True)
     keep_cancelled = pw.DoubleField(null=True)
     created_at = pw.DoubleField()
+    finish_hook = pw.TextField(null=True)  # v5: overrides the config's finish-hook
 
     class Meta:
         table_name = "queue"
@@ -178,4 +253,5 @@ class Meta(BaseModel):
     value = pw.TextField()
 
 
-MODELS = (Job, Event, Attempt, Batch, NamedQueue, Worker, Setting, Meta)
+MODELS = (Job, Event, Attempt, Batch, NamedQueue, Dependency, UniqueLock, Schedule, HookRun,
+          Worker, Setting, Meta)

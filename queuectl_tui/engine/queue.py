@@ -37,6 +37,9 @@ MOVES: dict[str, tuple[str, ...]] = {
     "dead": ("pending",),                       # dlq retry, requeue
     "completed": ("pending",),                  # requeue
     "cancelled": ("pending",),                  # requeue
+    # waiting for its dependencies: released when they complete, cancelled with
+    # the reason when one of them ends dead or cancelled (engine/dependencies.py)
+    "blocked": ("pending", "cancelled"),
     # A big bulk enqueue's rows before its batch is sealed and published; moved in
     # slices by engine/batches.py (one UPDATE … RETURNING per slice, with events).
     "staged": ("pending",),
@@ -50,11 +53,14 @@ BLOCKED_S = 1.0
 LIVE_WORKER_GRACE = 6
 
 JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
-              "timeout", "created_at", "updated_at", "cwd", "env", "queue")
+              "timeout", "created_at", "updated_at", "cwd", "env", "queue", "schedule",
+              "schedule_tick", "unique_key", "unique_for", "no_retry_on")
+QUEUE_COLUMN = JOB_INSERT.index("queue")
 LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
                Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
                Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id,
-               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at, Job.queue)
+               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at, Job.queue, Job.schedule,
+               Job.schedule_tick, Job.unique_key, Job.no_retry_on)
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "next_retry_at": iso(job.run_at) if job.state == "failed" else None,
         "cancel_requested_at": iso(job.cancel_requested_at),
         "cwd": job.cwd, "env": json.loads(job.env) if job.env else {},
+        "schedule": job.schedule, "schedule_tick": iso(job.schedule_tick),
+        "unique_key": job.unique_key, "no_retry_on": job.no_retry_on,
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
@@ -218,7 +226,7 @@ class Queue:
             if job_id in seen:
                 raise UsageError(f"duplicate job id {job_id!r} in the input")
             seen.add(job_id)
-        named = {row[-1] for row in rows}
+        named = {row[QUEUE_COLUMN] for row in rows}
         if staged:
             with self.db.atomic():
                 queues.ensure(named, now)
@@ -275,7 +283,8 @@ class Queue:
                          created if spec.updated_at is None else spec.updated_at,
                          spec.cwd or default_cwd,
                          None if not spec.env else json.dumps(spec.env),
-                         spec.queue or queues.DEFAULT))
+                         spec.queue or queues.DEFAULT, spec.schedule, spec.schedule_tick,
+                         spec.unique_key, spec.unique_for, spec.no_retry_on))
         return rows
 
     # ---------------------------------------------------------------- workers' side
