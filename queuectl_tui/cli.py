@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
-from queuectl_tui import __version__, cli_queues, cli_service
+from queuectl_tui import __version__, cli_completion, cli_queues, cli_service
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
@@ -210,6 +210,7 @@ def build_parser() -> Parser:
 
     cli_service.add_parsers(add, common, worker_count, duration, Parser)
     cli_queues.add_parsers(add, common, as_json, duration, Parser)
+    cli_completion.add_parser(add)
 
     add("tui", "open the console (the same as no arguments)")
     return parser
@@ -706,12 +707,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delete": cmd_delete, "demo": cmd_demo, "service": cli_service.cmd_service,
     "queue": lambda args: cli_queues.cmd_queue(args, open_queue),
     "prune": lambda args: cli_queues.cmd_prune(args, open_queue),
+    "completion": cli_completion.cmd_completion,
     "tui": cmd_tui,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+        cli_completion.complete(parser)
+    args = parser.parse_args(argv)
     handler = COMMANDS.get(args.command or "tui")
     try:
         return handler(args)

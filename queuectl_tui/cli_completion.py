@@ -1,0 +1,178 @@
+"""Shell completion for bash, zsh and fish, through argcomplete.
+
+`queuectl completion SHELL` prints the script a shell loads. On TAB the shell
+runs `queuectl` itself with `_ARGCOMPLETE` set; `cli.main` then hands the
+parser to `complete` below, which answers and exits before any command runs.
+Only that path imports argcomplete, so every other command starts as fast as
+before (DECISIONS.md, "Shell completion: argcomplete, imported only on TAB").
+
+Every command and flag completes from the parser itself, so commands added
+later complete with no change here; values complete by what they name: job ids
+(only those a command accepts: `cancel` offers unfinished jobs, `dlq retry`
+dead ones), config keys, states, and queue names where the engine has queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+from queuectl_tui.errors import QueuectlError
+
+SHELLS = ("bash", "zsh", "fish")
+PROG = "queuectl"
+
+# Which jobs a command's ID arguments accept, by command path; others: any job.
+JOB_STATES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("cancel",): ("pending", "failed", "processing"),
+    ("requeue",): ("completed", "dead", "cancelled"),
+    ("dlq", "retry"): ("dead",),
+    ("delete",): ("pending", "failed", "completed", "dead", "cancelled"),
+}
+FINISHED = ("completed", "dead", "cancelled")
+FILE_DESTS = {"db", "file", "log", "spec"}  # paths (or commands): the shell's own completion
+
+
+def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `completion` command, added to the CLI's parser by cli.py."""
+    p = add("completion", f"print the tab-completion script for {', '.join(SHELLS)} "
+                          "(see README: Shell completion)")
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL",
+                   help=f"one of {', '.join(SHELLS)}")
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the script for `args.shell` on stdout."""
+    argcomplete = _argcomplete()
+    sys.stdout.write(argcomplete.shellcode([PROG], shell=args.shell))
+    return 0
+
+
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request and exit (argcomplete's protocol:
+    the words come in COMP_LINE/COMP_POINT, the answers go out on fd 8)."""
+    try:
+        argcomplete = _argcomplete()
+    except QueuectlError:
+        os._exit(1)  # the shell then falls back to its own completion
+    attach(parser)
+    argcomplete.autocomplete(parser, always_complete_options=False,
+                             default_completer=argcomplete.completers.FilesCompleter())
+
+
+def _argcomplete() -> Any:
+    try:
+        import argcomplete
+    except ImportError:
+        raise QueuectlError("shell completion needs argcomplete: pip install argcomplete") \
+            from None
+    return argcomplete
+
+
+def attach(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every argument that takes a value the completer its value calls for,
+    walking every sub-command (`path` is the command words so far)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                attach(sub, path + (name,))
+        elif action.nargs != 0 and action.choices is None:  # argcomplete offers choices itself
+            action.completer = completer_for(path, action)  # type: ignore[attr-defined]
+
+
+def completer_for(path: tuple[str, ...], action: argparse.Action) -> Callable[..., Any] | None:
+    """None: the shell's file completion (paths); otherwise a completer."""
+    dest = action.dest
+    group = path[0] if path else ""
+    if dest in ("job_id", "job_ids", "job"):
+        return JobIds(JOB_STATES.get(path))
+    if group == "config" and dest == "key":
+        return Words(config_keys)
+    if dest == "state":
+        return Words(_states, comma_list=True)
+    if dest == "all_state":
+        return Words(lambda: FINISHED)
+    if dest == "queues" or dest == "queue" or (group == "queue" and dest in ("name", "names")):
+        return Words(queue_names, comma_list=dest == "queues", needs_db=True)
+    if dest == "cwd":
+        import argcomplete
+        return argcomplete.completers.DirectoriesCompleter()
+    if dest in FILE_DESTS:
+        return None
+    return Words(lambda: ())  # a number, a duration, a name of your own: nothing to offer
+
+
+class Words:
+    """Complete from a list of words; with `comma_list`, the last of
+    `a,b,c` (the earlier ones are kept). `needs_db`: the list comes from the
+    database of the command line (`--db`, else $QUEUECTL_DB, else the default)."""
+
+    def __init__(self, source: Callable[..., Iterable[str]], *, comma_list: bool = False,
+                 needs_db: bool = False) -> None:
+        self.source = source
+        self.comma_list = comma_list
+        self.needs_db = needs_db
+
+    def __call__(self, prefix: str, parsed_args: argparse.Namespace | None = None,
+                 **_: Any) -> list[str]:
+        head, _, last = prefix.rpartition(",") if self.comma_list else ("", "", prefix)
+        head = head + "," if head else ""
+        try:
+            if self.needs_db:
+                words = _with_db(parsed_args, self.source)
+            else:
+                words = list(self.source())
+        except Exception:  # noqa: BLE001 - a TAB must never print a traceback
+            return []
+        return [head + word for word in words if word.startswith(last)]
+
+
+class JobIds:
+    """Job ids from the command line's database, by prefix, in the states the
+    command accepts (None: any)."""
+
+    def __init__(self, states: tuple[str, ...] | None) -> None:
+        self.states = states
+
+    def __call__(self, prefix: str, parsed_args: argparse.Namespace | None = None,
+                 **_: Any) -> list[str]:
+        from queuectl_tui.engine import lookups
+        try:
+            return _with_db(parsed_args, lambda db: lookups.job_ids(db, prefix, self.states))
+        except Exception:  # noqa: BLE001 - no database yet, locked, ...: offer nothing
+            return []
+
+
+def _with_db(parsed_args: argparse.Namespace | None, read: Callable[[Any], Iterable[str]]
+             ) -> list[str]:
+    """Open the database read-only (never create it), read, close."""
+    from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+    db_arg = getattr(parsed_args, "db", None)
+    skip_postgres_driver(resolve_target(db_arg))
+    from queuectl_tui.engine.db import open_database
+    opened = open_database(db_arg, create=False)
+    try:
+        return list(read(opened.db))
+    finally:
+        opened.close()
+
+
+def config_keys() -> list[str]:
+    from queuectl_tui.engine import lookups
+    return lookups.config_keys()
+
+
+def _states() -> tuple[str, ...]:
+    from queuectl_tui.engine.queue import STATES
+    return tuple(STATES)
+
+
+def queue_names(db: Any) -> list[str]:
+    """The named queues, where this engine has them (issue 10); else none."""
+    try:
+        from queuectl_tui.engine import queues  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    return sorted(queues.read_rules(db).names)
