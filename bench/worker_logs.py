@@ -6,7 +6,10 @@
 Black-box: `queuectl enqueue --file` of N `true` jobs, then `queuectl worker
 start --count 2` with stderr going to a pipe read by this process (as journald
 reads a service's stderr). Throughput is N / (last finished_at - first
-started_at), read from the database, so worker start-up is not counted. Each
+started_at), read from the database, so worker start-up is not counted; CPU
+per job is the pool's whole CPU time (supervisor, workers and their shells,
+from getrusage once the pool has exited) over N, which load elsewhere on the
+machine disturbs far less than throughput. Each
 round runs every variant once, in turn, so load from elsewhere on the machine
 hits them alike.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -28,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(repo: Path, jobs: int, extra: list[str]) -> tuple[float, int]:
-    """Jobs per second for one pool run, and the bytes it wrote to stderr."""
+def one_run(repo: Path, jobs: int, extra: list[str]) -> tuple[float, float, int]:
+    """Jobs per second for one pool run, its CPU µs per job, and the bytes it
+    wrote to stderr."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "q.db"
         # cwd: `python -m` puts the working directory first on sys.path, so run
@@ -40,6 +45,7 @@ def one_run(repo: Path, jobs: int, extra: list[str]) -> tuple[float, int]:
         spec.write_text("".join(json.dumps({"command": "true"}) + "\n" for _ in range(jobs)))
         subprocess.run([sys.executable, "-m", "queuectl_tui", "enqueue", "--file", str(spec)],
                        env=env, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
+        cpu_before = _children_cpu()
         pool = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "worker", "start",
                                  "--count", "2", *extra], env=env, cwd=tmp,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -69,7 +75,12 @@ def one_run(repo: Path, jobs: int, extra: list[str]) -> tuple[float, int]:
             pool.terminate()
             pool.wait(60)
             reader.join(10)
-        return jobs / (last - first), written[0]
+        return jobs / (last - first), (_children_cpu() - cpu_before) / jobs * 1e6, written[0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -87,16 +98,20 @@ def main() -> None:
     if args.before:
         runs.insert(0, (f"before ({args.before.name})", args.before, []))
     rates: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    cpus: dict[str, list[float]] = {label: [] for label, _, _ in runs}
     sizes: dict[str, int] = {}
     for _ in range(args.rounds):
         for label, repo, extra in runs:
-            rate, written = one_run(repo, args.jobs, extra)
+            rate, cpu, written = one_run(repo, args.jobs, extra)
             rates[label].append(rate)
+            cpus[label].append(cpu)
             sizes[label] = written
     for variant in rates:
         got = rates[variant]
         print(f"{variant:<20} median {statistics.median(got):7.1f} jobs/s "
-              f"(min {min(got):.1f}, max {max(got):.1f}); stderr {sizes[variant]:,} bytes")
+              f"(min {min(got):.1f}, max {max(got):.1f}); CPU per job median "
+              f"{statistics.median(cpus[variant]):6.0f} µs (min {min(cpus[variant]):.0f}); "
+              f"stderr {sizes[variant]:,} bytes")
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

@@ -9,7 +9,7 @@ before (DECISIONS.md, "Shell completion: argcomplete, imported only on TAB").
 Every command and flag completes from the parser itself, so commands added
 later complete with no change here; values complete by what they name: job ids
 (only those a command accepts: `cancel` offers unfinished jobs, `dlq retry`
-dead ones), config keys, states, and queue names where the engine has queues.
+dead ones), config keys, states, queue names and schedule names.
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def completer_for(path: tuple[str, ...], action: argparse.Action) -> Callable[..
         return Words(lambda: FINISHED)
     if dest == "queues" or dest == "queue" or (group == "queue" and dest in ("name", "names")):
         return Words(queue_names, comma_list=dest == "queues", needs_db=True)
+    if dest in ("schedule", "schedules", "schedule_name") or (
+            group == "schedule" and dest in ("name", "names")):
+        return Words(schedule_names, needs_db=True)
     if dest == "cwd":
         import argcomplete
         return argcomplete.completers.DirectoriesCompleter()
@@ -170,9 +173,12 @@ def _states() -> tuple[str, ...]:
 
 
 def queue_names(db: Any) -> list[str]:
-    """The named queues, where this engine has them (issue 10); else none."""
-    try:
-        from queuectl_tui.engine import queues  # type: ignore[attr-defined]
-    except ImportError:
-        return []
+    """The named queues (`--queue`, `--queues`, the `queue` commands' NAME)."""
+    from queuectl_tui.engine import queues
     return sorted(queues.read_rules(db).names)
+
+
+def schedule_names(db: Any) -> list[str]:
+    """Recurring jobs' names (the `schedule` commands' NAME arguments)."""
+    from queuectl_tui.engine import lookups
+    return lookups.schedule_names()

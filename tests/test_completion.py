@@ -108,11 +108,31 @@ def test_no_database_offers_nothing_and_creates_nothing(tmp_path):
     assert not db.exists()
 
 
-def test_queue_names_where_the_engine_has_queues(jobs_db):
-    pytest.importorskip("queuectl_tui.engine.queues")
+def test_queue_names(jobs_db):
     assert run_cli(jobs_db, "enqueue", "--queue", "mail", "true").returncode == 0
     assert "mail" in complete(jobs_db, "queuectl list --queue ")
     assert complete(jobs_db, "queuectl worker start --queues default,m") == ["default,mail"]
+
+
+def test_schedule_names(db_path):
+    """Offered to a `schedule` command's NAME (and any --schedule), from the
+    database; the commands themselves may not have landed yet."""
+    from queuectl_tui.cli_completion import completer_for
+    from queuectl_tui.engine import models
+    from queuectl_tui.engine.db import open_database
+    if not hasattr(models, "Schedule"):
+        pytest.skip("this schema has no schedules")
+    opened = open_database(str(db_path))
+    try:
+        for name in ("nightly", "hourly", "noon"):
+            models.Schedule.create(name=name, cron="0 * * * *", command="true",
+                                   created_at=0.0, updated_at=0.0)
+    finally:
+        opened.close()
+    name = argparse.ArgumentParser().add_argument("name")
+    completer = completer_for(("schedule", "remove"), name)
+    assert completer is not None
+    assert completer("n", parsed_args=argparse.Namespace(db=str(db_path))) == ["nightly", "noon"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")

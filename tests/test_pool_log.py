@@ -184,3 +184,34 @@ def test_under_the_journal_lines_carry_a_priority_and_no_time(monkeypatch):
     assert lines[1] == "<6>worker w1: started (pid 1)"
     monkeypatch.setenv("JOURNAL_STREAM", "1:2")
     assert not under_journal(2)
+
+
+def test_a_job_rescued_by_lease_is_logged_by_the_rescuing_worker(db_path):
+    """A whole pool killed: its job is taken back by a worker of another pool
+    when the lease runs out, and that worker's line names both workers."""
+    db = str(db_path)
+    assert run_cli(db, "config", "set", "lease-seconds", "2").returncode == 0
+    assert run_cli(db, "enqueue", "--id", "orphan", "sleep 60").returncode == 0
+    lost = WorkerPool(db, 1, extra=["--log-format", "json"])
+    try:
+        holder = wait_for(lambda: cli_json(db, "show", "orphan")["worker_id"], 30,
+                          message="the first pool to take the job")
+        lost.kill_group()
+    finally:
+        lost.close()
+    rescuer = WorkerPool(db, 1, extra=["--log-format", "json"])
+    try:
+        wait_for(lambda: cli_json(db, "show", "orphan")["runs"] == 2, 30,
+                 message="the job to be rescued and run again")
+        assert run_cli(db, "cancel", "orphan", "--grace", "0s").returncode == 0
+        wait_for(lambda: cli_json(db, "show", "orphan")["state"] == "cancelled", 30,
+                 message="the rerun to be cancelled")
+        records = [json.loads(line) for line in read_stderr(rescuer).splitlines()]
+    finally:
+        rescuer.close()
+    rescue = [r for r in records if r["event"] == "job.rescued"]
+    me = next(r["worker"] for r in records if r["event"] == "worker.started")
+    assert len(rescue) == 1 and rescue[0]["job"] == "orphan", records
+    assert rescue[0]["worker"] == holder and rescue[0]["rescued_by"] == me
+    assert rescue[0]["outcome"] == "pending" and "lease expired" in rescue[0]["note"]
+    assert rescue[0]["attempt"] == 1

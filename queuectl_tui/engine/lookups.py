@@ -11,7 +11,7 @@ from typing import Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine import config
+from queuectl_tui.engine import config, models
 from queuectl_tui.engine.models import Job
 
 # States whose jobs a pool may still run, so whose timeout a stop may wait out.
@@ -50,3 +50,13 @@ def job_ids(db: pw.Database, prefix: str = "", states: Iterable[str] | None = No
 def config_keys() -> list[str]:
     """Every settable key (the names `config get/set` take)."""
     return list(config.KEYS)
+
+
+def schedule_names(prefix: str = "", limit: int = MAX_COMPLETIONS) -> list[str]:
+    """Names of recurring jobs, where this schema has them (issue 11)."""
+    schedule = getattr(models, "Schedule", None)
+    if schedule is None:
+        return []
+    return [row[0] for row in schedule.select(schedule.name)
+            .where(pw.fn.SUBSTR(schedule.name, 1, len(prefix)) == prefix)
+            .order_by(schedule.name).limit(limit).tuples()]

@@ -22,9 +22,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from queuectl_tui.safe_text import printable
+
+if TYPE_CHECKING:  # types only: this module must stay cheap to import
+    from queuectl_tui.engine.backends import Claimed
+    from queuectl_tui.engine.queue import Rescued
 
 FORMATS = ("text", "json")
 ERROR_CHARS = 300  # of a job's error in a line: its cause and the start of its last stderr line
@@ -65,6 +70,8 @@ def _seconds(value: float) -> str:
 
 
 def _error(error: str | None) -> str:
+    """A job's error on one line, escapes shown, clipped: a line stays well under
+    the 4 KiB a pipe writes whole, so lines of many processes never mix."""
     text = printable(error or "", keep_newlines=False).strip()
     return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
 
@@ -87,16 +94,18 @@ class PoolLog:
         self.stamp = not journal if stamp is None else stamp
         self.levels = journal
         self.now = now
+        self._held: list[str] | None = None  # lines kept for one write (together)
 
     # ---------------------------------------------------------------- job events
 
-    def claimed(self, worker: str, job: Any) -> None:
-        """`job` is the engine's Claimed: id, attempts, max_retries, runs (and queue)."""
+    def claimed(self, worker: str, job: Claimed) -> None:
+        """A worker took a job (its queue read with getattr: engines before named
+        queues have none)."""
         if self.jobs:
             self._job("claimed", worker, job.id, job.attempts, job.max_retries,
                       getattr(job, "queue", None), "claimed", INFO, run=job.runs)
 
-    def finished(self, worker: str, job: Any, state: str | None, duration: float,
+    def finished(self, worker: str, job: Claimed, state: str | None, duration: float,
                  exit_code: int | None, error: str | None,
                  retry_in: float | None = None) -> None:
         """A run ended and was recorded: `state` is the job's new state (None: the
@@ -128,9 +137,16 @@ class PoolLog:
         self._job("finished", worker, job.id, job.attempts, job.max_retries,
                   getattr(job, "queue", None), text, level, **extra)
 
-    def rescued(self, by: str, run: Any) -> None:
-        """`run` is the engine's Rescued: a gone worker's job taken back by `by`
-        (a worker id, or "supervisor")."""
+    def released(self, worker: str, job: Claimed) -> None:
+        """A job claimed with the last outcome but never started: the worker was
+        stopping, so it went back to the queue, this attempt not counted."""
+        if self.jobs:
+            self._job("released", worker, job.id, job.attempts, job.max_retries,
+                      getattr(job, "queue", None), "handed back unstarted (worker stopping; "
+                      "attempt not counted)", INFO, run=job.runs)
+
+    def rescued(self, by: str, run: Rescued) -> None:
+        """A gone worker's job taken back by `by` (a worker id, or "supervisor")."""
         if self.jobs:
             where = {"pending": "back in the queue", "dead": "dead: no retries left, in the DLQ",
                      "cancelled": "cancelled, as asked"}.get(run.state, run.state)
@@ -179,6 +195,20 @@ class PoolLog:
 
     # ---------------------------------------------------------------- output
 
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The lines said inside go out in one write at the end (still whole lines)."""
+        if self._held is not None:  # already inside: the outer one writes
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            lines, self._held = self._held, None
+            if lines:
+                self._emit("".join(lines))
+
     def _write(self, message: str, level: int) -> None:
         prefix = f"<{level}>" if self.levels else ""
         if self.stamp:
@@ -191,6 +221,9 @@ class PoolLog:
         self._emit(prefix + json.dumps(record) + "\n")
 
     def _emit(self, line: str) -> None:
+        if self._held is not None:
+            self._held.append(line)
+            return
         data = line.encode("utf-8", "backslashreplace")
         try:
             while data:  # one write for any line a pipe takes whole (under 4 KiB)

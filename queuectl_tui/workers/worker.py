@@ -111,6 +111,8 @@ class Worker:
                             break
                         with self._watching_for_blocks():
                             claimed = self.queue.claim(self.id, self.lease)
+                        if claimed is not None:
+                            self.log.claimed(self.id, claimed)
                     except (pw.OperationalError, pw.InterfaceError) as exc:
                         self._db_trouble(exc, "looking for work")
                         self.clock.sleep(1.0)
@@ -137,6 +139,7 @@ class Worker:
         finally:
             if claimed is not None:  # claimed with the last outcome, then told to stop
                 self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
+                self.log.released(self.id, claimed)
             self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
             self.log.worker("stopped", self.id, f"stopped after {ran} job(s)", jobs=ran)
         return ran
@@ -259,7 +262,6 @@ class Worker:
         worker busy and the outcome marks it idle in those same transactions, so
         while jobs keep coming each costs exactly one commit."""
         started = self.clock.now()
-        self.log.claimed(self.id, claimed)
         log_dir = self.queue.opened.log_dir
         header = (f"--- attempt {claimed.runs} started {iso(started)} "
                   f"on worker {self.id} ---\n").encode()
@@ -303,8 +305,14 @@ class Worker:
             ended=result.ended, started_at=started, log_offset=result.log_offset),
             tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
-        self.log.finished(self.id, claimed, outcome.state, took, result.exit_code, result.error,
-                          None if outcome.retry_at is None else outcome.retry_at - self.clock.now())
+        # One write for the outcome and the next claim, made in one commit: a busy
+        # pool wakes its log's reader (the journal) once per job, not twice.
+        with self.log.together():
+            self.log.finished(self.id, claimed, outcome.state, took, result.exit_code,
+                              result.error, None if outcome.retry_at is None
+                              else outcome.retry_at - self.clock.now())
+            if outcome.next is not None:
+                self.log.claimed(self.id, outcome.next)
         if outcome.stop:
             self.request_stop("stop requested")
         return outcome.next
