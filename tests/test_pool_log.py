@@ -114,7 +114,7 @@ def test_text_lines_grep_by_job_id(db_path, tmp_path):
     for line in flaky:  # stamped (not the journal), with the worker's id
         assert line[:4].isdigit() and line[23] == "Z" and " worker " in line
     if HAS_QUEUES:
-        assert all(" in default attempt " in line for line in flaky)
+        assert all(" in queue default attempt " in line for line in flaky)
     doomed = [line for line in lines if "doomed" in line]
     assert "attempt 1/1 dead after" in doomed[-1] and "broken" in doomed[-1]
     assert "rescued by supervisor" in [line for line in lines if "killer" in line][-1]

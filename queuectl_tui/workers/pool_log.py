@@ -156,7 +156,7 @@ class PoolLog:
 
     def _job(self, event: str, worker: str, job_id: str, attempt: int, max_retries: int,
              queue: str | None, text: str, level: int, **extra: Any) -> None:
-        in_queue = f" in {queue}" if queue is not None else ""
+        in_queue = f" in queue {queue}" if queue is not None else ""
         message = f"worker {worker}: job {job_id}{in_queue} attempt {attempt}/{max_retries + 1} {text}"
         if not self.json:
             self._write(message, level)
