@@ -180,3 +180,14 @@ def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
         for name, sub in action.choices.items():
             found.update(_leaves(sub, path + (name,)))
     return found
+
+
+def test_commands_that_are_not_completing_never_load_argcomplete(db_path):
+    """The start-up promise behind choosing argcomplete (DECISIONS.md)."""
+    assert run_cli(str(db_path), "enqueue", "true").returncode == 0
+    probe = ("import sys\nfrom queuectl_tui.cli import main\ncode = main(['status'])\n"
+             "print('argcomplete' in sys.modules, code)")
+    result = subprocess.run([sys.executable, "-c", probe], env=cli_env(str(db_path)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False 0"
