@@ -1,17 +1,27 @@
-"""Run one job: `/bin/sh -c` in its own process group, output captured, timeout enforced.
+"""Run one job: `/bin/sh -c` in its own session, output captured, timeout enforced.
 
-stdout and stderr are read together through a selector, so a job that fills
+stdout and stderr are read together through one poll set, so a job that fills
 one pipe while we wait on the other cannot deadlock us, and memory stays
 bounded whatever the job prints: every chunk goes straight to the job's log
 file and only a short tail of each stream is kept.
+
+The shell is started with `os.posix_spawn` rather than `subprocess.Popen`: a
+worker starts one process per job, and Popen's Python-level set-up (its error
+pipe, the fd-closing walk, the environment copied and encoded every time, an
+epoll selector per run) cost about as much CPU as the worker's database work
+(bench/blackbox.py). What Popen did for us is done here explicitly: a new
+session (`setsid`), stdin from /dev/null, stdout and stderr into fresh pipes,
+SIGPIPE and SIGXFSZ back to their defaults (Python ignores SIGPIPE; a job must
+not inherit that), and the job's directory (see `_Spawner`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import selectors
+import select
 import signal
-import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -22,6 +32,8 @@ CHUNK = 65536
 TAIL_BYTES = TAIL_CHARS * 4
 KILL_GRACE_S = 1.0  # SIGTERM first, then SIGKILL the whole group this much later
 DRAIN_AFTER_EXIT_S = 0.2  # a background child may hold the pipes; don't wait for it
+SHELL = "/bin/sh"
+READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 @dataclass
@@ -63,6 +75,10 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
+class _SpawnFailed(Exception):
+    """The job's directory could not be entered: the job fails, the worker does not."""
+
+
 def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int], log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
@@ -78,57 +94,61 @@ def run_command(command: str, *, timeout: float | None,
     The loop follows the process, not its pipes: a job that closes stdout and
     stderr (`exec >/dev/null 2>&1`) still has its lease renewed and its timeout
     enforced, because the process's exit is watched through a pidfd.
+    The shell is reaped only after its group has been killed, so the group id
+    cannot have been reused by an unrelated process when we signal it.
     """
+    out_r, out_w = _pipe()
+    err_r, err_w = _pipe()
     try:
-        # `--`: a command that starts with "-" is a command, not an option of sh.
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", "--", command], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            env=None if env is None else {**os.environ, **env}, cwd=cwd)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        if cwd is None:
-            raise
-        return RunResult(exit_code=None, error=f"cannot run in {cwd}: {exc.strerror}",
-                         stdout_tail="", stderr_tail="")
-    on_start(proc.pid)
-    output = _Output(open_log, log_header,
-                     {proc.stdout.fileno(): _Tail(), proc.stderr.fileno(): _Tail()})
-    sel = selectors.DefaultSelector()
-    for fd in output.tails:
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
-    exit_fd = _pidfd(proc.pid)
-    if exit_fd is not None:
-        sel.register(exit_fd, selectors.EVENT_READ)
-    start = time.monotonic()
-    deadline = start + timeout if timeout else None
-    next_tick = start + first_tick
-    exited_at: float | None = None
+        pid = _spawner.spawn(command, out_w, err_w, env, cwd)
+    except BaseException as exc:
+        os.close(out_r)
+        os.close(err_r)
+        if isinstance(exc, _SpawnFailed):
+            return RunResult(exit_code=None, error=str(exc), stdout_tail="", stderr_tail="")
+        raise
+    finally:
+        os.close(out_w)  # the job has its own copies; ours would keep the pipes open
+        os.close(err_w)
+    output = _Output(open_log, log_header, {out_r: _Tail(), err_r: _Tail()})
+    exit_fd: int | None = None
     abort: Abort | None = None
-    kill_at: float | None = None
     try:
+        on_start(pid)
+        poller = select.poll()
+        for fd in output.tails:
+            poller.register(fd, READABLE)
+        exit_fd = _pidfd(pid)
+        if exit_fd is not None:
+            poller.register(exit_fd, select.POLLIN)
+        start = time.monotonic()
+        deadline = start + timeout if timeout else None
+        next_tick = start + first_tick
+        exited_at: float | None = None
+        kill_at: float | None = None
+        may_have_exited = exit_fd is None  # without a pidfd: look every turn
         while True:
             now = time.monotonic()
-            if exited_at is None and proc.poll() is not None:
+            if exited_at is None and may_have_exited and _has_exited(pid):
                 exited_at = now
                 if exit_fd is not None:
-                    sel.unregister(exit_fd)  # stays readable: stop waking on it
-            if exited_at is not None and (not output.open_fds(sel)
+                    poller.unregister(exit_fd)  # stays readable: stop waking on it
+            if exited_at is not None and (not output.open
                                           or now >= exited_at + DRAIN_AFTER_EXIT_S):
                 break  # the shell is done; leftovers holding the pipes are killed below
             if exited_at is None:
                 if kill_at is not None and now >= kill_at:
-                    kill_group(proc.pid)
+                    kill_group(pid)
                     kill_at = None
                 if abort is None and deadline is not None and now >= deadline:
                     abort = Abort("timeout", f"timed out after {timeout:g} s")
-                    kill_at = _begin_stop(proc, abort)
+                    kill_at = _begin_stop(pid, abort)
                 if now >= next_tick:
                     next_tick = now + tick_every
                     asked = tick()
                     if asked is not None and abort is None:
                         abort = asked
-                        kill_at = _begin_stop(proc, abort)
+                        kill_at = _begin_stop(pid, abort)
             wait = next_tick - now
             if deadline is not None and exited_at is None and abort is None:
                 wait = min(wait, deadline - now)
@@ -138,17 +158,18 @@ def run_command(command: str, *, timeout: float | None,
                 wait = min(wait, exited_at + DRAIN_AFTER_EXIT_S - now)
             elif exit_fd is None:
                 wait = min(wait, 0.05)  # no pidfd: look at the process often
-            for key, _ in sel.select(max(0.0, min(wait, 0.5))):
-                if key.fd != exit_fd:
-                    output.read(sel, key.fd)
-        code = proc.wait()
+            for fd, _ in poller.poll(max(0.0, min(wait, 0.5)) * 1000):
+                if fd == exit_fd:
+                    may_have_exited = True
+                elif not output.read(fd):
+                    poller.unregister(fd)
     finally:
-        kill_group(proc.pid)  # nothing the job started outlives it
-        sel.close()
+        kill_group(pid)  # nothing the job started outlives it; the zombie holds the id
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         if exit_fd is not None:
             os.close(exit_fd)
-        proc.stdout.close()
-        proc.stderr.close()
+        for fd in output.tails:
+            os.close(fd)
         output.close()
     out, err = (t.text() for t in output.tails.values())
     if output.log_error:
@@ -161,10 +182,16 @@ def run_command(command: str, *, timeout: float | None,
                      ended=abort.ended, log_offset=output.log_offset)
 
 
-def _begin_stop(proc: subprocess.Popen, abort: Abort) -> float:
+def _begin_stop(pid: int, abort: Abort) -> float:
     """SIGTERM the group now; returns when to SIGKILL it."""
-    kill_group(proc.pid, signal.SIGTERM)
+    kill_group(pid, signal.SIGTERM)
     return time.monotonic() + max(0.0, abort.grace)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the shell has exited, without reaping it (WNOWAIT): while it is a
+    zombie its pid, and so its process group id, cannot be given to anyone else."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 class _Output:
@@ -184,17 +211,22 @@ class _Output:
         self.log_fd: int | None = None
         self.log_error: str | None = None
         self.log_offset: int | None = None  # where this run's header starts
+        self.open = set(tails)  # pipes not yet at end of file
 
-    def open_fds(self, sel: selectors.BaseSelector) -> bool:
-        return any(fd in sel.get_map() for fd in self.tails)
+    def read(self, fd: int) -> bool:
+        """Read what `fd` has; False once it is at end of file.
 
-    def read(self, sel: selectors.BaseSelector, fd: int) -> None:
+        The pipes stay blocking (O_NONBLOCK would be shared with the job's
+        write ends): we read only when poll said the pipe has data or no
+        writer, and nobody else reads it, so the read never waits.
+        """
         chunk = os.read(fd, CHUNK)
         if not chunk:
-            sel.unregister(fd)
-            return
+            self.open.discard(fd)
+            return False
         self.tails[fd].add(chunk)
         self._write(chunk)
+        return True
 
     def _write(self, chunk: bytes) -> None:
         if self.log_error is not None:
@@ -239,3 +271,98 @@ def describe_exit(code: int, stderr_tail: str) -> str | None:
         what = f"exit code {code}"
     last = next((line.strip() for line in reversed(stderr_tail.splitlines()) if line.strip()), "")
     return f"{what}: {last[:300]}" if last else what
+
+
+# ---------------------------------------------------------------------- spawning
+
+def _pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe()  # both close-on-exec: the job gets only its dup2 copies
+    return _above_stdio(read_end), _above_stdio(write_end)
+
+
+def _above_stdio(fd: int) -> int:
+    """`fd`, moved above 2 if it is 0, 1 or 2: in a process started with one of
+    those closed, the dup2 actions onto 0, 1 and 2 would otherwise clobber it."""
+    if fd > 2:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
+
+
+class _Spawner:
+    """Starts job shells with `os.posix_spawn`; what every spawn shares is
+    prepared once per process, at the first job.
+
+    - /dev/null for stdin, opened once (read-write, as subprocess.DEVNULL is).
+    - The environment: a worker never changes its own, so it is read and
+      encoded once; each job's variables are laid over it.
+    - File descriptors: Popen closed every fd above 2 in the child. posix_spawn
+      closes only close-on-exec ones, which is every fd Python, SQLite, libpq
+      and our inotify make; what the worker itself inherited without that flag
+      gets it here, once. On Python 3.13+ the child also closes the rest itself.
+    - Signals: Python ignores SIGPIPE (and SIGXFSZ); ignored signals survive
+      exec, so they are reset to their defaults in the child, as Popen did.
+      (glibc's posix_spawn leaves its two internal signals, 32 and 33, ignored
+      in the child; glibc programs cannot see those, and others rarely use them.)
+    - The directory: posix_spawn has no directory argument (glibc's addchdir
+      action is not exposed by any Python yet), so the worker enters the job's
+      directory for the duration of the call and goes back through an fd on its
+      own, which works even if that was removed. Two system calls, and the
+      command sees exactly what Popen(cwd=...) gave it: the same directory,
+      environment and argv, no extra shell in between. This is only safe with
+      one thread, which a worker is: a threaded caller gets an error, not a race.
+    """
+
+    def __init__(self) -> None:
+        self._devnull = -1
+        self._home = -1
+        self._base_env: dict[bytes, bytes] = {}
+        self._ready = False
+
+    def _prepare(self) -> None:
+        for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+            try:
+                if int(name) > 2 and os.get_inheritable(int(name)):
+                    os.set_inheritable(int(name), False)
+            except OSError:
+                pass  # the listing's own fd, gone by now
+        self._devnull = _above_stdio(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+        self._home = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+                             | os.O_CLOEXEC)
+        self._base_env = dict(os.environb)
+        self._ready = True
+
+    def spawn(self, command: str, out_w: int, err_w: int, env: dict[str, str] | None,
+              cwd: str | None) -> int:
+        """Start `/bin/sh -c -- command` in a new session; returns its pid.
+
+        Raises _SpawnFailed if `cwd` cannot be entered."""
+        if not self._ready:
+            self._prepare()
+        job_env = self._base_env if not env else \
+            {**self._base_env, **{os.fsencode(k): os.fsencode(v) for k, v in env.items()}}
+        actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, err_w, 2), *_CLOSE_THE_REST]
+        argv = [SHELL, "-c", "--", command]  # "--": a command starting with "-" is a command
+        if cwd is None:
+            return os.posix_spawn(SHELL, argv, job_env, file_actions=actions, setsid=True,
+                                  setsigdef=_RESET_SIGNALS)
+        if threading.active_count() > 1:
+            raise RuntimeError("run_command enters the job's directory around the spawn; "
+                               "it must be called from a single-threaded process")
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            raise _SpawnFailed(f"cannot run in {cwd}: {exc.strerror}") from None
+        try:
+            return os.posix_spawn(SHELL, argv, job_env, file_actions=actions, setsid=True,
+                                  setsigdef=_RESET_SIGNALS)
+        finally:
+            os.fchdir(self._home)
+
+
+_CLOSE_THE_REST = [(os.POSIX_SPAWN_CLOSEFROM, 3)] if hasattr(os, "POSIX_SPAWN_CLOSEFROM") else []
+_RESET_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ")
+                       if hasattr(signal, name))
+_spawner = _Spawner()
