@@ -67,7 +67,40 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> Parser:
+class _NotBuilt:
+    """Stands in for the parser of a command that is not being run: every call
+    on it (add_argument, add_subparsers, add_parser) is accepted and ignored.
+
+    argparse does real work for each parser and argument it is given (a help
+    formatter, translation look-ups that stat the disk): for all the commands,
+    about 10 ms here, paid on every `queuectl status`. Only the command being
+    run needs its arguments.
+    """
+
+    def __getattr__(self, name: str) -> Callable[..., "_NotBuilt"]:
+        return lambda *args, **kwargs: self
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs, when that is certain before parsing: it is the
+    first word, after nothing but `--db PATH` (or `--db=PATH`, or `--db`
+    abbreviated as argparse allows). Anything else before it (`-h`, `--version`,
+    `--`) or an unknown word: None, and the whole parser is built as before."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if not word.startswith("-") or word == "-":
+            return word if word in COMMANDS else None
+        name, eq, _ = word.partition("=")
+        if len(name) < 3 or not "--db".startswith(name):
+            return None
+        i += 1 if eq else 2
+    return None
+
+
+def build_parser(only: str | None = None) -> Parser:
+    """The whole command line, or with `only` the parser of that one command
+    (see command_in): its parsing, errors and help are the same either way."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH|URL",
                         help="database file or postgresql:// URL (default: $QUEUECTL_DB, "
@@ -82,6 +115,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def add(name: str, help_text: str, *parents: argparse.ArgumentParser) -> Parser:
+        if only is not None and name != only:
+            return _NotBuilt()  # type: ignore[return-value]
         return sub.add_parser(name, help=help_text, description=help_text,
                               parents=[common, *parents])
 
@@ -713,10 +748,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
-        cli_completion.complete(parser)
-    args = parser.parse_args(argv)
+        cli_completion.complete(build_parser())  # completion walks every command
+    args = build_parser(command_in(argv)).parse_args(argv)
+    if args.command not in (None, "tui"):
+        # Before any handler imports the engine: a command on a SQLite file never
+        # needs the PostgreSQL driver, which Peewee imports (with ssl) if it can:
+        # 15-30 ms that `list`, `show`, `config`... paid before this.
+        from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+        skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     handler = COMMANDS.get(args.command or "tui")
     try:
         return handler(args)
