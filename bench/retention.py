@@ -4,7 +4,8 @@
     python bench/retention.py --minutes 1 --baseline-minutes 1 --keep 10s   # smoke (CI)
 
 Black-box, as users run it: `queuectl config set retention-completed 1m`, a pool
-started by `queuectl worker start --count 2`, and a feeder that keeps a backlog
+started by `queuectl worker start --count 2 --quiet` (job lines off, as a busy
+service would run; its log goes to a file), and a feeder that keeps a backlog
 of trivial jobs (`echo tick`, so every job writes a log file) topped up with
 `queuectl enqueue --file -`. The pool's own pruner does the pruning. Every
 `--sample` seconds it records the database size (main file + WAL), the log
@@ -65,9 +66,14 @@ def run(db: Path, minutes: float, keep: str | None, sample_s: float) -> list[dic
     line = (json.dumps({"command": "echo tick"}) + "\n").encode()
     enqueued = 0
     env = {**os.environ, "QUEUECTL_DB": str(db), "PYTHONPATH": str(ROOT)}
-    pool = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "worker", "start",
-                             "--count", "2"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    # The pool logs two lines per job: to a file (a pipe nobody reads would fill
+    # and block the workers, as it would for any program).
+    pool_log = db.with_name(db.name + ".pool.log")
+    with open(pool_log, "wb") as log_fh:
+        pool = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "worker", "start",
+                                 "--count", "2", "--quiet"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log_fh,
+                                start_new_session=True)
     samples: list[dict] = []
     started = time.monotonic()
     next_sample = started
@@ -96,9 +102,10 @@ def run(db: Path, minutes: float, keep: str | None, sample_s: float) -> list[dic
             time.sleep(0.25)
     finally:
         os.killpg(pool.pid, signal.SIGTERM)
-        _, err = pool.communicate(timeout=60)
+        pool.wait(timeout=60)
         conn.close()
-    pruned_lines = [ln for ln in err.decode(errors="replace").splitlines() if "pruned" in ln]
+    pruned_lines = [ln for ln in pool_log.read_text(errors="replace").splitlines()
+                    if "pruned" in ln]
     samples.append({"pool_pruned_lines": len(pruned_lines)})
     return samples
 

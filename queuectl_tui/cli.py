@@ -136,6 +136,18 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("--env", action="append", metavar="KEY=VALUE", default=[],
                    help="an extra environment variable for the job (repeatable)")
     p.add_argument("--queue", metavar="NAME", help="the named queue (default: default)")
+    p.add_argument("--after", metavar="ID[,ID…]",
+                   help="run only after these jobs have completed (blocked until then; "
+                        "cancelled if one ends dead or cancelled)")
+    p.add_argument("--unique-key", metavar="KEY",
+                   help="no second job with this key while this one is unfinished")
+    p.add_argument("--unique-for", type=duration, metavar="DURATION",
+                   help="with --unique-key: also this long after it finished")
+    p.add_argument("--if-absent", action="store_true",
+                   help="with --unique-key: if the key is taken, print that job's id, exit 0")
+    p.add_argument("--no-retry-on", metavar="CODES",
+                   help="exit codes (and 'timeout') that go straight to the DLQ, e.g. "
+                        "126,127 (default: the config's no-retry-on)")
 
     p = add("worker", "start, stop or list worker processes")
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
@@ -276,6 +288,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     options = {"id": args.id, "max_retries": args.max_retries, "priority": args.priority,
                "run_at": args.run_at, "delay": args.delay, "timeout": args.timeout,
                "env": env_option(args.env) or None, "queue": args.queue,
+               "after": args.after, "unique_key": args.unique_key,
+               "unique_for": args.unique_for, "no_retry_on": args.no_retry_on,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \
@@ -295,10 +309,23 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         specs = [jobspec.from_mapping({**given, **data})]
     else:
         specs = [jobspec.from_mapping({"command": text, **given})]
+    if args.if_absent and (args.file is not None or specs[0].unique_key is None):
+        raise UsageError("--if-absent goes with one job that has a unique key")
     queue = open_queue(args)
     here = os.getcwd()  # a job runs where it was enqueued from, unless it says otherwise
     if args.file is None:
-        job = queue.enqueue(specs[0], default_cwd=here)
+        from queuectl_tui.engine.uniqueness import Taken
+        try:
+            job = queue.enqueue(specs[0], default_cwd=here)
+        except Taken as taken:
+            if not args.if_absent:
+                raise
+            job = queue.job_dict(taken.job_id)
+            if args.json:
+                emit_json({**job, "existing": True})
+            else:
+                print(f"exists {taken.job_id}")
+            return 0
         if args.json:
             emit_json(job)
         else:
@@ -493,12 +520,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
     queue = open_queue(args, create=False)
-    job = job_dict(queue.get(args.job_id), with_output=True)
+    job = job_dict(queue.get(args.job_id), with_output=True)  # with the output tails
+    job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
     if args.json:
         emit_json(job)
         return 0
     for key, value in job.items():
+        if key == "after":
+            value = ", ".join(f"{d['id']} ({d['state'] or 'gone'})" for d in value) or None
         if key not in ("stdout_tail", "stderr_tail", "attempts_log"):
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")

@@ -43,6 +43,12 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.Ar
                        help=f"keep {state} jobs this long (e.g. 1h, 7d), 'forever', or "
                             "'default' to follow the config")
 
+    q = qsub.add_parser("hook", help="the command run after each of the queue's jobs "
+                        "finishes ('none': no hook for this queue; 'default': the config's "
+                        "finish-hook)", parents=[common, as_json])
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("hook_command", metavar="COMMAND|none|default")
+
     p = add("prune", "delete finished jobs past their retention now (with their events, "
                      "attempts and logs)", as_json)
     p.add_argument("--queue", metavar="NAME", help="only this queue")
@@ -82,7 +88,24 @@ def cmd_queue(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:
         else:
             print(f"{name}: " + (f"at most {limit} running at once" if limit else "no limit"))
         return 0
+    if args.action == "hook":
+        return set_hook(args, open_queue)
     return set_retention(args, open_queue)
+
+
+def set_hook(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:
+    from queuectl_tui.engine import config, queues
+    name = queues.check_name(args.name)
+    text = args.hook_command.strip()
+    hook = None if text.lower() == "default" else config.validate("finish-hook", text)
+    row = open_queue(args).queue_set(name, finish_hook=hook)
+    if args.json:
+        emit_json(row)
+    elif hook is None:
+        print(f"{name}: the config's finish-hook")
+    else:
+        print(f"{name}: " + (f"runs {hook!r} after each job finishes" if hook else "no hook"))
+    return 0
 
 
 def set_retention(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:

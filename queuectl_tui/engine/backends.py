@@ -35,7 +35,7 @@ _CLAIM_PICK = """
 """
 _CLAIM_RETURNING = """
     RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token, runs,
-              cwd, env, queue
+              cwd, env, queue, unique_key, unique_for, no_retry_on
 """
 
 EXTRA_INDEXES = (
@@ -83,6 +83,9 @@ class Claimed:
     cwd: str | None = None
     env: str | None = None  # JSON object text
     queue: str = "default"
+    unique_key: str | None = None  # let go (or kept for unique_for) when it finishes
+    unique_for: float | None = None
+    no_retry_on: str | None = None  # "126,127,timeout": those end it in the DLQ at once
 
 
 class Backend:

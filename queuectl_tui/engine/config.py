@@ -67,6 +67,28 @@ def _keep_time(raw: Any) -> float:
     return int(seconds) if seconds.is_integer() else seconds
 
 
+def _command(raw: Any) -> str:
+    """A shell command ('' or 'none' for no hook)."""
+    text = str(raw).strip()
+    if text.lower() in ("none", "off"):
+        return ""
+    if "\x00" in text or len(text.encode("utf-8", "surrogatepass")) > 4096:
+        raise ValueError("must be a shell command of at most 4096 bytes without NUL")
+    return text
+
+
+def _codes(raw: Any) -> str:
+    """Exit codes and `timeout`, e.g. '126,127' ('' or 'none': retry everything)."""
+    from queuectl_tui.engine.jobspec import check_no_retry_on
+    text = str(raw).strip()
+    if text.lower() in ("none", ""):
+        return ""
+    try:
+        return check_no_retry_on(text)
+    except UsageError as exc:
+        raise ValueError(str(exc).replace("no_retry_on: ", "")) from None
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         text = str(raw).strip().lower()
@@ -100,6 +122,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "a worker silent this long is gone and its job is rescued"),
     Key("durability", "normal", _choice("full", "normal"),
         "normal: workers skip the fsync (a power cut may re-run a job); full: never"),
+    Key("no-retry-on", "", _codes,
+        "exit codes (and 'timeout') that go straight to the DLQ, e.g. 126,127, for new jobs"),
+    Key("finish-hook", "", _command,
+        "shell command run after each job completes, dies or is cancelled ('' = none)"),
+    Key("finish-hook-timeout", 30, _number(0.1, 3600),
+        "seconds a finish hook may run before it is killed"),
     Key("retention-completed", 7 * 86400, _keep_time,
         "seconds a completed job is kept before it is pruned (7d, 12h, ...); 0 = forever"),
     Key("retention-dead", 30 * 86400, _keep_time,

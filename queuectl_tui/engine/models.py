@@ -151,7 +151,7 @@ class UniqueLock(BaseModel):
     (far in the future while the job is unfinished)."""
 
     key = pw.CharField(max_length=255, primary_key=True)
-    job_id = pw.CharField(max_length=128)
+    job_id = pw.CharField(max_length=128, index=True)
     until = pw.DoubleField()
 
 

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import (attempts, batches, config, events, logs, procs, queues,
-                                  registry, retention)
+from queuectl_tui.engine import (attempts, batches, config, dependencies, events, hooks, logs,
+                                  procs, queues, registry, retention, uniqueness)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.jobspec import JobSpec, check_id
@@ -150,6 +150,8 @@ class Queue:
         self._leases_trusted_from = 0.0  # monotonic; see rescue()
         # The queues this process claims from, earlier first (None: every queue).
         self.serving: list[str] | None = None
+        self._hooks = hooks.HookConfig()  # finish-hook commands, re-read once a second
+        self._finished_now: list[tuple[str, str]] | None = None  # see _after_move
         if worker:
             self.apply_durability(config.get("durability"))
 
@@ -190,7 +192,51 @@ class Queue:
             self.backend.notify()
         events.record(job.id, job.state, to, at=now, attempt=job.attempts,
                       exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
+        self._after_move(job, to, now, fields.get("exit_code"))
         return True
+
+    def _after_move(self, job: Job, to: str, now: float, exit_code: int | None) -> None:
+        """What a move sets off, in its own transaction. Reaching a final state:
+        blocked dependents released or cancelled, the unique key let go, the
+        finish hook queued. Leaving one (requeue, DLQ retry): the key held again.
+        Dependents are worked through a list, not by recursion: a cancelled
+        chain of thousands of jobs is one loop."""
+        if to not in FINAL:
+            if job.state in FINAL and to == "pending":
+                key = self._final_info(job)[1]
+                if key:
+                    uniqueness.hold_again(job.id, key)
+            return
+        queue_name, key, keep = self._final_info(job)
+        if key:
+            uniqueness.release(job.id, key, keep, now)
+        self._hooks = self._hooks.fresh()
+        command = self._hooks.command_for(queue_name)
+        if command:
+            hooks.record(command, job_id=job.id, state=to, exit_code=exit_code,
+                         queue=queue_name, attempt=job.attempts, now=now)
+        if self._finished_now is not None:  # inside the loop below: it takes this too
+            self._finished_now.append((job.id, to))
+            return
+        self._finished_now = [(job.id, to)]
+        try:
+            while self._finished_now:
+                job_id, state = self._finished_now.pop(0)
+                dependencies.on_final(self.db, job_id, state, now, self._move_dependent)
+        finally:
+            self._finished_now = None
+
+    def _move_dependent(self, job: Job, to: str, note: str, fields: dict[str, Any]) -> bool:
+        return self._transition(job, to, note=note, **fields)
+
+    def _final_info(self, job: Job) -> tuple[str, str | None, float | None]:
+        """(queue, unique key, unique_for) of a job, from the row if the caller
+        loaded only a few columns (the worker's path has them from its claim)."""
+        if "queue" in job.__data__ and "unique_key" in job.__data__:
+            return job.queue, job.unique_key, job.unique_for
+        row = Job.select(Job.queue, Job.unique_key, Job.unique_for).where(
+            Job.seq == job.seq).tuples().first()
+        return row if row else (queues.DEFAULT, None, None)
 
     def _update_sql(self, names: tuple[str, ...], with_token: bool) -> str:
         """The conditional UPDATE for these fields, built once: on the hot path
@@ -211,7 +257,7 @@ class Queue:
     def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
         """Add one job; returns its public shape (as `show --json` prints it)."""
         [job_id] = self.enqueue_many([spec], default_cwd)
-        return job_dict(self.get(job_id))
+        return self.job_dict(job_id)
 
     def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[str]:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
@@ -227,6 +273,10 @@ class Queue:
                 raise UsageError(f"duplicate job id {job_id!r} in the input")
             seen.add(job_id)
         named = {row[QUEUE_COLUMN] for row in rows}
+        special = any(s.after or s.unique_key for s in specs)
+        if staged and special:
+            raise UsageError(f"after and unique_key work in files of up to "
+                             f"{batches.SLICE_ROWS:,} jobs; split the file")
         if staged:
             with self.db.atomic():
                 queues.ensure(named, now)
@@ -235,15 +285,28 @@ class Queue:
             with self.db.atomic():
                 queues.ensure(named, now)
                 self.refuse_taken_ids(given)
+                if special:
+                    rows = self._with_rules(specs, rows, now)
                 self.insert_job_rows(JOB_INSERT, rows)
                 self.backend.notify()
                 self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                         [(r[0], "pending", now, 0) for r in rows])
+                                         [(r[0], r[2], now, 0) for r in rows])
         lost = self.backend.lost_writes()
         if lost:
             raise DatabaseError(f"{lost}: the enqueue may be lost; stop every queuectl "
                                 "process on this database and check it")
         return [r[0] for r in rows]
+
+    def _with_rules(self, specs: list[JobSpec], rows: list[tuple], now: float) -> list[tuple]:
+        """Dependencies and unique keys, checked and written in the enqueue's own
+        transaction; jobs that wait for others start `blocked`."""
+        ids = [row[0] for row in rows]
+        initial = dependencies.check(specs, ids)
+        uniqueness.take(self.db, specs, ids, now)
+        links = dependencies.rows(specs, ids)
+        if links:
+            self.backend.insert_rows("dependency", ("job_id", "needs"), links)
+        return [(row[0], row[1], initial.get(row[0], row[2]), *row[3:]) for row in rows]
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
         """Conflict if any of these ids is taken (inside the caller's transaction)."""
@@ -270,6 +333,7 @@ class Queue:
         """Row tuples in JOB_INSERT order, with config defaults filled in now."""
         defaults = config.get_all()
         retries, default_timeout = defaults["max-retries"], defaults["job-timeout"]
+        no_retry = defaults["no-retry-on"] or None
         now = self.clock.now()
         new_ids = iter(self.ids.many(sum(1 for spec in specs if spec.id is None)))
         rows = []
@@ -284,7 +348,8 @@ class Queue:
                          spec.cwd or default_cwd,
                          None if not spec.env else json.dumps(spec.env),
                          spec.queue or queues.DEFAULT, spec.schedule, spec.schedule_tick,
-                         spec.unique_key, spec.unique_for, spec.no_retry_on))
+                         spec.unique_key, spec.unique_for,
+                         no_retry if spec.no_retry_on is None else spec.no_retry_on or None))
         return rows
 
     # ---------------------------------------------------------------- workers' side
@@ -366,7 +431,7 @@ class Queue:
         outcome = dict(finished_at=now, exit_code=exit_code, lease_expires_at=None,
                        stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
         with self.db.atomic():
-            to, fields = self._outcome(job, error, ended, now)
+            to, fields = self._outcome(job, error, ended, now, exit_code)
             ok = self._transition(job, to, token=claimed.claim_token, worker_id=worker_id,
                                   note=error, **{**outcome, **fields})
             if ok:
@@ -392,8 +457,8 @@ class Queue:
                 attempts=claimed.attempts - 1, lease_expires_at=None, started_at=None,
                 claim_token=None)
 
-    def _outcome(self, job: Job, error: str | None, ended: str,
-                 now: float) -> tuple[str, dict[str, Any]]:
+    def _outcome(self, job: Job, error: str | None, ended: str, now: float,
+                 exit_code: int | None = None) -> tuple[str, dict[str, Any]]:
         if ended == "cancelled":
             return "cancelled", {"last_error": error}
         if ended == "stopped":  # not the job's fault: not counted against its budget
@@ -401,13 +466,18 @@ class Queue:
                                "run_at": now, "finished_at": None}  # overrides the outcome's
         if error is None:
             return "completed", {"last_error": None}
+        rule = not_retried(job.no_retry_on, exit_code, ended)
+        if rule:
+            return "dead", {"last_error": f"{error} (not retried: {rule})"}
         to, fields = self._after_failure(job, now)
         fields["last_error"] = error
         return to, fields
 
     def _held(self, claimed: Claimed) -> Job:
         return Job(seq=claimed.seq, id=claimed.id, state="processing",
-                   attempts=claimed.attempts, max_retries=claimed.max_retries)
+                   attempts=claimed.attempts, max_retries=claimed.max_retries,
+                   queue=claimed.queue, unique_key=claimed.unique_key,
+                   unique_for=claimed.unique_for, no_retry_on=claimed.no_retry_on)
 
     def _after_failure(self, job: Job, now: float) -> tuple[str, dict[str, Any]]:
         """Retry with backoff while retries remain; otherwise the DLQ."""
@@ -545,6 +615,12 @@ class Queue:
                 pass
 
     # ---------------------------------------------------------------- reading
+
+    def job_dict(self, job_id: str) -> dict[str, Any]:
+        """A job's public shape, with what it waits for when it was enqueued --after."""
+        data = job_dict(self.get(job_id))
+        data["after"] = dependencies.waiting_for(job_id)
+        return data
 
     def get(self, job_id: str) -> Job:
         check_id(job_id)
@@ -795,6 +871,11 @@ class Queue:
             events.Event.insert_many([
                 {"job_id": j.id, "from_state": j.state, "to_state": "deleted", "at": now,
                  "attempt": j.attempts, "note": note} for j in chunk]).execute()
+            gone = [j.id for j in chunk]
+            dependencies.forget(gone)
+            uniqueness.forget(gone)
+            for job_id in gone:  # whatever waited for them will never run
+                dependencies.on_final(self.db, job_id, "deleted", now, self._move_dependent)
 
     # ---------------------------------------------------------------- named queues
 
@@ -844,6 +925,11 @@ class Queue:
         return retention.prune(self.db, rules, self.opened.log_dir, dry_run=dry_run,
                                max_batches=max_batches, sleep=self.clock.sleep)
 
+    def lapse_unique_keys(self) -> int:
+        """Unique keys whose `unique_for` ran out: gone, so the table stays small."""
+        with self.db.atomic():
+            return uniqueness.lapse(self.clock.now())
+
     def take_prune_lease(self, owner: str) -> bool:
         return retention.take_lease(self.db, owner, self.clock.now(), self.backend.lock_rows)
 
@@ -861,6 +947,18 @@ class Queue:
     def config_set(self, key: str, value: Any) -> Any:
         with self.db.atomic():
             return config.set_value(key, value)
+
+
+def not_retried(codes: str | None, exit_code: int | None, ended: str) -> str | None:
+    """Why a failed run goes straight to the DLQ, if its job's retry rules say so."""
+    if not codes:
+        return None
+    rules = codes.split(",")
+    if ended == "timeout" and "timeout" in rules:
+        return "timeout is in no_retry_on"
+    if ended == "exit" and exit_code is not None and str(exit_code) in rules:
+        return f"exit code {exit_code} is in no_retry_on"
+    return None
 
 
 def _unique(job_ids: Iterable[str]) -> list[str]:

@@ -152,6 +152,7 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "total": sum(per_state.values()),
             "finished_last_minute": recent.get(row.name, 0),
             "retention": {state: getattr(row, f"keep_{state}") for state in RETENTION_STATES},
+            "finish_hook": row.finish_hook,
         })
     return out
 

@@ -124,6 +124,7 @@ def _delete_batch(db: pw.Database, rule: Rule, limit: int) -> list[int]:
             id_marks = ", ".join([p] * len(ids))
             db.execute_sql(f"DELETE FROM event WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM attempt WHERE job_id IN ({id_marks})", ids)
+            db.execute_sql(f"DELETE FROM dependency WHERE job_id IN ({id_marks})", ids)
         return [seq for seq, _ in gone]
 
 

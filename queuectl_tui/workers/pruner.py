@@ -46,6 +46,7 @@ class Pruner:
             if not self.queue.take_prune_lease(self.owner):
                 return
             pruned, done = self.queue.prune(max_batches=MAX_BATCHES)
+            self.queue.lapse_unique_keys()
             if not done:
                 self.next_turn = now + SOON_S
             if pruned.total:

@@ -26,6 +26,7 @@ from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
+from queuectl_tui.workers.hooks import HookRunner
 from queuectl_tui.workers.pruner import Pruner
 from queuectl_tui.workers.worker import new_worker_id
 
@@ -123,16 +124,19 @@ class Supervisor:
                              f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
                              workers=workers, database=redact(self.target))
         pruner = Pruner(self.queue, self.log)
+        hook_runner = HookRunner(self.queue, self.log)
         while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
                 or self.unrescued:
             time.sleep(POLL_S)
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
             self._rescue_pending()
+            hook_runner.turn(take=not self.stopping)
             if not self.stopping:
                 pruner.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
+        hook_runner.stop()
         self.events.pool("stopped", "all workers stopped")
         return 0
 
