@@ -172,6 +172,7 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
     if job is None:
         return Detail(job=None)
     job["attempts_log"] = queue.attempts(job_id)
+    job["after"] = queue.waiting_for(job_id)
     data, new_offset = views.log_tail(queue.opened, job["seq"], offset)
     if new_offset or offset is not None:
         return Detail(job=job, output=data.decode("utf-8", errors="replace"),

@@ -20,6 +20,7 @@ STATE_ALIASES = {
     "failed": "failed", "retrying": "failed", "retry": "failed",
     "dead": "dead", "dlq": "dead",
     "cancelled": "cancelled", "canceled": "cancelled",
+    "blocked": "blocked", "after": "blocked",
 }
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
               "worker": "workers", "queue": "queues", "q": "queues"}

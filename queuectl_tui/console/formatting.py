@@ -18,6 +18,7 @@ STATE_STYLE = {
     "failed": "bold #ff875f",
     "dead": "bold #ff5f5f",
     "cancelled": "#af87ff",
+    "blocked": "#87afaf",
     "deleted": "dim",
     "idle": "#5fd75f",
     "busy": "bold #ffd75f",

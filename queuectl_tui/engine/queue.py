@@ -619,8 +619,12 @@ class Queue:
     def job_dict(self, job_id: str) -> dict[str, Any]:
         """A job's public shape, with what it waits for when it was enqueued --after."""
         data = job_dict(self.get(job_id))
-        data["after"] = dependencies.waiting_for(job_id)
+        data["after"] = self.waiting_for(job_id)
         return data
+
+    def waiting_for(self, job_id: str) -> list[dict[str, Any]]:
+        """The jobs this one was enqueued --after, each with its state now."""
+        return dependencies.waiting_for(job_id)
 
     def get(self, job_id: str) -> Job:
         check_id(job_id)

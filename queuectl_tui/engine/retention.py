@@ -125,6 +125,7 @@ def _delete_batch(db: pw.Database, rule: Rule, limit: int) -> list[int]:
             db.execute_sql(f"DELETE FROM event WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM attempt WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM dependency WHERE job_id IN ({id_marks})", ids)
+            count_pruned(db, rule.state, len(gone))
         return [seq for seq, _ in gone]
 
 
@@ -153,6 +154,24 @@ def prune(db: pw.Database, rules: list[Rule], log_dir, *, dry_run: bool = False,
             if sleep is not None:
                 sleep(PAUSE_S)
     return result, True
+
+
+PRUNED_KEY = "pruned."  # + state: how many jobs of that state were ever pruned
+
+
+def count_pruned(db: pw.Database, state: str, n: int) -> None:
+    """Counters for readers that follow the event log (the console's header):
+    a pruned job leaves no event, so they learn of it here."""
+    key = PRUNED_KEY + state
+    Meta.insert(key=key, value="0").on_conflict_ignore().execute()
+    p = db.param
+    db.execute_sql(f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {p} AS TEXT) "
+                   f"WHERE key = {p}", (n, key))
+
+
+def pruned_so_far() -> dict[str, int]:
+    return {row.key[len(PRUNED_KEY):]: int(row.value) for row in
+            Meta.select().where(Meta.key.startswith(PRUNED_KEY))}
 
 
 def take_lease(db: pw.Database, owner: str, now: float, lock_rows: str = "") -> bool:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import peewee as pw
 
-from queuectl_tui.engine import logs
+from queuectl_tui.engine import logs, retention
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import Event, Job
 
@@ -313,17 +313,24 @@ class StateCounts:
         self.counts: dict[str, int] | None = None
         self.event_seq = 0
         self.counted_at = 0.0
+        self.pruned: dict[str, int] = {}  # retention's counters at the last read
 
     def read(self, queue: Any, monotonic: float) -> dict[str, int]:
         db = queue.db
         if queue.backend.name != "sqlite":
             return queue.counts()
         if self.counts is None or monotonic - self.counted_at >= self.recount_s:
-            with db.atomic("DEFERRED"):  # one read snapshot for both statements
+            with db.atomic("DEFERRED"):  # one read snapshot for every statement
                 self.event_seq = Event.select(pw.fn.MAX(Event.seq)).scalar() or 0
                 self.counts = queue.counts()
+                self.pruned = retention.pruned_so_far()
             self.counted_at = monotonic
             return dict(self.counts)
+        pruned = retention.pruned_so_far()  # jobs that left without an event
+        for state, total in pruned.items():
+            if state in self.counts:
+                self.counts[state] -= total - self.pruned.get(state, 0)
+        self.pruned = pruned
         moves = list(Event.select(Event.from_state, Event.to_state, pw.fn.COUNT(Event.seq),
                                   pw.fn.MAX(Event.seq))
                      .where(Event.seq > self.event_seq)

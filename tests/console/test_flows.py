@@ -415,7 +415,8 @@ async def test_jobs_retry_marked_dead_jobs(queue_db, clock):
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "]", "]", "]", "]")  # the Dead tab
+        await press(pilot, "]", "]", "]", "]", "]")  # the Dead tab
+        await settle(pilot)
         assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
         await press(pilot, "j", "j", "space", "R", "y")  # mark hook-1 only
         assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == \
@@ -582,3 +583,22 @@ async def test_queue_filter_in_the_dlq(queue_db, clock):
         await press(pilot, "3", "slash", *"queue:hooks", "enter")
         await settle(pilot)
         assert sorted(shown_ids(app)) == ["hook-1", "hook-2"]
+
+
+async def test_a_blocked_job_shows_what_it_waits_for_and_a_jumps_there(queue_db, clock):
+    q = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
+    q.enqueue(JobSpec(command="./publish.sh", id="publish", after=("digest",)))
+    q.opened.close()
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "]", "]")  # All, Pending, Blocked
+        assert shown_ids(app) == ["publish"]
+        await press(pilot, "enter")
+        await settle(pilot)
+        shown = app.screen.query_one("#detail").shown
+        assert shown["id"] == "publish" and shown["after"] == [{"id": "digest",
+                                                                 "state": "pending"}]
+        await press(pilot, "a")
+        await settle(pilot)
+        assert app.screen.filter_text == "id:digest" and shown_ids(app) == ["digest"]

@@ -21,10 +21,12 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("?", "this help;  q quit (workers keep running)"),
     )),
     ("Jobs", (
-        ("[ ]", "previous / next state tab (All, Pending, Running, Retrying, Dead, Done)"),
+        ("[ ]", "previous / next state tab (All, Pending, Blocked, Running, Retrying, Dead, "
+                "Done, Cancelled)"),
         ("s S", "sort by next column / reverse the order (or click a column header)"),
         ("enter v", "show or hide the detail pane (fields, last error, output)"),
         ("h", "history of the selected job"),
+        ("a", "go to what the selected job waits for (enqueued --after; state Blocked)"),
         ("c", "cancel the selected waiting job (it goes to the DLQ)"),
         ("r  d", "retry the selected dead job / delete the selected job (asks first)"),
         ("space  u", "mark or unmark a job / unmark all"),

@@ -21,6 +21,7 @@ from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
 
 STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
+              ("blocked", "Blocked", ("blocked",)),
               ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
               ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)),
               ("cancelled", "Cancelled", ("cancelled",)))
@@ -41,6 +42,7 @@ class JobsScreen(JobListScreen):
         Binding("v", "toggle_detail", "Detail", show=False),
         Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel"),
+        Binding("a", "open_dependency", "Waits for", show=False),
     ]
 
     def __init__(self) -> None:
@@ -236,6 +238,19 @@ class JobsScreen(JobListScreen):
             return
         self.console.switch_mode("history")
         self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
+
+    async def action_open_dependency(self) -> None:
+        """Jump to what the selected job waits for (the first dependency that has
+        not completed; its whole list is in the detail pane)."""
+        job = self.table.current
+        if job is None:
+            return
+        after = await self.console.act(lambda queue: queue.waiting_for(job["id"]))
+        if not after:
+            self.notify(f"{job['id']} was not enqueued --after another job", timeout=3)
+            return
+        target = next((d for d in after if d["state"] not in ("completed", None)), after[0])
+        self.console.show_jobs_filtered(f"id:{target['id']}")
 
     def action_cancel_job(self) -> None:
         """Cancel the marked jobs, or the one under the cursor, running ones

@@ -131,6 +131,8 @@ class ListScreen(ViewScreen):
         table.display = not nothing
         if nothing:
             empty.update(self.empty_message(summary))
+        elif self.focused is None and self.screen.is_current:
+            table.focus()  # hidden while empty, it lost the focus: keys go to it again
         self.apply_extra(data, summary)
         self.update_status(summary)
 

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Log, Static
 
 from queuectl_tui.console.data import Detail
-from queuectl_tui.console.formatting import span, stamp, state_text
+from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text
 from queuectl_tui.safe_text import printable
 
 
@@ -47,6 +47,8 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
         ("duration", Text(duration or "-")),
         ("exit code", Text("-" if job["exit_code"] is None else str(job["exit_code"]))),
         ("worker", Text(job["worker_id"] or "-")),
+        *([("waits for", after_text(job["after"]))] if job.get("after") else []),
+        *([("unique key", Text(printable(job["unique_key"])))] if job.get("unique_key") else []),
         ("directory", Text(printable(job.get("cwd") or "-"))),
         ("environment", Text(printable(" ".join(f"{k}={v}" for k, v in env_of(job).items())
                                        or "-"))),
@@ -62,6 +64,18 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
                           style="bold #87afd7"))
         parts.append(attempts_table(job["attempts_log"]))
     return Group(*parts)
+
+
+def after_text(after: list[dict[str, Any]]) -> Text:
+    """Each dependency with its state (a finished one no longer blocks); `a` jumps
+    to the first that has not completed."""
+    text = Text()
+    for i, dep in enumerate(after):
+        if i:
+            text.append(", ")
+        text.append(dep["id"])
+        text.append(f" {dep['state'] or 'gone'}", style=STATE_STYLE.get(dep["state"] or "", "dim"))
+    return text
 
 
 def attempts_table(runs: list[dict[str, Any]]) -> Table:
@@ -87,6 +101,7 @@ class JobDetail(Horizontal):
         self.log_offset: int | None = None  # log bytes already shown; None: none yet
         self.mode: str | None = None  # "log" (following the log file) or "tail" (stored)
         self.text = ""
+        self.shown: dict[str, Any] | None = None  # the job whose fields are on screen
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="fields-scroll"):
@@ -115,6 +130,7 @@ class JobDetail(Horizontal):
         if detail.job["id"] != self.job_id or asked_offset != self.log_offset:
             return  # the selection moved on while this was read
         fields.update(fields_table(detail.job, now))
+        self.shown = detail.job
         log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
             else ("output (log)" if detail.from_log else "output (last lines stored)")
         if detail.from_log:

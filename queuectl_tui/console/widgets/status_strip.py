@@ -10,8 +10,10 @@ from textual.widgets import Sparkline, Static
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
 
-SHOWN = (("pending", "pending"), ("processing", "running"), ("failed", "retrying"),
-         ("dead", "dead"), ("completed", "done"), ("cancelled", "cancelled"))
+SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("processing", "running"),
+         ("failed", "retrying"), ("dead", "dead"), ("completed", "done"),
+         ("cancelled", "cancelled"))
+ONLY_IF_ANY = ("blocked",)  # shown when there are some: the strip stays one line
 
 
 def short(n: int) -> str:
@@ -37,6 +39,8 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
         return text
     for state, label in SHOWN:
         n = summary.counts.get(state, 0)
+        if state in ONLY_IF_ANY and not n:
+            continue
         text.append("  " if text.plain or not narrow else " ")
         text.append(short(n), style=STATE_STYLE[state] if n else "dim")
         text.append(f" {label}", style="" if n else "dim")
