@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import cli_env, cli_json, jobs_by_id, pid_alive, run_cli, wait_for
+from tests.helpers import ROOT, cli_env, cli_json, jobs_by_id, pid_alive, run_cli, wait_for
 
 
 def enqueue(db, *args: str) -> str:
@@ -32,11 +32,19 @@ def wait_state(db, job_id: str, *states: str, timeout: float = 20.0) -> dict:
 
 
 def procs_running(needle: str) -> list[int]:
+    """Live processes whose command line holds `needle`, among those this
+    checkout's tests started (their environment carries its PYTHONPATH, see
+    cli_env): other worktrees run the same suites on the same machine, and
+    their `sleep 300` is not ours to find."""
+    ours = b"\0PYTHONPATH=" + str(ROOT).encode()
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if needle.encode() in fh.read().replace(b"\0", b" ") and pid_alive(int(pid)):
+                if needle.encode() not in fh.read().replace(b"\0", b" "):
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if ours in b"\0" + fh.read() and pid_alive(int(pid)):
                     found.append(int(pid))
         except OSError:
             pass
