@@ -59,6 +59,8 @@ class QueuesScreen(ViewScreen):
         Binding("enter", "open_jobs", "Jobs", show=False),
         Binding("j", "cursor(1)", "Down", show=False),
         Binding("k", "cursor(-1)", "Up", show=False),
+        Binding("g,home", "cursor_to(0)", "First", show=False),
+        Binding("G,end", "cursor_to(-1)", "Last", show=False),
     ]
 
     def __init__(self) -> None:
@@ -117,6 +119,10 @@ class QueuesScreen(ViewScreen):
     def action_cursor(self, step: int) -> None:
         table = self.query_one(DataTable)
         table.move_cursor(row=table.cursor_row + step)
+
+    def action_cursor_to(self, row: int) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=row if row >= 0 else table.row_count - 1)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
