@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
-from queuectl_tui import __version__, cli_completion, cli_queues, cli_service
+from queuectl_tui import __version__, cli_completion, cli_metrics, cli_queues, cli_service
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
@@ -169,6 +169,7 @@ def build_parser(only: str | None = None) -> Parser:
     w.add_argument("--queues", metavar="NAME[,NAME…]",
                    help="serve only these queues, earlier names first (default: every "
                         "queue, in one order by priority and due time)")
+    cli_metrics.add_worker_options(w)
     w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
                         parents=[common, as_json])
     w.add_argument("--now", action="store_true",
@@ -258,6 +259,7 @@ def build_parser(only: str | None = None) -> Parser:
     cli_service.add_parsers(add, common, worker_count, duration, Parser)
     cli_queues.add_parsers(add, common, as_json, duration, Parser)
     cli_completion.add_parser(add)
+    cli_metrics.add_parser(add)
 
     add("tui", "open the console (the same as no arguments)")
     return parser
@@ -385,6 +387,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.action == "start" and args.queues is not None:
         from queuectl_tui.engine.queues import parse_names
         serving = parse_names(args.queues)
+    if args.action == "start":
+        cli_metrics.check_worker_options(args)
     queue = open_queue(args, create=args.action == "start")
     if args.action == "start" and args.detach:
         return worker_start_detached(queue, args, serving)
@@ -392,8 +396,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from queuectl_tui.workers.pool_log import PoolLog
         from queuectl_tui.workers.supervisor import Supervisor
         events = PoolLog(args.log_format, jobs=not args.quiet)
+        metrics = None if args.metrics_port is None else (args.metrics_port, args.metrics_host)
         return Supervisor(queue, queue.opened.target, args.count, events=events,
-                          queues=serving).run()
+                          queues=serving, metrics=metrics).run()
     if args.action == "stop":
         return worker_stop(queue, args)
     workers = queue.workers(include_stopped=args.all)
@@ -414,7 +419,8 @@ def worker_start_detached(queue, args: argparse.Namespace,
     log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
-                              log_options(args.log_format == "json", args.quiet, serving))
+                              log_options(args.log_format == "json", args.quiet, serving)
+                              + cli_metrics.worker_options(args))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
     pids = wait_until_ready(queue, proc, args.count)
@@ -773,6 +779,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "queue": lambda args: cli_queues.cmd_queue(args, open_queue),
     "prune": lambda args: cli_queues.cmd_prune(args, open_queue),
     "completion": cli_completion.cmd_completion,
+    "metrics": lambda args: cli_metrics.cmd_metrics(args, open_queue),
     "tui": cmd_tui,
 }
 

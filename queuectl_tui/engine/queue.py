@@ -865,8 +865,11 @@ class Queue:
         for chunk in _chunks(jobs, 500):
             for state in {j.state for j in chunk}:
                 seqs = [j.seq for j in chunk if j.state == state]
-                if Job.delete().where(Job.seq.in_(seqs), Job.state == state).execute() \
-                        != len(seqs):
+                gone = list(Job.delete().where(Job.seq.in_(seqs), Job.state == state)
+                            .returning(Job.queue).tuples().execute())
+                if state in FINAL:  # the finished counters (metrics) keep them
+                    retention.count_removed(self.db, state, [q for (q,) in gone])
+                if len(gone) != len(seqs):
                     moved = Job.select(Job.id, Job.state).where(
                         Job.seq.in_(seqs), Job.state != state).first()
                     which = f"job {moved.id} became {moved.state}" if moved else "a job changed"

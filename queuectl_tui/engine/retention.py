@@ -9,6 +9,12 @@ between them) so workers' claims and outcomes never wait long behind it. The
 pools' supervisors prune by themselves; a lease row in `meta` makes sure only
 one of them does at a time, on however many hosts. `queuectl prune` runs the same
 code on demand.
+
+Pruned jobs are counted in `meta`, in the same transaction as the delete:
+per state (`pruned.<state>`, for the console) and per state and queue
+(`removed.<state>.<queue>`, which `delete` and `dlq purge` add to as well), so
+jobs finished so far can be told after their rows are gone: `engine/metrics.py`
+adds these to the rows still there.
 """
 
 from __future__ import annotations
@@ -118,15 +124,17 @@ def _delete_batch(db: pw.Database, rule: Rule, limit: int) -> list[int]:
         marks = ", ".join([p] * len(picked))
         gone = db.execute_sql(
             f"DELETE FROM job WHERE seq IN ({marks}) AND state = {p} AND finished_at < {p} "
-            "RETURNING seq, id", [s for s, _ in picked] + [rule.state, rule.before]).fetchall()
+            "RETURNING seq, id, queue",
+            [s for s, _ in picked] + [rule.state, rule.before]).fetchall()
         if gone:
-            ids = [job_id for _, job_id in gone]
+            ids = [job_id for _, job_id, _ in gone]
             id_marks = ", ".join([p] * len(ids))
             db.execute_sql(f"DELETE FROM event WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM attempt WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM dependency WHERE job_id IN ({id_marks})", ids)
             count_pruned(db, rule.state, len(gone))
-        return [seq for seq, _ in gone]
+            count_removed(db, rule.state, [queue for _, _, queue in gone])
+        return [seq for seq, _, _ in gone]
 
 
 def prune(db: pw.Database, rules: list[Rule], log_dir, *, dry_run: bool = False,
@@ -172,6 +180,37 @@ def count_pruned(db: pw.Database, state: str, n: int) -> None:
 def pruned_so_far() -> dict[str, int]:
     return {row.key[len(PRUNED_KEY):]: int(row.value) for row in
             Meta.select().where(Meta.key.startswith(PRUNED_KEY))}
+
+
+REMOVED_KEY = "removed."  # + state + "." + queue: finished jobs that left, per queue
+
+
+def count_removed(db: pw.Database, state: str, queues: Iterable[str]) -> None:
+    """Finished jobs of `state` that left the table, one queue name per job:
+    pruned here, or deleted and purged by hand (`Queue._delete_rows`). Inside
+    the caller's transaction, so the count and the delete commit together. The
+    metrics' finished counters add these to the rows still there; the per-state
+    `pruned.` counters above stay for the console, which sees deletes as events."""
+    per_queue: dict[str, int] = {}
+    for queue in queues:
+        per_queue[queue] = per_queue.get(queue, 0) + 1
+    p = db.param
+    for queue, n in sorted(per_queue.items()):
+        db.execute_sql(
+            f"INSERT INTO meta (key, value) VALUES ({p}, {p}) ON CONFLICT (key) DO UPDATE "
+            f"SET value = CAST(CAST(meta.value AS BIGINT) + {p} AS TEXT)",
+            (f"{REMOVED_KEY}{state}.{queue}", str(n), n))
+
+
+def removed_so_far(db: pw.Database) -> dict[tuple[str, str], int]:
+    """(queue, state) -> finished jobs removed so far (one row per queue and state)."""
+    out: dict[tuple[str, str], int] = {}
+    for key, value in db.execute_sql(f"SELECT key, value FROM meta WHERE key LIKE {db.param}",
+                                     (REMOVED_KEY + "%",)).fetchall():
+        state, _, queue = key[len(REMOVED_KEY):].partition(".")
+        if state in STATES and queue:
+            out[(queue, state)] = out.get((queue, state), 0) + int(value)
+    return out
 
 
 def take_lease(db: pw.Database, owner: str, now: float, lock_rows: str = "") -> bool:

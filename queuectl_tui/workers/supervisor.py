@@ -58,6 +58,7 @@ class Supervisor:
     unrescued: list[tuple[str, bool]] = field(default_factory=list)
     trouble: str | None = None  # the database problem being ridden out, said once
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
+    metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -105,6 +106,7 @@ class Supervisor:
                     pass
 
     def run(self) -> int:
+        metrics_server = self._serve_metrics()  # first: a port in use stops us before workers
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         for _ in range(self.count):
@@ -137,8 +139,20 @@ class Supervisor:
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
         hook_runner.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         self.events.pool("stopped", "all workers stopped")
         return 0
+
+    def _serve_metrics(self) -> Any:
+        """/metrics from a thread of this process (engine/metrics.py; its
+        collector opens its own connection in the serving thread)."""
+        if self.metrics is None:
+            return None
+        from queuectl_tui.engine.metrics import serve
+        server, url = serve(self.queue, *self.metrics)
+        self.events.pool("metrics", f"serving metrics at {url}", url=url)
+        return server
 
     def _alive(self) -> bool:
         return any(c.proc.poll() is None for c in self.children)
