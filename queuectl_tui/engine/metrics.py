@@ -29,7 +29,7 @@ from queuectl_tui.engine.models import FINAL, STATES
 
 DEFAULT_HOST = "127.0.0.1"  # --metrics-host: this host only unless told otherwise
 WINDOW_S = 600.0  # durations and pickup delays: runs of the last 10 minutes
-SAMPLE_ROWS = 20_000  # ... and at most this many of the newest rows, so a busy queue stays cheap
+SAMPLE_ROWS = 5_000  # ... and at most this many of the newest rows: a busy queue stays cheap
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 PICKUP_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0)
 WORKER_STATES = ("idle", "busy", "stopping", "gone")
@@ -44,7 +44,7 @@ class Histogram:
 
 @dataclass
 class Snapshot:
-    """What one scrape read, as plain data (the tests and the bench read it too)."""
+    """What one scrape read, as plain data (`families` turns it into metrics)."""
 
     queues: list[str] = field(default_factory=list)
     jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (queue, state)
