@@ -54,13 +54,14 @@ def build(target: str, jobs: int) -> Queue:
         # History: by seq, so each state is spread over every queue.
         db.execute_sql(f"UPDATE job SET state = 'completed', attempts = 1, runs = 1, "
                        f"started_at = run_at + 0.5, finished_at = run_at + 1.0 "
-                       f"WHERE seq % 100 < 90")
+                       f"WHERE seq - (seq / 100) * 100 < 90")
         for state, rest in (("dead", 90), ("cancelled", 91), ("failed", 92)):
             db.execute_sql(f"UPDATE job SET state = {p}, attempts = 1, runs = 1, "
                            f"started_at = run_at + 0.5, finished_at = run_at + 1.0 "
-                           f"WHERE seq % 100 = {rest}", (state,))
-        db.execute_sql(f"UPDATE job SET run_at = {p} + (seq % 600) WHERE state = 'failed'",
-                       (now,))
+                           f"WHERE seq - (seq / 100) * 100 = {rest}", (state,))
+        # (seq - seq / n * n: the remainder, written the same for both backends)
+        db.execute_sql(f"UPDATE job SET run_at = {p} + (seq - (seq / 600) * 600) "
+                       "WHERE state = 'failed'", (now,))
         # The newest runs, inside the scrape's window: attempt rows and claim events.
         recent = db.execute_sql(
             f"SELECT id, run_at FROM job WHERE state = 'completed' ORDER BY seq DESC "
@@ -76,7 +77,7 @@ def build(target: str, jobs: int) -> Queue:
                            (at, at - 0.05 * (i % 20), job_id))
         for q in QUEUES:
             db.execute_sql(f"INSERT INTO meta (key, value) VALUES ({p}, '12345') "
-                           "ON CONFLICT (key) DO NOTHING", (f"pruned.completed.{q}",))
+                           "ON CONFLICT (key) DO NOTHING", (f"removed.completed.{q}",))
     db.execute_sql("ANALYZE")
     if queue.backend.name == "sqlite":
         db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -148,7 +149,8 @@ def _empty_postgres(url: str) -> None:
     opened = open_database(url)
     for table in ("job", "event", "attempt", "worker", "batch"):
         opened.db.execute_sql(f"DELETE FROM {table}")
-    opened.db.execute_sql("DELETE FROM meta WHERE key LIKE 'pruned.%'")
+    opened.db.execute_sql(f"DELETE FROM meta WHERE key LIKE {opened.db.param} "
+                          f"OR key LIKE {opened.db.param}", ("removed.%", "pruned.%"))
     opened.close()
 
 
