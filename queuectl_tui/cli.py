@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Callable, NoReturn, Sequence
 
-from queuectl_tui import __version__, cli_completion, cli_metrics, cli_queues, cli_service
+from queuectl_tui import (__version__, cli_completion, cli_metrics, cli_queues,
+                          cli_schedules, cli_service)
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
@@ -258,6 +259,7 @@ def build_parser(only: str | None = None) -> Parser:
 
     cli_service.add_parsers(add, common, worker_count, duration, Parser)
     cli_queues.add_parsers(add, common, as_json, duration, Parser)
+    cli_schedules.add_parsers(add, common, as_json, duration, whole_number, Parser)
     cli_completion.add_parser(add)
     cli_metrics.add_parser(add)
 
@@ -778,6 +780,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delete": cmd_delete, "demo": cmd_demo, "service": cli_service.cmd_service,
     "queue": lambda args: cli_queues.cmd_queue(args, open_queue),
     "prune": lambda args: cli_queues.cmd_prune(args, open_queue),
+    "schedule": lambda args: cli_schedules.cmd_schedule(args, open_queue),
     "completion": cli_completion.cmd_completion,
     "metrics": lambda args: cli_metrics.cmd_metrics(args, open_queue),
     "tui": cmd_tui,

@@ -28,6 +28,7 @@ from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.hooks import HookRunner
 from queuectl_tui.workers.pruner import Pruner
+from queuectl_tui.workers.scheduler import Scheduler
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
@@ -127,6 +128,7 @@ class Supervisor:
                              workers=workers, database=redact(self.target))
         pruner = Pruner(self.queue, self.log)
         hook_runner = HookRunner(self.queue, self.log)
+        scheduler = Scheduler(self.queue, self.log)
         while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
                 or self.unrescued:
             time.sleep(POLL_S)
@@ -135,6 +137,7 @@ class Supervisor:
             self._rescue_pending()
             hook_runner.turn(take=not self.stopping)
             if not self.stopping:
+                scheduler.turn()
                 pruner.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
