@@ -26,6 +26,7 @@ from queuectl_tui.console.screens.help import HelpScreen
 from queuectl_tui.console.screens.history import HistoryScreen
 from queuectl_tui.console.screens.jobs import JobsScreen
 from queuectl_tui.console.screens.queues import QueuesScreen
+from queuectl_tui.console.screens.schedules import SchedulesScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.errors import QueuectlError
 
@@ -40,7 +41,8 @@ class ConsoleApp(App):
     TITLE = "queuectl"
     CSS_PATH = "app.tcss"
     MODES = {"jobs": JobsScreen, "workers": WorkersScreen, "dlq": DlqScreen,
-             "history": HistoryScreen, "config": ConfigScreen, "queues": QueuesScreen}
+             "history": HistoryScreen, "config": ConfigScreen, "queues": QueuesScreen,
+             "schedules": SchedulesScreen}
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         Binding("1", "view('jobs')", "Jobs", show=False),
@@ -49,6 +51,7 @@ class ConsoleApp(App):
         Binding("4", "view('history')", "History", show=False),
         Binding("5", "view('config')", "Config", show=False),
         Binding("6", "view('queues')", "Queues", show=False),
+        Binding("7", "view('schedules')", "Schedules", show=False),
         Binding("n", "enqueue", "New job"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),

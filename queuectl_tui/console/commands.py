@@ -29,6 +29,7 @@ def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
         ("DLQ view", "3: dead jobs", partial(app.action_view, "dlq")),
         ("History view", "4: the event log", partial(app.action_view, "history")),
         ("Config view", "5: settings", partial(app.action_view, "config")),
+        ("Schedules view", "7: recurring jobs", partial(app.action_view, "schedules")),
         ("Enqueue a job", "n: command, id, retries, priority, delay, timeout",
          app.action_enqueue),
         ("Filter jobs", "/: state:dead cmd:curl worker:3 or text", on_view("jobs", "filter")),

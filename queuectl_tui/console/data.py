@@ -199,5 +199,11 @@ def queue_rows(queue: Queue) -> list[dict[str, Any]]:
     return found
 
 
+def schedule_rows(queue: Queue) -> list[dict[str, Any]]:
+    """`schedule list --json`: every schedule with its next run and last job."""
+    from queuectl_tui.engine import schedules
+    return schedules.list_all()
+
+
 def config_rows(queue: Queue) -> dict[str, Any]:
     return queue.config_all()

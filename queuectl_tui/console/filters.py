@@ -1,4 +1,4 @@
-"""Filter text -> queries: `state:dead queue:mail cmd:curl worker:3 id:ab free text`.
+"""Filter text -> queries: `state:dead queue:mail schedule:nightly cmd:curl id:ab free text`.
 
 Field terms of the same field are alternatives, different fields must all
 match, and words without a field match an id prefix or the command text.
@@ -23,7 +23,8 @@ STATE_ALIASES = {
     "blocked": "blocked", "after": "blocked",
 }
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
-              "worker": "workers", "queue": "queues", "q": "queues"}
+              "worker": "workers", "queue": "queues", "q": "queues",
+              "schedule": "schedules"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
 
@@ -68,6 +69,7 @@ def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQ
     return JobQuery(states=tuple(dict.fromkeys(t["states"])), ids=tuple(t["ids"]),
                     commands=tuple(t["commands"]), workers=tuple(t["workers"]),
                     text=tuple(t["text"]), queues=tuple(dict.fromkeys(t["queues"])),
+                    schedules=tuple(dict.fromkeys(t["schedules"])),
                     sort=sort, descending=descending)
 
 

@@ -54,6 +54,7 @@ class JobQuery:
     workers: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()  # exact names
+    schedules: tuple[str, ...] = ()  # exact names: the jobs these schedules made
     sort: str = "age"
     descending: bool = True
 
@@ -63,7 +64,8 @@ class JobQuery:
 
     @property
     def has_text(self) -> bool:
-        return bool(self.ids or self.commands or self.workers or self.text or self.queues)
+        return bool(self.ids or self.commands or self.workers or self.text or self.queues
+                    or self.schedules)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def _job_where(q: JobQuery) -> list[pw.Expression]:
         where.append(_any_of([Job.worker_id.contains(t) for t in q.workers]))
     if q.queues:
         where.append(Job.queue.in_(list(q.queues)))
+    if q.schedules:
+        where.append(Job.schedule.in_(list(q.schedules)))
     for term in q.text:
         where.append(Job.id.startswith(term) | Job.command.contains(term))
     return where

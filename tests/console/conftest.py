@@ -137,3 +137,35 @@ def pytest_pyfunc_call(pyfuncitem):
         asyncio.run(pyfuncitem.obj(**kwargs))
         return True
     return None
+
+
+def add_schedules(path: Path, clock: FakeClock) -> None:
+    """Four schedules on top of the fixture queue (a separate fixture: the jobs
+    they make would change every other picture): one whose last job completed,
+    one whose last job died, one paused that never ran, one just fired."""
+    from queuectl_tui.engine import schedules
+    q = Queue(open_database(str(path)), clock=clock, ids=Ids(random.Random(77)))
+    schedules.add(q, "heartbeat", "*/5 * * * *", "curl -fsS https://example.invalid/ping",
+                  priority=10, max_retries=0)
+    schedules.add(q, "nightly-backup", "30 2 * * *", "pg_dump app > /backups/app.sql",
+                  tz="Europe/Berlin", queue_name="backups", priority=10, max_retries=0)
+    schedules.add(q, "weekday-report", "0 9 * * MON-FRI", "./report.sh --mail",
+                  tz="America/New_York")
+    schedules.set_paused(q, "weekday-report", True)
+    schedules.add(q, "sync", "@hourly", "rsync -a /srv/in/ /srv/out/", catch_up=True)
+    clock.advance(301)  # heartbeat's first tick comes due
+    schedules.fire_due(q)
+    _run(q, clock, W2, out="pong\n", took=0.4)
+    schedules.run_now(q, "nightly-backup")
+    _run(q, clock, W2, error="exit code 1: pg_dump: connection refused", took=2)
+    clock.advance(30)
+    q.opened.close()
+
+
+@pytest.fixture
+def schedules_db(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fixture queue plus schedules and the jobs they made."""
+    monkeypatch.chdir(tmp_path)
+    build_queue(tmp_path / "queue.db", clock)
+    add_schedules(tmp_path / "queue.db", clock)
+    return "queue.db"

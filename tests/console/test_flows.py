@@ -602,3 +602,27 @@ async def test_a_blocked_job_shows_what_it_waits_for_and_a_jumps_there(queue_db,
         await press(pilot, "a")
         await settle(pilot)
         assert app.screen.filter_text == "id:digest" and shown_ids(app) == ["digest"]
+
+
+async def test_schedules_view_pauses_runs_now_and_opens_its_jobs(schedules_db, clock):
+    from queuectl_tui.engine import schedules
+    app = make_app(schedules_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "7")
+        screen = app.screen
+        assert list(screen.rows) == ["heartbeat", "nightly-backup", "sync", "weekday-report"]
+        assert screen.rows["nightly-backup"]["last_job_state"] == "dead"
+        await press(pilot, "j", "j", "j", "p")  # weekday-report: resume
+        assert not schedules.list_all("weekday-report")[0]["paused"]
+        await press(pilot, "p")
+        assert schedules.list_all("weekday-report")[0]["paused"]
+        await press(pilot, "k", "r")  # sync: run now
+        made = [j.id for j in Job.select().where(Job.schedule == "sync")]
+        assert len(made) == 1 and made[0].startswith("sync@run-")
+        assert screen.rows["sync"]["last_job_id"] == made[0]
+        await press(pilot, "k", "k", "enter")  # heartbeat: its jobs in Jobs
+        assert app.current_mode == "jobs" and app.screen.filter_text == "schedule:heartbeat"
+        await settle(pilot)
+        assert shown_ids(app) == [j.id for j in Job.select().where(Job.schedule == "heartbeat")]
+        assert len(shown_ids(app)) == 1

@@ -103,3 +103,11 @@ def test_missing_database_is_explained(snap_compare, tmp_path, clock, monkeypatc
 
 def test_queues_view(snap_compare, queue_db, clock):
     assert _snap(snap_compare, make_app(queue_db, clock), "6")
+
+
+def test_schedules_view(snap_compare, schedules_db, clock):
+    assert _snap(snap_compare, make_app(schedules_db, clock), "7")
+
+
+def test_scheduled_job_detail_names_its_schedule_and_tick(snap_compare, schedules_db, clock):
+    assert _snap(snap_compare, make_app(schedules_db, clock), "7", "enter", "enter")

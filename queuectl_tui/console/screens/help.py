@@ -12,7 +12,8 @@ from textual.widgets import Static
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Everywhere", (
-        ("1 2 3 4 5 6", "Jobs, Workers, DLQ, History, Config, Queues (or click a tab)"),
+        ("1 2 3 4 5 6 7", "Jobs, Workers, DLQ, History, Config, Queues, Schedules "
+                          "(or click a tab)"),
         ("j k ↓ ↑", "move; PgDn PgUp page; g G first and last"),
         ("/", "filter: state:dead queue:mail cmd:curl worker:3 id:ab12 or free text; "
               "Esc clears"),
@@ -56,6 +57,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("p", "pause the selected queue (running jobs finish) or resume it"),
         ("l", "limit how many of its jobs run at once, on every worker and host"),
         ("enter", "open the queue's jobs in Jobs (filter queue:NAME)"),
+    )),
+    ("Schedules", (
+        ("p", "pause the selected schedule (no ticks fire) or resume it"),
+        ("r", "run it now: one job outside its ticks"),
+        ("enter", "open the jobs it made in Jobs (filter schedule:NAME)"),
     )),
 )
 

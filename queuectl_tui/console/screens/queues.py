@@ -1,7 +1,6 @@
 """Queues: one row per named queue; pause, resume, limit, and jump to its jobs.
 
-The table is updated cell by cell (rows keyed by queue name), so fifty queues
-refresh as cheaply as one and the cursor stays where it is.
+Rows are keyed by queue name and updated cell by cell (keyed_table.py).
 """
 
 from __future__ import annotations
@@ -9,13 +8,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
-from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.screens.edit_value import EditValueDialog
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.queues import parse_limit
@@ -51,31 +49,13 @@ def queue_cells(q: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class QueuesScreen(ViewScreen):
+class QueuesScreen(KeyedTableView):
     VIEW = "queues"
+    COLUMNS = COLUMNS
     BINDINGS = [
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("l", "limit", "Limit"),
-        Binding("enter", "open_jobs", "Jobs", show=False),
-        Binding("j", "cursor(1)", "Down", show=False),
-        Binding("k", "cursor(-1)", "Up", show=False),
-        Binding("g,home", "cursor_to(0)", "First", show=False),
-        Binding("G,end", "cursor_to(-1)", "Last", show=False),
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def compose_body(self) -> ComposeResult:
-        yield DataTable(id="queues-table", cursor_type="row")
-        yield Static("", id="status")
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(Text(label, style="bold"), key=key, width=width)
-        table.focus()
 
     # ------------------------------------------------------------ refresh
 
@@ -83,23 +63,7 @@ class QueuesScreen(ViewScreen):
         return data.queue_rows
 
     def apply(self, found: list[dict[str, Any]], summary: Summary) -> None:
-        table = self.query_one(DataTable)
-        wanted = [q["name"] for q in found]
-        with self.app.batch_update():
-            for name in [n for n in self.rows if n not in wanted]:
-                table.remove_row(name)
-                del self.rows[name]
-            for q in found:
-                cells = queue_cells(q)
-                if q["name"] not in self.rows:
-                    table.add_row(*[cells[key] for key, _, _ in COLUMNS], key=q["name"])
-                else:
-                    for key, _, _ in COLUMNS:
-                        if table.get_cell(q["name"], key) != cells[key]:
-                            table.update_cell(q["name"], key, cells[key])
-                self.rows[q["name"]] = q
-            if list(self.rows) != wanted:  # a new queue sorts in by name
-                table.sort("name", key=lambda name: str(name))
+        self.show_rows(found, queue_cells)
         paused = sum(q["paused"] for q in found)
         self.query_one("#status", Static).update(
             f"[b]{len(found)} queue{'s' if len(found) != 1 else ''}[/b]"
@@ -108,25 +72,6 @@ class QueuesScreen(ViewScreen):
               "queue:NAME filters Jobs and DLQ[/dim]")
 
     # ------------------------------------------------------------ keys
-
-    def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        name = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-        return self.rows.get(name)
-
-    def action_cursor(self, step: int) -> None:
-        table = self.query_one(DataTable)
-        table.move_cursor(row=table.cursor_row + step)
-
-    def action_cursor_to(self, row: int) -> None:
-        table = self.query_one(DataTable)
-        table.move_cursor(row=row if row >= 0 else table.row_count - 1)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_open_jobs()
 
     async def action_toggle_pause(self) -> None:
         q = self.selected()

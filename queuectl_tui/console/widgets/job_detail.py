@@ -53,6 +53,10 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
         ("environment", Text(printable(" ".join(f"{k}={v}" for k, v in env_of(job).items())
                                        or "-"))),
     ]
+    if job.get("schedule"):  # made by a schedule: which, and for which tick
+        tick = job.get("schedule_tick")
+        rows.insert(3, ("schedule", Text(job["schedule"] + (
+            f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
     for label, value in rows:
         grid.add_row(label, value)
     parts: list[Any] = [grid]

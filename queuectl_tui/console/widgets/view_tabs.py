@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.widgets import Tab, Tabs
 
 VIEWS = (("jobs", "1 Jobs"), ("workers", "2 Workers"), ("dlq", "3 DLQ"),
-         ("history", "4 History"), ("config", "5 Config"), ("queues", "6 Queues"))
+         ("history", "4 History"), ("config", "5 Config"), ("queues", "6 Queues"),
+         ("schedules", "7 Schedules"))
 
 
 class ViewTabs(Tabs):
-    """Tabs naming the six views; the app switches mode when one is activated."""
+    """Tabs naming the views; the app switches mode when one is activated."""
 
     def __init__(self, active: str) -> None:
         super().__init__(*[Tab(label, id=name) for name, label in VIEWS], active=active)
