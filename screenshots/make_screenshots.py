@@ -25,7 +25,7 @@ from queuectl_tui.console.app import ConsoleApp  # noqa: E402
 from tests.console.conftest import exit_code_of  # noqa: E402  (EXIT agrees with the error)
 from queuectl_tui.console.pilot import press_and_settle, settle  # noqa: E402
 from queuectl_tui.demo import enqueue_demo  # noqa: E402
-from queuectl_tui.engine import logs, registry  # noqa: E402
+from queuectl_tui.engine import logs, registry, schedules  # noqa: E402
 from queuectl_tui.engine.db import open_database  # noqa: E402
 from queuectl_tui.engine.jobspec import JobSpec  # noqa: E402
 from queuectl_tui.engine.queue import Queue  # noqa: E402
@@ -37,12 +37,13 @@ WORKERS = ("demo-box-a1f3c2", "demo-box-7be019")
 
 # view file -> keys pressed after the console opens
 VIEWS = {
-    "jobs": ("j",) * 10,  # the running job: its output follows in the detail pane
+    "jobs": ("j",) * 12,  # the running job: its output follows in the detail pane
     "workers": ("2",),
     "dlq": ("3", "space"),
     "history": ("4",),
     "config": ("5",),
     "queues": ("6",),
+    "schedules": ("7",),
     "enqueue": ("n", *"curl -fsS https://example.com/health", "tab", "tab", *"5", "tab",
                 *"10", "tab", *"30s"),
     "help": ("question_mark",),
@@ -109,6 +110,7 @@ def build_demo(path: Path, clock: FakeClock) -> None:
                     JobSpec(command="python manage.py send_digest", queue="mail")])
     q.queue_set("images", max_running=2)
     q.queue_set("backups", paused=True)
+    add_schedules(q, clock)
     clock.advance(3)
     registry.beat(WORKERS[0], state="idle", now=clock.now())
     running = q.jobs(state="processing", limit=1)
@@ -116,6 +118,27 @@ def build_demo(path: Path, clock: FakeClock) -> None:
         registry.beat(WORKERS[1], state="busy", now=clock.now(), job_id=job.id,
                       job_started_at=job.started_at)
     q.opened.close()
+
+
+def add_schedules(q: Queue, clock: FakeClock) -> None:
+    """Recurring jobs: one that just ran, one that died last night, one paused."""
+    schedules.add(q, "health", "*/5 * * * *", "curl -fsS https://example.com/health",
+                  priority=10, max_retries=0)
+    schedules.add(q, "nightly-backup", "30 2 * * *", "pg_dump app | gzip > /backups/app.gz",
+                  tz="Europe/Berlin", max_retries=0, priority=10)
+    schedules.add(q, "weekly-report", "0 9 * * MON", "./report.sh --mail",
+                  tz="America/New_York", queue_name="mail")
+    schedules.add(q, "sync-media", "@hourly", "rsync -a /srv/media/ backup:/media/",
+                  catch_up=True)
+    schedules.set_paused(q, "sync-media", True)
+    for name, error in (("nightly-backup", "exit code 1: pg_dump: connection refused"),
+                        ("health", None)):
+        job = schedules.run_now(q, name)
+        claimed = q.claim(WORKERS[0], 30)
+        assert claimed is not None and claimed.id == job["id"]
+        clock.advance(0.4)
+        q.finish(claimed, WORKERS[0], exit_code=exit_code_of(error), error=error,
+                 stdout_tail="" if error else "ok\n", stderr_tail=error or "")
 
 
 async def shoot(db: str, clock: FakeClock, keys: tuple[str, ...], out: Path) -> None:

@@ -14,6 +14,7 @@ import peewee as pw
 
 from queuectl_tui.engine import schedules
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.errors import QueuectlError
 
 
 class Scheduler:
@@ -26,7 +27,7 @@ class Scheduler:
         (the rescuer reports it)."""
         try:
             fired = schedules.fire_due(self.queue)
-        except (pw.DatabaseError, pw.InterfaceError):
+        except (pw.DatabaseError, pw.InterfaceError, QueuectlError):
             if not self.queue.db.in_transaction():
                 self.queue.db.close()
             return []
