@@ -82,9 +82,5 @@ def env_for(run: HookRun) -> dict[str, str]:
             "QUEUECTL_QUEUE": run.queue, "QUEUECTL_ATTEMPT": str(run.attempt)}
 
 
-def pending_count() -> int:
-    return HookRun.select().count()
-
-
 def describe(run: Any) -> str:
     return f"hook for job {run.job_id} ({run.state})"
