@@ -236,7 +236,9 @@ def test_version_3_database_made_by_the_last_release_keeps_everything(db_path):
     assert cli_json(db_path, "config", "get", "max-retries")["value"] == 4
     queues = cli_json(db_path, "queue", "list")
     assert [q["name"] for q in queues] == ["default"] and queues[0]["total"] == 6
-    # the old pending job still runs, from the migrated claim index
+    # the old pending job still runs, from the migrated claim index, in the
+    # directory it was enqueued from when the fixture was made
+    Path("/tmp/v3fix").mkdir(exist_ok=True)
     assert run_cli(db_path, "worker", "start", "--count", "1", "--detach").returncode == 0
     try:
         assert run_cli(db_path, "wait", "pend-1", "--timeout", "20").returncode == 0
