@@ -438,9 +438,8 @@ class Queue:
                 attempts.record(claimed.id, claimed.runs, started_at=started_at, ended_at=now,
                                 exit_code=exit_code, reason=ended, error=error,
                                 worker_id=worker_id, host=self.host, log_offset=log_offset)
-            registry.idle(worker_id, now=now, done=int(ok and error is None),
-                          failed=int(ok and error is not None))
-            stop = registry.stop_requested(worker_id)
+            stop = registry.idle(worker_id, now=now, done=int(ok and error is None),
+                                 failed=int(ok and error is not None))
             following = None
             if next_lease is not None and not stop:
                 following = self._claim(worker_id, next_lease, now)

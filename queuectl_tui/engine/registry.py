@@ -50,18 +50,16 @@ def busy(worker_id: str, job_id: str, *, now: float) -> None:
              "heartbeat_at = ? WHERE id = ?", (job_id, now, now, worker_id))
 
 
-def stop_requested(worker_id: str) -> bool:
+def idle(worker_id: str, *, now: float, done: int, failed: int) -> bool:
+    """Part of the outcome's transaction: back to idle, with the counts; returns
+    the stop flag, read by the same statement (one statement fewer per job)."""
     db = Worker._meta.database
-    row = db.execute_sql(f"SELECT stop_requested FROM worker WHERE id = {db.param}",
-                         (worker_id,)).fetchone()
+    row = db.execute_sql(
+        "UPDATE worker SET state = 'idle', job_id = NULL, job_started_at = NULL, "
+        "heartbeat_at = ?, jobs_done = jobs_done + ?, jobs_failed = jobs_failed + ? "
+        "WHERE id = ? RETURNING stop_requested".replace("?", db.param),
+        (now, done, failed, worker_id)).fetchone()
     return bool(row and row[0])
-
-
-def idle(worker_id: str, *, now: float, done: int, failed: int) -> None:
-    """Part of the outcome's transaction: back to idle, with the counts."""
-    _execute("UPDATE worker SET state = 'idle', job_id = NULL, job_started_at = NULL, "
-             "heartbeat_at = ?, jobs_done = jobs_done + ?, jobs_failed = jobs_failed + ? "
-             "WHERE id = ?", (now, done, failed, worker_id))
 
 
 def pid_of(worker_id: str | None) -> int | None:
