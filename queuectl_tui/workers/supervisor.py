@@ -32,6 +32,7 @@ from queuectl_tui.workers.scheduler import Scheduler
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
+CHECKPOINT_EVERY_S = 0.2  # the workers leave WAL checkpoints to us (see backends)
 FAST_CRASH_S = 2.0  # a worker dying sooner than this after start counts as a crash loop
 MAX_RESTART_DELAY_S = 30.0
 
@@ -60,6 +61,7 @@ class Supervisor:
     trouble: str | None = None  # the database problem being ridden out, said once
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
+    next_checkpoint: float = 0.0  # monotonic
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -135,6 +137,7 @@ class Supervisor:
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
             self._rescue_pending()
+            self._checkpoint()
             hook_runner.turn(take=not self.stopping)
             if not self.stopping:
                 scheduler.turn()
@@ -146,6 +149,18 @@ class Supervisor:
             metrics_server.shutdown()
         self.events.pool("stopped", "all workers stopped")
         return 0
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL back every few turns, here rather than in a worker's
+        commit. Trouble here is the rescuer's to report: it only means later."""
+        now = time.monotonic()
+        if now < self.next_checkpoint:
+            return
+        self.next_checkpoint = now + CHECKPOINT_EVERY_S
+        try:
+            self.queue.backend.checkpoint()
+        except (pw.DatabaseError, pw.InterfaceError):
+            pass
 
     def _serve_metrics(self) -> Any:
         """/metrics from a thread of this process (engine/metrics.py; its

@@ -362,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                    error=str(exc))
         return 1
     queue = Queue(opened, worker=True)
+    if args.supervisor_pid:  # it checkpoints; workers never wait for one mid-commit
+        queue.backend.leave_checkpoints()
     queue.serving = queues.parse_names(args.queues) if args.queues else None
     worker = Worker(queue, args.id, args.supervisor_pid, log=log)
     for signum in early:  # a pool stopped while this worker started
