@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
@@ -20,6 +21,7 @@ import peewee as pw
 from queuectl_tui.engine import models
 from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
+from queuectl_tui.engine.writer_lock import WriterLock
 from queuectl_tui.errors import DatabaseError
 
 SCHEMA_VERSION = 5
@@ -85,7 +87,7 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
 def _open_sqlite(target: str, *, create: bool) -> tuple[pw.Database, Path]:
     path = Path(target).expanduser()
     _check_or_create_sqlite_file(path, create=create)
-    db = pw.SqliteDatabase(
+    db = SqliteDatabase(
         str(path),
         # FULL until told otherwise: see Queue.__init__ for who may relax it.
         pragmas={"journal_mode": "wal", "synchronous": "FULL", "foreign_keys": 1},
@@ -94,6 +96,38 @@ def _open_sqlite(target: str, *, create: bool) -> tuple[pw.Database, Path]:
         check_same_thread=False,
     )
     return db, path.with_name(path.name + ".logs")
+
+
+class SqliteDatabase(pw.SqliteDatabase):
+    """Peewee's, with write transactions ordered by the writers' `flock`
+    (engine/writer_lock.py): a waiting writer is woken by the commit it waits
+    for instead of sleeping through SQLite's busy handler."""
+
+    def init(self, database: str, *args: Any, **kwargs: Any) -> None:
+        super().init(database, *args, **kwargs)
+        self.writer_lock = WriterLock(f"{database}.lock")
+
+    def begin(self, lock_type: str | None = None) -> None:
+        writes = (lock_type or self._lock_type or "").upper() in ("IMMEDIATE", "EXCLUSIVE")
+        if writes:
+            self.writer_lock.acquire()
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self.writer_lock.release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.writer_lock.release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.writer_lock.release()
 
 
 def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
