@@ -16,6 +16,7 @@ next worker that looks (`recover`, every second with the rescue scan).
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import TYPE_CHECKING, Iterator
 
@@ -25,11 +26,16 @@ if TYPE_CHECKING:
     from queuectl_tui.engine.queue import Queue
 
 SLICE_ROWS = 20_000  # about 0.2-0.4 s of writing: the longest the lock is held
-# Between slices the lock is left free this long. Without it the next slice
-# takes the lock back within microseconds and writers waiting in SQLite's busy
-# handler (which sleeps up to 100 ms between tries) starve: measured, a worker's
-# throughput fell to a quarter during a bulk enqueue, and a probe waited 2.5 s.
-YIELD_S = 0.1
+# Between slices the lock is left free for a moment. Without it the next slice
+# takes the lock back within microseconds and other writers starve: measured, a
+# worker's throughput fell to a quarter during a bulk enqueue, and a probe
+# waited 2.5 s. queuectl's own writers wait on the writers' flock
+# (writer_lock.py) and are woken by the commit, so a few milliseconds let them
+# in; every LONG_EVERY-th pause is long enough for a writer asleep in SQLite's
+# busy handler (up to 100 ms between tries: another thread, another program).
+YIELD_S = 0.003
+LONG_YIELD_S = 0.1
+LONG_EVERY = 4
 STALE_UNSEALED_S = 3600.0  # another host's unsealed batch this old: its writer is gone
 
 
@@ -46,10 +52,10 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
         Batch.insert(id=batch, host=queue.host, pid=os.getpid(),
                      created_at=queue.clock.now()).execute()
     try:
-        for chunk in _chunks(rows, SLICE_ROWS):
+        for n, chunk in enumerate(_chunks(rows, SLICE_ROWS), 1):
             with queue.db.atomic():
                 queue.insert_job_rows(columns + ("batch",), [row + (batch,) for row in chunk])
-            queue.clock.sleep(YIELD_S)
+            _yield(queue, n)
         with queue.db.atomic():  # the commit point
             Batch.update(sealed_at=queue.clock.now(), rows=len(rows)).where(
                 Batch.id == batch).execute()
@@ -64,7 +70,7 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None) -> bool:
     its events. Several processes may publish one batch at once: each update is
     conditioned on `staged`, so they share the work. True when it is all done."""
     p = queue.db.param
-    for _ in iter(int, 1) if max_slices is None else range(max_slices):
+    for n in itertools.count(1) if max_slices is None else range(1, max_slices + 1):
         with queue.db.atomic():
             now = queue.clock.now()
             ids = [row[0] for row in queue.db.execute_sql(
@@ -77,8 +83,13 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None) -> bool:
             queue.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                       [(job_id, "pending", now, 0) for job_id in ids])
             queue.backend.notify()
-        queue.clock.sleep(YIELD_S)
+        _yield(queue, n)
     return False
+
+
+def _yield(queue: Queue, slices: int) -> None:
+    """Leave the write lock free between slices (see YIELD_S)."""
+    queue.clock.sleep(LONG_YIELD_S if slices % LONG_EVERY == 0 else YIELD_S)
 
 
 def discard(queue: Queue, batch: str) -> None:
