@@ -54,6 +54,8 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.Ar
     u.add_argument("--stop-timeout", type=duration, metavar="DURATION",
                    help="how long a stop may wait for running jobs (default: the longest job "
                         f"timeout plus {STOP_MARGIN_S} s)")
+    from queuectl_tui import cli_metrics  # light: argparse types only
+    cli_metrics.add_worker_options(u)
 
 
 def cmd_service(args: argparse.Namespace) -> int:
@@ -64,6 +66,8 @@ def cmd_service(args: argparse.Namespace) -> int:
         target = str(Path(target).expanduser().absolute())
     if args.queues is not None:
         check_queues(args.queues)
+    from queuectl_tui import cli_metrics
+    cli_metrics.check_worker_options(args)
     stop_s, why = stop_timeout(args, target)
     secret = _password(target)
     env_file = (f"%h/.config/queuectl/{UNIT_NAME}.env" if args.user
@@ -72,7 +76,7 @@ def cmd_service(args: argparse.Namespace) -> int:
         target=None if secret else target, env_file=env_file if secret else None,
         user=args.user, count=args.count, queues=args.queues, stop_s=stop_s, why=why,
         options=(["--log-format", "json"] if args.log_format == "json" else [])
-        + (["--quiet"] if args.quiet else []),
+        + (["--quiet"] if args.quiet else []) + cli_metrics.worker_options(args),
         network=is_postgres_url(target)))
     from queuectl_tui.cli_output import say
     say(f"queuectl: TimeoutStopSec={stop_s}: {why}")

@@ -147,7 +147,18 @@ def test_a_password_stays_out_of_the_unit(tmp_path):
     verify(result.stdout, tmp_path, user=True)
 
 
+def test_metrics_options_pass_through(tmp_path):
+    unit, text, _ = service_unit(str(tmp_path / "q.db"), "--metrics-port", "9464",
+                                 "--metrics-host", "0.0.0.0", "--stop-timeout", "1m")
+    argv = unquote(unit["Service"]["ExecStart"][0])
+    assert argv[argv.index("--metrics-port") + 1] == "9464"
+    assert argv[argv.index("--metrics-host") + 1] == "0.0.0.0"
+    verify(text, tmp_path, user=False)
+
+
 @pytest.mark.parametrize("args, code, text", [
+    (["--metrics-host", "0.0.0.0"], 2, "--metrics-port"),
+    (["--metrics-port", "99999"], 2, "port"),
     (["--count", "0"], 2, "at least 1"),
     (["--count", "65"], 2, "at most 64"),
     (["--stop-timeout", "soon"], 2, "soon"),
