@@ -3,6 +3,7 @@
     python bench/blackbox.py                      # 10,000 `true` jobs, 2 and 1 workers, 3 rounds
     python bench/blackbox.py --jobs 2000 --reps 1 # a smoke run
     python bench/blackbox.py --tree before=/tmp/old --tree after=.   # A/B, interleaved
+    python bench/blackbox.py --pickup 1000 --reps 1   # pickup latency into an idle pool
 
 Black-box: real CLI processes only. Each run makes a fresh database and a file
 of N lines `{"command": "true"}`, then either
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -42,19 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from abtrees import add_tree_option, cached_pyc_env, trees, write_result
-
-TICK = os.sysconf("SC_CLK_TCK")
+from measure import TICK, cpu_ticks, load, pct, wait_for
 
 
 def env_for(tree: Path, db: Path, pycache: Path) -> dict[str, str]:
     return {**cached_pyc_env(pycache), "QUEUECTL_DB": str(db), "PYTHONPATH": str(tree)}
-
-
-def cpu_ticks(pid: int) -> tuple[int, int]:
-    """(own utime + stime, reaped children's cutime + cstime) of a live process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
 def ready_workers(db: Path, supervisor: int) -> list[int]:
@@ -71,49 +65,66 @@ def finished(db: Path, n: int) -> float | None:
     return last if done >= n else None
 
 
-def wait_for(what: str, probe, limit: float) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what}: not within {limit:.0f} s")
+class Fresh:
+    """A fresh SQLite database for one run, reached only through CLI processes of `tree`."""
+
+    def __init__(self, tree: Path, work: Path, pycache: Path, tag: str = "bb") -> None:
+        self.work = work
+        self.db = work / f"{tag}-{time.monotonic_ns()}.db"
+        self.env = env_for(tree, self.db, pycache)
+        self.cli = [sys.executable, "-m", "queuectl_tui"]
+        # `worker start` needs the database to exist: any write creates it.
+        self.run("config", "set", "max-retries", "0")
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.cli, *args], env=self.env, check=True, cwd=self.work,
+                              stdout=subprocess.PIPE, text=True).stdout
+
+    def start_pool(self, count: int) -> subprocess.Popen:
+        return subprocess.Popen([*self.cli, "worker", "start", "--count", str(count)],
+                                env=self.env, cwd=self.work, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_idle(self, pool: subprocess.Popen, count: int) -> list[int]:
+        """The worker pids, once all `count` have registered idle."""
+        return wait_for("workers ready", lambda: (lambda p: p if len(p) == count else None)(
+            ready_workers(self.db, pool.pid)), 60, poll=0.05)
+
+    def drop(self) -> None:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(f"{self.db}.logs", ignore_errors=True)
+
+
+def stop_pool(pool: subprocess.Popen) -> None:
+    os.killpg(pool.pid, signal.SIGTERM)
+    pool.wait(60)
 
 
 def one_run(tree: Path, work: Path, jobs_file: Path, n: int, count: int, order: str,
             pycache: Path) -> dict[str, Any]:
-    db = work / f"bb-{time.monotonic_ns()}.db"
-    env = env_for(tree, db, pycache)
-    cli = [sys.executable, "-m", "queuectl_tui"]
+    """N `true` jobs through `count` workers, enqueue-first or workers-first (see above)."""
+    fresh = Fresh(tree, work, pycache)
 
     def enqueue() -> float:
         t = time.monotonic()
-        subprocess.run([*cli, "enqueue", "--file", str(jobs_file)], env=env, check=True,
-                       cwd=work, stdout=subprocess.DEVNULL)
+        fresh.run("enqueue", "--file", str(jobs_file))
         return time.monotonic() - t
 
-    # `worker start` needs the database to exist: any write creates it.
-    subprocess.run([*cli, "config", "set", "max-retries", "0"], env=env, check=True,
-                   cwd=work, stdout=subprocess.DEVNULL)
     enqueue_s = enqueue() if order == "enqueue-first" else None
     start = time.time()
-    pool = subprocess.Popen([*cli, "worker", "start", "--count", str(count)], env=env,
-                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    pool = fresh.start_pool(count)
     before: dict[int, tuple[int, int]] = {}
     try:
         if order == "workers-first":
-            pids = wait_for("workers ready", lambda: (lambda p: p if len(p) == count else None)(
-                ready_workers(db, pool.pid)), 60)
-            before = {pid: cpu_ticks(pid) for pid in pids}
+            before = {pid: cpu_ticks(pid) for pid in fresh.wait_idle(pool, count)}
             start = time.time()
             enqueue_s = enqueue()
-        last = wait_for("all jobs completed", lambda: finished(db, n), 600)
+        last = wait_for("all jobs completed", lambda: finished(fresh.db, n), 600, poll=0.05)
         after = {pid: cpu_ticks(pid) for pid in before}
     finally:
-        os.killpg(pool.pid, signal.SIGTERM)
-        pool.wait(60)
+        stop_pool(pool)
+        fresh.drop()
     row: dict[str, Any] = {"jobs_per_s": round(n / (last - start), 1),
                            "enqueue_s": round(enqueue_s or 0.0, 3)}
     if before:
@@ -121,10 +132,97 @@ def one_run(tree: Path, work: Path, jobs_file: Path, n: int, count: int, order: 
         child = sum(after[p][1] - before[p][1] for p in before)
         row["worker_cpu_us_per_job"] = round(own / TICK / n * 1e6)
         row["sh_cpu_us_per_job"] = round(child / TICK / n * 1e6)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(f"{db}.logs", ignore_errors=True)
     return row
+
+
+# ---------------------------------------------------------------- pickup latency
+
+PICKUP_GAP_S = (0.02, 0.04)  # random pause between jobs: the workers are idle again
+
+
+def pickup(tree: Path, work: Path, k: int, count: int, via: str,
+           pycache: Path) -> dict[str, Any]:
+    """k `true` jobs one at a time into an idle pool started by `worker start`,
+    enqueued by `queuectl enqueue` processes (via="cli") or by one process of
+    `tree` calling the engine (via="engine"). Per job: latency = started_at -
+    created_at (both queuectl's own stamps: created_at is taken before the
+    enqueue's transaction, started_at inside the claim's), split at the moment
+    the enqueue returned (its commit; for the CLI, the process's exit, which
+    comes 20 ms or more after the commit, so the split says little there)."""
+    fresh = Fresh(tree, work, pycache, tag="pickup")
+    pool = fresh.start_pool(count)
+    try:
+        fresh.wait_idle(pool, count)
+        if via == "cli":
+            sent = []
+            for _ in range(k):
+                out = fresh.run("enqueue", "true")
+                sent.append((out.split()[-1], time.time()))
+                time.sleep(random.uniform(*PICKUP_GAP_S))
+        else:
+            out = subprocess.run([sys.executable, __file__, "--enqueue-loop", str(fresh.db),
+                                  str(k)], env=fresh.env, check=True, cwd=work,
+                                 stdout=subprocess.PIPE, text=True).stdout
+            sent = [(job_id, returned) for job_id, returned in json.loads(out)]
+        wait_for("pickup jobs completed", lambda: finished(fresh.db, k), 120, poll=0.05)
+        with sqlite3.connect(f"file:{fresh.db}?mode=ro", uri=True, timeout=30) as conn:
+            stamps = {row[0]: row[1:] for row in conn.execute(
+                "SELECT id, created_at, started_at FROM job")}
+    finally:
+        stop_pool(pool)
+        fresh.drop()
+    jobs = []
+    for job_id, returned in sent:
+        created, started = stamps[job_id]
+        jobs.append({"id": job_id, "latency": started - created,
+                     "enqueue": returned - created, "after_enqueue": started - returned})
+    return {"via": via, "k": k, "workers": count, "jobs": jobs}
+
+
+def pickup_summary(res: dict[str, Any], outlier_s: float = 0.2) -> dict[str, Any]:
+    lat = [j["latency"] for j in res["jobs"]]
+    worst = sorted(res["jobs"], key=lambda j: -j["latency"])
+    return {"via": res["via"], "k": len(lat), "p50_ms": pct(lat, 50) * 1000,
+            "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
+            "over_200ms": sum(x > outlier_s for x in lat),
+            # which side waited, for the slowest jobs: the enqueue (its own
+            # transaction and commit) or after it (wake-up and claim)
+            "slowest": [{k: (round(v * 1000, 1) if k != "id" else v) for k, v in j.items()}
+                        for j in worst[:5]]}
+
+
+def _enqueue_loop(db: str, k: int) -> None:
+    """Run inside the tree measured: enqueue k `true` jobs through the engine, one
+    at a time with pauses; print [[id, time the enqueue returned], ...]."""
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.jobspec import from_mapping
+    from queuectl_tui.engine.queue import Queue
+    queue = Queue(open_database(db))
+    sent = []
+    for _ in range(k):
+        [job_id] = queue.enqueue_many([from_mapping({"command": "true"})])
+        sent.append((job_id, time.time()))
+        time.sleep(random.uniform(*PICKUP_GAP_S))
+    print(json.dumps(sent))
+
+
+def pickup_main(args: argparse.Namespace, measured: dict[str, Path], work: Path,
+                pycache: Path) -> int:
+    count = int(args.counts.split(",")[0])
+    result: dict[str, Any] = {"k": args.pickup, "workers": count, "rounds": []}
+    for rep in range(args.reps):
+        for name, tree in measured.items():
+            for via in ("engine", "cli"):
+                before = load()
+                row = {"tree": name, "load": before,
+                       **pickup_summary(pickup(tree, work, args.pickup, count, via, pycache))}
+                result["rounds"].append(row)
+                print(f"round {rep + 1}: {name} by {via}: p50 {row['p50_ms']:.1f} ms, "
+                      f"p99 {row['p99_ms']:.1f}, max {row['max_ms']:.1f}, "
+                      f"{row['over_200ms']} over 200 ms (load {before:.2f}); slowest "
+                      f"{row['slowest'][:3]}", flush=True)
+    write_result(args.out, result)
+    return 0
 
 
 def main() -> int:
@@ -134,15 +232,23 @@ def main() -> int:
     parser.add_argument("--counts", default="2,1", help="worker counts, comma-separated")
     parser.add_argument("--orders", default="enqueue-first,workers-first")
     add_tree_option(parser)
+    parser.add_argument("--pickup", type=int, metavar="K",
+                        help="instead: pickup latency of K jobs into an idle pool of "
+                        "--counts' first size, enqueued by the engine and by the CLI")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     measured = trees(args)
     work = Path(tempfile.mkdtemp(prefix="queuectl-blackbox-"))
     pycache = work / "pycache"
+    if args.pickup:
+        try:
+            return pickup_main(args, measured, work, pycache)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     jobs_file = work / "jobs.jsonl"
     jobs_file.write_text('{"command": "true"}\n' * args.jobs)
     runs: dict[str, list[dict[str, Any]]] = {}
-    load = [os.getloadavg()[0]]
+    loads = [load()]
     try:
         for rep in range(args.reps):
             for count in (int(c) for c in args.counts.split(",")):
@@ -152,7 +258,7 @@ def main() -> int:
                         key = f"{name} {order} x{count}"
                         runs.setdefault(key, []).append(row)
                         print(f"round {rep + 1}: {key}: {row}", flush=True)
-            load.append(os.getloadavg()[0])
+            loads.append(load())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = {key: {field: statistics.median(r[field] for r in rows)
@@ -160,9 +266,12 @@ def main() -> int:
     print(json.dumps(table, indent=2))
     write_result(args.out, {"jobs": args.jobs, "reps": args.reps,
                             "trees": {k: str(v) for k, v in measured.items()},
-                            "median": table, "runs": runs, "load_avg_1min": load})
+                            "median": table, "runs": runs, "load_avg_1min": loads})
     return 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--enqueue-loop"]:
+        _enqueue_loop(sys.argv[2], int(sys.argv[3]))
+        sys.exit(0)
     sys.exit(main())

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from measure import descendants, idle_cpu, stop, wait_for
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-POLL_S = 0.02
 LATENCY_GAP_S = (0.02, 0.04)  # random pause between latency jobs: workers are idle again
 
 
@@ -47,61 +48,6 @@ class Run:
 
 class Skip(Exception):
     """This system cannot run here; the message says why."""
-
-
-def _wait(pred, timeout: float, what: str, poll: float = POLL_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def idle_cpu(pids: list[int], seconds: float) -> dict[int, float]:
-    """Share of one core each process used over `seconds` (0.01 = 1%)."""
-    before = {p: proc_cpu_seconds(p) for p in pids}
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    elapsed = time.monotonic() - t0
-    return {p: (proc_cpu_seconds(p) - before[p]) / elapsed for p in pids}
 
 
 # =========================================================================== queuectl
@@ -142,8 +88,9 @@ class Queuectl:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 cwd=self.workdir, start_new_session=True)
         sql = "SELECT pid FROM worker WHERE state = 'idle' AND started_at >= ?"
-        _wait(lambda: len(self.target.query(db, sql, (since - 1,))) >= workers or
-              proc.poll() is not None, 30, "queuectl workers to start")
+        wait_for("queuectl workers to start",
+                 lambda: len(self.target.query(db, sql, (since - 1,))) >= workers
+                 or proc.poll() is not None, 30)
         if proc.poll() is not None:
             raise RuntimeError(f"queuectl supervisor exited with {proc.returncode}")
         time.sleep(0.3)  # let them settle into the idle loop
@@ -175,11 +122,12 @@ class Queuectl:
                 queue.opened.close()
                 sql = ("SELECT COUNT(*), MAX(finished_at) FROM job "
                        "WHERE state = 'completed' AND seq > ?")
-                _wait(lambda: self.target.query(db, sql, (first,))[0][0] >= n,
-                      max(60, n * 0.05), f"{n} queuectl jobs")
+                wait_for(f"{n} queuectl jobs",
+                         lambda: self.target.query(db, sql, (first,))[0][0] >= n,
+                         max(60, n * 0.05))
                 t1 = self.target.query(db, sql, (first,))[0][1]
             finally:
-                _stop(proc)
+                stop(proc)
             return Run(n, t0, t1, {"enqueue_s": enq})
         finally:
             if own:
@@ -192,7 +140,7 @@ class Queuectl:
             time.sleep(1.0)
             shares = idle_cpu([proc.pid, *pids], seconds)
         finally:
-            _stop(proc)
+            stop(proc)
         return {"supervisor": shares[proc.pid], "workers": [shares[p] for p in pids]}
 
     def latency(self, k: int, workers: int, idle_seconds: float = 0.0) -> dict[str, Any]:
@@ -213,11 +161,11 @@ class Queuectl:
                     time.sleep(random.uniform(*LATENCY_GAP_S))
                 queue.opened.close()
                 sql = "SELECT COUNT(*) FROM job WHERE state = 'completed'"
-                _wait(lambda: self.target.query(db, sql)[0][0] >= k, 30, "latency jobs")
+                wait_for("latency jobs", lambda: self.target.query(db, sql)[0][0] >= k, 30)
                 rows = self.target.query(
                     db, "SELECT started_at - created_at FROM job WHERE state = 'completed'")
             finally:
-                _stop(proc)
+                stop(proc)
             return {"latencies": [r[0] for r in rows], "idle_cpu": cpu}
         finally:
             self.target.drop(db)
@@ -240,7 +188,8 @@ class Huey:
         except ImportError:
             raise Skip("huey is not installed") from None
 
-    def _start(self, workers: int) -> tuple[subprocess.Popen, Any, str]:
+    def _tasks(self) -> tuple[Any, str, dict[str, str]]:
+        """A fresh huey database, and peer_tasks imported on it (for enqueueing here)."""
         path = str(self.workdir / f"huey-{uuid.uuid4().hex[:6]}.db")
         env = {**os.environ, "BENCH_HUEY_DB": path,
                "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}
@@ -248,15 +197,22 @@ class Huey:
         sys.modules.pop("peer_tasks", None)
         sys.path.insert(0, str(BENCH))
         import peer_tasks
+        return peer_tasks, path, env
+
+    def _consumer(self, workers: int, env: dict[str, str]) -> subprocess.Popen:
         log = open(self.workdir / "huey.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "huey.bin.huey_consumer",
+        return subprocess.Popen([sys.executable, "-m", "huey.bin.huey_consumer",
                                  "peer_tasks.huey", "-w", str(workers), *self.FLAGS],
                                 env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=log, start_new_session=True)
+
+    def _start(self, workers: int) -> tuple[subprocess.Popen, Any, str]:
+        peer_tasks, path, env = self._tasks()
+        proc = self._consumer(workers, env)
         # Warm-up task: the consumer is ready when it has run one.
         peer_tasks.huey_run("true")
-        _wait(lambda: peer_tasks.huey.result_count() >= 1 or proc.poll() is not None,
-              30, "huey consumer to start")
+        wait_for("huey consumer to start",
+                 lambda: peer_tasks.huey.result_count() >= 1 or proc.poll() is not None, 30)
         if proc.poll() is not None:
             raise RuntimeError(f"huey consumer exited with {proc.returncode}")
         peer_tasks.huey.flush()
@@ -267,17 +223,44 @@ class Huey:
         h = tasks.huey
         return [h.serializer.deserialize(v) for v in h.all_results().values()]
 
+    def _enqueue(self, tasks, command: str, n: int) -> float:
+        t = time.time()
+        for _ in range(n):  # huey has no bulk enqueue: one call per task
+            tasks.huey_run(command)
+        return time.time() - t
+
+    def _wait_done(self, tasks, n: int) -> float:
+        """The end of the last task, once all n have a result."""
+        wait_for(f"{n} huey tasks", lambda: tasks.huey.result_count() >= n, max(60, n * 0.05))
+        return max(r[2] for r in self._results(tasks))
+
     def throughput(self, command: str, n: int, workers: int) -> Run:
-        proc, tasks, path = self._start(workers)
+        return self.blackbox(command, n, workers, "workers-first")
+
+    def blackbox(self, command: str, n: int, workers: int, order: str) -> Run:
+        """workers-first: the consumer is up and idle, the clock starts at the first
+        enqueue. enqueue-first: n tasks wait in the database, the clock starts as the
+        consumer is launched (its start-up counts, as queuectl's pool start-up does)."""
+        if order == "workers-first":
+            proc, tasks, path = self._start(workers)
+            try:
+                t0 = time.time()
+                enq = self._enqueue(tasks, command, n)
+                t1 = self._wait_done(tasks, n)
+            finally:
+                stop(proc, signal.SIGINT)
+                _unlink_db(path)
+            return Run(n, t0, t1, {"enqueue_s": enq})
+        tasks, path, env = self._tasks()
+        proc = None
         try:
+            enq = self._enqueue(tasks, command, n)
             t0 = time.time()
-            for _ in range(n):
-                tasks.huey_run(command)
-            enq = time.time() - t0
-            _wait(lambda: tasks.huey.result_count() >= n, max(60, n * 0.05), f"{n} huey tasks")
-            t1 = max(r[2] for r in self._results(tasks))
+            proc = self._consumer(workers, env)
+            t1 = self._wait_done(tasks, n)
         finally:
-            _stop(proc, signal.SIGINT)
+            if proc is not None:
+                stop(proc, signal.SIGINT)
             _unlink_db(path)
         return Run(n, t0, t1, {"enqueue_s": enq})
 
@@ -292,10 +275,10 @@ class Huey:
             for _ in range(k):
                 tasks.huey_run("true", time.time())
                 time.sleep(random.uniform(*LATENCY_GAP_S))
-            _wait(lambda: tasks.huey.result_count() >= k, 30, "huey latency tasks")
+            wait_for("huey latency tasks", lambda: tasks.huey.result_count() >= k, 30)
             lat = [started - enq for enq, started, _ in self._results(tasks)]
         finally:
-            _stop(proc, signal.SIGINT)
+            stop(proc, signal.SIGINT)
             _unlink_db(path)
         return {"latencies": lat, "idle_cpu": cpu}
 
@@ -326,26 +309,53 @@ class TaskSpooler:
                 "TS_MAXFINISHED": str(n + 100), "TS_MAXCONN": str(n + 100)}
 
     def throughput(self, command: str, n: int, workers: int) -> Run:
+        return self.blackbox(command, n, workers, "workers-first")
+
+    def blackbox(self, command: str, n: int, workers: int, order: str) -> Run:
+        """workers-first: the server runs with W slots, the clock starts at the first
+        `tsp` call. enqueue-first: a first job holding all W slots (it waits on a
+        FIFO) keeps the n jobs queued until the clock starts and the FIFO is opened."""
         tmp = self.workdir / f"tsp-{uuid.uuid4().hex[:6]}"
         tmp.mkdir()
         env = self._env(n, tmp / "socket")
-        subprocess.run([self.binary, "-S", str(workers)], env=env, check=True,
-                       capture_output=True)
-        try:
-            t0 = time.time()
-            for _ in range(n):
-                subprocess.run([self.binary, "/bin/sh", "-c", command], env=env,
-                               stdout=subprocess.DEVNULL, check=True)
-            enq = time.time() - t0
+        tsp = self.binary
 
-            def finished() -> int:
-                out = subprocess.run([self.binary, "-l"], env=env, capture_output=True,
-                                     text=True).stdout
-                return sum(" finished " in line for line in out.splitlines())
-            _wait(lambda: finished() >= n, max(60, n * 0.05), f"{n} tsp jobs", poll=0.01)
-            t1 = time.time()  # tsp keeps no end times we can read precisely: 10 ms polling
+        def add(*argv: str) -> str:
+            return subprocess.run([tsp, *argv], env=env, check=True, capture_output=True,
+                                  text=True).stdout.strip()  # the new job's id
+
+        def enqueue() -> tuple[float, str]:
+            t = time.time()
+            last = ""
+            for _ in range(n):
+                last = add("/bin/sh", "-c", command)
+            return time.time() - t, last
+
+        def finished() -> int:
+            out = subprocess.run([tsp, "-l"], env=env, capture_output=True, text=True).stdout
+            return sum(" finished " in line for line in out.splitlines())
+
+        add("-S", str(workers))
+        try:
+            if order == "enqueue-first":
+                gate = tmp / "gate"
+                os.mkfifo(gate)
+                add("-N", str(workers), "/bin/sh", "-c", f"cat {gate} >/dev/null")
+                enq, last = enqueue()
+                with open(gate, "w"):  # returns once the gate job has it open
+                    t0 = time.time()
+                n_done = n + 1
+            else:
+                t0 = time.time()
+                enq, last = enqueue()
+                n_done = n
+            # tsp keeps no end times we can read precisely: wait for the last job to
+            # end (`tsp -w` blocks until it has), then make sure every job has.
+            subprocess.run([tsp, "-w", last], env=env, capture_output=True)
+            wait_for(f"{n} tsp jobs", lambda: finished() >= n_done, max(60, n * 0.05), poll=0.01)
+            t1 = time.time()
         finally:
-            subprocess.run([self.binary, "-K"], env=env, capture_output=True)
+            subprocess.run([tsp, "-K"], env=env, capture_output=True)
             shutil.rmtree(tmp, ignore_errors=True)
         return Run(n, t0, t1, {"enqueue_s": enq})
 
@@ -396,8 +406,8 @@ class RQ:
                                   env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=log, start_new_session=True)
                  for _ in range(workers)]
-        _wait(lambda: Worker.count(queue=queue) >= workers
-              or any(p.poll() is not None for p in procs), 30, "rq workers to start")
+        wait_for("rq workers to start", lambda: Worker.count(queue=queue) >= workers
+                 or any(p.poll() is not None for p in procs), 30)
         if any(p.poll() is not None for p in procs):
             raise RuntimeError("an rq worker exited at start; see rq.log")
         time.sleep(0.5)
@@ -405,7 +415,7 @@ class RQ:
 
     def _cleanup(self, queue, procs) -> None:
         for p in procs:
-            _stop(p)
+            stop(p)
         keys = list(self.redis.scan_iter(f"rq:*{queue.name}*")) + \
             [f"rq:job:{i}" for i in queue.finished_job_registry.get_job_ids()]
         for i in range(0, len(keys), 1000):
@@ -416,7 +426,7 @@ class RQ:
             if queue.failed_job_registry.count:
                 raise RuntimeError("rq jobs failed; see rq.log")
             return queue.finished_job_registry.count >= n
-        _wait(done, max(60, n * 0.05), f"{n} rq jobs")
+        wait_for(f"{n} rq jobs", done, max(60, n * 0.05))
 
     def _values(self, queue) -> list[tuple[float, float, float]]:
         from rq.job import Job
