@@ -297,6 +297,10 @@ class TaskSpooler:
     """task-spooler (`tsp`, or `ts` on some systems) with W slots; one `tsp` call per job."""
 
     name = "task-spooler"
+    # Each queued job is a waiting `tsp` client with a connection open to the server,
+    # which select()s on at most ~1,000 of them: past that, `tsp` blocks until a job
+    # ends. So enqueue-first (nothing runs until the clock starts) holds at most this.
+    MAX_QUEUED = 900
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -314,7 +318,10 @@ class TaskSpooler:
     def blackbox(self, command: str, n: int, workers: int, order: str) -> Run:
         """workers-first: the server runs with W slots, the clock starts at the first
         `tsp` call. enqueue-first: a first job holding all W slots (it waits on a
-        FIFO) keeps the n jobs queued until the clock starts and the FIFO is opened."""
+        FIFO) keeps the jobs queued until the clock starts and the FIFO is opened;
+        n is capped at MAX_QUEUED there (see above)."""
+        if order == "enqueue-first":
+            n = min(n, self.MAX_QUEUED)
         tmp = self.workdir / f"tsp-{uuid.uuid4().hex[:6]}"
         tmp.mkdir()
         env = self._env(n, tmp / "socket")
@@ -322,7 +329,7 @@ class TaskSpooler:
 
         def add(*argv: str) -> str:
             return subprocess.run([tsp, *argv], env=env, check=True, capture_output=True,
-                                  text=True).stdout.strip()  # the new job's id
+                                  text=True, timeout=60).stdout.strip()  # the new job's id
 
         def enqueue() -> tuple[float, str]:
             t = time.time()
@@ -351,7 +358,8 @@ class TaskSpooler:
                 n_done = n
             # tsp keeps no end times we can read precisely: wait for the last job to
             # end (`tsp -w` blocks until it has), then make sure every job has.
-            subprocess.run([tsp, "-w", last], env=env, capture_output=True)
+            subprocess.run([tsp, "-w", last], env=env, capture_output=True,
+                           timeout=max(60, n * 0.05))
             wait_for(f"{n} tsp jobs", lambda: finished() >= n_done, max(60, n * 0.05), poll=0.01)
             t1 = time.time()
         finally:
