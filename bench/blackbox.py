@@ -138,17 +138,21 @@ def one_run(tree: Path, work: Path, jobs_file: Path, n: int, count: int, order: 
 # ---------------------------------------------------------------- pickup latency
 
 PICKUP_GAP_S = (0.02, 0.04)  # random pause between jobs: the workers are idle again
+# `python -m queuectl_tui ARGS`, printing on stderr when the command has returned
+CLI_STAMPED = ("import sys, time\nfrom queuectl_tui.cli import main\nrc = main()\n"
+               "print(time.time(), file=sys.stderr, flush=True)\nraise SystemExit(rc)")
 
 
 def pickup(tree: Path, work: Path, k: int, count: int, via: str,
            pycache: Path) -> dict[str, Any]:
     """k `true` jobs one at a time into an idle pool started by `worker start`,
-    enqueued by `queuectl enqueue` processes (via="cli") or by one process of
-    `tree` calling the engine (via="engine"). Per job: latency = started_at -
-    created_at (both queuectl's own stamps: created_at is taken before the
-    enqueue's transaction, started_at inside the claim's), split at the moment
-    the enqueue returned (its commit; for the CLI, the process's exit, which
-    comes 20 ms or more after the commit, so the split says little there)."""
+    enqueued by a `queuectl enqueue true` process each (via="cli") or by one
+    process of `tree` calling the engine (via="engine"). Per job: latency =
+    started_at - created_at (both queuectl's own stamps: created_at is taken
+    before the enqueue's transaction, started_at inside the claim's), split at
+    the moment the enqueue returned (just after its commit). The CLI processes
+    run the CLI's `main` as `python -m queuectl_tui` does and print that moment
+    when it returns: the interpreter's exit takes 20 ms or more after it."""
     fresh = Fresh(tree, work, pycache, tag="pickup")
     pool = fresh.start_pool(count)
     try:
@@ -156,8 +160,10 @@ def pickup(tree: Path, work: Path, k: int, count: int, via: str,
         if via == "cli":
             sent = []
             for _ in range(k):
-                out = fresh.run("enqueue", "true")
-                sent.append((out.split()[-1], time.time()))
+                done = subprocess.run([sys.executable, "-c", CLI_STAMPED, "enqueue", "true"],
+                                      env=fresh.env, check=True, cwd=work, text=True,
+                                      capture_output=True)
+                sent.append((done.stdout.split()[-1], float(done.stderr.split()[-1])))
                 time.sleep(random.uniform(*PICKUP_GAP_S))
         else:
             out = subprocess.run([sys.executable, __file__, "--enqueue-loop", str(fresh.db),

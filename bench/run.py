@@ -570,16 +570,14 @@ def pickup_markdown(res: dict[str, Any]) -> list[str]:
          "20–40 ms pauses, by one process calling the engine (`engine`) or by one `queuectl "
          "enqueue` process each (`cli`). Latency = `started_at` − `created_at` (queuectl's own "
          "stamps: `created_at` before the enqueue's transaction, `started_at` inside the "
-         "claim's). For the slowest jobs enqueued by the engine it is split at the moment "
-         "the enqueue returned: `enqueue` (its own transaction and commit) and `after` (the "
-         "worker's wake-up and claim); a CLI process exits 20 ms or more after its commit, "
-         "so its jobs are not split.", "",
+         "claim's). For the slowest jobs it is split at the moment the enqueue returned: "
+         "`enqueue` (its own transaction and commit) and `after` (the worker's wake-up "
+         "and claim); a CLI process stamps that moment as its `main` returns, before the "
+         "interpreter's exit.", "",
          "| enqueued by | jobs | p50 ms | p99 ms | max ms | over 200 ms | load | slowest "
          "(enqueue + after, ms) |", "|---|---|---|---|---|---|---|---|"]
     for via, r in pk.items():
-        slow = ", ".join(f"{j['latency']:.0f}" + (f" ({j['enqueue']:.0f} + "
-                                                   f"{j['after_enqueue']:.0f})"
-                                                   if via == "engine" else "")
+        slow = ", ".join(f"{j['latency']:.0f} ({j['enqueue']:.0f} + {j['after_enqueue']:.0f})"
                          for j in r["slowest"][:3])
         L.append(f"| {via} | {r['k']:,} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                  f"{r['max_ms']:.1f} | {r['over_200ms']} | {r['load']:.2f} | {slow} |")
