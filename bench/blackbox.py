@@ -144,7 +144,7 @@ CLI_STAMPED = ("import sys, time\nfrom queuectl_tui.cli import main\nrc = main()
 
 
 def pickup(tree: Path, work: Path, k: int, count: int, via: str,
-           pycache: Path) -> dict[str, Any]:
+           pycache: Path, trace: bool = False) -> dict[str, Any]:
     """k `true` jobs one at a time into an idle pool started by `worker start`,
     enqueued by a `queuectl enqueue true` process each (via="cli") or by one
     process of `tree` calling the engine (via="engine"). Per job: latency =
@@ -152,22 +152,30 @@ def pickup(tree: Path, work: Path, k: int, count: int, via: str,
     before the enqueue's transaction, started_at inside the claim's), split at
     the moment the enqueue returned (just after its commit). The CLI processes
     run the CLI's `main` as `python -m queuectl_tui` does and print that moment
-    when it returns: the interpreter's exit takes 20 ms or more after it."""
+    when it returns: the interpreter's exit takes 20 ms or more after it.
+
+    With `trace`, the enqueueing processes run under `strace --seccomp-bpf`
+    (only the traced calls stop the process) and each job's enqueue window says
+    how long it spent in fdatasync/fsync and waiting for the writers' flock."""
     fresh = Fresh(tree, work, pycache, tag="pickup")
+    log = work / f"pickup-{time.monotonic_ns()}.strace"
+    strace = ["strace", "--seccomp-bpf", "-f", "-ttt", "-T", "-e",
+              "trace=fdatasync,fsync,flock", "-A", "-o", str(log)] if trace else []
     pool = fresh.start_pool(count)
     try:
         fresh.wait_idle(pool, count)
         if via == "cli":
             sent = []
             for _ in range(k):
-                done = subprocess.run([sys.executable, "-c", CLI_STAMPED, "enqueue", "true"],
+                done = subprocess.run([*strace, sys.executable, "-c", CLI_STAMPED, "enqueue",
+                                       "true"],
                                       env=fresh.env, check=True, cwd=work, text=True,
                                       capture_output=True)
                 sent.append((done.stdout.split()[-1], float(done.stderr.split()[-1])))
                 time.sleep(random.uniform(*PICKUP_GAP_S))
         else:
-            out = subprocess.run([sys.executable, __file__, "--enqueue-loop", str(fresh.db),
-                                  str(k)], env=fresh.env, check=True, cwd=work,
+            out = subprocess.run([*strace, sys.executable, __file__, "--enqueue-loop",
+                                  str(fresh.db), str(k)], env=fresh.env, check=True, cwd=work,
                                  stdout=subprocess.PIPE, text=True).stdout
             sent = [(job_id, returned) for job_id, returned in json.loads(out)]
         wait_for("pickup jobs completed", lambda: finished(fresh.db, k), 120, poll=0.05)
@@ -177,12 +185,33 @@ def pickup(tree: Path, work: Path, k: int, count: int, via: str,
     finally:
         stop_pool(pool)
         fresh.drop()
+    calls = _traced_calls(log) if trace else []
+    log.unlink(missing_ok=True)
     jobs = []
     for job_id, returned in sent:
         created, started = stamps[job_id]
-        jobs.append({"id": job_id, "latency": started - created,
-                     "enqueue": returned - created, "after_enqueue": started - returned})
+        job = {"id": job_id, "latency": started - created,
+               "enqueue": returned - created, "after_enqueue": started - returned}
+        if trace:  # (calls are few: a linear scan per job is fine for 1,000 jobs)
+            inside = [(name, end, took) for name, end, took in calls
+                      if created <= end - took and end <= returned]
+            job["fsync"] = sum(took for name, _, took in inside if name != "flock")
+            job["flock_wait"] = sum(took for name, _, took in inside if name == "flock")
+        jobs.append(job)
     return {"via": via, "k": k, "workers": count, "jobs": jobs}
+
+
+def _traced_calls(log: Path) -> list[tuple[str, float, float]]:
+    """(call, end time, seconds in it) for each call in an `strace -ttt -T` log."""
+    calls = []
+    for line in log.read_text().splitlines():
+        parts = line.split(None, 2)  # pid, start time, "call(...) = 0 <secs>"
+        if len(parts) < 3 or "<" not in parts[2] or "(" not in parts[2]:
+            continue
+        name = parts[2].split("(", 1)[0]
+        took = float(parts[2].rsplit("<", 1)[1].rstrip(">"))
+        calls.append((name, float(parts[1]) + took, took))
+    return calls
 
 
 def pickup_summary(res: dict[str, Any], outlier_s: float = 0.2) -> dict[str, Any]:
@@ -221,7 +250,8 @@ def pickup_main(args: argparse.Namespace, measured: dict[str, Path], work: Path,
             for via in ("engine", "cli"):
                 before = load()
                 row = {"tree": name, "load": before,
-                       **pickup_summary(pickup(tree, work, args.pickup, count, via, pycache))}
+                       **pickup_summary(pickup(tree, work, args.pickup, count, via, pycache,
+                                               trace=args.trace))}
                 result["rounds"].append(row)
                 print(f"round {rep + 1}: {name} by {via}: p50 {row['p50_ms']:.1f} ms, "
                       f"p99 {row['p99_ms']:.1f}, max {row['max_ms']:.1f}, "
@@ -241,6 +271,9 @@ def main() -> int:
     parser.add_argument("--pickup", type=int, metavar="K",
                         help="instead: pickup latency of K jobs into an idle pool of "
                         "--counts' first size, enqueued by the engine and by the CLI")
+    parser.add_argument("--trace", action="store_true",
+                        help="with --pickup: strace the enqueuers, so the slowest jobs say "
+                        "how long their enqueue spent in fsync and waiting for the lock")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     measured = trees(args)
