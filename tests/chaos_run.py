@@ -32,11 +32,18 @@ from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
 
 
-def start_pool(db: str, count: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "queuectl_tui", "worker", "start", "--db", db,
-         "--count", str(count)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def start_pool(db: str, count: int, log: Path | None = None) -> subprocess.Popen:
+    """A `worker start` process group; its log lines go to `log` (appended), so a
+    failed run can say what the pools saw."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--db", db,
+             "--count", str(count)],
+            stdout=out, stderr=out, start_new_session=True)
+    finally:
+        if log:
+            out.close()
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         for i in range(args.jobs)]
     queue.enqueue_many(specs)
     per_pool = max(1, args.workers // args.pools)
-    pools = [start_pool(db, per_pool) for _ in range(args.pools)]
+    pools = [start_pool(db, per_pool, workdir / f"pool{n}.log") for n in range(args.pools)]
     started = time.time()
     kills: list[tuple[float, set[str], str]] = []
     stop_at = started + args.stop_after if args.stop_after else None
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
             break
         if next_kill and now >= next_kill:
             next_kill = now + args.kill_every
-            kills.append(_kill_something(queue, pools, rng, db, per_pool))
+            kills.append(_kill_something(queue, pools, rng, db, per_pool, workdir))
         if next_hold and now >= next_hold:  # a long writer: a bulk enqueue, a backup
             next_hold = now + args.hold_every
             holders.append(_hold_write_lock(db, args.hold_seconds))
@@ -122,7 +129,7 @@ def _hold_write_lock(db: str, seconds: float) -> subprocess.Popen:
 
 
 def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
-                    per_pool: int) -> tuple[float, set[str], str]:
+                    per_pool: int, workdir: Path) -> tuple[float, set[str], str]:
     running = {pool.pid for pool in pools if pool.poll() is None}
     # Only workers of pools still running: a killed pool's workers look alive
     # until their lease runs out, and "killing" them again would prove nothing.
@@ -135,7 +142,7 @@ def _kill_something(queue: Queue, pools: list, rng: random.Random, db: str,
         except ProcessLookupError:
             pass
         pools[i].wait()
-        pools[i] = start_pool(db, per_pool)
+        pools[i] = start_pool(db, per_pool, workdir / f"pool{i}.log")
         return time.time(), victims, "pool"
     if not live:
         return time.time(), set(), "worker"
@@ -167,17 +174,24 @@ class _Reader:
         return "ok" if self.pg else self.all("PRAGMA integrity_check")[0][0]
 
 
+HANDED_BACK = "handed back unstarted"  # Queue.release's note
+
+
 def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None) -> dict:
     conn = _Reader(db)
     counts = dict(conn.all("SELECT state, COUNT(*) FROM job GROUP BY state"))
     completions = Counter(r[0] for r in conn.all(
         "SELECT job_id FROM event WHERE from_state='processing' AND to_state='completed'"))
     runs = Counter(ran.read_text().split()) if ran.exists() else Counter()
-    rescues = conn.all(
-        "SELECT worker_id, at FROM event WHERE from_state='processing' "
+    taken_back = conn.all(
+        "SELECT worker_id, at, job_id, note FROM event WHERE from_state='processing' "
         "AND to_state IN ('pending', 'dead') AND note IS NOT NULL")
+    # A job claimed in the same commit as the last outcome, when the stop came
+    # during that commit, is handed back unstarted by its own worker: not a rescue.
+    handed_back = [r for r in taken_back if r[3].startswith(HANDED_BACK)]
+    rescues = [r for r in taken_back if not r[3].startswith(HANDED_BACK)]
     delays: dict[str, list[float]] = {"worker": [], "pool": []}
-    for worker_id, at in rescues:
+    for worker_id, at, _job, _note in rescues:
         killed = [(t, kind) for t, ids, kind in kills if worker_id in ids and t <= at]
         if killed:
             t, kind = max(killed)
@@ -198,6 +212,8 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
                          ) if stopped_at is None else None,
         "reruns": sum(n - 1 for n in runs.values()),
         "rescues": len(rescues),
+        "handed_back_unstarted": len(handed_back),
+        "rescue_notes": [f"{job} (worker {worker}): {note}" for worker, _, job, note in rescues[:5]],
         "worst_rescue_delay_s": round(max(every), 2) if every else None,
         "worst_rescue_after_worker_kill_s": round(max(delays["worker"]), 2)
         if delays["worker"] else None,
