@@ -133,6 +133,10 @@ class ConsoleApp(App):
         view = self.view
         if view is None:
             return
+        if not view.is_mounted:
+            # Switched to but still being built: its widgets are not there to read
+            # from or show in. Its own resume (after mounting) asks again.
+            with_view = False
         self.refresh_count += 1
         number = self.refresh_count
         load = view.loader() if with_view else None
@@ -152,7 +156,7 @@ class ConsoleApp(App):
                 self.applying = number
                 view.apply(snap.view, snap.summary)
         current = self.view
-        if current is not None and current.is_attached:
+        if current is not None and current.is_attached and current.is_mounted:
             current.show_summary(self.summary, self.problem, self.hint)
 
     def _hint_for(self, exc: QueuectlError) -> str | None:

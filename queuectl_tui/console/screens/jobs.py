@@ -49,6 +49,7 @@ class JobsScreen(JobListScreen):
         self.sort = "age"
         self.descending = True
         self.tab_states: tuple[str, ...] = ()
+        self._chasing = False  # the last read's detail was for another row
         super().__init__()
 
     # ------------------------------------------------------------ list hooks
@@ -100,13 +101,23 @@ class JobsScreen(JobListScreen):
     def loader(self) -> Callable[[Queue], Any]:
         load = super().loader()
         detail = self.query_one(JobDetail)
-        job_id, offset = detail.want() if detail.display else (None, None)
+        shown = detail.display
+        job_id, offset = detail.want()
+        wanted, at_end = self.table.landing_args()
+        row_id = self.row_id
 
         def load_all(queue: Queue) -> dict[str, Any]:
             result = load(queue)
-            result["detail"] = data.job_detail(queue, job_id, offset)
-            result["detail_offset"] = offset
-            result["detail_for"] = job_id
+            target = None
+            if shown:  # the detail of the row the cursor lands on, in the same trip
+                rows = result["window"].rows
+                if rows:
+                    target = rows[WindowTable.landing(result["window"], wanted, row_id,
+                                                      at_end)]["id"]
+            asked = offset if target == job_id else None
+            result["detail"] = data.job_detail(queue, target, asked)
+            result["detail_offset"] = asked
+            result["detail_for"] = target
             return result
 
         return load_all
@@ -116,8 +127,13 @@ class JobsScreen(JobListScreen):
         current = self.table.current
         detail.select(current["id"] if current else None)
         detail.show(result.get("detail"), summary.now, asked_offset=result.get("detail_offset"))
-        if detail.display and current is not None and result.get("detail_for") != current["id"]:
-            self.console.request_refresh()  # the cursor moved on while this was read
+        missed = detail.display and current is not None and result.get("detail_for") != current["id"]
+        if missed and not self._chasing:
+            # Rows an action hid moved the cursor elsewhere than the read foresaw
+            # (a key that moves it asks for its own read): one more read, not a loop
+            # while a stream of jobs keeps moving rows.
+            self.console.request_refresh()
+        self._chasing = missed
         self._label_tabs(summary)
 
     def _label_tabs(self, summary: Summary) -> None:

@@ -127,22 +127,38 @@ class WindowTable(DataTable):
         pinned = self.top == 0 and not self.more_before and self.loaded
         self.buffer = window.rows
         self.more_before, self.more_after = window.more_before, window.more_after
-        index = None
-        if old is not None:
-            wanted = self.row_id(old)
-            index = next((i for i, r in enumerate(self.buffer) if self.row_id(r) == wanted), None)
-        if index is None:  # the row left (state changed, deleted): stay at its place
-            index = window.at
+        index = self.landing(window, self.row_id(old) if old is not None else None,
+                             self.row_id, self._anchor is END)
         if self._anchor is END:
-            index = len(self.buffer) - 1
             offset = self.page - 1
-        self.cursor = max(0, min(index, len(self.buffer) - 1))
+        self.cursor = index
         self.top = 0 if pinned else max(0, self.cursor - max(0, offset))
         if self._anchor is END or self._anchor is START:
             self._anchor = self.key_of(self.current) if self.current else START
         self.loaded = True
         self._clamp_top()
         self.render_rows()
+
+    @staticmethod
+    def landing(window: Window, wanted: str | None, row_id: Callable[[dict[str, Any]], str],
+                at_end: bool) -> int:
+        """Where the cursor lands in a new window: on the same row (by id) if it is
+        still there, else at the anchor's place; the last row for an END fetch.
+        The owner's database thread calls this too, to read the detail of the row
+        the cursor will be on in the same trip as the rows."""
+        if at_end:
+            index = len(window.rows) - 1
+        else:
+            index = next((i for i, r in enumerate(window.rows) if row_id(r) == wanted),
+                         None) if wanted is not None else None
+            if index is None:  # the row left (state changed, deleted): stay at its place
+                index = window.at
+        return max(0, min(index, len(window.rows) - 1))
+
+    def landing_args(self) -> tuple[str | None, bool]:
+        """(the current row's id, fetching the end?) for `landing` off the UI thread."""
+        current = self.current
+        return (self.row_id(current) if current is not None else None), self._anchor is END
 
     def remove_ids(self, ids: set[str]) -> None:
         """Drop rows at once (the action is on its way to the database)."""
