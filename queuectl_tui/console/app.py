@@ -28,6 +28,7 @@ from queuectl_tui.console.screens.jobs import JobsScreen
 from queuectl_tui.console.screens.queues import QueuesScreen
 from queuectl_tui.console.screens.schedules import SchedulesScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
+from queuectl_tui.engine import views
 from queuectl_tui.errors import QueuectlError
 
 T = TypeVar("T")
@@ -70,6 +71,7 @@ class ConsoleApp(App):
         self._refreshing = False
         self._again = False
         self._want_view = False
+        self._want_summary = False
         self._ticks = 0
         self._view_cost = 0.0  # seconds the last view read took on the database thread
         self.refresh_count = 0  # refreshes started so far
@@ -108,12 +110,16 @@ class ConsoleApp(App):
         every = 1 if self._view_cost < SLOW_VIEW_S else VIEW_EVERY_WHEN_SLOW
         self.request_refresh(view=self._ticks % every == 0)
 
-    def request_refresh(self, view: bool = True) -> None:
-        """Refresh soon; calls while one is running fold into one more."""
+    def request_refresh(self, view: bool = True, summary: bool = True) -> None:
+        """Refresh soon; calls while one is running fold into one more. A key
+        asks for its view only (`summary=False`): the header's reads are the
+        tick's and an action's, and a key never waits for them."""
         self._want_view = self._want_view or view
+        self._want_summary = self._want_summary or summary
         if self._refreshing:
             self._again = True
             return
+        self._refreshing = True  # from now: a second request folds into this one
         self._refresh_loop()
 
     @work(exclusive=False, group="refresh")
@@ -124,11 +130,12 @@ class ConsoleApp(App):
             while self._again:
                 self._again = False
                 with_view, self._want_view = self._want_view, False
-                await self.refresh_now(with_view)
+                with_summary, self._want_summary = self._want_summary, False
+                await self.refresh_now(with_view, with_summary)
         finally:
             self._refreshing = False
 
-    async def refresh_now(self, with_view: bool = True) -> None:
+    async def refresh_now(self, with_view: bool = True, with_summary: bool = True) -> None:
         """One round trip: the summary and (unless told not to) the current view's data."""
         view = self.view
         if view is None:
@@ -137,11 +144,16 @@ class ConsoleApp(App):
             # Switched to but still being built: its widgets are not there to read
             # from or show in. Its own resume (after mounting) asks again.
             with_view = False
+        if self.summary is None or self.problem is not None:
+            with_summary = True  # nothing to show the view's rows against yet
+        if not (with_view or with_summary):
+            return
         self.refresh_count += 1
         number = self.refresh_count
         load = view.loader() if with_view else None
         try:
-            snap = await self.db.call(data.refresh, self.db.counter, load)
+            snap = await self.db.call(data.refresh, self.db.counter if with_summary else None,
+                                      load)
         except QueuectlError as exc:
             self.problem = str(exc)
             self.hint = self._hint_for(exc)
@@ -149,15 +161,51 @@ class ConsoleApp(App):
                 self.summary = None
         else:
             self.problem, self.hint = None, None
-            self.summary = snap.summary
+            if snap.summary is not None:
+                self.summary = snap.summary
             if load is not None:
                 self._view_cost = snap.view_seconds
-            if load is not None and view is self.view and view.is_attached:
+            if load is not None and view is self.view and view.is_attached \
+                    and self.summary is not None:
                 self.applying = number
-                view.apply(snap.view, snap.summary)
+                view.apply(snap.view, self.summary)
         current = self.view
         if current is not None and current.is_attached and current.is_mounted:
             current.show_summary(self.summary, self.problem, self.hint)
+        if self.problem is None and self.db.counter.due:
+            self._count_states()
+
+    @work(exclusive=False, group="count")
+    async def _count_states(self) -> None:
+        """The full count of every state, on the slow thread: the header says
+        "counting" until it comes, and keys never wait for it."""
+        try:
+            baseline = await self.db.call_slow("states", views.StateCounts.full_count)
+        except QueuectlError:
+            return  # the next refresh says what is wrong, and asks again
+        if baseline is not None:
+            self.db.counter.adopt(baseline, self.db.clock.monotonic())
+            self.request_refresh(view=False)
+
+    def slow_read(self, name: str, fn: Callable[..., Any], max_age: float) -> Any:
+        """The last value of a slow read (None before the first), read again on
+        the slow thread when older than `max_age` seconds; a new value refreshes
+        the view. For views whose figures may be a few seconds old (per-queue
+        counts), never for what a key asks to see."""
+        age = self.db.slow_age(name)
+        if age is None or age >= max_age:
+            self._slow_read(name, fn)
+        found = self.db.slow_results.get(name)
+        return None if found is None else found[0]
+
+    @work(exclusive=False, group="slow")
+    async def _slow_read(self, name: str, fn: Callable[..., Any]) -> None:
+        try:
+            result = await self.db.call_slow(name, fn)
+        except QueuectlError:
+            return
+        if result is not None:
+            self.request_refresh(summary=False)
 
     def _hint_for(self, exc: QueuectlError) -> str | None:
         if isinstance(exc, MissingDatabase):

@@ -38,6 +38,7 @@ class Summary:
     counts: dict[str, int]
     live_workers: int
     throughput: list[int]  # finished runs per 10 s bucket, oldest first
+    counted: bool = True  # False: the first full count is still running (counts empty)
 
     @property
     def total(self) -> int:
@@ -63,7 +64,7 @@ class Detail:
 class Snapshot:
     """One refresh: the summary plus what the current view asked for."""
 
-    summary: Summary
+    summary: Summary | None  # None: not asked for (a key's read)
     view: Any = None
     view_seconds: float = 0.0  # how long the view's own read took
 
@@ -75,6 +76,10 @@ def _is_driver_error(exc: BaseException) -> bool:
 class Database:
     """One thread, one connection, one queue; every call goes through `call`.
 
+    Reads that take long on a big queue (a full count of every state, counts
+    per queue) run on a second thread with its own connection (`call_slow`), so
+    a key's read never waits behind them; the views show what they last had.
+
     `threaded=False` runs calls inline on the caller's thread: snapshot tests
     use it so a picture never races a refresh.
     """
@@ -82,14 +87,21 @@ class Database:
     def __init__(self, db_arg: str | None, *, clock: Clock | None = None,
                  ids: Ids | None = None, threaded: bool = True) -> None:
         self.db_arg = db_arg
+        self.threaded = threaded
         self.target = resolve_target(db_arg)
         self.clock = clock or Clock()
         self.ids = ids
         self.queue: Queue | None = None
-        self.counter = views.StateCounts()  # header counts, followed through the event log
+        # Header counts, followed through the event log from a full count that
+        # (threaded) runs on the slow thread.
+        self.counter = views.StateCounts(inline=not threaded)
         self._executor = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db")
                           if threaded else None)
+        self._slow = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db-slow")
+                      if threaded else None)
         self._pending: set[Future] = set()
+        self._slow_running: set[str] = set()
+        self.slow_results: dict[str, tuple[Any, float]] = {}  # name -> (value, monotonic)
 
     # ------------------------------------------------------------ running calls
 
@@ -102,8 +114,33 @@ class Database:
         future.add_done_callback(self._pending.discard)
         return await asyncio.wrap_future(future)
 
+    async def call_slow(self, name: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run `fn(queue, *args)` on the slow thread (its own connection) once the
+        queue is open; one call per `name` at a time (None if one is running).
+        The result is kept in `slow_results[name]` with when it was read."""
+        if name in self._slow_running or self.queue is None:
+            return None
+        self._slow_running.add(name)
+        try:
+            if self._slow is None:
+                result = self._guarded(fn, args, False)
+            else:
+                result = await asyncio.wrap_future(
+                    self._slow.submit(self._guarded, fn, args, False))
+        finally:
+            self._slow_running.discard(name)
+        self.slow_results[name] = (result, self.clock.monotonic())
+        return result
+
+    def slow_age(self, name: str) -> float | None:
+        """Seconds since `name` was last read on the slow thread (None: never)."""
+        found = self.slow_results.get(name)
+        return None if found is None else self.clock.monotonic() - found[1]
+
     @property
     def busy(self) -> bool:
+        """A call of the UI's is running or waiting (slow reads do not count:
+        nothing on screen waits for them)."""
         return bool(self._pending)
 
     async def idle(self) -> None:
@@ -134,11 +171,19 @@ class Database:
         return self.queue
 
     def close(self) -> None:
+        if self._slow is not None:
+            # Its connection is its own (Peewee keeps one per thread): closed there.
+            self._slow.submit(self._close_thread_connection)
+            self._slow.shutdown(wait=True, cancel_futures=True)
         if self._executor is not None:
             self._executor.submit(self._close_queue)
             self._executor.shutdown(wait=True, cancel_futures=True)
         else:
             self._close_queue()
+
+    def _close_thread_connection(self) -> None:
+        if self.queue is not None and not self.queue.db.is_closed():
+            self.queue.db.close()
 
     def _close_queue(self) -> None:
         if self.queue is not None:
@@ -149,14 +194,16 @@ class Database:
 
 def summary(queue: Queue, counter: views.StateCounts) -> Summary:
     now = queue.clock.now()
-    return Summary(now=now, counts=counter.read(queue, queue.clock.monotonic()),
+    counts = counter.read(queue, queue.clock.monotonic())
+    return Summary(now=now, counts=counts or {}, counted=counts is not None,
                    live_workers=len(queue.live_workers()), throughput=views.throughput(now))
 
 
-def refresh(queue: Queue, counter: views.StateCounts,
+def refresh(queue: Queue, counter: views.StateCounts | None,
             load: Callable[[Queue], Any] | None) -> Snapshot:
-    """The summary and, if given, the current view's own data, in one trip."""
-    head = summary(queue, counter)
+    """The summary (unless `counter` is None) and, if given, the current view's
+    own data, in one trip."""
+    head = summary(queue, counter) if counter is not None else None
     if load is None:
         return Snapshot(summary=head)
     started = time.perf_counter()
@@ -190,13 +237,38 @@ def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
     return queue.workers(include_stopped=include_stopped)
 
 
-def queue_rows(queue: Queue) -> list[dict[str, Any]]:
-    """`queue list --json`, plus each queue's finished runs per 10 s over two minutes."""
-    found = queue.queue_list()
+@dataclass
+class QueueRows:
+    """The Queues view: `queue list --json` rows plus each queue's finished runs
+    per 10 s over two minutes. `counted` False: the per-queue counts are still
+    being read (the rows show none yet)."""
+
+    rows: list[dict[str, Any]]
+    counted: bool = True
+    per_queue_needed: bool = False  # named queues: their counts come from the slow thread
+
+
+def queue_rows(queue: Queue, per_queue: dict[str, dict[str, int]] | None,
+               header: dict[str, int] | None, count_here: bool = False) -> QueueRows:
+    """Counts come from what was read already: the header's (only `default`
+    exists) or the slow thread's last count per queue; a count here only with
+    `count_here` (one thread: pictures and tests)."""
+    named = queue.has_named_queues()
+    if named and per_queue is None and count_here:
+        per_queue = queue.counts_by_queue()
+    if not named and header is not None:
+        found, counted = queue.queue_list(counts=header), True
+    else:
+        found, counted = queue.queue_list(by_queue=per_queue or {}), per_queue is not None
     activity = views.queue_activity(queue.clock.now())
     for q in found:
         q["activity"] = activity.get(q["name"], [0] * 12)
-    return found
+    return QueueRows(found, counted=counted, per_queue_needed=named)
+
+
+def queue_counts(queue: Queue) -> dict[str, dict[str, int]]:
+    """Jobs per queue and state: a scan of every job (slow thread)."""
+    return queue.counts_by_queue()
 
 
 def schedule_rows(queue: Queue) -> list[dict[str, Any]]:

@@ -885,16 +885,19 @@ class Queue:
 
     # ---------------------------------------------------------------- named queues
 
-    def queue_list(self, recent: bool = True,
-                   counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    def queue_list(self, recent: bool = True, counts: dict[str, int] | None = None,
+                   by_queue: dict[str, dict[str, int]] | None = None) -> list[dict[str, Any]]:
         """Every queue with its counts, limit, pause flag and (`recent`) how many
         jobs it finished in the last minute. `counts` (this database's counts per
-        state) stands for the queues' when only `default` exists: no second count."""
-        by_queue = None
+        state) stands for the queues' when only `default` exists: no second count.
+        `by_queue` (queue -> state -> n, counted earlier) saves the count too."""
         if counts is not None and not self.has_named_queues():
             by_queue = {queues.DEFAULT: {st: n for st, n in counts.items() if n}}
         return queues.summary(self.db, self.clock.now(), 60.0 if recent else None,
                               counts=by_queue)
+
+    def counts_by_queue(self) -> dict[str, dict[str, int]]:
+        return queues.counts_by_queue()
 
     def has_named_queues(self) -> bool:
         """More than `default`, or a paused or limited queue: worth a line each."""

@@ -129,13 +129,7 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
     by its time index; None: not counted, for `status`, which must stay quick).
     `counts` (queue -> state -> n) saves the count when the caller has it."""
     if counts is None:
-        query = Job.select(Job.queue, Job.state, pw.fn.COUNT(pw.SQL("*")))
-        if only is not None:
-            query = query.where(Job.queue == only)
-        counts = {}
-        for queue, state, n in query.group_by(Job.queue, Job.state).tuples():
-            if state != "staged":  # a bulk enqueue still being written
-                counts.setdefault(queue, {})[state] = n
+        counts = counts_by_queue(only)
     recent = {} if window is None else _finished_since(db, now - window)
     rows = NamedQueue.select().order_by(NamedQueue.name)
     if only is not None:
@@ -155,6 +149,19 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "finish_hook": row.finish_hook,
         })
     return out
+
+
+def counts_by_queue(only: str | None = None) -> dict[str, dict[str, int]]:
+    """Jobs per queue and state (queue -> state -> n): a scan of every job, so
+    the console runs it off its keys' path."""
+    query = Job.select(Job.queue, Job.state, pw.fn.COUNT(pw.SQL("*")))
+    if only is not None:
+        query = query.where(Job.queue == only)
+    counts: dict[str, dict[str, int]] = {}
+    for queue, state, n in query.group_by(Job.queue, Job.state).tuples():
+        if state != "staged":  # a bulk enqueue still being written
+            counts.setdefault(queue, {})[state] = n
+    return counts
 
 
 def _finished_since(db: pw.Database, since: float) -> dict[str, int]:

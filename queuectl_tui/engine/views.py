@@ -300,35 +300,81 @@ def queue_activity(now: float, *, buckets: int = 12,
 
 # ---------------------------------------------------------------- counts
 
+@dataclass(frozen=True)
+class Baseline:
+    """A full count of jobs per state and the newest event it includes (SQLite:
+    read in one snapshot, so the events after `event_seq` are exactly what
+    changed since). `pruned` is retention's counters in that same snapshot."""
+
+    counts: dict[str, int]
+    event_seq: int | None
+    pruned: dict[str, int]
+
+
 class StateCounts:
     """Jobs per state, kept current from the event log instead of recounted.
 
-    `GROUP BY state` over a million jobs costs 40-90 ms, too much for every
-    refresh. Every state change writes an event in the same transaction, so
-    after one full count (read in the same snapshot as the newest event's seq)
-    the counts follow by reading only the events since: a primary-key range.
-    A full recount every `recount_s` seconds (or after a big burst) bounds
-    any drift. On PostgreSQL (no shared snapshot here) it counts every time.
+    `GROUP BY state` over a million jobs costs 40-90 ms (400 ms and more while
+    workers write), too much for every refresh. Every state change writes an
+    event in the same transaction, so after one full count (read in the same
+    snapshot as the newest event's seq) the counts follow by reading only the
+    events since: a primary-key range. A full count every `recount_s` seconds
+    bounds any drift. On PostgreSQL (no shared snapshot here) the counts are the
+    last full count's.
+
+    `inline=True` counts in `read` when a full count is due (one thread, tests).
+    With `inline=False` `read` never counts: it returns None until a baseline is
+    adopted and sets `due`; the owner runs `full_count` on another connection and
+    hands the result to `adopt`, so nothing waits for the slow count.
     """
 
-    def __init__(self, recount_s: float = 300.0, max_delta: int = 100_000) -> None:
+    def __init__(self, recount_s: float = 300.0, max_delta: int = 100_000, *,
+                 inline: bool = True, pg_recount_s: float = 2.0) -> None:
         self.recount_s = recount_s
         self.max_delta = max_delta
+        self.inline = inline
+        self.pg_recount_s = pg_recount_s
         self.counts: dict[str, int] | None = None
         self.event_seq = 0
         self.counted_at = 0.0
         self.pruned: dict[str, int] = {}  # retention's counters at the last read
+        self.due = True  # a full count is wanted (inline=False: the owner runs it)
+        self._adopted: tuple[Baseline, float] | None = None
 
-    def read(self, queue: Any, monotonic: float) -> dict[str, int]:
-        db = queue.db
+    @staticmethod
+    def full_count(queue: Any) -> Baseline:
+        """Count every state (any thread, any connection of this database)."""
         if queue.backend.name != "sqlite":
-            return queue.counts()
-        if self.counts is None or monotonic - self.counted_at >= self.recount_s:
-            with db.atomic("DEFERRED"):  # one read snapshot for every statement
-                self.event_seq = Event.select(pw.fn.MAX(Event.seq)).scalar() or 0
-                self.counts = queue.counts()
-                self.pruned = retention.pruned_so_far()
-            self.counted_at = monotonic
+            return Baseline(queue.counts(), None, {})
+        with queue.db.atomic("DEFERRED"):  # one read snapshot for every statement
+            seq = Event.select(pw.fn.MAX(Event.seq)).scalar() or 0
+            return Baseline(queue.counts(), seq, retention.pruned_so_far())
+
+    def adopt(self, baseline: Baseline, monotonic: float) -> None:
+        """Take a full count made elsewhere; the next `read` follows on from it."""
+        self._adopted = (baseline, monotonic)
+        self.due = False
+
+    def _take(self, baseline: Baseline, monotonic: float) -> None:
+        self.counts = dict(baseline.counts)
+        self.event_seq = baseline.event_seq or 0
+        self.pruned = dict(baseline.pruned)
+        self.counted_at = monotonic
+
+    def read(self, queue: Any, monotonic: float) -> dict[str, int] | None:
+        if self._adopted is not None:
+            adopted, self._adopted = self._adopted, None
+            self._take(*adopted)
+        sqlite = queue.backend.name == "sqlite"
+        age = monotonic - self.counted_at
+        if self.counts is None or age >= (self.recount_s if sqlite else self.pg_recount_s):
+            if self.inline:
+                self._take(self.full_count(queue), monotonic)
+                return dict(self.counts)
+            self.due = True
+            if self.counts is None:
+                return None
+        if not sqlite:
             return dict(self.counts)
         pruned = retention.pruned_so_far()  # jobs that left without an event
         for state, total in pruned.items():
@@ -340,8 +386,10 @@ class StateCounts:
                      .where(Event.seq > self.event_seq)
                      .group_by(Event.from_state, Event.to_state).tuples())
         if sum(n for _, _, n, _ in moves) > self.max_delta:
-            self.counts = None
-            return self.read(queue, monotonic)
+            self.due = True  # a burst: count again soon, follow it meanwhile
+            if self.inline:
+                self.counts = None
+                return self.read(queue, monotonic)
         for from_state, to_state, n, last in moves:
             if from_state in self.counts:
                 self.counts[from_state] -= n

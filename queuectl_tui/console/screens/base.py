@@ -67,7 +67,7 @@ class ViewScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.show_summary(self.console.summary, self.console.problem, self.console.hint)
-        self.console.request_refresh()
+        self.console.request_refresh(summary=False)
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if isinstance(event.tabs, ViewTabs):

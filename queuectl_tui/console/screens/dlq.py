@@ -63,11 +63,11 @@ class DlqScreen(JobListScreen):
         return super().set_filter(text)
 
     def total_text(self, summary: Summary) -> str:
-        dead = summary.counts.get("dead", 0)
+        dead = f"{summary.counts.get('dead', 0):,}" if summary.counted else "…"
         if not self.filter_text:
-            return f"{dead:,} dead" + self.marks_text()
+            return f"{dead} dead" + self.marks_text()
         shown = "counting…" if self.matching is None else f"{self.matching:,}"
-        return f"{shown} of {dead:,} dead match" + self.marks_text()
+        return f"{shown} of {dead} dead match" + self.marks_text()
 
     def status_extra(self) -> str:
         return "space marks · R retries marked (or all matching) · D deletes"

@@ -155,8 +155,10 @@ class JobListScreen(ListScreen):
         if self.effective_query().states:
             states = ", ".join(query.states)
             return f"every {kind} in this tab ({states})", "", call, None
-        dead = self.console.summary.counts.get("dead", 0) if self.console.summary else 0
-        what = f"all {dead:,} dead jobs" if verb == "retry" else f"every {kind}"
+        summary = self.console.summary
+        dead = summary.counts.get("dead", 0) if summary and summary.counted else None
+        what = (f"all {dead:,} dead jobs" if dead is not None else "every dead job") \
+            if verb == "retry" else f"every {kind}"
         return what, "", call, None
 
     def _bulk(self, verb: str, consequence: str, done: str) -> None:

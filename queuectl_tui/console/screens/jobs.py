@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Tab, Tabs
@@ -15,10 +16,12 @@ from queuectl_tui.console.formatting import (duration, one_line, shown_state, st
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
+from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine import views
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
+from queuectl_tui.errors import QueuectlError
 
 STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("blocked", "Blocked", ("blocked",)),
@@ -132,7 +135,7 @@ class JobsScreen(JobListScreen):
             # Rows an action hid moved the cursor elsewhere than the read foresaw
             # (a key that moves it asks for its own read): one more read, not a loop
             # while a stream of jobs keeps moving rows.
-            self.console.request_refresh()
+            self.console.request_refresh(summary=False)
         self._chasing = missed
         self._label_tabs(summary)
 
@@ -141,12 +144,14 @@ class JobsScreen(JobListScreen):
         for name, label, states in STATE_TABS:
             n = summary.total if not states else summary.counts.get(states[0], 0)
             tab = tabs.query_one(f"#state-{name}", Tab)
-            text = f"{label} {n:,}"
+            # Short counts (960k): a relabelled tab makes the screen lay out again,
+            # so the label changes when the figure a person reads does.
+            text = f"{label} {short(n)}" if summary.counted else label
             if str(tab.label) != text:
                 tab.label = text
 
     def empty_message(self, summary: Summary) -> str:
-        if summary.total == 0:
+        if summary.counted and summary.total == 0:
             return ("No jobs yet.\n\nPress [b]n[/b] to enqueue one, or from a shell:\n"
                     f"  queuectl --db {self.console.target} enqueue 'echo hello'\n"
                     f"  queuectl --db {self.console.target} demo   (a mix of examples)")
@@ -160,6 +165,8 @@ class JobsScreen(JobListScreen):
         if query.has_text or self.sort == "run":
             shown = f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
             return shown + self.marks_text()
+        if not summary.counted:
+            return "counting jobs…" + self.marks_text()
         states = query.states or tuple(summary.counts)
         n = sum(summary.counts.get(s, 0) for s in states)
         return f"{n:,} jobs" + self.marks_text()
@@ -179,7 +186,23 @@ class JobsScreen(JobListScreen):
         detail = self.query_one(JobDetail)
         detail.select(event.row["id"] if event.row else None)
         if detail.display:
-            self.console.request_refresh()
+            self._read_detail()
+
+    @work(exclusive=True, group="detail")
+    async def _read_detail(self) -> None:
+        """The selected job's detail alone (a move does not reread the rows); a
+        newer move replaces this one."""
+        detail = self.query_one(JobDetail)
+        job_id, offset = detail.want()
+        if job_id is None:
+            return
+        try:
+            found = await self.console.db.call(data.job_detail, job_id, offset)
+        except QueuectlError:
+            return  # the next refresh says what is wrong
+        summary = self.console.summary
+        now = summary.now if summary is not None else self.console.db.clock.now()
+        detail.show(found, now, asked_offset=offset)
 
     def on_window_table_chosen(self, event: WindowTable.Chosen) -> None:
         """Enter opens the row's detail here and keeps the filter. Textual would
@@ -191,12 +214,12 @@ class JobsScreen(JobListScreen):
         detail.select(event.row["id"])
         if not detail.display:
             detail.display = True
-        self.console.request_refresh()
+        self.console.request_refresh(summary=False)
 
     def action_toggle_detail(self) -> None:
         detail = self.query_one(JobDetail)
         detail.display = not detail.display
-        self.console.request_refresh()
+        self.console.request_refresh(summary=False)
 
     # ------------------------------------------------------------ state tabs and sort
 

@@ -16,6 +16,7 @@ from textual.widgets import Input, Static
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.filters import FilterError
 from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import Window
@@ -149,14 +150,14 @@ class ListScreen(ViewScreen):
         extra = self.status_extra()
         if extra:
             status.append(("  ·  " if status.plain else "") + extra, style="dim")
-        self.query_one("#status", Static).update(status)
+        show(self.query_one("#status", Static), status)
 
     def status_extra(self) -> str:
         return ""
 
     def on_window_table_window_needed(self, event: WindowTable.WindowNeeded) -> None:
         event.stop()
-        self.console.request_refresh()
+        self.console.request_refresh(summary=False)
 
     # ------------------------------------------------------------ filter
 

@@ -15,6 +15,7 @@ from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.screens.edit_value import EditValueDialog
+from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.queues import parse_limit
 
@@ -60,14 +61,25 @@ class QueuesScreen(KeyedTableView):
     # ------------------------------------------------------------ refresh
 
     def loader(self) -> Callable[[Queue], Any]:
-        return data.queue_rows
+        found = self.console.db.slow_results.get("queue-counts")
+        per_queue = None if found is None else found[0]
+        summary = self.console.summary
+        header = summary.counts if summary is not None and summary.counted else None
+        inline = not self.console.db.threaded
+        return lambda queue: data.queue_rows(queue, per_queue, header, count_here=inline)
 
-    def apply(self, found: list[dict[str, Any]], summary: Summary) -> None:
+    def apply(self, result: data.QueueRows, summary: Summary) -> None:
+        if (result.per_queue_needed or not result.counted) and self.console.db.threaded:
+            # Per-queue counts scan every job: read on the slow thread, at most
+            # every 5 s, and shown when they come.
+            self.console.slow_read("queue-counts", data.queue_counts, 5.0)
+        found = result.rows
         self.show_rows(found, queue_cells)
         paused = sum(q["paused"] for q in found)
-        self.query_one("#status", Static).update(
+        show(self.query_one("#status", Static), 
             f"[b]{len(found)} queue{'s' if len(found) != 1 else ''}[/b]"
             + (f", {paused} paused" if paused else "")
+            + ("" if result.counted else "  [dim]counting jobs…[/dim]")
             + "  [dim]p pause/resume · l limit · enter shows its jobs · "
               "queue:NAME filters Jobs and DLQ[/dim]")
 

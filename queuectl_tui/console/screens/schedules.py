@@ -20,6 +20,7 @@ from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import ago, state_text, until
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
+from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.engine import schedules
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.safe_text import printable
@@ -72,7 +73,7 @@ class SchedulesScreen(KeyedTableView):
     def apply(self, found: list[dict[str, Any]], summary: Summary) -> None:
         self.show_rows(found, lambda s: schedule_cells(s, summary.now))
         paused = sum(s["paused"] for s in found)
-        self.query_one("#status", Static).update(
+        show(self.query_one("#status", Static), 
             (f"[b]{len(found)} schedule{'s' if len(found) != 1 else ''}[/b]"
              + (f", {paused} paused" if paused else "") if found else
              "[b]No schedules.[/b] Add one with: queuectl schedule add NAME --cron "

@@ -19,6 +19,7 @@ from queuectl_tui.console.data import Summary
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.widgets.worker_pane import WorkerPane
+from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.registry import LIVE_STATES
 
@@ -96,7 +97,7 @@ class WorkersScreen(ViewScreen):
         # A stopping worker that still runs its job is busy until the job ends.
         busy = sum(1 for w in workers
                    if w["state"] == "busy" or (w["state"] == "stopping" and w["job_id"]))
-        self.query_one("#status", Static).update(
+        show(self.query_one("#status", Static), 
             f"[b]{live} live[/b], {busy} busy"
             + (f", {len(workers) - live} down" if len(workers) > live else "")
             + "  [dim]s/+ start one · x stop selected · - scale down · X stop all"

@@ -14,6 +14,7 @@ from textual.widgets import Log, Static
 
 from queuectl_tui.console.data import Detail
 from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text
+from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.safe_text import printable
 
 
@@ -121,7 +122,7 @@ class JobDetail(Horizontal):
             self.job_id, self.log_offset, self.mode = job_id, None, None
             self.query_one("#output", Log).clear()
             if job_id is None:
-                self.query_one("#fields", Static).update("")
+                show(self.query_one("#fields", Static), "", fixed_size=False)
 
     def show(self, detail: Detail | None, now: float, *, asked_offset: int | None) -> None:
         fields = self.query_one("#fields", Static)
@@ -129,11 +130,18 @@ class JobDetail(Horizontal):
         if detail is None:
             return
         if detail.job is None:
-            fields.update(Text(f"job {self.job_id} is gone (deleted)", style="dim"))
+            show(fields, Text(f"job {self.job_id} is gone (deleted)", style="dim"), fixed_size=False)
             return
         if detail.job["id"] != self.job_id or asked_offset != self.log_offset:
             return  # the selection moved on while this was read
-        fields.update(fields_table(detail.job, now))
+        job = detail.job
+        # The same job with the same sections keeps its height: repaint, no layout.
+        shape = (job["id"], job["state"], job.get("last_error"), len(job.get("attempts_log") or ()),
+                 len(job.get("after") or ()))
+        same_shape = getattr(fields, "_queuectl_shape", None) == shape
+        fields._queuectl_shape = shape  # type: ignore[attr-defined]
+        show(fields, fields_table(job, now), key=(shape, int(now), job["updated_at"]),
+             fixed_size=same_shape)
         self.shown = detail.job
         log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
             else ("output (log)" if detail.from_log else "output (last lines stored)")

@@ -9,6 +9,7 @@ from textual.widgets import Sparkline, Static
 
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
+from queuectl_tui.console.widgets.repaint import show
 
 SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("processing", "running"),
          ("failed", "retrying"), ("dead", "dead"), ("completed", "done"),
@@ -37,7 +38,9 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
     if summary is None:
         text.append("  loading…", style="dim")
         return text
-    for state, label in SHOWN:
+    if not summary.counted:  # a big queue's first full count is on its way
+        text.append("  counting jobs…", style="dim")
+    for state, label in SHOWN if summary.counted else ():
         n = summary.counts.get(state, 0)
         if state in ONLY_IF_ANY and not n:
             continue
@@ -67,10 +70,9 @@ class StatusStrip(Horizontal):
         return self.size.width < 110
 
     def show(self, summary: Summary | None, problem: str | None) -> None:
-        self.query_one("#counts", Static).update(
-            counts_text(summary, problem, narrow=self.narrow))
+        show(self.query_one("#counts", Static), counts_text(summary, problem, narrow=self.narrow))
         if summary is not None:
             self.query_one("#spark", Sparkline).data = list(summary.throughput)
             rate = summary.rate
             shown = f"{rate:.1f}/s" if rate >= 0.1 or rate == 0 else f"{rate * 60:.1f}/min"
-            self.query_one("#rate", Static).update(Text(f" {shown} done ", style="bold"))
+            show(self.query_one("#rate", Static), Text(f" {shown} done ".rjust(14), style="bold"))
