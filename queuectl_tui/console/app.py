@@ -140,9 +140,12 @@ class ConsoleApp(App):
         view = self.view
         if view is None:
             return
-        if not view.is_mounted:
+        covered = self.screen is not view
+        if not view.is_mounted or covered:
             # Switched to but still being built: its widgets are not there to read
-            # from or show in. Its own resume (after mounting) asks again.
+            # from or show in. Under a dialog (help, enqueue, a question): repainting
+            # it would repaint the dimmed screen behind the dialog every second.
+            # Either way its resume (mounted, or the dialog closed) asks again.
             with_view = False
         if self.summary is None or self.problem is not None:
             with_summary = True  # nothing to show the view's rows against yet
@@ -170,7 +173,8 @@ class ConsoleApp(App):
                 self.applying = number
                 view.apply(snap.view, self.summary)
         current = self.view
-        if current is not None and current.is_attached and current.is_mounted:
+        if current is not None and current.is_attached and current.is_mounted \
+                and current is self.screen:
             current.show_summary(self.summary, self.problem, self.hint)
         if self.problem is None and self.db.counter.due:
             self._count_states()

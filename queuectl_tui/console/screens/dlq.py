@@ -48,15 +48,21 @@ class DlqScreen(JobListScreen):
                 "from here [b]r[/b] retries one and [b]R[/b] retries many.")
 
     def extra_load(self, queue: Queue) -> dict[str, Any]:
-        """With a filter, count what it matches (on the database thread, with the
-        rows): the status line and a bulk retry say how many, not the DLQ's size."""
-        if not self.filter_text:
+        """With a filter, count what it matches: the status line and a bulk retry
+        say how many, not the DLQ's size. A text filter's count may scan every
+        dead job, so the console counts on its slow thread (see apply_extra);
+        only a one-thread console (pictures, tests) counts here, with the rows."""
+        if not self.filter_text or self.console.db.threaded:
             return {}
-        query = self.effective_query()
-        return {"matching": views.count_jobs(query)}
+        return {"matching": views.count_jobs(self.effective_query())}
 
     def apply_extra(self, data: dict[str, Any], summary: Summary) -> None:
-        self.matching = data.get("matching")
+        if "matching" in data or not self.filter_text:
+            self.matching = data.get("matching")
+            return
+        query = self.effective_query()
+        self.matching = self.console.slow_read(
+            f"dlq-matching:{self.filter_text}", lambda queue: views.count_jobs(query), 5.0)
 
     def set_filter(self, text: str) -> bool:
         self.matching = None  # "counting…" until the new filter's count arrives
