@@ -14,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -88,6 +91,7 @@ class WindowTable(DataTable):
         self._width = 0
         self._fit: dict[str, int] = {}  # grown widths of `grow_to` columns
         self._shown_cols: list[int] = []
+        self._cells_drawn: LRUCache[tuple, list[list[Segment]]] = LRUCache(4096)
 
     # ------------------------------------------------------------ what to fetch
 
@@ -232,6 +236,51 @@ class WindowTable(DataTable):
         event.stop()
 
     # ------------------------------------------------------------ drawing
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        """A body cell drawn as one line of text, cached by what it shows.
+
+        DataTable draws every cell through Rich's full layout (Padding, Styled,
+        wrapping) and forgets them all whenever any cell changes, so the live
+        refresh, which changes a few times a second ("12s ago"), redrew every cell
+        each second: 40-60 ms a frame, the largest cost behind a key. Cells here
+        are one line, plain text (a str is never read as markup, so a command
+        such as `grep [a-z]` shows whole) or a Text with its styles."""
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        value = self._data[row_key][column_key]
+        shown = value if isinstance(value, str) else (
+            (value.plain, value.style, tuple(value.spans)) if isinstance(value, Text)
+            else str(value))
+        key = (row_index, row_key, column_key, shown, base_style, width, cursor, hover,
+               self._show_hover_cursor, self._pseudo_class_state)
+        lines = self._cells_drawn.get(key)
+        if lines is None:
+            lines = [self._draw_cell(value, row_index, column_index, base_style, width,
+                                     cursor, hover)]
+            self._cells_drawn[key] = lines
+        return lines
+
+    def _draw_cell(self, value: Any, row_index: int, column_index: int, base_style: Style,
+                   width: int, cursor: bool, hover: bool) -> list[Segment]:
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        text = value.copy() if isinstance(value, Text) else Text(str(value))
+        text.end = ""
+        text.truncate(max(0, width - 2 * self.cell_padding), overflow="crop", pad=True)
+        console = self.app.console
+        inner = text.render(console)  # the spans' styles; the Text's own goes under them
+        if text.style:
+            inner = Segment.apply_style(inner, console.get_style(text.style))
+        pad = Segment(" " * self.cell_padding)
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) \
+            + component
+        return list(Segment.apply_style([pad, *inner, pad], pre, post))
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
