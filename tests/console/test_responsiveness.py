@@ -119,3 +119,16 @@ async def test_a_row_leaving_under_the_cursor_costs_one_read_not_a_loop(queue_db
         assert table.current is not None and table.current["id"] == "cleanup"
         assert detail.job_id == table.current["id"]
         assert detail.shown is not None and detail.shown["id"] == table.current["id"]
+
+
+async def test_a_command_with_brackets_shows_whole_in_the_list(queue_db, clock):
+    """Table cells are plain text: DataTable read a str cell as Rich markup, so
+    `grep [a-z] notes.txt` showed as `grep  notes.txt`."""
+    subprocess.run([sys.executable, "-m", "queuectl_tui", "--db", queue_db, "enqueue",
+                    "grep [a-z] notes.txt", "--id", "brackets"], check=True, capture_output=True)
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table")
+        lines = [table.render_line(y).text for y in range(table.size.height)]
+        assert any("brackets" in line and "grep [a-z] notes.txt" in line for line in lines), lines
