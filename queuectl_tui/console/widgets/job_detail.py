@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Log, Static
 
 from queuectl_tui.console.data import Detail
-from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text
+from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text, two_columns
 from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.safe_text import printable
 
@@ -24,27 +23,6 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 
 
 FIELD_WIDTH = 48  # the fields pane's text width (app.tcss: 50 wide, padding 1)
-_WRAPPER = Console(width=FIELD_WIDTH, file=io.StringIO(), color_system=None)
-
-
-def two_columns(rows: list[tuple[str, Text]], label_style: str = "bold #87afd7",
-                width: int = FIELD_WIDTH) -> Text:
-    """Labels and values as one Text, each value wrapped under itself.
-
-    What a Rich grid shows, drawn about ten times cheaper: the pane repaints
-    every second while a job runs, and a grid measured every column each time."""
-    label_w = max((len(label) for label, _ in rows), default=0) + 1
-    room = max(8, width - label_w)
-    out = Text()
-    for label, value in rows:
-        lines = value.wrap(_WRAPPER, room, overflow="fold") if value.cell_len > room \
-            else [value]
-        for i, line in enumerate(lines):
-            out.append((label if i == 0 else "").ljust(label_w), style=label_style)
-            out.append_text(line)
-            out.append("\n")
-    out.rstrip()
-    return out
 
 
 def fields_table(job: dict[str, Any], now: float) -> Group:
@@ -80,7 +58,7 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
         tick = job.get("schedule_tick")
         rows.insert(3, ("schedule", Text(job["schedule"] + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
-    parts: list[Any] = [two_columns(rows)]
+    parts: list[Any] = [two_columns(rows, width=FIELD_WIDTH)]
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
         parts.append(Text(printable(job["last_error"]), style="#ff875f"))
