@@ -19,6 +19,7 @@ Targets from the issue: open under 2 s, a refresh under 50 ms of database time.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -148,12 +149,21 @@ asyncio.run(main())
 
 
 def measure_open(path: Path) -> tuple[float, float, float]:
-    """(imports, open until first rows shown, whole process) in seconds."""
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", OPEN_SCRIPT, str(path)], check=True,
-                         capture_output=True, text=True,
-                         cwd=str(Path(__file__).resolve().parent.parent)).stdout.split()
-    total = time.perf_counter() - started
+    """(imports, open until first rows shown, whole process) in seconds.
+
+    With `.pyc` files written, as an installed queuectl has them (this sandbox
+    sets PYTHONDONTWRITEBYTECODE, which would recompile every module each time):
+    the first run writes them and is not counted."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for attempt in range(2):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", OPEN_SCRIPT, str(path)],
+                              capture_output=True, text=True, env=env,
+                              cwd=str(Path(__file__).resolve().parent.parent))
+        total = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"the console did not open: {done.stderr.strip()[-2000:]}")
+    out = done.stdout.split()
     return float(out[0]), float(out[1]), total
 
 

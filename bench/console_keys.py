@@ -33,10 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from console_bench import build  # noqa: E402
+from console_bench import build, measure_open  # noqa: E402
 
 SIZE = (140, 40)
-TARGET_MS = 100.0
+TARGET_MS = 100.0  # every key, p95
+FIRST_PAINT_MS = 1000.0  # the header and first rows, from a new process
+FIRST = "first rows, new process (imports included)"
+
+
+def target(name: str) -> float:
+    return FIRST_PAINT_MS if name == FIRST else TARGET_MS
 
 # (name, keys pressed once per sample, keys that undo it afterwards, untimed).
 # Views are visited in a ring, so each switch lands on a view built before.
@@ -127,11 +133,6 @@ async def drive(db: str, presses: int, gap: float) -> dict[str, list[float]]:
     app = ConsoleApp(db, refresh_interval=1.0)
     timings: dict[str, list[float]] = {}
     async with app.run_test(size=SIZE) as pilot:
-        t0 = time.perf_counter()
-        table = app.screen.query_one("#table")
-        while table.row_count == 0 and time.perf_counter() - t0 < 60:
-            await asyncio.sleep(0.005)
-        timings["first rows (app already imported)"] = [(time.perf_counter() - t0) * 1000]
         await settle(app, pilot)
         for key in ("2", "3", "4", "5", "6", "7", "1"):  # every view once: later visits count
             await press(app, key)
@@ -168,7 +169,11 @@ def measure(db: str, presses: int, gap: float, rate: float) -> dict[str, Any]:
     pool = start_pool(db, Path(db + ".pool.log"))
     feed = start_feeder(db, rate)
     try:
+        # First paint as `queuectl` gives it: a new process, imports included,
+        # until the header and the first rows are on screen (counts may follow).
+        opened = [measure_open(Path(db))[1] * 1000 for _ in range(3)]
         timings = asyncio.run(drive(db, presses, gap))
+        timings[FIRST] = opened
     finally:
         feed.kill()
         feed.wait()
@@ -195,7 +200,7 @@ def table(results: dict[int, dict[str, dict[str, float]]]) -> str:
             if r is None:
                 cells.append("")
                 continue
-            mark = "" if r["p95"] < TARGET_MS or r["n"] == 1 else " **miss**"
+            mark = "" if r["p95"] < target(name) else " **miss**"
             cells.append(f"{r['p50']:.0f} / {r['p95']:.0f} / {r['max']:.0f}{mark}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -235,13 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\nload average before -> after each size: " + ", ".join(
         f"{n:,}: {v['p50']:.2f} -> {v['p95']:.2f}" for n, v in loads.items()))
     misses = [(n, name) for n, r in results.items() for name, v in r.items()
-              if v["n"] > 1 and v["p95"] >= TARGET_MS]
+              if v["p95"] >= target(name)]
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"results": results, "load": loads,
                                         "size": SIZE, "presses": args.presses}, indent=2))
-    print(f"\n{len(misses)} key(s) with p95 >= {TARGET_MS:.0f} ms" if misses else
-          f"\nevery key p95 < {TARGET_MS:.0f} ms")
+    print(f"\n{len(misses)} miss(es): " + ", ".join(f"{name} at {n:,}" for n, name in misses)
+          if misses else f"\nevery key p95 < {TARGET_MS:.0f} ms, first rows < "
+          f"{FIRST_PAINT_MS:.0f} ms")
     return 0
 
 

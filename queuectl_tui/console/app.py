@@ -168,16 +168,21 @@ class ConsoleApp(App):
                 self.summary = snap.summary
             if load is not None:
                 self._view_cost = snap.view_seconds
-            if load is not None and view is self.view and view.is_attached \
+            if load is not None and view is self.view and self._can_show(view) \
                     and self.summary is not None:
                 self.applying = number
                 view.apply(snap.view, self.summary)
         current = self.view
-        if current is not None and current.is_attached and current.is_mounted \
-                and current is self.screen:
+        if current is not None and self._can_show(current) and current is self.screen:
             current.show_summary(self.summary, self.problem, self.hint)
         if self.problem is None and self.db.counter.due:
             self._count_states()
+
+    def _can_show(self, view: ViewScreen) -> bool:
+        """Mounted, attached, and neither it nor the app closing: a read that
+        finishes as the console quits has nowhere to go (its widgets are gone)."""
+        return (view.is_attached and view.is_mounted and not self._exit
+                and not view._closing and not view._closed)
 
     @work(exclusive=False, group="count")
     async def _count_states(self) -> None:
