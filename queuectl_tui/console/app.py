@@ -62,6 +62,9 @@ class ConsoleApp(App):
                  ids: Ids | None = None, refresh_interval: float | None = 1.0,
                  threaded: bool = True, steady: bool = False) -> None:
         super().__init__()
+        # No animations: a tab's sliding underline repainted the screen for 0.3 s
+        # after every state-tab and view switch, and the keys waited behind it.
+        self.animation_level = "none"
         self.steady = steady  # pictures: no blinking cursors
         self.db = Database(db_arg, clock=clock, ids=ids, threaded=threaded)
         self.refresh_interval = refresh_interval
