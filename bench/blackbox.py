@@ -4,6 +4,7 @@
     python bench/blackbox.py --jobs 2000 --reps 1 # a smoke run
     python bench/blackbox.py --tree before=/tmp/old --tree after=.   # A/B, interleaved
     python bench/blackbox.py --pickup 1000 --reps 1   # pickup latency into an idle pool
+    python bench/blackbox.py --idle 20 --reps 3       # an idle pool's CPU, and its stop
 
 Black-box: real CLI processes only. Each run makes a fresh database and a file
 of N lines `{"command": "true"}`, then either
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from abtrees import add_tree_option, cached_pyc_env, trees, write_result
-from measure import TICK, cpu_ticks, load, pct, wait_for
+from measure import TICK, cpu_ticks, idle_cpu, load, pct, wait_for
 
 
 def env_for(tree: Path, db: Path, pycache: Path) -> dict[str, str]:
@@ -216,9 +217,12 @@ def _traced_calls(log: Path) -> list[tuple[str, float, float]]:
 
 def pickup_summary(res: dict[str, Any], outlier_s: float = 0.2) -> dict[str, Any]:
     lat = [j["latency"] for j in res["jobs"]]
+    after = [j["after_enqueue"] for j in res["jobs"]]
     worst = sorted(res["jobs"], key=lambda j: -j["latency"])
     return {"via": res["via"], "k": len(lat), "p50_ms": pct(lat, 50) * 1000,
             "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
+            # the workers' part alone: from the enqueue's return to the claim
+            "after_p99_ms": pct(after, 99) * 1000, "after_max_ms": max(after) * 1000,
             "over_200ms": sum(x > outlier_s for x in lat),
             # which side waited, for the slowest jobs: the enqueue (its own
             # transaction and commit) or after it (wake-up and claim)
@@ -255,8 +259,65 @@ def pickup_main(args: argparse.Namespace, measured: dict[str, Path], work: Path,
                 result["rounds"].append(row)
                 print(f"round {rep + 1}: {name} by {via}: p50 {row['p50_ms']:.1f} ms, "
                       f"p99 {row['p99_ms']:.1f}, max {row['max_ms']:.1f}, "
-                      f"{row['over_200ms']} over 200 ms (load {before:.2f}); slowest "
+                      f"{row['over_200ms']} over 200 ms; after the enqueue returned p99 "
+                      f"{row['after_p99_ms']:.1f}, max {row['after_max_ms']:.1f} "
+                      f"(load {before:.2f}); slowest "
                       f"{row['slowest'][:3]}", flush=True)
+    write_result(args.out, result)
+    return 0
+
+
+def idle(tree: Path, work: Path, count: int, seconds: float, pycache: Path) -> dict[str, Any]:
+    """An idle pool of `count` workers started by `worker start` on an empty
+    database: the share of one core each worker and the supervisor use over
+    `seconds` (heartbeats, checkpoints and the wake-ups they cause included), then
+    how long after SIGTERM the last worker and the supervisor are gone."""
+    fresh = Fresh(tree, work, pycache, tag="idle")
+    pool = fresh.start_pool(count)
+    try:
+        workers = fresh.wait_idle(pool, count)
+        time.sleep(1.0)  # let start-up settle; not a synchronisation
+        shares = idle_cpu([pool.pid, *workers], seconds)
+        t0 = time.monotonic()
+        os.killpg(pool.pid, signal.SIGTERM)
+        wait_for("workers gone", lambda: not any(os.path.exists(f"/proc/{w}/stat") and
+                                                 _state(w) != "Z" for w in workers),
+                 30, poll=0.002)
+        workers_gone = time.monotonic() - t0
+        pool.wait(60)
+        pool_gone = time.monotonic() - t0
+    finally:
+        if pool.poll() is None:
+            stop_pool(pool)
+        fresh.drop()
+    return {"workers_cpu": [round(shares[w], 5) for w in workers],
+            "supervisor_cpu": round(shares[pool.pid], 5),
+            "workers_gone_s": round(workers_gone, 3), "pool_gone_s": round(pool_gone, 3)}
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def idle_main(args: argparse.Namespace, measured: dict[str, Path], work: Path,
+              pycache: Path) -> int:
+    count = int(args.counts.split(",")[0])
+    result: dict[str, Any] = {"seconds": args.idle, "workers": count, "rounds": []}
+    for rep in range(args.reps):
+        for name, tree in measured.items():
+            before = load()
+            row = {"tree": name, "load": before,
+                   **idle(tree, work, count, args.idle, pycache)}
+            result["rounds"].append(row)
+            print(f"round {rep + 1}: {name}: idle CPU per worker "
+                  f"{', '.join(f'{c:.3%}' for c in row['workers_cpu'])}, supervisor "
+                  f"{row['supervisor_cpu']:.3%}; after SIGTERM workers gone in "
+                  f"{row['workers_gone_s']:.3f} s, pool in {row['pool_gone_s']:.3f} s "
+                  f"(load {before:.2f})", flush=True)
     write_result(args.out, result)
     return 0
 
@@ -274,13 +335,18 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true",
                         help="with --pickup: strace the enqueuers, so the slowest jobs say "
                         "how long their enqueue spent in fsync and waiting for the lock")
+    parser.add_argument("--idle", type=float, metavar="SECONDS",
+                        help="instead: CPU of an idle pool of --counts' first size over "
+                        "SECONDS, and how soon it is gone after SIGTERM")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     measured = trees(args)
     work = Path(tempfile.mkdtemp(prefix="queuectl-blackbox-"))
     pycache = work / "pycache"
-    if args.pickup:
+    if args.pickup or args.idle:
         try:
+            if args.idle:
+                return idle_main(args, measured, work, pycache)
             return pickup_main(args, measured, work, pycache)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,7 @@ import shlex
 import socket
 import sys
 import time
-from typing import Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from queuectl_tui import (__version__, cli_completion, cli_metrics, cli_queues,
                           cli_schedules, cli_service)
@@ -60,8 +60,38 @@ def worker_count(text: str) -> int:
     return positive_int(text, MAX_WORKERS)
 
 
+def terminal_columns() -> int:
+    """`shutil.get_terminal_size().columns`, without importing shutil: argparse
+    makes a help formatter for every argument it is given (to check the metavar),
+    and the first one's `import shutil` (with zlib, bz2 and lzma) cost every
+    command about 3 ms of start-up, for help that is seldom printed."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+        return 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, as wide as the terminal (less 2, as argparse does)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line on stderr and exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -102,11 +132,11 @@ def command_in(argv: Sequence[str]) -> str | None:
 def build_parser(only: str | None = None) -> Parser:
     """The whole command line, or with `only` the parser of that one command
     (see command_in): its parsing, errors and help are the same either way."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH|URL",
                         help="database file or postgresql:// URL (default: $QUEUECTL_DB, "
                              "then ~/.local/share/queuectl/queuectl.db)")
-    as_json = argparse.ArgumentParser(add_help=False)
+    as_json = Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON only on stdout")
 
     parser = Parser(prog="queuectl", parents=[common],

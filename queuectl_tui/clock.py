@@ -10,11 +10,13 @@ import base64
 import datetime as _dt
 import functools
 import math
-import random
 import os
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # only seeded callers (tests, snapshots) bring a Random: ~1 ms of start-up
+    import random
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32: no i, l, o, u
 

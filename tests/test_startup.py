@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from queuectl_tui.cli import COMMANDS, build_parser, command_in
+from queuectl_tui.cli import COMMANDS, Parser, build_parser, command_in
 from tests.helpers import cli_env, run_cli
 
 SAMPLES = [
@@ -87,3 +87,33 @@ def test_a_command_on_sqlite_imports_no_driver_and_no_textual(db_path, argv):
     result = subprocess.run([sys.executable, "-c", code, *argv], env=cli_env(db_path),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["status"], ["list", "--limit", "20"]])
+def test_status_and_list_import_only_what_they_use(db_path, argv):
+    """Each costs milliseconds of every start: argparse's help formatter would
+    import shutil (with zlib, bz2 and lzma) for help nobody asked for, and
+    reading never needs what enqueueing, finishing or pruning does."""
+    assert run_cli(db_path, "enqueue", "true").returncode == 0
+    unused = ["shutil", "random", "queuectl_tui.engine.jobspec", "queuectl_tui.engine.hooks",
+              "queuectl_tui.engine.retention"]
+    code = ("import sys; from queuectl_tui.cli import main; rc = main(sys.argv[1:]); "
+            f"loaded = [m for m in {unused!r} if m in sys.modules]; "
+            "assert not loaded, loaded; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], env=cli_env(db_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("columns", ["100", "45", "0", "wide", None])
+def test_help_is_as_wide_as_argparse_would_make_it(columns, monkeypatch):
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    text = "a long description of the command, long enough to be wrapped " * 4
+    ours = Parser(prog="queuectl", description=text)
+    stock = Parser(prog="queuectl", description=text, formatter_class=argparse.HelpFormatter)
+    for parser in (ours, stock):
+        parser.add_argument("--name", metavar="N", help=text)
+    assert ours.format_help() == stock.format_help()

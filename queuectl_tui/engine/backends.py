@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,8 +19,12 @@ import peewee as pw
 CHANNEL = "queuectl_jobs"
 PROBE_INTERVAL_S = 0.005  # SQLite without inotify: how often an idle worker polls
 # After a WAL write, the writer publishes the commit a moment later (after its
-# fsync): look again at these offsets (seconds) before deciding nothing changed.
-SETTLE_PROBES_S = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
+# fsync, which writes nothing we can watch): look at the change counter at these
+# times (seconds after the latest write) before deciding nothing was committed.
+SETTLE_PROBES_S = (0.0, 0.001, 0.003, 0.007, 0.015, 0.031)
+# A new write starts the probes over, but they stay this far apart: a checkpoint
+# copying thousands of pages writes the database file thousands of times.
+PROBE_GAP_S = 0.001
 
 _CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1, runs = runs + 1,
@@ -222,6 +227,12 @@ class SqliteBackend(Backend):
 
     _seen: Any = None
     _watch: Any = None
+    # The settle probes under way: when the latest WAL write was seen (monotonic
+    # seconds) and the next probe's index; kept across calls, so a write seen at
+    # the end of one wait is still followed up in the next.
+    _wrote_at: float | None = None
+    _probe = 0
+    _probed_at = -1.0
     # As for the claim: without the hints SQLite walks (state, seq) over every waiting row.
     claim_hint = "INDEXED BY job_claim_q"
     due_hint = "INDEXED BY job_due_q"
@@ -279,16 +290,39 @@ class SqliteBackend(Backend):
 
     def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
         """Sleep in the kernel until the WAL is written, then confirm with the
-        change counter (our own writes touch the WAL too, and do not count)."""
+        change counter (our own writes touch the WAL too, and do not count).
+
+        Between the settle probes we wait on the watch, not in `sleep`: a write
+        landing meanwhile (very often the commit we are waiting for, its frames
+        written before its fsync) starts the probes over at once instead of being
+        seen up to 16 ms late. Returns within `timeout` (the worker's stop check
+        comes between calls); probes still due carry over to the next call.
+        Real time, not the worker's clock: these are kernel waits."""
         if self._watch is None:
             return self._poll(timeout, sleep)
-        if self._watch.wait(timeout):
-            for delay in SETTLE_PROBES_S:
-                sleep(delay)
+        end = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if self._wrote_at is None:
+                if now >= end or not self._watch.wait(end - now):
+                    return self._changed()  # the slice ended: one probe, in case an event was missed
+                self._wrote_at, self._probe = time.monotonic(), 0
+                continue
+            due = self._wrote_at + SETTLE_PROBES_S[self._probe]
+            if now >= due:
+                self._probed_at = now
                 if self._changed():
+                    self._wrote_at = None
                     return True
-            return False
-        return self._changed()  # the slice ended: one probe, in case an event was missed
+                self._probe += 1
+                if self._probe == len(SETTLE_PROBES_S):
+                    self._wrote_at = None  # settled: whatever was written did not commit
+                continue
+            if now >= end:
+                return False
+            if self._watch.wait(min(due, end) - now):
+                time.sleep(max(0.0, min(self._probed_at + PROBE_GAP_S, end) - time.monotonic()))
+                self._wrote_at, self._probe = time.monotonic(), 0
 
     def _poll(self, timeout: float, sleep: Callable[[float], None]) -> bool:
         waited = 0.0

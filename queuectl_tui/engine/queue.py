@@ -15,18 +15,24 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import (attempts, batches, config, dependencies, events, hooks, logs,
-                                  procs, queues, registry, retention, uniqueness)
+from queuectl_tui.engine import (attempts, batches, config, dependencies, events, logs, procs,
+                                  queues, registry, uniqueness)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.jobspec import JobSpec, check_id
 from queuectl_tui.engine.models import FINAL, STATES, WAITING, Job
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
+
+if TYPE_CHECKING:
+    # Imported where used: the commands that only read (`status`, `list`) never
+    # enqueue, finish or prune a job, and these three (with their regexes and
+    # dataclasses) cost 3-4 ms of every start.
+    from queuectl_tui.engine import hooks, retention
+    from queuectl_tui.engine.jobspec import JobSpec
 
 # The state machine: which moves exist at all.
 MOVES: dict[str, tuple[str, ...]] = {
@@ -150,7 +156,7 @@ class Queue:
         self._leases_trusted_from = 0.0  # monotonic; see rescue()
         # The queues this process claims from, earlier first (None: every queue).
         self.serving: list[str] | None = None
-        self._hooks = hooks.HookConfig()  # finish-hook commands, re-read once a second
+        self._hooks: hooks.HookConfig | None = None  # finish-hook commands, re-read once a second
         self._finished_now: list[tuple[str, str]] | None = None  # see _after_move
         if worker:
             self.apply_durability(config.get("durability"))
@@ -210,7 +216,8 @@ class Queue:
         queue_name, key, keep = self._final_info(job)
         if key:
             uniqueness.release(job.id, key, keep, now)
-        self._hooks = self._hooks.fresh()
+        from queuectl_tui.engine import hooks
+        self._hooks = (self._hooks or hooks.HookConfig()).fresh()
         command = self._hooks.command_for(queue_name)
         if command:
             hooks.record(command, job_id=job.id, state=to, exit_code=exit_code,
@@ -626,6 +633,7 @@ class Queue:
         return dependencies.waiting_for(job_id)
 
     def get(self, job_id: str) -> Job:
+        from queuectl_tui.engine.jobspec import check_id
         check_id(job_id)
         job = Job.get_or_none(Job.id == job_id)
         if job is None or job.state == "staged":  # a bulk enqueue not yet done
@@ -867,6 +875,7 @@ class Queue:
                 gone = list(Job.delete().where(Job.seq.in_(seqs), Job.state == state)
                             .returning(Job.queue).tuples().execute())
                 if state in FINAL:  # the finished counters (metrics) keep them
+                    from queuectl_tui.engine import retention
                     retention.count_removed(self.db, state, [q for (q,) in gone])
                 if len(gone) != len(seqs):
                     moved = Job.select(Job.id, Job.state).where(
@@ -922,6 +931,7 @@ class Queue:
               max_batches: int | None = None) -> tuple[retention.Pruned, bool]:
         """Delete finished jobs past their keep time (or `older_than` seconds),
         with their events, attempts and logs, in short transactions."""
+        from queuectl_tui.engine import retention
         if queue is not None:
             queues.check_name(queue)
         states = [check_state(st) for st in states]
@@ -940,9 +950,11 @@ class Queue:
             return uniqueness.lapse(self.clock.now())
 
     def take_prune_lease(self, owner: str) -> bool:
+        from queuectl_tui.engine import retention
         return retention.take_lease(self.db, owner, self.clock.now(), self.backend.lock_rows)
 
     def sweep_logs(self) -> int:
+        from queuectl_tui.engine import retention
         return retention.sweep_logs(self.db, self.opened.log_dir)
 
     # ---------------------------------------------------------------- config

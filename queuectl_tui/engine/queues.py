@@ -20,13 +20,19 @@ from typing import Any, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine.jobspec import check_queue as check_name
 from queuectl_tui.engine.models import Job, NamedQueue
 from queuectl_tui.errors import NotFound, UsageError
 
 DEFAULT = "default"
 MAX_LIMIT = 100_000
 RETENTION_STATES = ("completed", "dead", "cancelled")
+
+
+def check_name(value: Any) -> str:
+    """A queue name as a job names it (engine/jobspec.py's rule), or UsageError.
+    jobspec is imported here, not above: `status` and `list` never need it."""
+    from queuectl_tui.engine.jobspec import check_queue
+    return check_queue(value)
 
 
 def parse_names(text: str) -> list[str]:
