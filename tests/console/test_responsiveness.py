@@ -132,3 +132,18 @@ async def test_a_command_with_brackets_shows_whole_in_the_list(queue_db, clock):
         table = app.screen.query_one("#table")
         lines = [table.render_line(y).text for y in range(table.size.height)]
         assert any("brackets" in line and "grep [a-z] notes.txt" in line for line in lines), lines
+
+
+async def test_view_keys_still_work_after_a_dialog_closes_over_an_empty_list(queue_db, clock):
+    """Found in tmux: with the list empty (Blocked tab), closing the help gave the
+    focus to the hidden filter box, and 3, 6, n... were typed into it unseen."""
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "right_square_bracket", "right_square_bracket")  # Blocked: none
+        await press(pilot, "question_mark")
+        await press(pilot, "escape")
+        await press(pilot, "3")
+        assert app.current_mode == "dlq", app.focused
+        await press(pilot, "1", "6")
+        assert app.current_mode == "queues", app.focused

@@ -91,7 +91,7 @@ class ListScreen(ViewScreen):
         yield from self.compose_below()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
+        self._show_filter_box(False)
         self.query_one("#filter", Input).value = self.filter_text
         self.query_one("#empty", Static).display = False
         self.console.steady_inputs(self)
@@ -162,10 +162,18 @@ class ListScreen(ViewScreen):
     # ------------------------------------------------------------ filter
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
+        box = self._show_filter_box(True)
         box.value = self.filter_text
         box.focus()
+
+    def _show_filter_box(self, shown: bool) -> Input:
+        """Show or hide the filter line. Hidden, it cannot take the focus: when a
+        dialog closed over an empty list, Textual gave the focus to the hidden box
+        and every key after it (1-7, n, ?) was typed into it, unseen."""
+        box = self.query_one("#filter", Input)
+        box.display = shown
+        box.can_focus = shown
+        return box
 
     def set_filter(self, text: str) -> bool:
         try:
@@ -186,7 +194,7 @@ class ListScreen(ViewScreen):
             return
         event.stop()
         if self.set_filter(event.value):
-            event.input.display = False
+            self._show_filter_box(False)
             self.table.focus()
 
     # ------------------------------------------------------------ rows that leave
@@ -222,5 +230,5 @@ class ListScreen(ViewScreen):
             box.value = self.filter_text  # first Esc undoes the edit
         elif self.filter_text:
             self.set_filter("")
-        box.display = False
+        self._show_filter_box(False)
         self.table.focus()
