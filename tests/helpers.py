@@ -121,6 +121,16 @@ class WorkerPool:
             pass
         self.proc.wait(10)
         if self.proc.stdout:
+            # The pool's log, shown by pytest only when the test failed. Read
+            # without blocking: a process that outlived the pool may hold the pipe.
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            try:
+                tail = (self.proc.stderr.read() or "").splitlines()[-60:]
+            except (BlockingIOError, ValueError, OSError):
+                tail = []
+            if tail:
+                print(f"--- pool {self.proc.pid} log (last {len(tail)} lines) ---",
+                      *tail, sep="\n")
             self.proc.stdout.close()
             self.proc.stderr.close()
 

@@ -27,8 +27,20 @@ def state_of(db, job_id: str) -> dict:
 
 
 def wait_state(db, job_id: str, *states: str, timeout: float = 20.0) -> dict:
-    return wait_for(lambda: (j := state_of(db, job_id))["state"] in states and j,
-                    timeout, message=f"job {job_id} to become {'/'.join(states)}")
+    seen: list[dict] = []
+
+    def reached():
+        job = state_of(db, job_id)
+        seen[:] = [job]
+        return job["state"] in states and job
+
+    try:
+        return wait_for(reached, timeout, message=f"job {job_id} to become {'/'.join(states)}")
+    except AssertionError as exc:  # say where it was, for a failure seen only under load
+        last = seen[0] if seen else {}
+        fields = {k: last.get(k) for k in ("state", "attempts", "last_error", "run_at",
+                                           "next_retry_at", "worker_id", "updated_at")}
+        raise AssertionError(f"{exc}; last seen {fields} at {time.time():.3f}") from None
 
 
 def procs_running(needle: str) -> list[int]:
@@ -125,7 +137,9 @@ def test_sigkilled_worker_job_is_rescued_and_its_process_group_killed(db, pools,
     job, pool, running = start_hanging_job(db, pools, tmp_path, 613, "second")
     victim = next(w for w in cli_json(db, "worker", "list") if w["id"] == running["worker_id"])
     os.kill(victim["pid"], signal.SIGKILL)
-    done = wait_state(db, job, "completed", timeout=15)
+    # 30 s: under a loaded CI box the replacement's start, a crash-loop delay and
+    # the retry's backoff add up; the pool's log is printed at teardown on failure.
+    done = wait_state(db, job, "completed", timeout=30)
     assert done["attempts"] == 2 and done["stdout_tail"] == "second\n"
     assert not procs_running("sleep 613"), "the dead worker's job kept running"
     assert cli_json(db, "status")["counts"]["processing"] == 0
