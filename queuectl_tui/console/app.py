@@ -263,8 +263,14 @@ class ConsoleApp(App):
         self.push_screen(EnqueueDialog())
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.current_mode))
+        """The help for this view, built the first time and kept: composing and
+        styling it again on every `?` was most of the time it took to open."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        name = f"help-{self.current_mode}"
+        if not self.is_screen_installed(name):
+            self.install_screen(HelpScreen(self.current_mode), name)
+        self.push_screen(name)
 
 
 def run_console(db_arg: str | None) -> int:
