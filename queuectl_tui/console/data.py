@@ -87,7 +87,6 @@ class Database:
     def __init__(self, db_arg: str | None, *, clock: Clock | None = None,
                  ids: Ids | None = None, threaded: bool = True) -> None:
         self.db_arg = db_arg
-        self.threaded = threaded
         self.target = resolve_target(db_arg)
         self.clock = clock or Clock()
         self.ids = ids
@@ -136,6 +135,11 @@ class Database:
         """Seconds since `name` was last read on the slow thread (None: never)."""
         found = self.slow_results.get(name)
         return None if found is None else self.clock.monotonic() - found[1]
+
+    @property
+    def threaded(self) -> bool:
+        """Calls run on database threads (False: inline, for pictures and tests)."""
+        return self._executor is not None
 
     @property
     def busy(self) -> bool:
@@ -265,10 +269,6 @@ def queue_rows(queue: Queue, per_queue: dict[str, dict[str, int]] | None,
         q["activity"] = activity.get(q["name"], [0] * 12)
     return QueueRows(found, counted=counted, per_queue_needed=named)
 
-
-def queue_counts(queue: Queue) -> dict[str, dict[str, int]]:
-    """Jobs per queue and state: a scan of every job (slow thread)."""
-    return queue.counts_by_queue()
 
 
 def schedule_rows(queue: Queue) -> list[dict[str, Any]]:

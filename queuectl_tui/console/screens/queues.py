@@ -72,7 +72,7 @@ class QueuesScreen(KeyedTableView):
         if (result.per_queue_needed or not result.counted) and self.console.db.threaded:
             # Per-queue counts scan every job: read on the slow thread, at most
             # every 5 s, and shown when they come.
-            self.console.slow_read("queue-counts", data.queue_counts, 5.0)
+            self.console.slow_read("queue-counts", Queue.counts_by_queue, 5.0)
         found = result.rows
         self.show_rows(found, queue_cells)
         paused = sum(q["paused"] for q in found)

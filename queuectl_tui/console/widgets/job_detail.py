@@ -105,11 +105,19 @@ class JobDetail(Horizontal):
         self.mode: str | None = None  # "log" (following the log file) or "tail" (stored)
         self.text = ""
         self.shown: dict[str, Any] | None = None  # the job whose fields are on screen
+        self._fields_shape: tuple | None = None  # what the fields' height follows
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="fields-scroll"):
             yield Static("", id="fields")
         yield Log(id="output", highlight=False, auto_scroll=True)
+
+    def _show_fields(self, content: Any, shape: tuple | None = None, key: Any = None) -> None:
+        """The fields, laid out again only when their shape (the job and which
+        sections it has) changed: the same job ticking by keeps its height."""
+        same = shape is not None and shape == self._fields_shape
+        self._fields_shape = shape
+        show(self.query_one("#fields", Static), content, key=key, fixed_size=same)
 
     def want(self) -> tuple[str | None, int | None]:
         """What to fetch next: the job shown and how much of its log is on screen."""
@@ -120,26 +128,21 @@ class JobDetail(Horizontal):
             self.job_id, self.log_offset, self.mode = job_id, None, None
             self.query_one("#output", Log).clear()
             if job_id is None:
-                show(self.query_one("#fields", Static), "", fixed_size=False)
+                self._show_fields("")
 
     def show(self, detail: Detail | None, now: float, *, asked_offset: int | None) -> None:
-        fields = self.query_one("#fields", Static)
         log = self.query_one("#output", Log)
         if detail is None:
             return
         if detail.job is None:
-            show(fields, Text(f"job {self.job_id} is gone (deleted)", style="dim"), fixed_size=False)
+            self._show_fields(Text(f"job {self.job_id} is gone (deleted)", style="dim"))
             return
         if detail.job["id"] != self.job_id or asked_offset != self.log_offset:
             return  # the selection moved on while this was read
         job = detail.job
-        # The same job with the same sections keeps its height: repaint, no layout.
         shape = (job["id"], job["state"], job.get("last_error"), len(job.get("attempts_log") or ()),
                  len(job.get("after") or ()))
-        same_shape = getattr(fields, "_queuectl_shape", None) == shape
-        fields._queuectl_shape = shape  # type: ignore[attr-defined]
-        show(fields, fields_table(job, now), key=(shape, int(now), job["updated_at"]),
-             fixed_size=same_shape)
+        self._show_fields(fields_table(job, now), shape, key=(shape, int(now), job["updated_at"]))
         self.shown = detail.job
         log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
             else ("output (log)" if detail.from_log else "output (last lines stored)")
