@@ -120,7 +120,7 @@ class WorkerPool:
         except ProcessLookupError:
             pass
         self.proc.wait(10)
-        if self.proc.stdout:
+        if self.proc.stderr and not self.proc.stderr.closed:  # close() may run twice
             # The pool's log, shown by pytest only when the test failed. Read
             # without blocking: a process that outlived the pool may hold the pipe.
             os.set_blocking(self.proc.stderr.fileno(), False)

@@ -312,3 +312,43 @@ def test_a_stop_during_start_up_is_not_lost(db):
             if pool.poll() is None:
                 os.killpg(pool.pid, signal.SIGKILL)
             pool.stderr.close()
+
+
+def test_a_worker_dying_between_two_turns_is_replaced_and_its_job_rescued(queue, monkeypatch):
+    """The pool once ended ("all workers stopped", exit 0) when its only worker
+    died while the supervisor was busy between two polls (a checkpoint, the
+    scheduler): the loop's test saw no live child before `_check` had handled
+    the death, so nothing replaced the worker and its job stayed `processing`
+    (seen in CI as the SIGKILL-rescue test timing out). Here the worker is
+    already dead when the loop first looks, the widest form of that window."""
+    from queuectl_tui.engine import registry
+    from queuectl_tui.engine.jobspec import JobSpec
+    from queuectl_tui.workers import supervisor as sup_mod
+
+    monkeypatch.setattr(sup_mod, "FAST_CRASH_S", -1.0)  # restart at once, no back-off
+    job = queue.enqueue(JobSpec(command="true"))["id"]
+    spawned: list[str] = []
+
+    def spawn(self, crashes: int = 0):
+        worker_id = f"w{len(spawned)}"
+        spawned.append(worker_id)
+        if len(spawned) == 1:  # the first worker takes the job and is SIGKILLed
+            registry.register(worker_id, host="h", pid=1, supervisor_pid=os.getpid(),
+                              now=queue.clock.now())
+            assert queue.claim(worker_id, 60) is not None
+            proc = subprocess.Popen(["sh", "-c", "kill -9 $$"])
+        else:  # its replacement: the pool is then asked to stop, and it exits
+            self.stopping = 1
+            proc = subprocess.Popen(["true"])
+        proc.wait()
+        return sup_mod.Child(worker_id, proc, time.monotonic(), crashes)
+
+    monkeypatch.setattr(sup_mod.Supervisor, "_spawn", spawn)
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        assert sup_mod.Supervisor(queue, "unused", 1).run() == 0
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert spawned == ["w0", "w1"], "the dead worker was not replaced"
+    assert queue.get(job).state != "processing", "the dead worker's job was not rescued"

@@ -131,8 +131,7 @@ class Supervisor:
         pruner = Pruner(self.queue, self.log)
         hook_runner = HookRunner(self.queue, self.log)
         scheduler = Scheduler(self.queue, self.log)
-        while any(c.proc.poll() is None or c.restart_at is not None for c in self.children) \
-                or self.unrescued:
+        while self._busy():
             time.sleep(POLL_S)
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
@@ -171,6 +170,14 @@ class Supervisor:
         server, url = serve(self.queue, *self.metrics)
         self.events.pool("metrics", f"serving metrics at {url}", url=url)
         return server
+
+    def _busy(self) -> bool:
+        """Whether the pool has anything left to look after. A child counts until
+        its exit has been handled (`reaped`), not merely until it exits: one that
+        dies between two turns must still be restarted and its job rescued, or the
+        pool would end with the job left `processing` until its lease ran out."""
+        return any(not c.reaped or c.restart_at is not None for c in self.children) \
+            or bool(self.unrescued)
 
     def _alive(self) -> bool:
         return any(c.proc.poll() is None for c in self.children)
