@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -208,6 +209,16 @@ class Backend:
         """Fold the write-ahead log back into the database (SQLite), off the
         workers' path."""
 
+    def try_write(self, write: Callable[[], Any]) -> bool:
+        """Run `write` in a transaction of its own if that costs no waiting; for
+        bookkeeping a reader may leave undone (a stored count). False if not done."""
+        try:
+            with self.db.atomic():
+                write()
+            return True
+        except (pw.DatabaseError, pw.InterfaceError):
+            return False
+
 
 WORKER_AUTOCHECKPOINT_PAGES = 25_000  # 100 MB of WAL: a bound, not the usual path
 
@@ -269,6 +280,30 @@ class SqliteBackend(Backend):
         # PASSIVE: copies what no reader still needs and never waits for a lock,
         # so it cannot block a worker or the console.
         self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def try_write(self, write: Callable[[], Any]) -> bool:
+        # Only if the write lock is free this instant: busy_timeout 0, and not
+        # through the writers' flock (db.SqliteDatabase.begin), which would wait
+        # for the workers' commits. Outside any transaction only: a caller's
+        # open one would be committed by ours.
+        if self.db.in_transaction():
+            return False
+        conn = self.db.connection()
+        timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                write()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return True
+        except (pw.DatabaseError, pw.InterfaceError, sqlite3.Error):
+            return False  # locked, read-only, full: the next reader counts again
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
     def data_version(self) -> Any:
         # Reads the WAL index header in shared memory: microseconds, no disk I/O.

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import peewee as pw
 
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
-from queuectl_tui.engine import (attempts, batches, config, dependencies, events, logs, procs,
-                                  queues, registry, uniqueness)
+from queuectl_tui.engine import (attempts, batches, config, counts, dependencies, events, logs,
+                                  procs, queues, registry, uniqueness)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import FINAL, STATES, WAITING, Job
@@ -672,14 +672,12 @@ class Queue:
         return found
 
     def counts(self, queue: str | None = None) -> dict[str, int]:
-        found = {state: 0 for state in STATES}
-        query = Job.select(Job.state, pw.fn.COUNT(Job.seq).alias("n"))
+        """Jobs per state, in the whole database or one queue. The whole
+        database's come from the stored count followed through the event log
+        (engine/counts.py), not from reading every row."""
         if queue is not None:
-            query = query.where(Job.queue == queues.check_name(queue))
-        for row in query.group_by(Job.state).tuples():
-            if row[0] in found:  # not `staged`: a bulk enqueue still being written
-                found[row[0]] = row[1]
-        return found
+            return counts.count_states(queues.check_name(queue))
+        return counts.current(self)
 
     def workers(self, include_stopped: bool = False) -> list[dict[str, Any]]:
         """Live workers and those gone within the hour; with `include_stopped`, all."""

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine import logs
+from queuectl_tui.engine import counts, logs
 from queuectl_tui.engine.models import FINAL, Meta, NamedQueue
 
 BATCH_ROWS = 500  # jobs per transaction: a few milliseconds of write lock
@@ -129,10 +129,11 @@ def _delete_batch(db: pw.Database, rule: Rule, limit: int) -> list[int]:
         if gone:
             ids = [job_id for _, job_id, _ in gone]
             id_marks = ", ".join([p] * len(ids))
+            counts.note_pruned_events(db, ids)
             db.execute_sql(f"DELETE FROM event WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM attempt WHERE job_id IN ({id_marks})", ids)
             db.execute_sql(f"DELETE FROM dependency WHERE job_id IN ({id_marks})", ids)
-            count_pruned(db, rule.state, len(gone))
+            counts.count_pruned(db, rule.state, len(gone))
             count_removed(db, rule.state, [queue for _, _, queue in gone])
         return [seq for seq, _, _ in gone]
 
@@ -164,24 +165,6 @@ def prune(db: pw.Database, rules: list[Rule], log_dir, *, dry_run: bool = False,
     return result, True
 
 
-PRUNED_KEY = "pruned."  # + state: how many jobs of that state were ever pruned
-
-
-def count_pruned(db: pw.Database, state: str, n: int) -> None:
-    """Counters for readers that follow the event log (the console's header):
-    a pruned job leaves no event, so they learn of it here."""
-    key = PRUNED_KEY + state
-    Meta.insert(key=key, value="0").on_conflict_ignore().execute()
-    p = db.param
-    db.execute_sql(f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {p} AS TEXT) "
-                   f"WHERE key = {p}", (n, key))
-
-
-def pruned_so_far() -> dict[str, int]:
-    return {row.key[len(PRUNED_KEY):]: int(row.value) for row in
-            Meta.select().where(Meta.key.startswith(PRUNED_KEY))}
-
-
 REMOVED_KEY = "removed."  # + state + "." + queue: finished jobs that left, per queue
 
 
@@ -190,7 +173,7 @@ def count_removed(db: pw.Database, state: str, queues: Iterable[str]) -> None:
     pruned here, or deleted and purged by hand (`Queue._delete_rows`). Inside
     the caller's transaction, so the count and the delete commit together. The
     metrics' finished counters add these to the rows still there; the per-state
-    `pruned.` counters above stay for the console, which sees deletes as events."""
+    `pruned.` counters (engine/counts.py) stay for the console, which sees deletes as events."""
     per_queue: dict[str, int] = {}
     for queue in queues:
         per_queue[queue] = per_queue.get(queue, 0) + 1

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import peewee as pw
 
-from queuectl_tui.engine import logs, retention
+from queuectl_tui.engine import counts, logs
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import Event, Job
 
@@ -300,32 +300,18 @@ def queue_activity(now: float, *, buckets: int = 12,
 
 # ---------------------------------------------------------------- counts
 
-@dataclass(frozen=True)
-class Baseline:
-    """A full count of jobs per state and the newest event it includes (SQLite:
-    read in one snapshot, so the events after `event_seq` are exactly what
-    changed since). `pruned` is retention's counters in that same snapshot."""
-
-    counts: dict[str, int]
-    event_seq: int | None
-    pruned: dict[str, int]
-
-
 class StateCounts:
-    """Jobs per state, kept current from the event log instead of recounted.
+    """Jobs per state for every refresh of a console: a count (engine/counts.py)
+    followed through the event log from one refresh to the next, so a refresh
+    reads only the events since the last one, a primary-key range.
 
-    `GROUP BY state` over a million jobs costs 40-90 ms (400 ms and more while
-    workers write), too much for every refresh. Every state change writes an
-    event in the same transaction, so after one full count (read in the same
-    snapshot as the newest event's seq) the counts follow by reading only the
-    events since: a primary-key range. A full count every `recount_s` seconds
-    bounds any drift. On PostgreSQL (no shared snapshot here) the counts are the
-    last full count's.
-
-    `inline=True` counts in `read` when a full count is due (one thread, tests).
-    With `inline=False` `read` never counts: it returns None until a baseline is
-    adopted and sets `due`; the owner runs `full_count` on another connection and
-    hands the result to `adopt`, so nothing waits for the slow count.
+    The count is remade every `recount_s` seconds (from the stored count when
+    that can be followed, so rarely a full one); on PostgreSQL, where events
+    cannot be followed, every `pg_recount_s`. `inline=True` counts in `read` when
+    a count is due (one thread, tests). With `inline=False` `read` never counts:
+    it returns None until a count is adopted and sets `due`; the owner runs
+    `full_count` on another connection and hands the result to `adopt`, so
+    nothing waits for a slow count.
     """
 
     def __init__(self, recount_s: float = 300.0, max_delta: int = 100_000, *,
@@ -334,66 +320,38 @@ class StateCounts:
         self.max_delta = max_delta
         self.inline = inline
         self.pg_recount_s = pg_recount_s
-        self.counts: dict[str, int] | None = None
-        self.event_seq = 0
-        self.counted_at = 0.0
-        self.pruned: dict[str, int] = {}  # retention's counters at the last read
-        self.due = True  # a full count is wanted (inline=False: the owner runs it)
-        self._adopted: tuple[Baseline, float] | None = None
+        self.base: counts.Baseline | None = None
+        self.counted_at = 0.0  # monotonic
+        self.due = True  # a count is wanted (inline=False: the owner runs it)
+        self._adopted: tuple[counts.Baseline, float] | None = None
 
-    @staticmethod
-    def full_count(queue: Any) -> Baseline:
-        """Count every state (any thread, any connection of this database)."""
-        if queue.backend.name != "sqlite":
-            return Baseline(queue.counts(), None, {})
-        with queue.db.atomic("DEFERRED"):  # one read snapshot for every statement
-            seq = Event.select(pw.fn.MAX(Event.seq)).scalar() or 0
-            return Baseline(queue.counts(), seq, retention.pruned_so_far())
+    full_count = staticmethod(counts.fresh)  # any thread, any connection of this database
 
-    def adopt(self, baseline: Baseline, monotonic: float) -> None:
-        """Take a full count made elsewhere; the next `read` follows on from it."""
+    def adopt(self, baseline: counts.Baseline, monotonic: float) -> None:
+        """Take a count made elsewhere; the next `read` follows on from it."""
         self._adopted = (baseline, monotonic)
         self.due = False
 
-    def _take(self, baseline: Baseline, monotonic: float) -> None:
-        self.counts = dict(baseline.counts)
-        self.event_seq = baseline.event_seq or 0
-        self.pruned = dict(baseline.pruned)
-        self.counted_at = monotonic
-
     def read(self, queue: Any, monotonic: float) -> dict[str, int] | None:
         if self._adopted is not None:
-            adopted, self._adopted = self._adopted, None
-            self._take(*adopted)
-        sqlite = queue.backend.name == "sqlite"
+            (self.base, self.counted_at), self._adopted = self._adopted, None
+        followable = counts.followable(queue)
         age = monotonic - self.counted_at
-        if self.counts is None or age >= (self.recount_s if sqlite else self.pg_recount_s):
+        if self.base is None or age >= (self.recount_s if followable else self.pg_recount_s):
             if self.inline:
-                self._take(self.full_count(queue), monotonic)
-                return dict(self.counts)
+                self.base, self.counted_at = self.full_count(queue), monotonic
+                return dict(self.base.counts)
             self.due = True
-            if self.counts is None:
+            if self.base is None:
                 return None
-        if not sqlite:
-            return dict(self.counts)
-        pruned = retention.pruned_so_far()  # jobs that left without an event
-        for state, total in pruned.items():
-            if state in self.counts:
-                self.counts[state] -= total - self.pruned.get(state, 0)
-        self.pruned = pruned
-        moves = list(Event.select(Event.from_state, Event.to_state, pw.fn.COUNT(Event.seq),
-                                  pw.fn.MAX(Event.seq))
-                     .where(Event.seq > self.event_seq)
-                     .group_by(Event.from_state, Event.to_state).tuples())
-        if sum(n for _, _, n, _ in moves) > self.max_delta:
-            self.due = True  # a burst: count again soon, follow it meanwhile
+        if not followable:
+            return dict(self.base.counts)
+        found = counts.follow(queue, self.base, max_moves=None)
+        if found is None or found[1] > self.max_delta:
+            self.due = True  # pruned under it, or a burst: count again soon
             if self.inline:
-                self.counts = None
+                self.base = None
                 return self.read(queue, monotonic)
-        for from_state, to_state, n, last in moves:
-            if from_state in self.counts:
-                self.counts[from_state] -= n
-            if to_state in self.counts:
-                self.counts[to_state] += n
-            self.event_seq = max(self.event_seq, last)
-        return dict(self.counts)
+        if found is not None:
+            self.base = found[0]
+        return dict(self.base.counts)

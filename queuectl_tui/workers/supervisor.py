@@ -22,7 +22,7 @@ from typing import Any
 
 import peewee as pw
 
-from queuectl_tui.engine import registry
+from queuectl_tui.engine import counts, registry
 from queuectl_tui.engine.db import redact
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
@@ -33,6 +33,7 @@ from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
 CHECKPOINT_EVERY_S = 0.2  # the workers leave WAL checkpoints to us (see backends)
+COUNTS_EVERY_S = 5.0  # the stored count `status` follows (engine/counts.py)
 FAST_CRASH_S = 2.0  # a worker dying sooner than this after start counts as a crash loop
 MAX_RESTART_DELAY_S = 30.0
 
@@ -62,6 +63,7 @@ class Supervisor:
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
     next_checkpoint: float = 0.0  # monotonic
+    next_counts: float = 0.0  # monotonic
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -137,6 +139,7 @@ class Supervisor:
                 self.children[i] = self._check(child)
             self._rescue_pending()
             self._checkpoint()
+            self._keep_counts()
             hook_runner.turn(take=not self.stopping)
             if not self.stopping:
                 scheduler.turn()
@@ -160,6 +163,20 @@ class Supervisor:
             self.queue.backend.checkpoint()
         except (pw.DatabaseError, pw.InterfaceError):
             pass
+
+    def _keep_counts(self) -> None:
+        """Bring the stored count of jobs per state up to date every few seconds,
+        so a `status` or a console opening follows a few seconds of events, not
+        a whole table. Only a saving: trouble here is ignored."""
+        now = time.monotonic()
+        if now < self.next_counts:
+            return
+        self.next_counts = now + COUNTS_EVERY_S
+        try:
+            counts.refresh_stored(self.queue)
+        except (pw.DatabaseError, pw.InterfaceError):
+            if not self.queue.db.in_transaction():
+                self.queue.db.close()
 
     def _serve_metrics(self) -> Any:
         """/metrics from a thread of this process (engine/metrics.py; its
