@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.screen import Screen
@@ -65,9 +66,23 @@ class ViewScreen(Screen):
             box.update(f"[b]The console cannot read the queue.[/b]\n\n{problem}\n\n"
                        f"{hint or ''}\n\nIt tries again every second; q quits.")
 
-    def on_screen_resume(self) -> None:
+    def on_screen_suspend(self) -> None:
+        self._left_with = self._style_inputs()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles every widget of a view it switches back to (60-150 ms
+        # beside a busy pool, most of a view switch), in case what styles depend
+        # on changed while it was away. The stylesheet and the theme are
+        # re-applied by switch_mode itself when they changed, and this screen's
+        # own widgets restyle as they change, hidden or not: so the restyle is
+        # needed only for the first showing or after the app's focus changed.
+        if getattr(self, "_left_with", None) == self._style_inputs():
+            event.refresh_styles = False
         self.show_summary(self.console.summary, self.console.problem, self.console.hint)
         self.console.request_refresh(summary=False)
+
+    def _style_inputs(self) -> tuple:
+        return (self.app.theme, self.app.app_focus)
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if isinstance(event.tabs, ViewTabs):
