@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
 from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.console import data
+from queuectl_tui.console.collector import IdleCollector
 from queuectl_tui.console.commands import ConsoleCommands
 from queuectl_tui.console.data import Database, MissingDatabase, Summary
 from queuectl_tui.console.screens.base import ViewScreen
@@ -78,6 +79,7 @@ class ConsoleApp(App):
         self._ticks = 0
         self._view_cost = 0.0  # seconds the last view read took on the database thread
         self.refresh_count = 0  # refreshes started so far
+        self.collector = IdleCollector(self.db.clock.monotonic)  # started by a live console
         self.applying = 0  # the number of the refresh being shown
 
     @property
@@ -92,9 +94,16 @@ class ConsoleApp(App):
         self.switch_mode("jobs")
         if self.refresh_interval:
             self.set_interval(self.refresh_interval, self._tick)
+            self.collector.start()
 
     def on_unmount(self) -> None:
+        self.collector.stop()
         self.db.close()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self.collector.saw_input()  # straight from the terminal: a person is at it
+        await super().on_event(event)
 
     # ------------------------------------------------------------ refresh
 
@@ -110,6 +119,7 @@ class ConsoleApp(App):
         """The live refresh. A view whose read is slow (a rare text filter scanning a
         big table) is re-read every few ticks only; the header still updates each time."""
         self._ticks += 1
+        self.collector.tick(can_freeze=len(self.screen_stack) == 1)
         every = 1 if self._view_cost < SLOW_VIEW_S else VIEW_EVERY_WHEN_SLOW
         self.request_refresh(view=self._ticks % every == 0)
 
