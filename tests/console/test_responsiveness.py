@@ -147,3 +147,34 @@ async def test_view_keys_still_work_after_a_dialog_closes_over_an_empty_list(que
         assert app.current_mode == "dlq", app.focused
         await press(pilot, "1", "6")
         assert app.current_mode == "queues", app.focused
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(queue_db, clock, monkeypatch):
+    """Textual's footer rebuilt its keys (and laid the screen out again, 30-40 ms)
+    on every focus change: a state tab that empties the table and the next that
+    fills it, every view switch. Ours rebuilds when the keys shown change."""
+    from queuectl_tui.console.widgets.footer import Footer
+    rebuilt: list[str] = []
+    real = Footer.recompose
+
+    async def counted(self):
+        rebuilt.append(self.screen.__class__.__name__)
+        return await real(self)
+
+    monkeypatch.setattr(Footer, "recompose", counted)
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key in ("3", "1"):  # each footer used here built once
+            await press(pilot, key)
+        rebuilt.clear()
+        for _ in range(9):  # round every state tab, empty ones included, and back
+            await press(pilot, "right_square_bracket")
+        for key in ("3", "1", "3", "1"):
+            await press(pilot, key)
+        assert rebuilt == []
+        app.bind("x", "bell", description="Ring")  # now the keys do change
+        app.screen.refresh_bindings()
+        await until(lambda: rebuilt, "the footer to show the new key")
+        await settle(pilot)
+        assert "Ring" in str([k.description for k in app.screen.query("FooterKey")])

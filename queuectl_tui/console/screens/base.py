@@ -13,9 +13,10 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tabs
+from textual.widgets import Static, Tabs
 
 from queuectl_tui.console.data import Summary
+from queuectl_tui.console.widgets.footer import Footer
 from queuectl_tui.console.widgets.status_strip import StatusStrip
 from queuectl_tui.console.widgets.view_tabs import ViewTabs
 from queuectl_tui.engine.queue import Queue
