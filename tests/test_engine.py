@@ -7,6 +7,7 @@ import pytest
 from queuectl_tui.engine import config
 from queuectl_tui.engine.jobspec import JobSpec, from_mapping
 from queuectl_tui.engine.models import Event, Job
+from queuectl_tui.engine.models import Worker as WorkerRow
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 from queuectl_tui.workers.worker import Worker
 
@@ -296,11 +297,15 @@ def test_outcome_and_next_claim_share_one_transaction(queue):
     first = queue.claim("w", 10)
     outcome = queue.finish_and_claim(first, "w", exit_code=0, error=None, next_lease=10)
     assert (outcome.state, outcome.next.id, outcome.stop) == ("completed", "b", False)
+    row = WorkerRow.get_by_id("w")  # one write of the worker row: busy with the next job
+    assert (row.state, row.job_id, row.jobs_done) == ("busy", "b", 1)
     # A stop request is read in that same commit: nothing more is claimed.
     queue.stop_workers(["w"])
     last = queue.finish_and_claim(outcome.next, "w", exit_code=0, error=None, next_lease=10)
     assert (last.state, last.next, last.stop) == ("completed", None, True)
     assert queue.get("c").state == "pending"
+    row = WorkerRow.get_by_id("w")
+    assert (row.state, row.job_id, row.jobs_done) == ("idle", None, 2)
 
 
 def test_a_job_claimed_but_never_started_is_handed_back_uncounted(queue):

@@ -86,7 +86,7 @@ def test_claim_uses_the_per_queue_index_on_sqlite(tmp_path):
     conn = sqlite3.connect(tmp_path / "q.db")
     sql = SqliteBackend.claim_sql
     plan = " ".join(str(row) for row in conn.execute(
-        "EXPLAIN QUERY PLAN " + sql, ("w", "t", 1.0, 1.0, 2.0, "h", "default", 1.0)))
+        "EXPLAIN QUERY PLAN " + sql, ("w", "t", 1.0, 1.0, 2.0, "h", "default", 1.0, "w")))
     assert "job_claim_q" in plan and "TEMP B-TREE" not in plan, plan
 
 

@@ -39,6 +39,11 @@ _CLAIM_PICK = """
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
 """
+# A worker asked to stop takes nothing more (its outcome's commit used to read
+# the flag with a statement of its own before claiming).
+_CLAIM_UNLESS_STOPPING = """
+    AND NOT EXISTS (SELECT 1 FROM worker WHERE id = {p} AND stop_requested)
+"""
 _CLAIM_RETURNING = """
     RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token, runs,
               cwd, env, queue, unique_key, unique_for, no_retry_on
@@ -113,7 +118,7 @@ class Backend:
         holds a write transaction and has left out paused and full queues."""
         params = (worker_id, token, now, now, lease_until, host)
         for queue in queues:
-            row = self.db.execute_sql(self.claim_sql, (*params, queue, now)).fetchone()
+            row = self.db.execute_sql(self.claim_sql, (*params, queue, now, worker_id)).fetchone()
             if row:
                 return Claimed(*row)
         return None
@@ -233,7 +238,7 @@ class SqliteBackend(Backend):
     claim_sql = (
         "UPDATE job SET" + _CLAIM_SET.format(p="?")
         + "WHERE seq = (" + _CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim_q") + ")"
-        + _CLAIM_RETURNING
+        + _CLAIM_UNLESS_STOPPING.format(p="?") + _CLAIM_RETURNING
     )
 
     _seen: Any = None
@@ -379,7 +384,7 @@ class PostgresBackend(Backend):
     claim_sql = (
         "UPDATE job SET" + _CLAIM_SET.format(p="%s")
         + "WHERE seq = (" + _CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
-        + _CLAIM_RETURNING
+        + _CLAIM_UNLESS_STOPPING.format(p="%s") + _CLAIM_RETURNING
     )
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

@@ -151,7 +151,7 @@ class Queue:
         self.clock = clock or Clock()
         self.ids = ids or Ids()
         self.host = host or current_host()
-        self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._sql_cache: dict[tuple[tuple[str, ...], bool, bool], str] = {}
         self._durability = "full"  # how every connection opens (db.py)
         self._leases_trusted_from = 0.0  # monotonic; see rescue()
         # The queues this process claims from, earlier first (None: every queue).
@@ -191,22 +191,32 @@ class Queue:
         params = [to, now, *fields.values(), job.seq, job.state]
         if token is not None:
             params.append(token)
-        cursor = self.db.execute_sql(self._update_sql(names, token is not None), params)
-        if cursor.rowcount != 1:
+        final = to in FINAL
+        cursor = self.db.execute_sql(self._update_sql(names, token is not None, final), params)
+        if final:  # the UPDATE also says whether any job waits for this one
+            rows = cursor.fetchall()
+            if len(rows) != 1:
+                return False
+            waited_for = rows[0][0] is not None
+        elif cursor.rowcount != 1:
             return False
+        else:
+            waited_for = False
         if to == "pending":
             self.backend.notify()
         events.record(job.id, job.state, to, at=now, attempt=job.attempts,
                       exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
-        self._after_move(job, to, now, fields.get("exit_code"))
+        self._after_move(job, to, now, fields.get("exit_code"), waited_for)
         return True
 
-    def _after_move(self, job: Job, to: str, now: float, exit_code: int | None) -> None:
+    def _after_move(self, job: Job, to: str, now: float, exit_code: int | None,
+                    waited_for: bool = False) -> None:
         """What a move sets off, in its own transaction. Reaching a final state:
-        blocked dependents released or cancelled, the unique key let go, the
-        finish hook queued. Leaving one (requeue, DLQ retry): the key held again.
-        Dependents are worked through a list, not by recursion: a cancelled
-        chain of thousands of jobs is one loop."""
+        blocked dependents released or cancelled (if `waited_for`: some job names
+        this one in `after`), the unique key let go, the finish hook queued.
+        Leaving one (requeue, DLQ retry): the key held again. Dependents are
+        worked through a list, not by recursion: a cancelled chain of thousands
+        of jobs is one loop."""
         if to not in FINAL:
             if job.state in FINAL and to == "pending":
                 key = self._final_info(job)[1]
@@ -222,6 +232,8 @@ class Queue:
         if command:
             hooks.record(command, job_id=job.id, state=to, exit_code=exit_code,
                          queue=queue_name, attempt=job.attempts, now=now)
+        if not waited_for:
+            return
         if self._finished_now is not None:  # inside the loop below: it takes this too
             self._finished_now.append((job.id, to))
             return
@@ -245,17 +257,22 @@ class Queue:
             Job.seq == job.seq).tuples().first()
         return row if row else (queues.DEFAULT, None, None)
 
-    def _update_sql(self, names: tuple[str, ...], with_token: bool) -> str:
+    def _update_sql(self, names: tuple[str, ...], with_token: bool, final: bool) -> str:
         """The conditional UPDATE for these fields, built once: on the hot path
-        (every claim and finish) Peewee's query builder cost more than SQLite."""
-        key = (names, with_token)
+        (every claim and finish) Peewee's query builder cost more than SQLite.
+        A move to a final state returns whether a dependency names the job: the
+        probe rides on the UPDATE instead of a statement of its own (on
+        PostgreSQL a round trip per finished job)."""
+        key = (names, with_token, final)
         sql = self._sql_cache.get(key)
         if sql is None:
             p = self.db.param
             sets = "".join(f", {Job._meta.fields[n].column_name} = {p}" for n in names)
             sql = (f"UPDATE job SET state = {p}, updated_at = {p}{sets} "
                    f"WHERE seq = {p} AND state = {p}"
-                   + (f" AND claim_token = {p}" if with_token else ""))
+                   + (f" AND claim_token = {p}" if with_token else "")
+                   + (" RETURNING (SELECT 1 FROM dependency WHERE needs = job.id LIMIT 1)"
+                      if final else ""))
             self._sql_cache[key] = sql
         return sql
 
@@ -366,7 +383,8 @@ class Queue:
         with self.db.atomic():
             return self._claim(worker_id, lease_seconds, self.clock.now())
 
-    def _claim(self, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
+    def _claim(self, worker_id: str, lease_seconds: float, now: float,
+               mark_busy: bool = True) -> Claimed | None:
         token = os.urandom(8).hex()
         serving = queues.claimable(self.db, self.serving,
                                    lock=self.backend.lock_limited_claims)
@@ -377,7 +395,8 @@ class Queue:
         if claimed is not None:
             events.record(claimed.id, claimed.prev_state, "processing", at=now,
                           attempt=claimed.attempts, worker_id=worker_id)
-            registry.busy(worker_id, claimed.id, now=now)  # same commit: no extra write
+            if mark_busy:  # else the caller's own worker update says so
+                registry.busy(worker_id, claimed.id, now=now)
         return claimed
 
     def has_due_job(self) -> bool:
@@ -445,11 +464,13 @@ class Queue:
                 attempts.record(claimed.id, claimed.runs, started_at=started_at, ended_at=now,
                                 exit_code=exit_code, reason=ended, error=error,
                                 worker_id=worker_id, host=self.host, log_offset=log_offset)
-            stop = registry.idle(worker_id, now=now, done=int(ok and error is None),
-                                 failed=int(ok and error is not None))
-            following = None
-            if next_lease is not None and not stop:
-                following = self._claim(worker_id, next_lease, now)
+            # The claim takes nothing from a worker asked to stop (its SQL reads
+            # the flag); the worker row is then written once, busy or idle.
+            following = None if next_lease is None else \
+                self._claim(worker_id, next_lease, now, mark_busy=False)
+            stop = registry.after_job(worker_id, now=now, done=int(ok and error is None),
+                                      failed=int(ok and error is not None),
+                                      next_job=following.id if following else None)
         return Outcome(to if ok else None, following, stop,
                        fields.get("run_at") if ok and to == "failed" else None)
 

@@ -50,15 +50,18 @@ def busy(worker_id: str, job_id: str, *, now: float) -> None:
              "heartbeat_at = ? WHERE id = ?", (job_id, now, now, worker_id))
 
 
-def idle(worker_id: str, *, now: float, done: int, failed: int) -> bool:
-    """Part of the outcome's transaction: back to idle, with the counts; returns
-    the stop flag, read by the same statement (one statement fewer per job)."""
+def after_job(worker_id: str, *, now: float, done: int, failed: int,
+              next_job: str | None) -> bool:
+    """Part of the outcome's transaction: the counts, and busy with the job
+    claimed in that same transaction (or idle); returns the stop flag, read by
+    the same statement. One statement per job for the worker row."""
     db = Worker._meta.database
     row = db.execute_sql(
-        "UPDATE worker SET state = 'idle', job_id = NULL, job_started_at = NULL, "
+        "UPDATE worker SET state = ?, job_id = ?, job_started_at = ?, "
         "heartbeat_at = ?, jobs_done = jobs_done + ?, jobs_failed = jobs_failed + ? "
         "WHERE id = ? RETURNING stop_requested".replace("?", db.param),
-        (now, done, failed, worker_id)).fetchone()
+        ("busy" if next_job else "idle", next_job, now if next_job else None,
+         now, done, failed, worker_id)).fetchone()
     return bool(row and row[0])
 
 
