@@ -404,7 +404,37 @@ def environment() -> dict[str, Any]:
     return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit, "cores": os.cpu_count(), "cpu": cpu,
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "load_before": os.getloadavg()}
+            "load_before": os.getloadavg(), "python_loop_s": python_loop_s(),
+            "first_touch_us": first_touch_us()}
+
+
+def python_loop_s(n: int = 5_000_000, tries: int = 5) -> float:
+    """The machine's speed at plain Python, so runs on different days can be set
+    side by side: the best of a few timings of one loop."""
+    best = float("inf")
+    for _ in range(tries):
+        t = time.perf_counter()
+        total = 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - t)
+    return round(best, 3)
+
+
+def first_touch_us(mib: int = 64) -> float:
+    """What the machine charges for memory a process touches for the first time,
+    per 4 KiB page: every process start, every `sh` child and SQLite's growing
+    page cache pay it. Machines of one kind differ here: 8 us a page was seen on
+    a day when `python -c pass` took 50 ms instead of 20."""
+    import mmap
+    size = mib << 20
+    area = mmap.mmap(-1, size)
+    t = time.perf_counter()
+    for offset in range(0, size, 4096):
+        area[offset] = 1
+    took = time.perf_counter() - t
+    area.close()
+    return round(took / (size // 4096) * 1e6, 2)
 
 
 def targets_table(res: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -594,6 +624,10 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
          + ("; after: " + ", ".join(f"{x:.2f}" for x in env["load_after"])
             if env.get("load_after") else "")
          + f"; {res.get('elapsed_s', 0) / 60:.1f} minutes in all",
+         *([f"- Machine speed: a plain Python loop of 5,000,000 additions in "
+            f"{env['python_loop_s']:.2f} s (best of 5), a first touch of a memory page "
+            f"{env['first_touch_us']:.2f} us (lower is faster): compare absolute figures "
+            "across runs only beside these"] if env.get("first_touch_us") else []),
          f"- Command: `{res['command']}`", ""]
     if res.get("notes"):
         L += ["Notes:", ""] + [f"- {n}" for n in res["notes"]] + [""]
