@@ -193,15 +193,10 @@ class Queue:
             params.append(token)
         final = to in FINAL
         cursor = self.db.execute_sql(self._update_sql(names, token is not None, final), params)
-        if final:  # the UPDATE also says whether any job waits for this one
-            rows = cursor.fetchall()
-            if len(rows) != 1:
-                return False
-            waited_for = rows[0][0] is not None
-        elif cursor.rowcount != 1:
+        rows = cursor.fetchall() if final else None  # final: is this job waited for?
+        if (len(rows) if rows is not None else cursor.rowcount) != 1:
             return False
-        else:
-            waited_for = False
+        waited_for = rows is not None and rows[0][0] is not None
         if to == "pending":
             self.backend.notify()
         events.record(job.id, job.state, to, at=now, attempt=job.attempts,
@@ -210,7 +205,7 @@ class Queue:
         return True
 
     def _after_move(self, job: Job, to: str, now: float, exit_code: int | None,
-                    waited_for: bool = False) -> None:
+                    waited_for: bool) -> None:
         """What a move sets off, in its own transaction. Reaching a final state:
         blocked dependents released or cancelled (if `waited_for`: some job names
         this one in `after`), the unique key let go, the finish hook queued.
@@ -381,10 +376,14 @@ class Queue:
     def claim(self, worker_id: str, lease_seconds: float) -> Claimed | None:
         """Atomically take the next due job (priority, then run_at, then age)."""
         with self.db.atomic():
-            return self._claim(worker_id, lease_seconds, self.clock.now())
+            now = self.clock.now()  # once the write lock is held
+            claimed = self._claim(worker_id, lease_seconds, now)
+            if claimed is not None:  # same commit: no extra write
+                registry.working(worker_id, now=now, job_id=claimed.id)
+            return claimed
 
-    def _claim(self, worker_id: str, lease_seconds: float, now: float,
-               mark_busy: bool = True) -> Claimed | None:
+    def _claim(self, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
+        """Take the next job; the caller writes the worker row (registry.working)."""
         token = os.urandom(8).hex()
         serving = queues.claimable(self.db, self.serving,
                                    lock=self.backend.lock_limited_claims)
@@ -395,8 +394,6 @@ class Queue:
         if claimed is not None:
             events.record(claimed.id, claimed.prev_state, "processing", at=now,
                           attempt=claimed.attempts, worker_id=worker_id)
-            if mark_busy:  # else the caller's own worker update says so
-                registry.busy(worker_id, claimed.id, now=now)
         return claimed
 
     def has_due_job(self) -> bool:
@@ -467,10 +464,11 @@ class Queue:
             # The claim takes nothing from a worker asked to stop (its SQL reads
             # the flag); the worker row is then written once, busy or idle.
             following = None if next_lease is None else \
-                self._claim(worker_id, next_lease, now, mark_busy=False)
-            stop = registry.after_job(worker_id, now=now, done=int(ok and error is None),
-                                      failed=int(ok and error is not None),
-                                      next_job=following.id if following else None)
+                self._claim(worker_id, next_lease, now)
+            stop = registry.working(worker_id, now=now,
+                                    job_id=following.id if following else None,
+                                    done=int(ok and error is None),
+                                    failed=int(ok and error is not None))
         return Outcome(to if ok else None, following, stop,
                        fields.get("run_at") if ok and to == "failed" else None)
 

@@ -39,28 +39,17 @@ def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,
     return bool(row.stop_requested), row.stop_grace
 
 
-def _execute(sql: str, params: tuple) -> None:
-    db = Worker._meta.database
-    db.execute_sql(sql.replace("?", db.param), params)
-
-
-def busy(worker_id: str, job_id: str, *, now: float) -> None:
-    """Part of the claim's transaction (plain SQL: it runs for every job)."""
-    _execute("UPDATE worker SET state = 'busy', job_id = ?, job_started_at = ?, "
-             "heartbeat_at = ? WHERE id = ?", (job_id, now, now, worker_id))
-
-
-def after_job(worker_id: str, *, now: float, done: int, failed: int,
-              next_job: str | None) -> bool:
-    """Part of the outcome's transaction: the counts, and busy with the job
-    claimed in that same transaction (or idle); returns the stop flag, read by
-    the same statement. One statement per job for the worker row."""
+def working(worker_id: str, *, now: float, job_id: str | None, done: int = 0,
+            failed: int = 0) -> bool:
+    """The worker row after a claim or an outcome, in that transaction: busy with
+    `job_id` (None: idle), plus the outcome's counts; returns the stop flag, read
+    by the same statement. A busy worker writes its row once per job."""
     db = Worker._meta.database
     row = db.execute_sql(
         "UPDATE worker SET state = ?, job_id = ?, job_started_at = ?, "
         "heartbeat_at = ?, jobs_done = jobs_done + ?, jobs_failed = jobs_failed + ? "
         "WHERE id = ? RETURNING stop_requested".replace("?", db.param),
-        ("busy" if next_job else "idle", next_job, now if next_job else None,
+        ("busy" if job_id else "idle", job_id, now if job_id else None,
          now, done, failed, worker_id)).fetchone()
     return bool(row and row[0])
 
