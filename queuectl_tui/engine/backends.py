@@ -175,6 +175,29 @@ class Backend:
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join([p] * len(columns))})", rows)
 
+    def publish_staged(self, batch: str, columns: tuple[str, ...], limit: int,
+                       now: float) -> int:
+        """Move up to `limit` of a batch's rows from staged_job into job, in the
+        file's order, each with its `pending` event, inside the caller's
+        transaction; returns how many. Writers take turns on SQLite, so the seq
+        ranges read first are still the batch's (and only ours) when the
+        statements that use them run."""
+        p, cols = self.db.param, ", ".join(columns)
+        first, last = self.db.execute_sql(
+            f"SELECT MIN(seq), MAX(seq) FROM (SELECT seq FROM staged_job WHERE batch = {p} "
+            f"ORDER BY seq LIMIT {int(limit)}) AS s", (batch,)).fetchone()
+        if first is None:
+            return 0
+        before = self.db.execute_sql("SELECT COALESCE(MAX(seq), 0) FROM job").fetchone()[0]
+        where = f"FROM staged_job WHERE batch = {p} AND seq BETWEEN {p} AND {p}"
+        moved = self.db.execute_sql(f"INSERT INTO job ({cols}) SELECT {cols} {where} "
+                                    f"ORDER BY seq", (batch, first, last)).rowcount
+        self.db.execute_sql(f"DELETE {where}", (batch, first, last))
+        self.db.execute_sql(f"INSERT INTO event (job_id, to_state, at, attempt) "
+                            f"SELECT id, 'pending', {p}, 0 FROM job WHERE seq > {p}",
+                            (now, before))
+        return moved
+
     def create_extra_indexes(self) -> None:
         for statement in EXTRA_INDEXES:
             self.db.execute_sql(statement)
@@ -394,6 +417,20 @@ class PostgresBackend(Backend):
             execute_values(self.db.cursor(),
                            f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s", rows,
                            page_size=1000)
+
+    def publish_staged(self, batch: str, columns: tuple[str, ...], limit: int,
+                       now: float) -> int:
+        # Several hosts may publish one batch: each takes rows no other holds
+        # (SKIP LOCKED), and moves them with their events in one statement.
+        cols = ", ".join(columns)
+        return self.db.execute_sql(
+            f"WITH moved AS (DELETE FROM staged_job WHERE seq IN (SELECT seq FROM staged_job "
+            f"WHERE batch = %s ORDER BY seq LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) "
+            f"RETURNING seq, {cols}), "
+            f"published AS (INSERT INTO job ({cols}) SELECT {cols} FROM moved ORDER BY seq "
+            f"RETURNING id) "
+            f"INSERT INTO event (job_id, to_state, at, attempt) "
+            f"SELECT id, 'pending', %s, 0 FROM published", (batch, now)).rowcount
 
     def notify(self) -> None:
         # Delivered at commit, to every listening connection on every host.

@@ -24,7 +24,7 @@ from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_
 from queuectl_tui.engine.writer_lock import WriterLock
 from queuectl_tui.errors import DatabaseError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
                "or pass --db / set QUEUECTL_DB to the right one")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -382,9 +382,15 @@ def _migrate_4_to_5(opened: Opened) -> None:
     opened.backend.create_extra_indexes()
 
 
+def _migrate_5_to_6(opened: Opened) -> None:
+    """Version 6: bulk enqueues with generated ids stage in a table of their own
+    (engine/batches.py). Batches staged in `job` by an older release still publish."""
+    opened.db.create_tables([models.StagedJob], safe=True)
+
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4,
-              4: _migrate_4_to_5}
+              4: _migrate_4_to_5, 5: _migrate_5_to_6}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

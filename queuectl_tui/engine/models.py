@@ -134,6 +134,35 @@ class Batch(BaseModel):
     rows = pw.IntegerField(default=0)
 
 
+class StagedJob(BaseModel):
+    """A row of a bulk enqueue with generated ids, before it is published: the
+    job's insert columns only, in a table with no index but its key, so a big
+    file is written cheaply and each row reaches `job` (and its indexes) once.
+    Bulk enqueues that name their ids stage in `job` itself (state `staged`),
+    where the unique index settles a race for an id before the commit point."""
+
+    seq = pw.AutoField()  # the file's order, kept into job.seq at publish
+    batch = pw.CharField(max_length=32)
+    id = pw.CharField(max_length=128)
+    command = pw.TextField()
+    state = pw.CharField(max_length=16)
+    attempts = pw.IntegerField()
+    max_retries = pw.IntegerField()
+    priority = pw.IntegerField()
+    run_at = pw.DoubleField()
+    timeout = pw.DoubleField(null=True)
+    created_at = pw.DoubleField()
+    updated_at = pw.DoubleField()
+    cwd = pw.TextField(null=True)
+    env = pw.TextField(null=True)
+    queue = pw.CharField(max_length=32)
+    schedule = pw.CharField(max_length=64, null=True)
+    schedule_tick = pw.DoubleField(null=True)
+    unique_key = pw.CharField(max_length=255, null=True)
+    unique_for = pw.DoubleField(null=True)
+    no_retry_on = pw.CharField(max_length=255, null=True)
+
+
 class Dependency(BaseModel):
     """`job_id` runs only after `needs` has completed (enqueue --after)."""
 
@@ -253,5 +282,5 @@ class Meta(BaseModel):
     value = pw.TextField()
 
 
-MODELS = (Job, Event, Attempt, Batch, NamedQueue, Dependency, UniqueLock, Schedule, HookRun,
-          Worker, Setting, Meta)
+MODELS = (Job, Event, Attempt, Batch, StagedJob, NamedQueue, Dependency, UniqueLock, Schedule,
+          HookRun, Worker, Setting, Meta)

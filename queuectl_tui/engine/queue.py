@@ -283,7 +283,7 @@ class Queue:
         already stored) refuses the lot. Jobs that name no directory run in
         `default_cwd` (the CLI passes the one it was started in)."""
         staged = len(specs) > batches.SLICE_ROWS  # too big for one short transaction
-        rows = self._rows(specs, default_cwd, "staged" if staged else "pending")
+        rows = self._rows(specs, default_cwd)
         now = self.clock.now()  # when it was enqueued here (a job object may bring older times)
         given = [s.id for s in specs if s.id is not None]
         seen: set[str] = set()
@@ -299,7 +299,7 @@ class Queue:
         if staged:
             with self.db.atomic():
                 queues.ensure(named, now)
-            batches.enqueue_staged(self, rows, JOB_INSERT, given)
+            ids = batches.enqueue_staged(self, rows, JOB_INSERT, given)
         else:
             with self.db.atomic():
                 queues.ensure(named, now)
@@ -310,11 +310,12 @@ class Queue:
                 self.backend.notify()
                 self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                          [(r[0], r[2], now, 0) for r in rows])
+            ids = [r[0] for r in rows]
         lost = self.backend.lost_writes()
         if lost:
             raise DatabaseError(f"{lost}: the enqueue may be lost; stop every queuectl "
                                 "process on this database and check it")
-        return [r[0] for r in rows]
+        return ids
 
     def _with_rules(self, specs: list[JobSpec], rows: list[tuple], now: float) -> list[tuple]:
         """Dependencies and unique keys, checked and written in the enqueue's own
@@ -347,8 +348,7 @@ class Queue:
         """Finish or remove what dead bulk enqueues left (workers call this)."""
         batches.recover(self)
 
-    def _rows(self, specs: list[JobSpec], default_cwd: str | None = None,
-              state: str = "pending") -> list[tuple]:
+    def _rows(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[tuple]:
         """Row tuples in JOB_INSERT order, with config defaults filled in now."""
         defaults = config.get_all()
         retries, default_timeout = defaults["max-retries"], defaults["job-timeout"]
@@ -360,7 +360,7 @@ class Queue:
             run_at = spec.run_at if spec.run_at is not None else now + (spec.delay or 0.0)
             timeout = spec.timeout if spec.timeout is not None else default_timeout
             created = now if spec.created_at is None else spec.created_at
-            rows.append((spec.id or next(new_ids), spec.command, state, 0,
+            rows.append((spec.id or next(new_ids), spec.command, "pending", 0,
                          retries if spec.max_retries is None else spec.max_retries,
                          spec.priority, run_at, float(timeout) if timeout else None, created,
                          created if spec.updated_at is None else spec.updated_at,
