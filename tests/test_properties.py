@@ -151,3 +151,44 @@ def test_hostile_state_filters_are_refused(fq, state):
     with pytest.raises(QueuectlError):
         list(fq.jobs(state=state))
     assert fq.db.table_exists("job") and fingerprint() == before
+
+
+def _reference(text: str):
+    """What parse_json must agree with: the slow, exact parser."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise UsageError("repeated key")
+        return dict(items)
+    return json.loads(text, object_pairs_hook=pairs,
+                      parse_constant=lambda name: (_ for _ in ()).throw(UsageError(name)))
+
+
+_keys = st.sampled_from(["command", "id", "a", "a:b", 'x":'])
+_values = st.sampled_from(['"true"', '"a:b"', '"\\":"', "1", "[1, 2]", '{"a": 1, "a": 2}',
+                           '{"a": 1}', "null", "NaN"])
+_spaces = st.sampled_from(["", " ", "\t", "  "])
+
+
+@FUZZ
+@given(members=st.lists(st.tuples(_keys, _spaces, _spaces, _values), max_size=4),
+       lead=_spaces, tail=st.sampled_from(["", " ", "\t", " x", ",", "}"]))
+def test_the_fast_json_path_agrees_with_the_exact_parser(members, lead, tail):
+    """The fast paths (raw_decode, counting colons) never let a repeated key,
+    a constant or trailing garbage through, and never refuse a good line."""
+    text = lead + "{" + ", ".join(f'{json.dumps(k)}{s1}:{s2}{v}'
+                                  for k, s1, s2, v in members) + "}" + tail
+    try:
+        expected = _reference(text)
+    except (UsageError, ValueError):
+        with pytest.raises(UsageError):
+            parse_json(text)
+        return
+    assert parse_json(text) == expected
+
+
+def test_generated_ids_are_short_distinct_and_use_every_character():
+    ids = Ids().many(20_000)
+    assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {10}
+    used = set("".join(ids))
+    assert used == set("0123456789abcdefghjkmnpqrstvwxyz"), used

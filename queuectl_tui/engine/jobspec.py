@@ -32,9 +32,13 @@ PRIORITY_RANGE = (-1_000_000, 1_000_000)
 MAX_SECONDS = 10 * 365 * 86400
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JobSpec:
-    """A validated request; None means 'use the config default'."""
+    """A validated request; None means 'use the config default'.
+
+    Treat it as read-only. It is not `frozen` because a frozen dataclass
+    builds each instance through object.__setattr__ per field: 1.6 us against
+    0.3, which is a tenth of a 100,000-line `enqueue --file`."""
 
     command: str
     id: str | None = None
@@ -279,13 +283,21 @@ def parse_json(text: str) -> Any:
     """Strict JSON: no NaN/Infinity, no repeated keys.
 
     Fast path first (the C parser, 100,000 lines at a time in `enqueue --file`).
-    Every key is followed by one `":` so a flat object with as many separators as
-    keys cannot repeat one; anything else (nested values, a `":` inside a
-    string) is parsed again with the exact duplicate check.
+    Every key written is followed by a colon: an object with no more colons
+    than keys cannot repeat one (counted first over the whole line, then as
+    `":` separators for commands that hold a colon); anything else (nested
+    values, a `":` inside a string) is parsed again with the exact duplicate
+    check.
     """
     try:
-        value = _FAST.decode(text)
-        if isinstance(value, dict) and len(_KEY_SEPARATOR.findall(text)) == len(value):
+        if text[:1] == "{":  # raw_decode: no whitespace scans around the value
+            value, end = _FAST.raw_decode(text)
+            if end != len(text):
+                value = _FAST.decode(text)  # trailing whitespace, or an error to report
+        else:
+            value = _FAST.decode(text)
+        if isinstance(value, dict) and (text.count(":") == len(value)
+                                        or len(_KEY_SEPARATOR.findall(text)) == len(value)):
             return value
         return _STRICT.decode(text)
     except json.JSONDecodeError as exc:
