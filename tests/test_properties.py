@@ -11,7 +11,7 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from queuectl_tui.clock import FakeClock, Ids
+from queuectl_tui.clock import ID_ALPHABET, FakeClock, Ids
 from queuectl_tui.engine import config
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import check_id, from_mapping, parse_json
@@ -191,4 +191,4 @@ def test_generated_ids_are_short_distinct_and_use_every_character():
     ids = Ids().many(20_000)
     assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {10}
     used = set("".join(ids))
-    assert used == set("0123456789abcdefghjkmnpqrstvwxyz"), used
+    assert used == set(ID_ALPHABET), used
