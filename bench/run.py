@@ -674,7 +674,8 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
                      f"{b['median']:,.0f} jobs/s ({', '.join(f'{s:.2f}' for s in b['seconds'])} s) |")
         for key, r in res.get("status", {}).items():
             what = {"bare python": "`python -c pass` (interpreter floor, same venv)",
-                    "import peewee": "`python -c 'import peewee'` (ORM import alone)"}.get(
+                    "import peewee": "`python -c 'import peewee'` (the ORM and, when installed, the "
+                                     "psycopg2 it imports; queuectl on SQLite skips psycopg2)"}.get(
                 key) or f"`queuectl {r.get('command', 'status')}`, {r['jobs']:,} jobs"
             L.append(f"| {what} | median {r['median_ms']:.0f} ms (min {r['min_ms']:.0f}, "
                      f"max {r['max_ms']:.0f}, {r['runs']} runs) |")
