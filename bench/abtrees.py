@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ def trees(args: argparse.Namespace) -> dict[str, Path]:
     return {name: Path(path).resolve() for name, path in named.items()}
 
 
-def cached_pyc_env(pycache: Path) -> dict[str, str]:
+SHARED_PYCACHE = Path(tempfile.gettempdir()) / "queuectl-bench-pycache"
+
+
+def cached_pyc_env(pycache: Path = SHARED_PYCACHE) -> dict[str, str]:
     """os.environ with `.pyc` files cached under `pycache`: the sandbox sets
     PYTHONDONTWRITEBYTECODE, which would make every process recompile queuectl,
     as no installed package does."""

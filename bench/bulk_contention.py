@@ -66,13 +66,11 @@ def queuectl_env(db: Path) -> dict[str, str]:
     """The environment of every queuectl process here: `.pyc` files cached, as an
     installed package has them (a sandbox's PYTHONDONTWRITEBYTECODE would make
     each `status` recompile queuectl and count that as its latency)."""
-    return {**cached_pyc_env(Path(tempfile.gettempdir()) / "queuectl-bench-pycache"),
-            "QUEUECTL_DB": str(db), "PYTHONPATH": str(ROOT)}
+    return {**cached_pyc_env(), "QUEUECTL_DB": str(db), "PYTHONPATH": str(ROOT)}
 
 
 def cli(db: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    env = queuectl_env(db)
-    return subprocess.run([sys.executable, "-m", "queuectl_tui", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "queuectl_tui", *args], env=queuectl_env(db),
                           capture_output=True, text=True, **kw)
 
 

@@ -139,7 +139,7 @@ def time_process(argv: list[str], runs: int) -> dict[str, Any]:
     # A sandbox may set PYTHONDONTWRITEBYTECODE, which makes every run recompile
     # queuectl from source; an installed package has its .pyc files, so let the
     # warm-up run write them (to a cache of their own, not into the checkout).
-    env = cached_pyc_env(Path(tempfile.gettempdir()) / "queuectl-bench-pycache")
+    env = cached_pyc_env()
     subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
     times = []
     for _ in range(runs):
