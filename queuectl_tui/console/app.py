@@ -153,8 +153,9 @@ class ConsoleApp(App):
         view = self.view
         if view is None:
             return
-        covered = self.screen is not view
-        if not view.is_mounted or covered:
+        if self.leaving(view):
+            return  # its widgets are being taken away: nothing to read for or show in
+        if not view.is_mounted or self.screen is not view:
             # Switched to but still being built: its widgets are not there to read
             # from or show in. Under a dialog (help, enqueue, a question): repainting
             # it would repaint the dimmed screen behind the dialog every second.
@@ -194,8 +195,15 @@ class ConsoleApp(App):
     def _can_show(self, view: ViewScreen) -> bool:
         """Mounted, attached, and neither it nor the app closing: a read that
         finishes as the console quits has nowhere to go (its widgets are gone)."""
-        return (view.is_attached and view.is_mounted and not self._exit
-                and not view._closing and not view._closed)
+        return view.is_attached and view.is_mounted and not self.leaving(view)
+
+    def leaving(self, view: ViewScreen) -> bool:
+        """The console quitting or the view closing. On the way out Textual takes
+        a screen's widgets away while the screen still counts as mounted; it
+        sets `_pruning` on every node (and clears the app's `_running`) first,
+        so a refresh that starts then must not look for the view's table."""
+        return (not self._running or self._exit or view._pruning or view._closing
+                or view._closed)
 
     @work(exclusive=False, group="count")
     async def _count_states(self) -> None:

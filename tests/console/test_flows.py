@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -626,3 +628,34 @@ async def test_schedules_view_pauses_runs_now_and_opens_its_jobs(schedules_db, c
         await settle(pilot)
         assert shown_ids(app) == [j.id for j in Job.select().where(Job.schedule == "heartbeat")]
         assert len(shown_ids(app)) == 1
+
+
+async def test_a_refresh_while_the_console_quits_looks_for_no_widget(queue_db, clock):
+    """CI once caught the live refresh starting while Textual took the DLQ
+    apart on the way out: the screen still counted as mounted, its table was
+    already gone, and the console ended on a traceback. Here a refresh runs at
+    exactly that moment: the view half removed, the app shutting down."""
+    app = make_app(queue_db, clock, threaded=True)
+    real_close_all = app._close_all
+    seen: dict[str, int] = {}
+
+    async def close_all_with_a_refresh_midway() -> None:
+        view = app.view
+        removing = app._prune(view)
+        deadline = time.monotonic() + 10
+        while view.query("#table") and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        seen["tables"] = len(view.query("#table"))
+        seen["before"] = app.refresh_count
+        await app.refresh_now()
+        seen["after"] = app.refresh_count
+        await removing
+        await real_close_all()
+
+    app._close_all = close_all_with_a_refresh_midway
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3")
+        assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
+    assert seen["tables"] == 0  # the refresh did run with the table gone
+    assert seen["after"] == seen["before"]  # and read nothing for a view going away

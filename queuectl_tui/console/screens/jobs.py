@@ -200,6 +200,8 @@ class JobsScreen(JobListScreen):
             found = await self.console.db.call(data.job_detail, job_id, offset)
         except QueuectlError:
             return  # the next refresh says what is wrong
+        if self.console.leaving(self):
+            return  # the console quit while it read: the detail's widgets are going
         summary = self.console.summary
         now = summary.now if summary is not None else self.console.db.clock.now()
         detail.show(found, now, asked_offset=offset)
