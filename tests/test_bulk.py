@@ -51,6 +51,7 @@ def test_generated_ids_stage_outside_job_and_publish_in_file_order(queue, monkey
     assert seen[:4] == [(0, 50), (0, 100), (0, 150), (0, 175)]  # staged: nothing in job
     assert published(queue) == [(job_id, f"echo {i}") for i, job_id in enumerate(ids)]
     assert len(set(ids)) == 175
+    assert ids == sorted(ids)  # so job's id index takes the slices in key order
     assert queue.counts()["pending"] == 175
     assert Event.select().where(Event.to_state == "pending").count() == 175
     assert (StagedJob.select().count(), Batch.select().count()) == (0, 0)

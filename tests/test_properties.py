@@ -187,8 +187,10 @@ def test_the_fast_json_path_agrees_with_the_exact_parser(members, lead, tail):
     assert parse_json(text) == expected
 
 
-def test_generated_ids_are_short_distinct_and_use_every_character():
+def test_generated_ids_are_short_distinct_sorted_and_use_every_character():
     ids = Ids().many(20_000)
     assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {10}
     used = set("".join(ids))
     assert used == set(ID_ALPHABET), used
+    assert ids == sorted(ids)  # a bulk enqueue's rows meet job's indexes in key order
+    assert len({i[0] for i in ids}) == len(ID_ALPHABET)  # sorted, not clustered
