@@ -47,7 +47,9 @@ while not os.path.exists(sys.argv[2]):
         try:
             conn.execute("BEGIN IMMEDIATE")
             break
-        except sqlite3.OperationalError:  # busy (polling only: no busy handler)
+        except sqlite3.OperationalError as exc:  # polling: no busy handler
+            if not polling or "locked" not in str(exc):
+                raise
             time.sleep(0.0005)
     worst = max(worst, time.monotonic() - t)
     conn.execute("COMMIT")

@@ -306,8 +306,8 @@ def bench_latency(cfg, target, workdir, peers, results) -> None:
 
 
 def bench_bulk(cfg, target, workdir, results) -> None:
-    """The goal's size (`bulk_n`, twice), then one file ten times bigger: the
-    cost of a row grows with the table (its indexes), so one size hides it."""
+    """The goal's size (`bulk_n`, twice), then one bigger file (`bulk_big_n`):
+    a row's cost can grow with the table (its indexes), which one size hides."""
     n = cfg["bulk_n"]
     rates, secs = [], []
     for i in range(cfg["bulk_reps"]):
@@ -324,8 +324,7 @@ def _bulk_once(target, workdir, n: int, results: dict | None, status_runs: int) 
     """One `queuectl enqueue --file` of n trivial lines into a new database,
     whole process; with `results`, also `status` on the filled database."""
     path = workdir / f"bulk-{n}.jsonl"
-    if not path.exists():
-        path.write_text('{"command": "true"}\n' * n)
+    path.write_text('{"command": "true"}\n' * n)
     db = target.new("bulk")
     try:
         t = time.perf_counter()

@@ -68,10 +68,13 @@ def test_named_ids_still_stage_in_job_and_refuse_a_taken_one(queue):
     assert (StagedJob.select().count(), Batch.select().count()) == (0, 0)
 
 
-def test_a_generated_id_already_taken_is_renamed_before_the_seal(queue, monkeypatch):
+def test_a_generated_id_already_taken_is_renamed_at_the_seal(queue, monkeypatch):
     queue.enqueue(JobSpec(command="older", id="TAKEN00001"))
     generated_ids(queue, monkeypatch, ["AAAAAAAAA1", "TAKEN00001", "AAAAAAAAA2"])
+    refused_at_publish = []  # the publish's own rename would hide a seal that missed it
+    monkeypatch.setattr(batches, "_compose", lambda *args: refused_at_publish.append(args))
     ids = queue.enqueue_many(specs(120))
+    assert refused_at_publish == []
     assert ids[0] == "AAAAAAAAA1" and ids[2] == "AAAAAAAAA2"
     assert ids[1] != "TAKEN00001" and len(set(ids)) == 120
     assert published(queue) == [("TAKEN00001", "older")] + [

@@ -200,9 +200,9 @@ class ConsoleApp(App):
     def leaving(self, view: ViewScreen) -> bool:
         """The console quitting or the view closing. On the way out Textual takes
         a screen's widgets away while the screen still counts as mounted; it
-        sets `_pruning` on every node (and clears the app's `_running`) first,
+        sets `_pruning` on every node (after clearing the app's `is_running`),
         so a refresh that starts then must not look for the view's table."""
-        return (not self._running or self._exit or view._pruning or view._closing
+        return (not self.is_running or self._exit or view._pruning or view._closing
                 or view._closed)
 
     @work(exclusive=False, group="count")

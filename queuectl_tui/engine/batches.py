@@ -12,8 +12,9 @@ The staging table has no index but its key, so each row meets job's eight
 indexes once, at publish (measured: a third less time than staging in `job`
 and updating every row). A file that names its ids stages in `job` itself, in
 the state `staged`, where the unique index settles a race for a named id
-before the commit point; generated ids are checked against `job` at the seal
-and, in the rare case one was taken since, renamed at publish.
+before the commit point; generated ids are looked up in `job` just before the
+seal, as a plain read (the seal renames the ones found), and in the rare case
+one is taken after that look, renamed at publish.
 
 If anything fails before the seal (a bad row found late, a full disk, Ctrl+C),
 the staged rows are removed and nothing was enqueued. A sealed batch left half
@@ -166,8 +167,11 @@ def _any_taken(queue: Queue, batch: str) -> bool:
 
 def _rename_taken(queue: Queue, batch: str) -> dict[str, str]:
     """Give staged rows whose generated id a job already has a new one that
-    neither a job nor a staged row has (inside the caller's transaction). Run
-    only when `_any_taken` found one: about once in 10,000 bulk enqueues."""
+    neither a job nor a staged row has (inside the caller's transaction): at
+    the seal when `_any_taken` found one (about once in 10,000 bulk enqueues),
+    and at publish after the unique index refused a slice. A rename made by
+    another process publishing the same batch is not in this process's
+    `renamed`: its printed ids then miss that one (DECISIONS.md)."""
     p = queue.db.param
     renamed: dict[str, str] = {}
     taken = queue.db.execute_sql(

@@ -634,7 +634,10 @@ async def test_a_refresh_while_the_console_quits_looks_for_no_widget(queue_db, c
     """CI once caught the live refresh starting while Textual took the DLQ
     apart on the way out: the screen still counted as mounted, its table was
     already gone, and the console ended on a traceback. Here a refresh runs at
-    exactly that moment: the view half removed, the app shutting down."""
+    exactly that moment: the view half removed, the app shutting down. (Textual
+    clears `is_running` before it prunes, so this is the check that holds here;
+    `_pruning` covers a view removed while the app runs, which the console does
+    not do today.)"""
     app = make_app(queue_db, clock, threaded=True)
     real_close_all = app._close_all
     seen: dict[str, int] = {}

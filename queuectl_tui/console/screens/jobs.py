@@ -192,6 +192,8 @@ class JobsScreen(JobListScreen):
     async def _read_detail(self) -> None:
         """The selected job's detail alone (a move does not reread the rows); a
         newer move replaces this one."""
+        if self.console.leaving(self):
+            return  # the console is quitting: the detail's widgets are going
         detail = self.query_one(JobDetail)
         job_id, offset = detail.want()
         if job_id is None:
@@ -201,7 +203,7 @@ class JobsScreen(JobListScreen):
         except QueuectlError:
             return  # the next refresh says what is wrong
         if self.console.leaving(self):
-            return  # the console quit while it read: the detail's widgets are going
+            return  # the console quit while it read
         summary = self.console.summary
         now = summary.now if summary is not None else self.console.db.clock.now()
         detail.show(found, now, asked_offset=offset)
