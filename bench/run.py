@@ -308,23 +308,25 @@ def bench_latency(cfg, target, workdir, peers, results) -> None:
 def bench_bulk(cfg, target, workdir, results) -> None:
     """The goal's size (`bulk_n`, twice), then one bigger file (`bulk_big_n`):
     a row's cost can grow with the table (its indexes), which one size hides."""
-    n = cfg["bulk_n"]
-    rates, secs = [], []
+    n, big = cfg["bulk_n"], cfg["bulk_big_n"]
+    secs = []
     for i in range(cfg["bulk_reps"]):
-        s = _bulk_once(target, workdir, n, results if i == 0 else None, cfg["status_runs"])
-        rates.append(n / s)
+        s, status = _bulk_once(target, workdir, n, cfg["status_runs"] if i == 0 else 0)
         secs.append(s)
-    results["bulk"] = {"n": n, **summary(rates), "seconds": secs}
-    big = cfg["bulk_big_n"]
-    s = _bulk_once(target, workdir, big, None, 0)
+        if status:
+            results["status"]["after bulk"] = dict(jobs=n, **status)
+    results["bulk"] = {"n": n, **summary([n / s for s in secs]), "seconds": secs}
+    s, _ = _bulk_once(target, workdir, big)
     results["bulk_big"] = {"n": big, "seconds": s, "jobs_per_s": big / s}
 
 
-def _bulk_once(target, workdir, n: int, results: dict | None, status_runs: int) -> float:
+def _bulk_once(target, workdir, n: int, status_runs: int = 0) -> tuple[float, dict | None]:
     """One `queuectl enqueue --file` of n trivial lines into a new database,
-    whole process; with `results`, also `status` on the filled database."""
+    whole process: its seconds, and `status` timed on the filled database when
+    `status_runs` asks for it."""
     path = workdir / f"bulk-{n}.jsonl"
-    path.write_text('{"command": "true"}\n' * n)
+    if not path.exists():  # written here, in this run's own directory
+        path.write_text('{"command": "true"}\n' * n)
     db = target.new("bulk")
     try:
         t = time.perf_counter()
@@ -333,14 +335,12 @@ def _bulk_once(target, workdir, n: int, results: dict | None, status_runs: int) 
         s = time.perf_counter() - t
         count = target.query(db, "SELECT COUNT(*) FROM job")[0][0]
         assert count == n, f"enqueued {count}, expected {n}"
-        if results is not None:
-            results["status"]["after bulk"] = dict(
-                jobs=n, **time_process(qctl(db, "status"), status_runs))
+        status = time_process(qctl(db, "status"), status_runs) if status_runs else None
     finally:
         target.drop(db)
     log(f"  bulk enqueue: {n:,} jobs in {s:.2f} s = {n / s:,.0f} jobs/s "
         "(whole `queuectl enqueue --file` process)")
-    return s
+    return s, status
 
 
 def bench_status(cfg, target, results) -> None:

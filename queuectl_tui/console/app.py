@@ -151,10 +151,8 @@ class ConsoleApp(App):
     async def refresh_now(self, with_view: bool = True, with_summary: bool = True) -> None:
         """One round trip: the summary and (unless told not to) the current view's data."""
         view = self.view
-        if view is None:
-            return
-        if self.leaving(view):
-            return  # its widgets are being taken away: nothing to read for or show in
+        if view is None or self.leaving(view):
+            return  # no view, or its widgets are being taken away
         if not view.is_mounted or self.screen is not view:
             # Switched to but still being built: its widgets are not there to read
             # from or show in. Under a dialog (help, enqueue, a question): repainting

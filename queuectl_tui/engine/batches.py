@@ -81,13 +81,11 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
                     queue.backend.insert_rows("staged_job", ("batch",) + columns,
                                               [(batch,) + row for row in chunk])
             turns.done()
-        # The check reads a million index entries for a million rows (0.2-0.6 s):
-        # done first, as a plain read, it holds no lock, and the seal's
-        # transaction repeats it only when it found one. An id taken between
-        # the two is met by the publish, which renames it (see `publish`).
-        taken = not in_job and _any_taken(queue, batch)
+        # A plain read, before the seal's transaction: it reads an index entry
+        # per row (0.2-0.6 s at a million) and must not hold the lock meanwhile.
+        taken = [] if in_job else _taken(queue, batch)
         with queue.db.atomic():  # the commit point
-            renamed = _rename_taken(queue, batch) if taken else {}
+            renamed = _rename(queue, taken)
             Batch.update(sealed_at=queue.clock.now(), rows=len(rows)).where(
                 Batch.id == batch).execute()
     except BaseException:
@@ -120,7 +118,7 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None,
                 queue.backend.notify()
         except pw.IntegrityError:  # a generated id was taken after the seal
             with queue.db.atomic():
-                fixed = _rename_taken(queue, batch)
+                fixed = _rename(queue, _taken(queue, batch))
             if not fixed:
                 raise
             _compose(renamed if renamed is not None else {}, fixed)
@@ -157,26 +155,22 @@ def _distinct_ids(queue: Queue, rows: list[tuple]) -> list[tuple]:
     return out
 
 
-def _any_taken(queue: Queue, batch: str) -> bool:
-    """Whether a job already has one of the batch's staged ids."""
+def _taken(queue: Queue, batch: str) -> list[tuple[int, str]]:
+    """The batch's staged rows (seq, id) whose generated id a job already has."""
     p = queue.db.param
     return queue.db.execute_sql(
-        f"SELECT 1 FROM staged_job s JOIN job j ON j.id = s.id WHERE s.batch = {p} "
-        f"LIMIT 1", (batch,)).fetchone() is not None
+        f"SELECT s.seq, s.id FROM staged_job s JOIN job j ON j.id = s.id "
+        f"WHERE s.batch = {p}", (batch,)).fetchall()
 
 
-def _rename_taken(queue: Queue, batch: str) -> dict[str, str]:
-    """Give staged rows whose generated id a job already has a new one that
-    neither a job nor a staged row has (inside the caller's transaction): at
-    the seal when `_any_taken` found one (about once in 10,000 bulk enqueues),
-    and at publish after the unique index refused a slice. A rename made by
-    another process publishing the same batch is not in this process's
+def _rename(queue: Queue, taken: list[tuple[int, str]]) -> dict[str, str]:
+    """Give these staged rows a new id that neither a job nor a staged row has
+    (inside the caller's transaction): at the seal (about once in 10,000 bulk
+    enqueues) and at publish after the unique index refused a slice. A rename
+    made by another process publishing the same batch is not in this process's
     `renamed`: its printed ids then miss that one (DECISIONS.md)."""
     p = queue.db.param
     renamed: dict[str, str] = {}
-    taken = queue.db.execute_sql(
-        f"SELECT s.seq, s.id FROM staged_job s JOIN job j ON j.id = s.id "
-        f"WHERE s.batch = {p}", (batch,)).fetchall()
     for seq, old in taken:
         new = queue.ids.new()
         while queue.db.execute_sql(
