@@ -40,6 +40,28 @@ class Opened:
     backend: Backend
     target: str
     log_dir: Path
+    identity: tuple[int, int] | None = None  # SQLite: (st_dev, st_ino) of the file opened
+
+    def file_gone(self) -> str | None:
+        """Why the path no longer names the file this process holds, or None.
+
+        A SQLite file deleted or replaced under an open connection is still
+        written through its old inode, and a leftover -wal beside a new file
+        would be shared with the new one: whoever polls (workers, supervisors,
+        the console) must stop writing as soon as this says anything.
+        PostgreSQL has no file: always None.
+        """
+        if self.identity is None:
+            return None
+        try:
+            st = os.stat(os.path.expanduser(self.target))
+        except FileNotFoundError:
+            return f"the database file {self.target} was deleted"
+        except OSError as exc:
+            return f"the database file {self.target} cannot be read: {exc.strerror}"
+        if (st.st_dev, st.st_ino) != self.identity:
+            return f"the database file {self.target} was replaced by another file"
+        return None
 
     @property
     def pool_log(self) -> Path:
@@ -65,6 +87,7 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
         try:
             db.connect(reuse_if_open=True)
             ensure_schema(opened, create=create)
+            opened.identity = _identity(target)
             break
         except pw.OperationalError as exc:
             # Several processes opening a database at once (a pool starting, a
@@ -82,6 +105,13 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
             opened.close()
             raise DatabaseError(describe_db_error(exc, redact(target))) from None
     return opened
+
+
+def _identity(target: str) -> tuple[int, int] | None:
+    if is_postgres_url(target):
+        return None
+    st = os.stat(Path(target).expanduser())
+    return (st.st_dev, st.st_ino)
 
 
 def _open_sqlite(target: str, *, create: bool) -> tuple[pw.Database, Path]:
