@@ -108,6 +108,9 @@ class Backend:
     # Appended to a SELECT that must hold the row until commit. SQLite needs
     # nothing: a write transaction (BEGIN IMMEDIATE) already excludes writers.
     lock_rows = ""
+    # Appended to a SELECT of rows that must not change until commit while this
+    # transaction decides on them (a dependency's state: engine/dependencies.py).
+    share_rows = ""
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -402,6 +405,9 @@ class PostgresBackend(Backend):
     name = "postgresql"
     shared_by_hosts = True
     lock_rows = " FOR UPDATE"
+    # Conflicts with an UPDATE or DELETE of the row (not with another share): the
+    # reader waits for a finishing job's commit, and the finisher for the reader's.
+    share_rows = " FOR SHARE"
     # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
     # is taking instead of queueing behind it or claiming it twice.
     claim_sql = (

@@ -3,11 +3,24 @@ of them have completed.
 
 Checked at enqueue: every named job exists (or comes in the same file), none has
 already ended dead or cancelled, and the file's own dependencies have no cycle.
-Released in the transaction that records the dependency's outcome (the caller's
+A row still being written by a bulk enqueue (`staged`) is no job yet. Released
+in the transaction that records the dependency's outcome (the caller's
 `_transition`), so a crash can never leave a dependent waiting for a job that
 already finished: when a job completes, each blocked dependent whose other
 dependencies have completed too becomes pending; when it ends dead or cancelled,
-its blocked dependents are cancelled naming it, and theirs in turn.
+or is deleted, its blocked dependents are cancelled naming it, and theirs in turn.
+
+Concurrent writers (PostgreSQL): whoever decides from a dependency's state
+holds that row `FOR SHARE` until commit (enqueue, requeue), and a job's outcome
+looks for its dependents in a statement after its own UPDATE, so one of the two
+always sees the other's commit; a dependent is locked before its dependencies
+are counted, so two dependencies completing at once cannot both count the other
+as unfinished. Locks go in `seq` order: a dependency is always older than its
+dependents. SQLite's single writer (BEGIN IMMEDIATE) needs none of it.
+
+A dependency that leaves the table had finished (pruned) or was deleted (its
+dependents were cancelled then): for the jobs that still wait, and for a
+requeue, a job that is gone counts as completed.
 """
 
 from __future__ import annotations
@@ -22,15 +35,16 @@ from queuectl_tui.errors import Conflict, NotFound, UsageError
 ENDED_BADLY = ("dead", "cancelled")
 
 
-def check(specs: list[Any], ids: list[str]) -> dict[str, str]:
+def check(specs: list[Any], ids: list[str], lock: str = "") -> dict[str, str]:
     """Validate the `after` lists of a batch whose jobs get `ids`; returns the
     initial state of each job that has dependencies ('pending' when all of them
-    have completed already, else 'blocked'). Raises before anything is written."""
+    have completed already, else 'blocked'). Raises before anything is written.
+    `lock` (the backend's share_rows) holds the named jobs until commit."""
     in_batch = set(ids)
     named = sorted({dep for spec in specs for dep in spec.after} - in_batch)
-    stored = _states(named)
+    stored = _states(named, lock)
     for dep in named:
-        if dep not in stored:
+        if stored.get(dep, "staged") == "staged":
             raise NotFound(f"--after names {dep!r}, which is no job; nothing was enqueued")
         if stored[dep] in ENDED_BADLY:
             raise Conflict(f"--after names {dep!r}, which ended {stored[dep]}: the job "
@@ -44,11 +58,14 @@ def check(specs: list[Any], ids: list[str]) -> dict[str, str]:
     return initial
 
 
-def _states(ids: list[str]) -> dict[str, str]:
+def _states(ids: list[str], lock: str = "") -> dict[str, str]:
     found: dict[str, str] = {}
+    db = Job._meta.database
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        found.update(Job.select(Job.id, Job.state).where(Job.id.in_(chunk)).tuples())
+        marks = ", ".join([db.param] * len(chunk))
+        found.update(db.execute_sql(f"SELECT id, state FROM job WHERE id IN ({marks}) "
+                                    f"ORDER BY seq{lock}", chunk).fetchall())
     return found
 
 
@@ -93,24 +110,28 @@ def waiting_for(job_id: str) -> list[dict[str, Any]]:
     return [{"id": dep, "state": states.get(dep)} for dep in needs]
 
 
-def dependents(db: pw.Database, job_id: str) -> list[Job]:
-    """Blocked jobs that wait for `job_id` (the index on dependency.needs).
+def dependents(db: pw.Database, job_id: str, lock: str = "") -> list[Job]:
+    """Blocked jobs that wait for `job_id` (the index on dependency.needs), in
+    seq order, held until commit when `lock` (the backend's lock_rows) says so.
 
     Almost always finds nothing: a plain-SQL probe first (about 10 us), and only
     when a job has dependents the model query (building it with Peewee cost more
     than 100 us per job). A job ending on the workers' path does not get here
-    unless its own final UPDATE found a dependency (Queue._update_sql)."""
+    unless the INSERT of its event found a dependency (Queue._transition)."""
     if db.execute_sql(f"SELECT 1 FROM dependency WHERE needs = {db.param} LIMIT 1",
                       (job_id,)).fetchone() is None:
         return []
-    return list(Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.run_at, Job.queue,
-                           Job.unique_key, Job.unique_for)
-                .join(Dependency, on=(Dependency.job_id == Job.id))
-                .where(Dependency.needs == job_id, Job.state == "blocked"))
+    query = (Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.run_at, Job.queue,
+                        Job.unique_key, Job.unique_for)
+             .where(Job.state == "blocked", Job.id.in_(
+                 Dependency.select(Dependency.job_id).where(Dependency.needs == job_id)))
+             .order_by(Job.seq))
+    return list(query.for_update() if lock else query)
 
 
 def unmet(job_id: str) -> bool:
-    """Does this job still wait for a dependency that has not completed?"""
+    """Does this job still wait for a dependency that has not completed? (One
+    that is gone counts as completed: see the module's docstring.)"""
     return (Dependency.select(Dependency.seq)
             .join(Job, on=(Job.id == Dependency.needs))
             .where(Dependency.job_id == job_id, Job.state != "completed")
@@ -118,12 +139,13 @@ def unmet(job_id: str) -> bool:
 
 
 def on_final(db: pw.Database, job_id: str, state: str, now: float,
-             move: Callable[[Job, str, str, dict[str, Any]], bool]) -> None:
+             move: Callable[[Job, str, str, dict[str, Any]], bool], lock: str = "") -> None:
     """`job_id` just reached `state` (inside its transaction): release or cancel
     its blocked dependents. `move(job, to, note, fields)` is the queue's own
     transition, so every change is a move of the one state machine, with its event
-    (and a cancelled dependent's own dependents follow through the same call)."""
-    for dependent in dependents(db, job_id):
+    (and a cancelled dependent's own dependents follow through the same call).
+    `lock`: the backend's lock_rows (see the module's docstring)."""
+    for dependent in dependents(db, job_id, lock):
         if state == "completed":
             if not unmet(dependent.id):
                 move(dependent, "pending", f"released: {job_id} completed",

@@ -10,18 +10,27 @@ from queuectl_tui.engine.models import Event
 
 def record(job_id: str, from_state: str | None, to_state: str, *, at: float,
            attempt: int = 0, exit_code: int | None = None,
-           worker_id: str | None = None, note: str | None = None) -> None:
+           worker_id: str | None = None, note: str | None = None,
+           ask_waited_for: bool = False) -> bool:
     """Append one event; callers hold the transaction that made the change.
 
     Plain SQL: this runs twice per job, and building it with Peewee each time
-    cost more than executing it.
+    cost more than executing it. With `ask_waited_for` (a move to a final state)
+    it also returns whether some job names this one in `after`: the probe rides
+    on this INSERT rather than costing a round trip of its own, and it must come
+    after the job's UPDATE, not inside it: on PostgreSQL an UPDATE that waited
+    for an enqueue holding the row (FOR SHARE) still reads with the snapshot it
+    started with, and would miss the dependent that enqueue committed.
     """
     db = Event._meta.database
     p = db.param
-    db.execute_sql(
+    cursor = db.execute_sql(
         "INSERT INTO event (job_id, from_state, to_state, at, attempt, exit_code, worker_id,"
-        f" note) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
+        f" note) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+        + (" RETURNING (SELECT 1 FROM dependency WHERE needs = event.job_id LIMIT 1)"
+           if ask_waited_for else ""),
         (job_id, from_state, to_state, at, attempt, exit_code, worker_id, note))
+    return bool(ask_waited_for and cursor.fetchone()[0] is not None)
 
 
 def event_dict(ev: Event) -> dict[str, Any]:

@@ -151,7 +151,7 @@ class Queue:
         self.clock = clock or Clock()
         self.ids = ids or Ids()
         self.host = host or current_host()
-        self._sql_cache: dict[tuple[tuple[str, ...], bool, bool], str] = {}
+        self._sql_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self._durability = "full"  # how every connection opens (db.py)
         self._leases_trusted_from = 0.0  # monotonic; see rescue()
         # The queues this process claims from, earlier first (None: every queue).
@@ -191,16 +191,14 @@ class Queue:
         params = [to, now, *fields.values(), job.seq, job.state]
         if token is not None:
             params.append(token)
-        final = to in FINAL
-        cursor = self.db.execute_sql(self._update_sql(names, token is not None, final), params)
-        rows = cursor.fetchall() if final else None  # final: is this job waited for?
-        if (len(rows) if rows is not None else cursor.rowcount) != 1:
+        cursor = self.db.execute_sql(self._update_sql(names, token is not None), params)
+        if cursor.rowcount != 1:
             return False
-        waited_for = rows is not None and rows[0][0] is not None
         if to == "pending":
             self.backend.notify()
-        events.record(job.id, job.state, to, at=now, attempt=job.attempts,
-                      exit_code=fields.get("exit_code"), worker_id=worker_id, note=note)
+        waited_for = events.record(job.id, job.state, to, at=now, attempt=job.attempts,
+                                   exit_code=fields.get("exit_code"), worker_id=worker_id,
+                                   note=note, ask_waited_for=to in FINAL)
         self._after_move(job, to, now, fields.get("exit_code"), waited_for)
         return True
 
@@ -236,7 +234,8 @@ class Queue:
         try:
             while self._finished_now:
                 job_id, state = self._finished_now.pop(0)
-                dependencies.on_final(self.db, job_id, state, now, self._move_dependent)
+                dependencies.on_final(self.db, job_id, state, now, self._move_dependent,
+                                      self.backend.lock_rows)
         finally:
             self._finished_now = None
 
@@ -252,22 +251,17 @@ class Queue:
             Job.seq == job.seq).tuples().first()
         return row if row else (queues.DEFAULT, None, None)
 
-    def _update_sql(self, names: tuple[str, ...], with_token: bool, final: bool) -> str:
+    def _update_sql(self, names: tuple[str, ...], with_token: bool) -> str:
         """The conditional UPDATE for these fields, built once: on the hot path
-        (every claim and finish) Peewee's query builder cost more than SQLite.
-        A move to a final state returns whether a dependency names the job: the
-        probe rides on the UPDATE instead of a statement of its own (on
-        PostgreSQL a round trip per finished job)."""
-        key = (names, with_token, final)
+        (every claim and finish) Peewee's query builder cost more than SQLite."""
+        key = (names, with_token)
         sql = self._sql_cache.get(key)
         if sql is None:
             p = self.db.param
             sets = "".join(f", {Job._meta.fields[n].column_name} = {p}" for n in names)
             sql = (f"UPDATE job SET state = {p}, updated_at = {p}{sets} "
                    f"WHERE seq = {p} AND state = {p}"
-                   + (f" AND claim_token = {p}" if with_token else "")
-                   + (" RETURNING (SELECT 1 FROM dependency WHERE needs = job.id LIMIT 1)"
-                      if final else ""))
+                   + (f" AND claim_token = {p}" if with_token else ""))
             self._sql_cache[key] = sql
         return sql
 
@@ -321,7 +315,7 @@ class Queue:
         """Dependencies and unique keys, checked and written in the enqueue's own
         transaction; jobs that wait for others start `blocked`."""
         ids = [row[0] for row in rows]
-        initial = dependencies.check(specs, ids)
+        initial = dependencies.check(specs, ids, self.backend.share_rows)
         uniqueness.take(self.db, specs, ids, now)
         links = dependencies.rows(specs, ids)
         if links:
@@ -907,7 +901,8 @@ class Queue:
             dependencies.forget(gone)
             uniqueness.forget(gone)
             for job_id in gone:  # whatever waited for them will never run
-                dependencies.on_final(self.db, job_id, "deleted", now, self._move_dependent)
+                dependencies.on_final(self.db, job_id, "deleted", now, self._move_dependent,
+                                      self.backend.lock_rows)
 
     # ---------------------------------------------------------------- named queues
 
