@@ -354,7 +354,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         except Taken as taken:
             if not args.if_absent:
                 raise
-            job = queue.job_dict(taken.job_id)
+            job = queue.unique_holder(taken.key, taken.job_id)
             if args.json:
                 emit_json({**job, "existing": True})
             else:
@@ -768,7 +768,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"requeued": ids})
     else:
-        print(f"requeued {len(ids)} job(s): pending again, retry budget afresh")
+        print(f"requeued {len(ids)} job(s): pending again (blocked while a job they wait for "
+              "has not completed), retry budget afresh")
     return 0
 
 

@@ -6,7 +6,12 @@ guards (retrying jobs, a requeue racing the prune)."""
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import threading
+import time
+from datetime import datetime
 
 import psycopg2
 import pytest
@@ -14,6 +19,9 @@ import pytest
 from queuectl_tui.clock import Ids
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.errors import Conflict
+from tests.helpers import cli_env, cli_json, run_cli, wait_for
+from tests.test_workers import enqueue, state_of, wait_state
 
 PG_ONLY = pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                   indirect=True)
@@ -129,3 +137,212 @@ def test_two_dependencies_completing_together_release_their_dependent(db, queue,
     threads[0].join(20)
     assert not threads[0].is_alive() and not threads[0].failures
     assert queue.get("B").state == "pending"
+
+
+# ------------------------------------------------------------------ 2: ids that are no job
+
+def test_after_an_id_a_bulk_enqueue_is_still_writing_is_no_job(db, tmp_path):
+    """A bulk enqueue of named ids is killed between slices: its rows exist,
+    staged, and `show` says no job. `--after` one of them is refused the same
+    way (exit 3) instead of waiting for a job that is discarded."""
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.models import Batch, Job
+    path = tmp_path / "bulk.jsonl"
+    path.write_text("".join(f'{{"id": "N{i}", "command": "true"}}\n' for i in range(60_000)))
+    bulk = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "enqueue", "--file",
+                             str(path)], env=cli_env(db), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    opened = open_database(db)
+    try:
+        def staged() -> bool:
+            return Job.select().where(Job.state == "staged").exists()
+
+        wait_for(lambda: bulk.poll() is not None or staged(), 120, interval=0.005,
+                 message="the bulk enqueue's first slice")
+        bulk.send_signal(signal.SIGKILL)
+        bulk.wait()
+        assert staged() and Batch.select().where(Batch.sealed_at.is_null()).exists(), \
+            "the kill was meant to land between the slices, before the seal"
+    finally:
+        opened.close()
+    assert run_cli(db, "show", "N5").returncode == 3
+    refused = run_cli(db, "enqueue", "--id", "after-n5", "--after", "N5", "true")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "'N5', which is no job" in refused.stderr
+    assert run_cli(db, "show", "after-n5").returncode == 3
+
+
+def test_a_dependency_that_was_pruned_counts_as_completed(queue, clock):
+    """Only finished jobs are pruned: B waits for A1 (completed, then pruned) and
+    A2; when A2 completes B runs."""
+    queue.enqueue_many([JobSpec(command="true", id="A1"),
+                        JobSpec(command="true", id="A2", run_at=clock.now() + 3600)])
+    queue.enqueue(JobSpec(command="true", id="B", after=("A1", "A2")))
+    finish(queue, queue.claim("w", 30))
+    clock.advance(1)
+    assert queue.prune(older_than=0)[0].counts == {"completed": 1}
+    assert queue.waiting_for("B") == [{"id": "A1", "state": None},
+                                      {"id": "A2", "state": "pending"}]
+    clock.advance(3600)
+    finish(queue, queue.claim("w", 30))
+    assert queue.get("B").state == "pending"
+
+
+# ------------------------------------------------------------------ 3: requeue and after
+
+def test_requeue_honours_dependencies(db, pools, tmp_path):
+    """A dies, so B (after A) and C (after B) are cancelled. Requeuing C alone,
+    or B and C, is refused: what they wait for ended dead or cancelled and would
+    never run. Requeuing all three runs them again in order."""
+    flag, order = tmp_path / "flag", tmp_path / "order"
+    enqueue(db, f"test -f {flag} && echo A >> {order}", "--id", "A", "--max-retries", "0")
+    enqueue(db, f"echo B >> {order}", "--id", "B", "--after", "A")
+    enqueue(db, f"echo C >> {order}", "--id", "C", "--after", "B")
+    pool = pools(1)
+    wait_state(db, "C", "cancelled")
+    alone = run_cli(db, "requeue", "C")
+    assert alone.returncode == 4, alone.stdout + alone.stderr
+    assert "job C waits for B, which ended cancelled" in alone.stderr
+    both = run_cli(db, "requeue", "C", "B")
+    assert both.returncode == 4 and "job B waits for A, which ended dead" in both.stderr
+    assert {j: state_of(db, j)["state"] for j in "ABC"} == \
+        {"A": "dead", "B": "cancelled", "C": "cancelled"}
+    pool.close()  # nothing claims while we look at the states the requeue set
+    flag.touch()
+    assert run_cli(db, "requeue", "C", "B", "A").returncode == 0
+    assert {j: state_of(db, j)["state"] for j in "ABC"} == \
+        {"A": "pending", "B": "blocked", "C": "blocked"}
+    pools(1)
+    wait_state(db, "C", "completed")
+    assert order.read_text().split() == ["A", "B", "C"]
+
+
+def test_a_cancelled_waiting_job_requeued_waits_again(db):
+    """B was cancelled while it waited for A; A is still pending: requeued, B is
+    blocked again, not pending (it must not run before A)."""
+    enqueue(db, "true", "--id", "A", "--delay", "1h")
+    enqueue(db, "true", "--id", "B", "--after", "A")
+    assert run_cli(db, "cancel", "B").returncode == 0
+    assert run_cli(db, "requeue", "B").returncode == 0
+    assert state_of(db, "B")["state"] == "blocked"
+    assert run_cli(db, "cancel", "A").returncode == 0
+    assert state_of(db, "B")["last_error"] == "dependency A ended cancelled"
+
+
+def test_dlq_retry_of_a_job_whose_dependency_runs_again_waits_for_it(queue):
+    queue.enqueue(JobSpec(command="true", id="A"))
+    queue.enqueue(JobSpec(command="false", id="B", after=("A",), max_retries=0))
+    finish(queue, queue.claim("w", 30))
+    finish(queue, queue.claim("w", 30), exit_code=1)
+    queue.requeue(["A"])
+    queue.retry_dead(["B"])
+    assert (queue.get("A").state, queue.get("B").state) == ("pending", "blocked")
+    finish(queue, queue.claim("w", 30))
+    assert queue.get("B").state == "pending"
+
+
+# ------------------------------------------------------------------ 4: requeue and keys
+
+def test_requeue_takes_the_unique_key_again_or_is_refused(db):
+    enqueue(db, "true", "--id", "X", "--unique-key", "K")
+    assert run_cli(db, "cancel", "X").returncode == 0
+    enqueue(db, "true", "--id", "Y", "--unique-key", "K")
+    refused = run_cli(db, "requeue", "X")
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "a job with unique key 'K' exists: Y; nothing was requeued" in refused.stderr
+    assert state_of(db, "X")["state"] == "cancelled"
+    assert run_cli(db, "cancel", "Y").returncode == 0
+    assert run_cli(db, "requeue", "X").returncode == 0  # free again: X takes it
+    again = run_cli(db, "enqueue", "--unique-key", "K", "true")
+    assert again.returncode == 4 and "exists: X" in again.stderr
+    twice = run_cli(db, "requeue", "Y")
+    assert twice.returncode == 4 and "exists: X" in twice.stderr
+
+
+def test_a_requeued_job_takes_its_own_key_inside_its_window(queue, clock):
+    job = queue.enqueue(JobSpec(command="true", unique_key="k", unique_for=3600))["id"]
+    finish(queue, queue.claim("w", 30))
+    clock.advance(60)
+    queue.requeue([job])  # its own lock, still inside --unique-for: its to take
+    finish(queue, queue.claim("w", 30))
+    queue.cancel([queue.enqueue(JobSpec(command="true", id="z"))["id"]])
+    with pytest.raises(Conflict, match=f"exists: {job}"):
+        queue.enqueue(JobSpec(command="true", unique_key="k"))
+
+
+# ------------------------------------------------------------------ 5: a pruned key holder
+
+def test_if_absent_answers_for_a_holder_pruned_inside_its_window(db, pools):
+    """The README's nightly pattern with a retention shorter than --unique-for:
+    the holder is pruned, the key still holds it, and --if-absent still answers."""
+    nightly = ("--unique-key", "nightly", "--unique-for", "1d")
+    enqueue(db, "true", "--id", "U1", *nightly)
+    pools(1)
+    wait_state(db, "U1", "completed")
+    assert cli_json(db, "prune", "--older-than", "0s")["pruned"] == 1
+    assert run_cli(db, "show", "U1").returncode == 3
+    answer = run_cli(db, "enqueue", *nightly, "--if-absent", "true")
+    assert (answer.returncode, answer.stdout) == (0, "exists U1\n"), answer.stderr
+    shown = cli_json(db, "enqueue", *nightly, "--if-absent", "true")
+    assert shown["id"] == "U1" and shown["existing"] and shown["pruned"]
+    assert shown["state"] is None and shown["unique_until"]
+    refused = run_cli(db, "enqueue", *nightly, "true")
+    assert refused.returncode == 4
+    assert "exists: U1 (finished and since pruned" in refused.stderr
+    assert [j["id"] for j in cli_json(db, "list")] == []
+
+
+# ------------------------------------------------------------------ the pruner's guards
+
+def test_the_pool_never_prunes_a_job_waiting_for_its_retry(db, pools):
+    """A failed run leaves the job `failed` with a finished_at, waiting for its
+    next try. Past every retention, the pool's pruner still keeps it."""
+    for key in ("retention-completed", "retention-dead", "retention-cancelled"):
+        assert run_cli(db, "config", "set", key, "1").returncode == 0
+    assert run_cli(db, "config", "set", "backoff-base", "3600").returncode == 0
+    enqueue(db, "exit 3", "--id", "F", "--max-retries", "5")
+    pools(1, QUEUECTL_PRUNE_EVERY="0.2")
+    failed = wait_state(db, "F", "failed")
+    assert failed["finished_at"] is not None
+    finished = datetime.fromisoformat(failed["finished_at"]).timestamp()
+    wait_for(lambda: time.time() > finished + 1.5, 10, message="F to pass its retention")
+    enqueue(db, "true", "--id", "M")  # finished after F: pruned by a later rule than F
+    wait_for(lambda: run_cli(db, "show", "M").returncode == 3, 60,
+             message="the pruner to remove M")
+    assert state_of(db, "F")["state"] == "failed"
+
+
+def test_prune_never_deletes_a_retrying_job(queue, clock):
+    queue.enqueue(JobSpec(command="false", id="F", max_retries=5))
+    finish(queue, queue.claim("w", 30), exit_code=1)
+    assert queue.get("F").state == "failed" and queue.get("F").finished_at is not None
+    clock.advance(400 * 86400)
+    assert queue.prune()[0].total == 0 and queue.prune(older_than=0)[0].total == 0
+    assert queue.get("F").state == "failed"
+
+
+@PG_ONLY
+def test_a_requeue_between_the_prunes_select_and_delete_is_kept(db, queue, clock,
+                                                                 monkeypatch):
+    """The prune picks a finished job, then a real `requeue` commits before the
+    prune's DELETE (PostgreSQL: the SELECT holds no lock). The DELETE repeats its
+    rule, so the job, pending again, stays."""
+    from queuectl_tui.engine import retention
+    queue.enqueue(JobSpec(command="true", id="R"))
+    finish(queue, queue.claim("w", 30))
+    clock.advance(1)
+    original = retention._select
+    requeued = []
+
+    def select_then_requeue(db_, rule, limit):
+        picked = original(db_, rule, limit)
+        if picked and not requeued:
+            assert [job_id for _, job_id in picked] == ["R"]
+            requeued.append(run_cli(db, "requeue", "R"))
+        return picked
+
+    monkeypatch.setattr(retention, "_select", select_then_requeue)
+    pruned, _ = queue.prune(older_than=0)
+    assert requeued and requeued[0].returncode == 0, requeued and requeued[0].stderr
+    assert pruned.total == 0
+    assert queue.get("R").state == "pending"

@@ -138,6 +138,30 @@ def unmet(job_id: str) -> bool:
             .exists())
 
 
+def again(job_ids: list[str], together: set[str], lock: str = "",
+          doing: str = "requeued") -> dict[str, str]:
+    """Where finished jobs go when run again (requeue, DLQ retry): 'blocked' for
+    each one with a dependency that has not completed (one run again in the
+    same call, `together`, has not), else 'pending'. Refused (Conflict) before
+    anything is written when a dependency ended dead or cancelled: the job could
+    never run. `lock`: the backend's share_rows, as at enqueue."""
+    links: list[tuple[str, str]] = []
+    for start in range(0, len(job_ids), 500):
+        links.extend(Dependency.select(Dependency.job_id, Dependency.needs)
+                     .where(Dependency.job_id.in_(job_ids[start:start + 500]))
+                     .order_by(Dependency.seq).tuples())
+    states = _states(sorted({dep for _, dep in links} - together), lock)
+    out = {job_id: "pending" for job_id in job_ids}
+    for job_id, dep in links:
+        state = "again" if dep in together else states.get(dep)
+        if state in ENDED_BADLY:
+            raise Conflict(f"job {job_id} waits for {dep}, which ended {state}: it would "
+                           f"never run; nothing was {doing} (requeue {dep} with it, or first)")
+        if state not in (None, "completed", "staged"):  # gone counts as completed
+            out[job_id] = "blocked"
+    return out
+
+
 def on_final(db: pw.Database, job_id: str, state: str, now: float,
              move: Callable[[Job, str, str, dict[str, Any]], bool], lock: str = "") -> None:
     """`job_id` just reached `state` (inside its transaction): release or cancel

@@ -40,9 +40,10 @@ MOVES: dict[str, tuple[str, ...]] = {
     "failed": ("processing", "cancelled"),      # retried; cancelled
     # finished, failed (retry later), DLQ, back to the queue (rescue, stop now), cancelled
     "processing": ("completed", "failed", "dead", "pending", "cancelled"),
-    "dead": ("pending",),                       # dlq retry, requeue
-    "completed": ("pending",),                  # requeue
-    "cancelled": ("pending",),                  # requeue
+    # dlq retry, requeue; blocked again while a dependency has not completed
+    "dead": ("pending", "blocked"),
+    "completed": ("pending", "blocked"),
+    "cancelled": ("pending", "blocked"),
     # waiting for its dependencies: released when they complete, cancelled with
     # the reason when one of them ends dead or cancelled (engine/dependencies.py)
     "blocked": ("pending", "cancelled"),
@@ -207,14 +208,10 @@ class Queue:
         """What a move sets off, in its own transaction. Reaching a final state:
         blocked dependents released or cancelled (if `waited_for`: some job names
         this one in `after`), the unique key let go, the finish hook queued.
-        Leaving one (requeue, DLQ retry): the key held again. Dependents are
-        worked through a list, not by recursion: a cancelled chain of thousands
-        of jobs is one loop."""
+        (Leaving one, the caller takes the key again: _run_all_again.) Dependents
+        are worked through a list, not by recursion: a cancelled chain of
+        thousands of jobs is one loop."""
         if to not in FINAL:
-            if job.state in FINAL and to == "pending":
-                key = self._final_info(job)[1]
-                if key:
-                    uniqueness.hold_again(job.id, key)
             return
         queue_name, key, keep = self._final_info(job)
         if key:
@@ -641,6 +638,17 @@ class Queue:
         data["after"] = self.waiting_for(job_id)
         return data
 
+    def unique_holder(self, key: str, job_id: str) -> dict[str, Any]:
+        """What `enqueue --if-absent` answers with: the job holding `key`, or, once
+        that job was pruned while its --unique-for still holds the key, its id
+        with `state` null, `pruned` true and when the key lapses."""
+        try:
+            return self.job_dict(job_id)
+        except NotFound:
+            lock = uniqueness.lock_of(key)
+            return {"id": job_id, "state": None, "pruned": True, "unique_key": key,
+                    "unique_until": iso(lock.until) if lock else None}
+
     def waiting_for(self, job_id: str) -> list[dict[str, Any]]:
         """The jobs this one was enqueued --after, each with its state now."""
         return dependencies.waiting_for(job_id)
@@ -755,8 +763,7 @@ class Queue:
                 if job.state != "dead":
                     raise Conflict(f"job {job.id} is {job.state}, not dead; only dead "
                                    "jobs can be retried from the DLQ")
-            for job in jobs:
-                self._retry_one(job)
+            self._run_all_again(jobs, "retried from the DLQ", "retried")
         return ids
 
     def retry_all_dead(self, queue: str | None = None) -> list[str]:
@@ -766,13 +773,8 @@ class Queue:
             if queue is not None:
                 query = query.where(Job.queue == queues.check_name(queue))
             jobs = list(query.order_by(Job.seq))
-            for job in jobs:
-                self._retry_one(job)
+            self._run_all_again(jobs, "retried from the DLQ", "retried")
         return [job.id for job in jobs]
-
-    def _retry_one(self, job: Job) -> None:
-        if not self._run_again(job, "retried from the DLQ"):
-            raise Conflict(f"job {job.id} changed state meanwhile; nothing was retried")
 
     def cancel(self, job_ids: Iterable[str], grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
         """Cancel unfinished jobs, all or nothing; returns (id, what happened) pairs.
@@ -830,9 +832,7 @@ class Queue:
                 if job.state not in FINAL:
                     raise Conflict(f"job {job.id} is {job.state}; only completed, dead or "
                                    "cancelled jobs can be requeued")
-            for job in jobs:
-                if not self._run_again(job, "requeued"):
-                    raise Conflict(f"job {job.id} changed state meanwhile; nothing was requeued")
+            self._run_all_again(jobs, "requeued", "requeued")
         return ids
 
     def requeue_all(self, state: str) -> list[str]:
@@ -841,14 +841,25 @@ class Queue:
         with self.db.atomic():
             jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
                         .where(Job.state == state).order_by(Job.seq))
-            for job in jobs:
-                self._run_again(job, "requeued")
+            self._run_all_again(jobs, "requeued", "requeued")
         return [job.id for job in jobs]
 
-    def _run_again(self, job: Job, note: str) -> bool:
-        return self._transition(job, "pending", note=note, attempts=0, run_at=self.clock.now(),
-                                finished_at=None, claim_token=None, cancel_requested_at=None,
-                                cancel_grace=None)
+    def _run_all_again(self, jobs: list[Job], note: str, doing: str) -> None:
+        """Requeue or DLQ-retry these finished jobs, all or nothing (inside the
+        caller's transaction): each goes back to pending, or to blocked while a
+        dependency has not completed; refused (Conflict, exit 4) if a dependency
+        ended dead or cancelled or another job holds its unique key."""
+        targets = dependencies.again([job.id for job in jobs], {job.id for job in jobs},
+                                     self.backend.share_rows, doing)
+        now = self.clock.now()
+        for job in jobs:
+            key = self._final_info(job)[1]
+            if key:
+                uniqueness.take_again(self.db, job.id, key, now, doing)
+            if not self._transition(job, targets[job.id], note=note, attempts=0, run_at=now,
+                                    finished_at=None, claim_token=None,
+                                    cancel_requested_at=None, cancel_grace=None):
+                raise Conflict(f"job {job.id} changed state meanwhile; nothing was {doing}")
 
     def delete(self, job_ids: Iterable[str]) -> list[str]:
         """Remove jobs that are not running, with their logs; all or nothing.
