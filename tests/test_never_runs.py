@@ -139,6 +139,27 @@ def test_two_dependencies_completing_together_release_their_dependent(db, queue,
     assert queue.get("B").state == "pending"
 
 
+def test_dependents_enqueued_while_a_real_pool_finishes_their_dependencies(db, pools):
+    """The issue's repro through the engine beside a real pool: A_i runs 50 ms,
+    B_i --after A_i is enqueued 0-120 ms later, so many land while A_i
+    finishes. Before the fix about one in five B stayed blocked on PostgreSQL."""
+    from queuectl_tui.engine.db import open_database
+    opened = open_database(db)
+    try:
+        queue = Queue(opened)
+        pools(2).wait_ready()
+        rng = random.Random(25)
+        for i in range(150):
+            queue.enqueue(JobSpec(command="sleep 0.05", id=f"A{i}"))
+            time.sleep(rng.random() * 0.12)  # the race's spread, not a synchronisation
+            queue.enqueue(JobSpec(command="true", id=f"B{i}", after=(f"A{i}",)))
+        wait_for(lambda: queue.counts()["completed"] + queue.counts()["blocked"] == 300, 120,
+                 message="every job to complete or stay blocked")
+        assert queue.counts()["blocked"] == 0, [j.id for j in queue.jobs(state="blocked")]
+    finally:
+        opened.close()
+
+
 # ------------------------------------------------------------------ 2: ids that are no job
 
 def test_after_an_id_a_bulk_enqueue_is_still_writing_is_no_job(db, tmp_path):
