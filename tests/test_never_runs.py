@@ -139,6 +139,32 @@ def test_two_dependencies_completing_together_release_their_dependent(db, queue,
     assert queue.get("B").state == "pending"
 
 
+@PG_ONLY
+def test_a_dependency_completing_while_its_dependent_is_requeued(db, queue, monkeypatch):
+    """The same race for a requeue: B (cancelled while it waited) is requeued
+    while A completes beside it. B goes back to blocked only if A's outcome will
+    see it; it must end pending either way."""
+    queue.enqueue(JobSpec(command="true", id="A"))
+    queue.enqueue(JobSpec(command="true", id="B", after=("A",)))
+    queue.cancel(["B"])
+    beside = other_queue(queue)
+    claimed = beside.claim("w", 30)
+    original = Queue._transition
+    threads = []
+
+    def move_then_race(self, job, to, **kwargs):
+        moved = original(self, job, to, **kwargs)
+        if self is queue and job.id == "B" and not threads:  # inside the requeue
+            threads.append(run_beside(db, lambda: finish(beside, claimed)))
+        return moved
+
+    monkeypatch.setattr(Queue, "_transition", move_then_race)
+    queue.requeue(["B"])
+    threads[0].join(20)
+    assert not threads[0].is_alive() and not threads[0].failures
+    assert queue.get("B").state == "pending"
+
+
 def test_dependents_enqueued_while_a_real_pool_finishes_their_dependencies(db, pools):
     """The issue's repro through the engine beside a real pool: A_i runs 50 ms,
     B_i --after A_i is enqueued 0-120 ms later, so many land while A_i
