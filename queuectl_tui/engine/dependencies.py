@@ -157,7 +157,7 @@ def again(job_ids: list[str], together: set[str], lock: str = "",
         if state in ENDED_BADLY:
             raise Conflict(f"job {job_id} waits for {dep}, which ended {state}: it would "
                            f"never run; nothing was {doing} (requeue {dep} with it, or first)")
-        if state not in (None, "completed", "staged"):  # gone counts as completed
+        if state not in (None, "completed", "staged"):  # gone (or no job yet): completed
             out[job_id] = "blocked"
     return out
 
