@@ -4,12 +4,21 @@
     python -m tests.chaos_run --jobs 5000 --kill-every 0.5                  # SIGKILL chaos
     python -m tests.chaos_run --jobs 2000 --stop-after 3                    # graceful stop
 
+    python -m tests.chaos_run --jobs 500 --deps 0.3 --late-pairs 40 --keyed 60 --hooks
+
 Every job appends its id to a file. Invariants checked at the end: every job
 completed exactly once in the record (one processing->completed event), none
 left pending/processing/failed/dead, every id ran at least once, and
 `PRAGMA integrity_check` is ok. With kills: the worst delay from a kill to the
 rescue of the job it held. Exits 1 if any invariant fails. Small defaults run in
 CI through tests/test_chaos.py; the README quotes a large run.
+
+The mix (tests/chaos_mix.py) adds the features that keep state between jobs:
+dependencies (some enqueued `--after` a job that is finishing at that moment),
+unique keys enqueued from racing processes, and a finish hook on every job.
+Their invariants: none left blocked, no dependent started before what it
+waits for completed, no key held by two unfinished jobs at any sampled moment,
+and every finished job's hook ran at least once.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from pathlib import Path
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from tests.chaos_mix import Mix, check_mix
 
 
 def start_pool(db: str, count: int, log: Path | None = None) -> subprocess.Popen:
@@ -55,15 +65,21 @@ def run(args: argparse.Namespace) -> dict:
     queue.config_set("lease-seconds", args.lease)
     queue.config_set("max-retries", 1000)  # kills must never push a job into the DLQ
     queue.config_set("durability", args.durability)
+    mix = Mix(db, workdir, ran, rng, late_pairs=getattr(args, "late_pairs", 0),
+              keyed=getattr(args, "keyed", 0), hooks=getattr(args, "hooks", False))
+    mix.prepare(queue)
+    deps = getattr(args, "deps", 0.0)
     specs = [JobSpec(id=f"c{i}", command=f"echo c{i} >> {ran}" + (
         "; exec >/dev/null 2>&1" if args.close_output and rng.random() < args.close_output
         else "") + (
-        f"; sleep {rng.uniform(0, 2 * args.job_ms) / 1000:.3f}" if args.job_ms else ""))
+        f"; sleep {rng.uniform(0, 2 * args.job_ms) / 1000:.3f}" if args.job_ms else ""),
+        after=(f"c{rng.randrange(max(0, i - 50), i)}",) if i and rng.random() < deps else ())
         for i in range(args.jobs)]
     queue.enqueue_many(specs)
     per_pool = max(1, args.workers // args.pools)
     pools = [start_pool(db, per_pool, workdir / f"pool{n}.log") for n in range(args.pools)]
     started = time.time()
+    mix.start()
     kills: list[tuple[float, set[str], str]] = []
     stop_at = started + args.stop_after if args.stop_after else None
     stopped_at = None
@@ -73,8 +89,10 @@ def run(args: argparse.Namespace) -> dict:
     deadline = started + args.timeout
     while time.time() < deadline:
         counts = queue.counts()
-        if counts["completed"] == args.jobs:
+        if mix.done() and counts["completed"] == args.jobs + mix.created():
             break
+        if mix.done() and not any(counts[s] for s in ("pending", "processing", "failed")):
+            break  # what is left is blocked with nothing to wait for: stuck (the check says)
         now = time.time()
         if stop_at and now >= stop_at and stopped_at is None:
             stopped_at = now
@@ -89,7 +107,11 @@ def run(args: argparse.Namespace) -> dict:
         if next_hold and now >= next_hold:  # a long writer: a bulk enqueue, a backup
             next_hold = now + args.hold_every
             holders.append(_hold_write_lock(db, args.hold_seconds))
+        mix.sample()
         time.sleep(0.05)
+    mix.stop()
+    if stopped_at is None:
+        mix.wait_for_hooks(deadline)
     duration = time.time() - started
     for holder in holders:
         holder.wait(120)
@@ -99,7 +121,10 @@ def run(args: argparse.Namespace) -> dict:
                 pool.send_signal(signal.SIGTERM)
         for pool in pools:
             pool.wait(120)
-    report = _check(db, ran, args.jobs, kills, stopped_at)
+    report = _check(db, ran, args.jobs + mix.created(), kills, stopped_at)
+    if mix.active:
+        report.update(check_mix(_Reader(db), mix, ran, stopped_at))
+        report["ok"] = report["ok"] and report["mix_ok"]
     report.update(jobs=args.jobs, workers=per_pool * args.pools, pools=args.pools,
                   kills=len(kills), long_writes=len(holders), seconds=round(duration, 2),
                   jobs_per_second=round(report["completed"] / duration, 1),
@@ -208,8 +233,8 @@ def _check(db: str, ran: Path, jobs: int, kills: list, stopped_at: float | None)
         "stuck_processing": counts.get("processing", 0),
         "failed": counts.get("failed", 0), "dead": counts.get("dead", 0),
         "completed_twice": sum(1 for n in completions.values() if n > 1),
-        "never_ran": sum(1 for i in range(jobs) if f"c{i}" not in runs
-                         ) if stopped_at is None else None,
+        "never_ran": sum(1 for job_id, in conn.all("SELECT id FROM job")
+                         if job_id not in runs) if stopped_at is None else None,
         "reruns": sum(n - 1 for n in runs.values()),
         "rescues": len(rescues),
         "handed_back_unstarted": len(handed_back),
@@ -250,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-seconds", type=float, default=3.0, metavar="S",
                         help="... for this long")
     parser.add_argument("--durability", default="normal", choices=("full", "normal"))
+    parser.add_argument("--deps", type=float, default=0.0, metavar="FRACTION",
+                        help="this share of jobs waits (--after) for an earlier one")
+    parser.add_argument("--late-pairs", type=int, default=0, metavar="N",
+                        help="N pairs A, B --after A enqueued by the CLI as A finishes")
+    parser.add_argument("--keyed", type=int, default=0, metavar="N",
+                        help="N rounds of 3 racing `enqueue --unique-key --if-absent`")
+    parser.add_argument("--hooks", action="store_true",
+                        help="a finish hook on every job; check each ran at least once")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", help="work folder (default: a new temporary one)")

@@ -11,7 +11,8 @@ def args(**kw):
     import argparse
     base = dict(jobs=300, workers=4, pools=2, kill_every=0.0, stop_after=0.0, job_ms=0.0,
                 lease=10.0, durability="full", timeout=240.0, seed=1, dir=None,
-                close_output=0.0, hold_every=0.0, hold_seconds=3.0, db=None)
+                close_output=0.0, hold_every=0.0, hold_seconds=3.0, db=None,
+                deps=0.0, late_pairs=0, keyed=0, hooks=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -56,6 +57,39 @@ def test_kills_and_long_writers_on_postgres_lose_nothing(pg_database, tmp_path):
     assert report["long_writes"] >= 1 and report["kills"] >= 1
     assert report["lost"] == 0 and report["stuck_processing"] == 0
     assert report["completed_twice"] == 0
+
+
+MIX = dict(deps=0.3, late_pairs=25, keyed=20, hooks=True)
+
+
+def _assert_mix_held(report):
+    assert report["ok"], report
+    assert report["mix_enqueue_failures"] == [], report
+    assert report["dependencies"] >= 50 and report["stuck_blocked"] == 0, report
+    assert report["started_before_dependency"] == 0, report
+    assert report["key_held_twice"] == 0, report
+    assert report["hooks_missing"] == 0 and report["hooks_left_queued"] == 0, report
+    assert report["lost"] == 0 and report["completed_twice"] == 0, report
+
+
+def test_dependencies_keys_and_hooks_under_kills(tmp_path):
+    """Issue 25: dependencies (some enqueued as what they wait for finishes),
+    keyed enqueues racing from several processes and a finish hook on every job,
+    while workers and whole pools are SIGKILLed: nothing lost or stuck blocked,
+    no dependent early, no key held twice, every hook run at least once."""
+    report = run(args(jobs=200, job_ms=30, kill_every=1.0, lease=2.0, dir=str(tmp_path), **MIX))
+    _assert_mix_held(report)
+    assert report["kills"] >= 2
+
+
+@pytest.mark.postgres
+def test_dependencies_keys_and_hooks_under_kills_on_postgres(pg_database, tmp_path):
+    from tests.conftest import _reset_pg
+    _reset_pg(pg_database)
+    report = run(args(jobs=150, job_ms=30, kill_every=1.0, lease=2.0, db=pg_database,
+                      dir=str(tmp_path), **MIX))
+    _assert_mix_held(report)
+    assert report["kills"] >= 2
 
 
 def test_graceful_stop_under_load(tmp_path):
