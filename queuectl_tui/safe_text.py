@@ -39,5 +39,9 @@ def output_lines(text: str) -> list[str]:
     rewrites it (`overwritten`), tabs become spaces and every other control
     character is shown by `printable`. For panes that draw lines themselves
     (a tab or an escape sent to the terminal would move its cursor)."""
-    return [printable(overwritten(line.removesuffix("\r")).expandtabs(8))
-            for line in text.split("\n")]
+    return [output_line(line) for line in text.split("\n")]
+
+
+def output_line(line: str) -> str:
+    """One line of output (without its newline) as `output_lines` shows it."""
+    return printable(overwritten(line.removesuffix("\r")).expandtabs(8))
