@@ -47,3 +47,24 @@ async def test_tab_scrolls_the_detail_to_what_a_blocked_job_waits_for(queue_db, 
         await press(pilot, "escape")  # esc in the list clears the filter, as before
         await press(pilot, "tab", "escape")
         assert app.focused is table
+
+
+async def test_output_tail_starts_at_a_whole_line_wraps_and_says_l(queue_db, clock):
+    """A log longer than the first read (64 KB) starts mid-line: the pane starts at
+    the next whole line; long lines wrap; its title is drawn; at 80 columns it keeps
+    about half the width."""
+    from queuectl_tui.console.widgets.output_tail import OutputTail
+    from tests.console.test_log_viewer import add_job_with_log
+
+    lines = [f"record {i:06d} " + "x" * (i % 7) for i in range(8000)]  # about 130 KB
+    lines.append("the last line is long: " + "y" * 150)
+    add_job_with_log(queue_db, clock, "long", ("\n".join(lines) + "\n").encode())
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=(80, 40)) as pilot:
+        await settle(pilot)
+        tail = app.screen.query_one(OutputTail)
+        assert tail.size.width >= 36
+        assert tail.lines[0] in lines and tail.lines[-1] == lines[-1]
+        shown = [row.strip("│ ") for row in text_of(app, tail).split("\n")]
+        assert shown[0] == "output (log) · l: full log"  # the title, drawn
+        assert "".join(shown[-5:]).endswith(lines[-1])  # folded onto rows, whole

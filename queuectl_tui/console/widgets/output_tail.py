@@ -45,7 +45,7 @@ class OutputTail(Widget):
 
     def set_text(self, text: str) -> None:
         """Show `text` in place of what was shown."""
-        text = text[-KEEP_CHARS:]
+        text = _last_lines(text)
         if text != self.raw:
             self.raw = text
             self.refresh()
@@ -58,7 +58,7 @@ class OutputTail(Widget):
             self.raw = ""
             text = text.partition("\n")[2] if "\n" in text else text
         if text:
-            self.raw = (self.raw + text)[-KEEP_CHARS:]
+            self.raw = _last_lines(self.raw + text)
             self.refresh()
 
     def set_title(self, title: str, placeholder: str = "") -> None:
@@ -90,3 +90,11 @@ class OutputTail(Widget):
             if len(rows) >= count:
                 break
         return rows[-count:]
+
+
+def _last_lines(text: str) -> str:
+    """At most KEEP_CHARS of `text`'s end, from a whole line when it is cut."""
+    if len(text) <= KEEP_CHARS:
+        return text
+    text = text[-KEEP_CHARS:]
+    return text.partition("\n")[2] if "\n" in text else text
