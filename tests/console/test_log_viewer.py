@@ -10,6 +10,7 @@ import sys
 
 from queuectl_tui.clock import Ids
 from queuectl_tui.console import log_reader
+from queuectl_tui.console.log_reader import LogWindow
 from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.screens.log_viewer import (LogViewerScreen, escaped_chunks,
@@ -248,3 +249,29 @@ def test_find_in_a_log_matches_a_plain_search_across_chunks(tmp_path, monkeypatc
             found = window.lower().find(needle.lower())
             assert logs.find(tmp_path, 1, needle, start, end, ignore_case=True) == (
                 None if found < 0 else start + found)
+
+
+def test_log_source_finds_recorded_runs_and_the_running_one(queue, clock):
+    """On both backends: a finished run is recorded with where its output starts;
+    a running one is found by its header, the last in the log."""
+    queue.enqueue(JobSpec(command="./again.sh", id="again", max_retries=2))
+    log_dir = queue.opened.log_dir
+    starts = []
+    for number in (1, 2):
+        claimed = queue.claim(W3, 30)
+        assert claimed is not None and claimed.id == "again"
+        fd = logs.open_for_append(log_dir, claimed.seq)
+        starts.append(os.lseek(fd, 0, os.SEEK_END))
+        os.write(fd, f"--- attempt {number} started 2027 on worker w ---\nout {number}\n".encode())
+        os.close(fd)
+        if number == 1:
+            queue.finish_and_claim(claimed, W3, exit_code=1, error="exit code 1",
+                                   log_offset=starts[0])
+            clock.advance(600)
+    source = log_reader.log_source(queue, "again")
+    assert source.state == "processing"
+    assert [(r.number, r.start, r.end) for r in source.runs] == [
+        (1, starts[0], starts[1]), (2, starts[1], None)]
+    window = LogWindow(source.read, source.size, source.runs[1].start)
+    window.load(window.lo)
+    assert window.lines == ["--- attempt 2 started 2027 on worker w ---", "out 2"]
