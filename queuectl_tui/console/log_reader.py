@@ -20,6 +20,7 @@ from queuectl_tui.safe_text import output_line
 
 CHUNK = 256 * 1024  # bytes read per step (a screen's worth many times over)
 MAX_BYTES = 4 * 1024 * 1024  # the most of a log held at once, however big the file
+RUN_SEARCH = 8 * 1024 * 1024  # how far from either side a running run's header is looked for
 
 
 @dataclass
@@ -54,16 +55,20 @@ class LogSource:
 
 def log_source(queue: Queue, job_id: str) -> LogSource:
     """The job's log and its runs (database thread). A running job's current run
-    is not recorded yet: its header, the last in the log, says where it starts."""
+    is not recorded yet: its header says where it starts, looked for near the end
+    and just after the last recorded run (a bounded search, however big the log;
+    not found, the last recorded run's span runs on to the end)."""
     job = queue.get(job_id)
     recorded = sorted((a["log_offset"], a["number"]) for a in queue.attempts(job_id)
                       if a["log_offset"] is not None)
     source = LogSource(job_id, job.state, queue.opened.log_dir, job.seq)
     if job.state == "processing":
         number = max((a["number"] for a in queue.attempts(job_id)), default=0) + 1
-        after = recorded[-1][0] + 1 if recorded else 0
-        found = source.find(f"--- attempt {number} started ".encode(), after, source.size(),
-                            backwards=True)
+        after, size = (recorded[-1][0] + 1 if recorded else 0), source.size()
+        header = f"--- attempt {number} started ".encode()
+        found = source.find(header, max(after, size - RUN_SEARCH), size, backwards=True)
+        if found is None:
+            found = source.find(header, after, min(size, after + RUN_SEARCH))
         if found is not None:
             recorded.append((found, number))
     source.runs = [Run(number, start, recorded[i + 1][0] if i + 1 < len(recorded) else None)

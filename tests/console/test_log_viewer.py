@@ -27,7 +27,8 @@ BIG_LINES = 500_000  # about 20 MB of log: five times what the viewer may hold
 
 
 def add_job_with_log(db: str, clock, job_id: str, data: bytes, *, running: bool = False,
-                     priority: int = 100) -> None:
+                     priority: int = 100):
+    """A job that printed `data`; `running`: still running (its claim is returned)."""
     q = Queue(open_database(db), clock=clock, ids=Ids(random.Random(8)))
     q.enqueue(JobSpec(command=f"./{job_id}.sh", id=job_id, priority=priority, max_retries=0))
     claimed = q.claim(W3, 30)
@@ -39,6 +40,7 @@ def add_job_with_log(db: str, clock, job_id: str, data: bytes, *, running: bool 
         clock.advance(1)
         q.finish(claimed, W3, exit_code=0, error=None)
     q.opened.close()
+    return claimed
 
 
 def big_log() -> bytes:
@@ -275,3 +277,21 @@ def test_log_source_finds_recorded_runs_and_the_running_one(queue, clock):
     window = LogWindow(source.read, source.size, source.runs[1].start)
     window.load(window.lo)
     assert window.lines == ["--- attempt 2 started 2027 on worker w ---", "out 2"]
+
+
+async def test_the_title_follows_the_job_to_its_end(queue_db, clock):
+    claimed = add_job_with_log(queue_db, clock, "ending", b"working\n", running=True)
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "l")
+        screen = viewer(app)
+        assert "ending · processing" in screen_rows(app)[0]
+        q = app.db.queue  # the console's own (one database object per process)
+        with open(logs.log_path(q.opened.log_dir, claimed.seq), "ab") as fh:
+            fh.write(b"done\n")
+        q.finish(claimed, W3, exit_code=0, error=None)
+        screen.poll()
+        await settle(pilot)
+        assert "ending · completed" in screen_rows(app)[0]
+        assert [r for r in shown(app) if r][-1] == "done"

@@ -127,7 +127,27 @@ class LogViewerScreen(Screen):
         with self._lock:
             result = op(window)
             lines = list(window.lines)
-        self.app.call_from_thread(self._show, window, lines, result, place, then)
+        try:
+            self.app.call_from_thread(self._show, window, lines, result, place, then)
+        except RuntimeError:
+            pass  # the console quit while this read
+
+    @work(exclusive=True, group="log-state")
+    async def _recheck(self) -> None:
+        """A running job's state, each look: when it ends, its runs are read again
+        (the last one is recorded now) and the title says how it ended."""
+        source = self.source
+        if source is None or source.state != "processing":
+            return
+        try:
+            state = await self.app.db.call(  # type: ignore[attr-defined]
+                lambda queue: queue.get(self.job_id).state)
+            if state != "processing":
+                fresh = await self.app.db.call(log_source, self.job_id)  # type: ignore
+                source.state, source.runs = fresh.state, fresh.runs
+        except QueuectlError:
+            return  # deleted meanwhile: what is held stays on screen
+        self._draw_status()
 
     def _show(self, window: LogWindow, lines: list[str], result: object, place: str,
               then: Callable[[object], None] | None) -> None:
@@ -149,7 +169,7 @@ class LogViewerScreen(Screen):
         following, show the end."""
         if self.window is None:
             return
-
+        self._recheck()
         follow = self.follow
 
         def more(window: LogWindow) -> int:
