@@ -20,3 +20,28 @@ def printable(text: str, *, keep_newlines: bool = True) -> str:
     through here."""
     text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return text if keep_newlines else text.replace("\n", " ")
+
+
+def overwritten(line: str) -> str:
+    """One line as a terminal leaves it after its carriage returns: each part
+    after a `\\r` writes over the start of the line, so a progress bar printed
+    as `\\r 10%` … `\\r100%` reads as its latest state, not as every step."""
+    if "\r" not in line:
+        return line
+    shown = ""
+    for part in line.split("\r"):
+        shown = part + shown[len(part):]
+    return shown
+
+
+def output_lines(text: str) -> list[str]:
+    """A job's output as lines a person reads: `\\r\\n` ends a line, a bare `\\r`
+    rewrites it (`overwritten`), tabs become spaces and every other control
+    character is shown by `printable`. For panes that draw lines themselves
+    (a tab or an escape sent to the terminal would move its cursor)."""
+    return [output_line(line) for line in text.split("\n")]
+
+
+def output_line(line: str) -> str:
+    """One line of output (without its newline) as `output_lines` shows it."""
+    return printable(overwritten(line.removesuffix("\r")).expandtabs(8))

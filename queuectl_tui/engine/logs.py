@@ -47,3 +47,60 @@ def decode_tail(data: bytes, limit: int = TAIL_CHARS) -> str:
     """
     text = data[-limit * 4:].decode("utf-8", errors="replace")[-limit:]
     return text.replace("\x00", "\ufffd")
+
+
+def log_size(log_dir: Path, seq: int) -> int:
+    """The log's length in bytes (0: no log yet)."""
+    try:
+        return os.stat(log_path(log_dir, seq)).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_range(log_dir: Path, seq: int, start: int, length: int) -> bytes:
+    """At most `length` bytes from `start`: a reader of a huge log holds a window
+    of it, never the whole file."""
+    try:
+        with open(log_path(log_dir, seq), "rb") as fh:
+            fh.seek(max(0, start))
+            return fh.read(max(0, length))
+    except FileNotFoundError:
+        return b""
+
+
+FIND_CHUNK = 1 << 20
+
+
+def find(log_dir: Path, seq: int, needle: bytes, start: int, end: int, *,
+         backwards: bool = False, ignore_case: bool = False) -> int | None:
+    """The offset of the first `needle` in [start, end) (the last one with
+    `backwards`), read a megabyte at a time so any size of log is searched in
+    bounded memory. `ignore_case` folds ASCII letters."""
+    if not needle or end - start < len(needle):
+        return None
+    if ignore_case:
+        needle = needle.lower()
+    overlap = len(needle) - 1
+    try:
+        fh = open(log_path(log_dir, seq), "rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        pos = end if backwards else start
+        while (pos > start) if backwards else (pos < end):
+            lo = max(start, pos - FIND_CHUNK) if backwards else pos
+            hi = pos if backwards else min(end, pos + FIND_CHUNK)
+            fh.seek(lo)
+            chunk = fh.read(min(end, hi + overlap) - lo if not backwards else hi - lo)
+            if ignore_case:
+                chunk = chunk.lower()
+            at = chunk.rfind(needle) if backwards else chunk.find(needle)
+            if at >= 0:
+                return lo + at
+            if backwards:
+                pos = lo + overlap if lo > start else start  # the next chunk overlaps this
+                if lo == start:
+                    break
+            else:
+                pos = hi
+    return None

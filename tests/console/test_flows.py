@@ -364,15 +364,14 @@ async def test_a_refresh_read_before_the_retry_does_not_bring_the_row_back(queue
 
 
 async def test_output_of_a_running_job_is_followed(queue_db, clock):
-    from textual.widgets import Log
-
+    from queuectl_tui.console.widgets.output_tail import OutputTail
     from queuectl_tui.engine import logs
 
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press(pilot, "j", "j", "j")  # long-build, running, 12 lines of output so far
-        log = app.screen.query_one("#output", Log)
+        log = app.screen.query_one("#output", OutputTail)
 
         def lines() -> list[str]:
             return [line for line in log.lines if line]

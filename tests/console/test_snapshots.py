@@ -111,3 +111,13 @@ def test_schedules_view(snap_compare, schedules_db, clock):
 
 def test_scheduled_job_detail_names_its_schedule_and_tick(snap_compare, schedules_db, clock):
     assert _snap(snap_compare, make_app(schedules_db, clock), "7", "enter", "enter")
+
+
+def test_log_viewer_of_a_running_job(snap_compare, queue_db, clock):
+    # long-build (4th row) is running: its log opens following, its keys in the footer.
+    assert _snap(snap_compare, make_app(queue_db, clock), "j", "j", "j", "l", size=(100, 30))
+
+
+def test_log_viewer_search_marks_the_match(snap_compare, queue_db, clock):
+    assert _snap(snap_compare, make_app(queue_db, clock), "j", "j", "j", "l", "g",
+                 "slash", *"step 7", "enter", size=(100, 30))

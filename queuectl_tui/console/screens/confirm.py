@@ -26,9 +26,9 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="confirm"):
-            yield Static(self.question, id="question")
+            yield Static(self.question, id="question", markup=False)  # ids, commands
             if self.detail:
-                yield Static(self.detail, id="detail")
+                yield Static(self.detail, id="detail", markup=False)
             with Horizontal(id="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")

@@ -14,6 +14,7 @@ from queuectl_tui.console.widgets.window_table import Column
 from queuectl_tui.engine import views
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
+from queuectl_tui.safe_text import printable
 
 
 class DlqScreen(JobListScreen):
@@ -30,7 +31,7 @@ class DlqScreen(JobListScreen):
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.summary.now if self.console.summary else job["updated_at"]
-        return [self.mark_cell(job), job["id"], one_line(job["queue"]), tries(job), ago(job["finished_at"] or job["updated_at"], now),
+        return [self.mark_cell(job), printable(job["id"]), one_line(job["queue"]), tries(job), ago(job["finished_at"] or job["updated_at"], now),
                 Text(one_line(job["last_error"]), style="#ff875f"), one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:

@@ -11,6 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from queuectl_tui.console.formatting import one_line
 from queuectl_tui.engine import jobspec
 from queuectl_tui.engine.durations import parse_duration
 from queuectl_tui.engine.queue import Queue
@@ -112,6 +113,7 @@ class EnqueueDialog(ModalScreen[None]):
         except QueuectlError as exc:
             self.query_one("#error", Static).update(f"⚠ {exc}")
             return
-        console.notify(f"enqueued {job['id']}: {job['command'][:60]}", timeout=4)
+        console.notify(f"enqueued {job['id']}: {one_line(job['command'], 60)}", timeout=4,
+                       markup=False)
         console.request_refresh()  # type: ignore[attr-defined]
         self.dismiss(None)

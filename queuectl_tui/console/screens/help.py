@@ -34,6 +34,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("r  d", "retry the selected dead job / delete the selected job (asks first)"),
         ("space  u", "mark or unmark a job / unmark all"),
         ("R  D", "retry / delete the marked jobs, or all the filter and tab match (asks)"),
+        ("l", "the selected job's whole log, full screen (see Log viewer)"),
+        ("tab", "into the detail pane: j k g G scroll it; tab or esc back to the list"),
     )),
     ("Workers", (
         ("s  +", "start one more worker (it keeps running after you quit)"),
@@ -47,6 +49,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("R", "retry the marked jobs, or all that match the filter (asks first)"),
         ("d D", "delete the selected / marked or all matching (asks first)"),
         ("enter", "open the job in Jobs: every field and its output"),
+        ("l", "the selected job's whole log, full screen (see Log viewer)"),
     )),
     ("History", (
         ("enter", "open the event's job in Jobs"),
@@ -64,6 +67,14 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("p", "pause the selected schedule (no ticks fire) or resume it"),
         ("r", "run it now: one job outside its ticks"),
         ("enter", "open the jobs it made in Jobs (filter schedule:NAME)"),
+    )),
+    ("Log viewer (l on a job)", (
+        ("j k g G", "scroll; at the top or end of what is held, the next part is read"),
+        ("f  w", "follow new output on or off / wrap long lines on or off"),
+        ("/ n N", "search (no capitals: any case) / next / previous, through the whole log"),
+        ("r", "the whole log, then each run in turn"),
+        ("p", "open it in $PAGER (less if unset), escaped as shown here"),
+        ("esc q", "back"),
     )),
 )
 

@@ -14,6 +14,7 @@ from queuectl_tui.console.widgets.window_table import Column
 from queuectl_tui.engine import views
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import EventQuery, Window
+from queuectl_tui.safe_text import printable
 
 
 class HistoryScreen(ListScreen):
@@ -31,9 +32,9 @@ class HistoryScreen(ListScreen):
         now = self.console.summary.now if self.console.summary else ev["at"]
         change = Text(ev["from_state"] or "new", style="dim") + Text(" → ") \
             + state_text(ev["to_state"])
-        return [ago(ev["at"], now), ev["job_id"], change, str(ev["attempt"]),
+        return [ago(ev["at"], now), printable(ev["job_id"]), change, str(ev["attempt"]),
                 "" if ev["exit_code"] is None else str(ev["exit_code"]),
-                ev["worker_id"] or "", one_line(ev["note"])]
+                printable(ev["worker_id"] or ""), one_line(ev["note"])]
 
     def parse_filter(self, text: str) -> EventQuery:
         return filters.parse_events(text)

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from queuectl_tui.console import filters
 from queuectl_tui.console.formatting import one_line
 from queuectl_tui.console.screens.confirm import ConfirmDialog
+from queuectl_tui.console.screens.log_viewer import LogViewerScreen
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.engine import views
 from queuectl_tui.engine.models import STATES
@@ -48,6 +49,7 @@ class JobListScreen(ListScreen):
         Binding("d", "delete", "Delete"),
         Binding("D", "delete_bulk", "Delete many", show=False),
         Binding("u", "unmark", "Unmark all", show=False),
+        Binding("l", "log", "Log"),
     ]
     RETRY_REMOVES = False  # does a retried row leave this list? (the DLQ: yes)
     matching: int | None = None  # how many jobs the filter matches, where a view counts them
@@ -76,6 +78,12 @@ class JobListScreen(ListScreen):
         self.table.render_rows(force=True)
         self.table.action_move(1)
         self.update_status(self.console.summary)
+
+    def action_log(self) -> None:
+        """The selected job's whole log, full screen (screens/log_viewer.py)."""
+        job = self.table.current
+        if job is not None:
+            self.app.push_screen(LogViewerScreen(job["id"]))
 
     def action_unmark(self) -> None:
         self.marked.clear()

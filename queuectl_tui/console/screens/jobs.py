@@ -22,6 +22,7 @@ from queuectl_tui.engine import views
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
 from queuectl_tui.errors import QueuectlError
+from queuectl_tui.safe_text import printable
 
 STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("blocked", "Blocked", ("blocked",)),
@@ -67,7 +68,7 @@ class JobsScreen(JobListScreen):
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.db.clock.now() if self.console.summary is None \
             else self.console.summary.now
-        return [self.mark_cell(job), job["id"], state_text(shown_state(job, now)),
+        return [self.mark_cell(job), printable(job["id"]), state_text(shown_state(job, now)),
                 one_line(job["queue"]), tries(job),
                 str(job["priority"]),
                 when(job, now), duration(job, now), one_line(job["command"])]

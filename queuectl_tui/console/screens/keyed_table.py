@@ -50,7 +50,8 @@ class KeyedTableView(ViewScreen):
                 table.remove_row(name)
                 del self.rows[name]
             for row in found:
-                cells = cells_of(row)
+                # A str cell is read as markup by DataTable (`[/]` in a command raised)
+                cells = {k: Text(v) if isinstance(v, str) else v for k, v in cells_of(row).items()}
                 if row["name"] not in self.rows:
                     table.add_row(*[cells[key] for key, _, _ in self.COLUMNS], key=row["name"])
                 else:

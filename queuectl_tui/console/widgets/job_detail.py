@@ -1,4 +1,8 @@
-"""The detail pane: every field of the selected job, its last error and its output."""
+"""The detail pane: every field of the selected job, its last error and its output.
+
+Every text a job's owner chose (id, queue, command, error, output, names) is
+shown through `safe_text.printable`, the escaping `queuectl show` uses.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Log, Static
+from textual.binding import Binding
+from textual.widgets import Static
 
 from queuectl_tui.console.data import Detail
 from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text, two_columns
+from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.safe_text import printable
 
@@ -22,19 +28,19 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
     return json.loads(job["env"]) if job.get("env") else {}
 
 
-FIELD_WIDTH = 48  # the fields pane's text width (app.tcss: 50 wide, padding 1)
+FIELD_WIDTH = 48  # the fields pane's widest text (app.tcss: 50 wide, padding 1)
 
 
-def fields_table(job: dict[str, Any], now: float) -> Group:
+def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> Group:
     duration = None
     if job["started_at"] is not None:
         end = job["finished_at"] if job["state"] != "processing" else now
         if end is not None and end >= job["started_at"]:
             duration = span(end - job["started_at"])
     rows = [
-        ("id", Text(job["id"])),
+        ("id", Text(printable(job["id"]))),
         ("state", state_text(job["state"])),
-        ("queue", Text(job.get("queue") or "default")),
+        ("queue", Text(printable(job.get("queue") or "default"))),
         ("command", Text(printable(job["command"]))),
         ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
                           f"(max retries {job['max_retries']})")),
@@ -47,7 +53,7 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
         ("finished", Text(stamp(job["finished_at"], now))),
         ("duration", Text(duration or "-")),
         ("exit code", Text("-" if job["exit_code"] is None else str(job["exit_code"]))),
-        ("worker", Text(job["worker_id"] or "-")),
+        ("worker", Text(printable(job["worker_id"] or "-"))),
         *([("waits for", after_text(job["after"]))] if job.get("after") else []),
         *([("unique key", Text(printable(job["unique_key"])))] if job.get("unique_key") else []),
         ("directory", Text(printable(job.get("cwd") or "-"))),
@@ -56,9 +62,9 @@ def fields_table(job: dict[str, Any], now: float) -> Group:
     ]
     if job.get("schedule"):  # made by a schedule: which, and for which tick
         tick = job.get("schedule_tick")
-        rows.insert(3, ("schedule", Text(job["schedule"] + (
+        rows.insert(3, ("schedule", Text(printable(job["schedule"]) + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
-    parts: list[Any] = [two_columns(rows, width=FIELD_WIDTH)]
+    parts: list[Any] = [two_columns(rows, width=width)]
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
         parts.append(Text(printable(job["last_error"]), style="#ff875f"))
@@ -76,7 +82,7 @@ def after_text(after: list[dict[str, Any]]) -> Text:
     for i, dep in enumerate(after):
         if i:
             text.append(", ")
-        text.append(dep["id"])
+        text.append(printable(dep["id"]))
         text.append(f" {dep['state'] or 'gone'}", style=STATE_STYLE.get(dep["state"] or "", "dim"))
     return text
 
@@ -91,12 +97,32 @@ def attempts_table(runs: list[dict[str, Any]]) -> Table:
         took = "-" if run["duration"] is None else span(run["duration"])
         code = "-" if run["exit_code"] is None else str(run["exit_code"])
         grid.add_row(Text(f"#{run['number']}"), Text(run["reason"] or "-"),
-                     Text(f"exit {code}"), Text(took), Text(run["worker_id"] or "-"))
+                     Text(f"exit {code}"), Text(took),
+                     Text(printable(run["worker_id"] or "-")))
     return grid
 
 
+class FieldsScroll(VerticalScroll):
+    """The fields, scrolled by the keyboard once focused (tab from the list): a
+    blocked job's dependencies or a long error sit below the fold."""
+
+    BINDINGS = [
+        Binding("j,down", "scroll_down", "Scroll", show=False),
+        Binding("k,up", "scroll_up", "Scroll up", show=False),
+        Binding("g,home", "scroll_home", "Top", show=False),
+        Binding("G,end", "scroll_end", "Bottom", show=False),
+        Binding("tab,escape", "back", "Back to list"),
+    ]
+
+    def action_back(self) -> None:
+        """Focus the list again (tab from the list came here)."""
+        found = self.screen.query("#table")
+        (found.first() if found else self.screen).focus()
+
+
 class JobDetail(Horizontal):
-    """Fields on the left; output on the right, appended as a running job prints."""
+    """Fields on the left; the end of the output on the right, appended as a
+    running job prints (the whole log is the log viewer's, `l`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -106,11 +132,30 @@ class JobDetail(Horizontal):
         self.text = ""
         self.shown: dict[str, Any] | None = None  # the job whose fields are on screen
         self._fields_shape: tuple | None = None  # what the fields' height follows
+        self._now = 0.0  # the time the fields were last drawn at
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="fields-scroll"):
+        with FieldsScroll(id="fields-scroll"):
             yield Static("", id="fields")
-        yield Log(id="output", highlight=False, auto_scroll=True)
+        yield OutputTail(id="output")
+
+    def fields_width(self) -> int:
+        """The fields' text width: the pane's, once laid out (narrower than
+        FIELD_WIDTH on a narrow terminal, where the output takes half)."""
+        width = self.query_one("#fields-scroll").scrollable_content_region.width
+        return min(FIELD_WIDTH, width) if width > 8 else FIELD_WIDTH
+
+    def on_resize(self) -> None:
+        if self.shown is not None:
+            self._draw_fields(self.shown, self._now)
+
+    def _draw_fields(self, job: dict[str, Any], now: float) -> None:
+        width = self.fields_width()
+        shape = (job["id"], job["state"], job.get("last_error"),
+                 len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
+        self._now = now
+        self._show_fields(fields_table(job, now, width), shape,
+                          key=(shape, int(now), job["updated_at"]))
 
     def _show_fields(self, content: Any, shape: tuple | None = None, key: Any = None) -> None:
         """The fields, laid out again only when their shape (the job and which
@@ -126,36 +171,42 @@ class JobDetail(Horizontal):
     def select(self, job_id: str | None) -> None:
         if job_id != self.job_id:
             self.job_id, self.log_offset, self.mode = job_id, None, None
-            self.query_one("#output", Log).clear()
+            self.query_one("#output", OutputTail).clear()
             if job_id is None:
+                self.shown = None
                 self._show_fields("")
 
     def show(self, detail: Detail | None, now: float, *, asked_offset: int | None) -> None:
-        log = self.query_one("#output", Log)
+        out = self.query_one("#output", OutputTail)
         if detail is None:
             return
         if detail.job is None:
-            self._show_fields(Text(f"job {self.job_id} is gone (deleted)", style="dim"))
+            self._show_fields(Text(f"job {printable(self.job_id or '')} is gone (deleted)",
+                                   style="dim"))
             return
         if detail.job["id"] != self.job_id or asked_offset != self.log_offset:
             return  # the selection moved on while this was read
         job = detail.job
-        shape = (job["id"], job["state"], job.get("last_error"), len(job.get("attempts_log") or ()),
-                 len(job.get("after") or ()))
-        self._show_fields(fields_table(job, now), shape, key=(shape, int(now), job["updated_at"]))
-        self.shown = detail.job
-        log.border_title = "output (log, following)" if detail.job["state"] == "processing" \
-            else ("output (log)" if detail.from_log else "output (last lines stored)")
+        self._draw_fields(job, now)
+        self.shown = job
+        running = job["state"] == "processing"
         if detail.from_log:
+            out.set_title("output (log, following)" if running else "output (log)",
+                          "(no output yet)" if running else "(no output)")
+            # A read that does not start where the last one ended (the first look
+            # at a long log, or a job printing faster than it is read) starts
+            # mid-line: the pane starts at its first whole line.
+            started = detail.offset - len(detail.output.encode("utf-8", "surrogatepass"))
+            gap = started > (asked_offset or 0)
             if self.mode != "log":
-                log.clear()
+                out.clear()
                 self.mode = "log"
-            if detail.output:
-                log.write(detail.output)
+            out.append(detail.output, after_gap=gap)
             self.log_offset = detail.offset
         else:
-            text = detail.output or "(no output yet)"
-            if self.mode != "tail" or text != self.text:
-                log.clear()
-                log.write(text)
-                self.mode, self.text = "tail", text
+            out.set_title("output (last lines stored)",
+                          "(no output yet)" if running or job["started_at"] is None
+                          else "(no output)")
+            if self.mode != "tail" or detail.output != self.text:
+                out.set_text(detail.output)
+                self.mode, self.text = "tail", detail.output

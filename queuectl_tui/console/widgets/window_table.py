@@ -329,8 +329,11 @@ class WindowTable(DataTable):
         return True
 
     def _cells(self, row: dict[str, Any]) -> list[Any]:
+        """The shown columns' cells, each a Text: DataTable measures a str cell as
+        markup, so a command holding `[/]` raised and `[b]` was read as bold."""
         values = self.render_row(row)
-        return [values[i] for i in self._shown_cols]
+        return [Text(v) if isinstance(v, str) else v
+                for v in (values[i] for i in self._shown_cols)]
 
     def render_rows(self, force: bool = False) -> None:
         if not self.columns:

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from queuectl_tui.clock import parse_iso
 from queuectl_tui.console.formatting import ago, span, state_text
+from queuectl_tui.safe_text import printable
 
 
 def worker_table(w: dict[str, Any], now: float) -> Table:
@@ -17,12 +18,12 @@ def worker_table(w: dict[str, Any], now: float) -> Table:
     grid.add_column(style="bold #87afd7", no_wrap=True)
     grid.add_column(overflow="ellipsis", no_wrap=True)
     grid.add_row("state", state_text(w["state"]))
-    grid.add_row("pid", Text(f"{w['pid']} on {w['host']}"))
+    grid.add_row("pid", Text(f"{w['pid']} on {printable(w['host'])}"))
     if w.get("job_id"):
         running = ""
         if w.get("job_started_at"):
             running = f" for {span(now - parse_iso(w['job_started_at']))}"
-        grid.add_row("job", Text(f"{w['job_id']}{running}"))
+        grid.add_row("job", Text(f"{printable(w['job_id'])}{running}"))
     else:
         grid.add_row("job", Text("-", style="dim"))
     grid.add_row("done", Text(f"{w['jobs_done']} ok, {w['jobs_failed']} failed"))
@@ -44,6 +45,6 @@ class WorkerPane(Static):
 
     def show(self, worker: dict[str, Any], now: float) -> None:
         self.worker = worker
-        self.border_title = worker["id"]
+        self.border_title = Text(printable(worker["id"]))  # a Text: never markup
         self.set_class(worker["state"] in ("gone", "stopped"), "-down")
         self.update(worker_table(worker, now))
