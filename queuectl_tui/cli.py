@@ -502,11 +502,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                  else queue.queue_list(recent=False, counts=counts))
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     active = sum(w["state"] in ("idle", "busy", "stopping") for w in workers)
+    stranded = queue.stranded() if counts.get("processing") else []
+    if args.queue is not None:
+        stranded = [s for s in stranded if s["id"] in
+                    {j.id for j in queue.jobs(state="processing", queue=args.queue)}]
     if args.json:
         from queuectl_tui.engine.db import redact
         emit_json({"counts": counts, "total": sum(counts.values()), "active_workers": active,
                    "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
-                   "queues": per_queue, "database": redact(queue.opened.target)})
+                   "queues": per_queue, "stranded": stranded,
+                   "database": redact(queue.opened.target)})
         return 0
     print(("" if args.queue is None else f"queue {args.queue}: ")
           + "  ".join(f"{state} {n}" for state, n in counts.items())
@@ -524,12 +529,23 @@ def cmd_status(args: argparse.Namespace) -> int:
            f"{active} worker{'s' if active != 1 else ''} active")
           + (f", {gone} gone recently" if gone else "")
           + ("" if active else "; start some with: queuectl worker start --count 2"))
+    if stranded:
+        print(stranded_line(stranded))
     if workers:
         print_workers(workers)
     hidden = queue.hidden_gone_workers()
     if hidden:
         print(f"({hidden} worker(s) gone longer ago are not shown: queuectl worker list --all)")
     return 0
+
+
+def stranded_line(stranded: list[dict]) -> str:
+    """One line for jobs left `processing` by a worker that is gone."""
+    n = len(stranded)
+    ids = ", ".join(s["id"] for s in stranded[:5]) + (", …" if n > 5 else "")
+    when = stranded[0]["note"].partition(": ")[2]
+    return (f"{n} job{'s' if n != 1 else ''} processing with {'its' if n == 1 else 'their'} "
+            f"worker gone ({printable(ids)}): {when}")
 
 
 JOB_HEADERS = ["ID", "STATE", "QUEUE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
@@ -561,15 +577,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     job = job_dict(queue.get(args.job_id), with_output=True)  # with the output tails
     job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
+    gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
+    job["worker_gone"] = bool(gone)
     if args.json:
         emit_json(job)
         return 0
     for key, value in job.items():
         if key == "after":
             value = ", ".join(f"{d['id']} ({d['state'] or 'gone'})" for d in value) or None
-        if key not in ("stdout_tail", "stderr_tail", "attempts_log"):
+        if key not in ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone"):
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")
+    if gone:
+        print(f"{'note:':<13} {gone[0]['note']}")
     for key in ("stdout_tail", "stderr_tail"):
         if job[key]:
             print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")

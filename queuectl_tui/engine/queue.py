@@ -705,6 +705,12 @@ class Queue:
         return [registry.worker_dict(w, now=now, lease=lease)
                 for w in registry.all_workers(include_stopped=include_stopped, now=now)]
 
+    def stranded(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Processing jobs (all, or these) whose worker is gone, with a note of
+        when they will be rescued (registry.stranded)."""
+        return registry.stranded(now=self.clock.now(), lease=float(config.get("lease-seconds")),
+                                 host=self.host, job_ids=job_ids)
+
     def hidden_gone_workers(self) -> int:
         """Workers gone longer ago than `workers()` shows (pruned after a day)."""
         return registry.count_hidden_gone(now=self.clock.now())

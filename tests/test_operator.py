@@ -1,0 +1,115 @@
+"""An operator's first day (issue 25, items 13-18), through real processes:
+a pool whose terminal closes, `worker stop` aimed at one host or pool, the
+word that no worker runs, `queuectl` without a terminal, and the small ones."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+from tests.helpers import WorkerPool, cli_env, cli_json, run_cli, wait_for
+
+
+def enqueue(db, *args: str) -> str:
+    result = run_cli(db, "enqueue", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["id"]
+
+
+def state(db, job_id: str) -> str:
+    return cli_json(db, "show", job_id)["state"]
+
+
+class TerminalPool:
+    """`queuectl worker start` in the foreground of a terminal (a pty it holds
+    as its controlling terminal, as a shell's job in a tmux pane does)."""
+
+    def __init__(self, db, count: int = 1) -> None:
+        self.master, slave = os.openpty()
+
+        def take_terminal() -> None:  # after setsid: the pty becomes ours
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "queuectl_tui", "worker", "start", "--count", str(count)],
+            stdin=slave, stdout=slave, stderr=slave, env=cli_env(db),
+            start_new_session=True, preexec_fn=take_terminal)
+        os.close(slave)
+        self.seen = b""
+
+    def wait_for_text(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"the pool never printed {text!r}: {self.seen[-2000:]!r}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536)
+                except OSError:
+                    break
+
+    def close_terminal(self) -> None:
+        """What closing the pane does: the terminal hangs up (the session leader,
+        here the supervisor, gets SIGHUP) and the shell's SIGHUP reaches the
+        whole foreground process group."""
+        os.close(self.master)
+        os.killpg(self.proc.pid, signal.SIGHUP)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+
+def test_closing_the_terminal_of_a_foreground_pool_finishes_its_job(tmp_path):
+    """Item 13: SIGHUP is a graceful stop; before, the pool died and the job
+    stayed `processing` with its worker gone."""
+    db = tmp_path / "q.db"
+    job = enqueue(db, "sleep 1.5; echo finished")
+    pool = TerminalPool(db)
+    try:
+        pool.wait_for_text(f"job {job} in queue default attempt 1/4 claimed")
+        pool.close_terminal()
+        assert pool.proc.wait(20) == 0
+        shown = cli_json(db, "show", job)
+        assert shown["state"] == "completed", shown
+        assert shown["runs"] == 1 and "finished" in shown["stdout_tail"]
+        assert cli_json(db, "list", "--state", "processing") == []
+    finally:
+        pool.kill()
+
+
+def test_a_job_whose_pool_died_says_so_in_status_and_show(tmp_path):
+    """Item 13: a job left `processing` by a pool killed outright says its worker
+    is gone and when it will be rescued."""
+    db = tmp_path / "q.db"
+    job = enqueue(db, "sleep 30")
+    pool = WorkerPool(db)
+    try:
+        wait_for(lambda: state(db, job) == "processing", message="the job to start")
+        pool.kill_group()
+        shown = run_cli(db, "show", job)
+        assert "its worker is gone: it will be rescued when a pool starts" in shown.stdout
+        status = run_cli(db, "status")
+        assert f"1 job processing with its worker gone ({job}): it will be rescued when a pool " \
+               "starts" in status.stdout, status.stdout
+        data = cli_json(db, "status")
+        assert data["stranded"] == [{"id": job, "worker_id": data["stranded"][0]["worker_id"],
+                                     "note": "its worker is gone: it will be rescued when "
+                                             "a pool starts"}]
+        assert cli_json(db, "show", job)["worker_gone"] is True
+    finally:
+        pool.close()
