@@ -201,8 +201,14 @@ def build_parser(only: str | None = None) -> Parser:
                    help="serve only these queues, earlier names first (default: every "
                         "queue, in one order by priority and due time)")
     cli_metrics.add_worker_options(w)
-    w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
-                        parents=[common, as_json])
+    w = wsub.add_parser("stop", help="ask the pools of this host (or --host, --pool, --all) "
+                        "to finish their jobs and exit", parents=[common, as_json])
+    w.add_argument("--host", metavar="HOST",
+                   help="the pools of this host (default: this one, $QUEUECTL_HOSTNAME or "
+                        "the host name)")
+    w.add_argument("--pool", type=positive_int, metavar="PID",
+                   help="only the pool whose supervisor has this pid (on this host or --host)")
+    w.add_argument("--all", action="store_true", help="every pool on every host")
     w.add_argument("--now", action="store_true",
                    help="do not finish running jobs: SIGTERM them, SIGKILL after --grace, "
                         "and put them back in the queue (attempt not counted)")
@@ -466,7 +472,17 @@ def worker_start_detached(queue, args: argparse.Namespace,
 
 
 def worker_stop(queue, args: argparse.Namespace) -> int:
-    ids = queue.stop_workers(now_grace=args.grace if args.now else None)
+    """Stop the pools of this host by default: on a shared PostgreSQL database,
+    `worker stop` typed on one host must not stop every other host's pools
+    (`--all` does, on purpose). A pool stopped this way exits 0, so a service
+    unit's `Restart=on-failure` leaves it stopped, as asked."""
+    if args.all and (args.host is not None or args.pool is not None):
+        raise UsageError("--all stops every pool on every host: give it without --host "
+                         "and --pool")
+    host = None if args.all else (args.host or queue.host)
+    ids = queue.stop_workers(now_grace=args.grace if args.now else None, host=host,
+                             pool=args.pool)
+    others = [w for w in queue.live_workers() if w["id"] not in ids]
     remaining = ids
     if args.wait and ids:
         deadline = time.monotonic() + args.timeout
@@ -474,17 +490,26 @@ def worker_stop(queue, args: argparse.Namespace) -> int:
             time.sleep(0.1)
             live = {w["id"] for w in queue.live_workers()}
             remaining = [i for i in ids if i in live]
+    where = ("" if host is None else f" on host {host}"
+             + ("" if args.pool is None else f" in pool {args.pool}"))
     if args.json:
-        emit_json({"asked": ids, "still_running": remaining if args.wait else None})
-    elif not ids:
-        print("no live workers")
+        emit_json({"asked": ids, "still_running": remaining if args.wait else None,
+                   "host": host, "pool": args.pool, "others_running": len(others)})
+        return 1 if args.wait and remaining else 0
+    if others:
+        hosts = sorted({w["host"] for w in others})
+        say(f"{len(others)} other worker(s) keep running (host {', '.join(hosts)}); "
+            "`queuectl worker stop --all` stops every pool on every host")
+    if not ids:
+        print(f"no live workers{where}")
     elif args.wait and remaining:
         print(f"asked {len(ids)} worker(s) to stop; {len(remaining)} still running after "
               f"{args.timeout:g} s")
     else:
         how = (f"now (running jobs get SIGTERM, SIGKILL after {args.grace:g} s, and go back "
                "to the queue)" if args.now else "after their current job")
-        print(f"asked {len(ids)} worker(s) to stop {how}" + ("; all stopped" if args.wait else ""))
+        print(f"asked {len(ids)} worker(s){where} to stop {how}"
+              + ("; all stopped" if args.wait else ""))
     return 1 if args.wait and remaining else 0
 
 

@@ -113,3 +113,45 @@ def test_a_job_whose_pool_died_says_so_in_status_and_show(tmp_path):
         assert cli_json(db, "show", job)["worker_gone"] is True
     finally:
         pool.close()
+
+
+def stop_from(db, host: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "queuectl_tui", "worker", "stop", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=cli_env(db, QUEUECTL_HOSTNAME=host))
+
+
+def test_worker_stop_stops_this_hosts_pools_unless_told_otherwise(tmp_path):
+    """Item 14: `worker stop` typed on one host stopped every pool on every
+    host. Now: this host's by default, `--host H`, `--pool PID`, `--all`; and
+    a pool stopped that way exits 0 (a unit's Restart=on-failure leaves it down)."""
+    db = tmp_path / "q.db"
+    alpha = WorkerPool(db, 1, QUEUECTL_HOSTNAME="alpha")
+    beta = WorkerPool(db, 1, QUEUECTL_HOSTNAME="beta")
+    beta2 = WorkerPool(db, 1, QUEUECTL_HOSTNAME="beta")
+    try:
+        for pool in (alpha, beta, beta2):
+            pool.wait_ready()
+        result = stop_from(db, "alpha", "--wait")
+        assert result.returncode == 0, result.stderr
+        assert "asked 1 worker(s) on host alpha to stop" in result.stdout
+        assert "2 other worker(s) keep running (host beta)" in result.stderr
+        assert alpha.wait() == 0
+        assert beta.proc.poll() is None and beta2.proc.poll() is None
+        assert len(beta.live_workers()) == 1 and len(beta2.live_workers()) == 1
+
+        ids = [w["id"] for w in beta.live_workers()]
+        result = stop_from(db, "alpha", "--host", "beta", "--pool", str(beta.proc.pid),
+                           "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["asked"] == ids
+        assert beta.wait() == 0  # stopped through the database, from "another host"
+        assert beta2.proc.poll() is None
+
+        assert stop_from(db, "alpha", "--all", "--host", "beta").returncode == 2
+        result = stop_from(db, "alpha", "--all", "--wait")
+        assert result.returncode == 0 and "asked 1 worker(s) to stop" in result.stdout
+        assert beta2.wait() == 0
+    finally:
+        for pool in (alpha, beta, beta2):
+            pool.close()

@@ -719,8 +719,10 @@ class Queue:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
 
     def stop_workers(self, worker_ids: list[str] | None = None,
-                     now_grace: float | None = None) -> list[str]:
-        """Ask live workers (all, or these) to stop after their current job, or,
+                     now_grace: float | None = None, host: str | None = None,
+                     pool: int | None = None) -> list[str]:
+        """Ask live workers (all, or these, or those of `host`, or of the pool
+        whose supervisor pid is `pool`) to stop after their current job, or,
         with `now_grace`, now: the running job gets SIGTERM, SIGKILL after the
         grace, and goes back to the queue with its attempt not counted.
 
@@ -731,7 +733,8 @@ class Queue:
         """
         flagged = registry.request_stop(now=self.clock.now(),
                                         lease=float(config.get("lease-seconds")),
-                                        worker_ids=worker_ids, grace=now_grace)
+                                        worker_ids=worker_ids, grace=now_grace,
+                                        host=host, pool=pool)
         signalled: set[int] = set()
         for w in flagged:
             pid = w.supervisor_pid or w.pid

@@ -76,17 +76,26 @@ def gone(worker_id: str) -> None:
 
 
 def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None,
-                 grace: float | None = None) -> list[Worker]:
+                 grace: float | None = None, host: str | None = None,
+                 pool: int | None = None) -> list[Worker]:
     """Flag live workers to stop after their current job (or, with `grace`, now);
-    returns those flagged."""
+    returns those flagged. `host` and `pool` (a supervisor's pid, or a lone
+    worker's) narrow it to one host's workers, or one pool's."""
     live = [w for w in live_workers(now=now, lease=lease)
-            if worker_ids is None or w.id in worker_ids]
+            if (worker_ids is None or w.id in worker_ids) and in_pool(w, host, pool)]
     if live:
         fields: dict[str, Any] = {"stop_requested": True}
         if grace is not None:
             fields["stop_grace"] = grace
         Worker.update(**fields).where(Worker.id.in_([w.id for w in live])).execute()
     return live
+
+
+def in_pool(w: Worker, host: str | None, pool: int | None) -> bool:
+    """Whether worker `w` runs on `host` in the pool of supervisor pid `pool`
+    (None: any). A worker without a supervisor is a pool of its own."""
+    return (host is None or w.host == host) and \
+        (pool is None or (w.supervisor_pid or w.pid) == pool)
 
 
 def live_workers(*, now: float, lease: float) -> list[Worker]:
