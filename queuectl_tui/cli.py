@@ -31,6 +31,7 @@ def duration(text: str) -> float:
 
 
 MAX_LIMIT = 1_000_000_000
+WORKER_LOOK_S = 5.0  # how often `wait` looks whether any worker is alive
 
 
 def whole_number(text: str) -> int:
@@ -315,6 +316,19 @@ def open_queue(args: argparse.Namespace, *, create: bool = True):
     return Queue(open_database(getattr(args, "db", None), create=create))
 
 
+NO_WORKER = ("queuectl: no worker is running on this database: start one with "
+             "`queuectl worker start` (or `worker start --detach`)")
+
+
+def say_if_no_worker(queue) -> bool:
+    """Say on stderr (never in --json's stdout) that nothing will run the jobs
+    until a pool starts; returns whether it was said."""
+    if queue.any_worker_alive():
+        return False
+    say(NO_WORKER)
+    return True
+
+
 # ---------------------------------------------------------------------------- commands
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -370,12 +384,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             emit_json(job)
         else:
             print(f"enqueued {job['id']}")
+        say_if_no_worker(queue)
         return 0
     ids = queue.enqueue_many(specs, default_cwd=here)
     if args.json:
         emit_json({"enqueued": len(ids), "ids": ids})
     else:
         print(f"enqueued {len(ids)} jobs")
+    say_if_no_worker(queue)
     return 0
 
 
@@ -678,6 +694,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
         queue.get(job_id)  # an unknown id is an error now, not a wait for ever
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     done: dict = {}
+    said, next_look = False, 0.0  # whether a pool runs: looked at every few seconds
     while True:
         for job_id, job in queue.finished([i for i in ids if i not in done]).items():
             done[job_id] = job
@@ -687,6 +704,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
                       flush=True)
         if len(done) == len(ids) or (deadline is not None and time.monotonic() >= deadline):
             break
+        if not said and time.monotonic() >= next_look:
+            said, next_look = say_if_no_worker(queue), time.monotonic() + WORKER_LOOK_S
         time.sleep(0.25)
     waiting = [i for i in ids if i not in done]
     if args.json:

@@ -155,3 +155,27 @@ def test_worker_stop_stops_this_hosts_pools_unless_told_otherwise(tmp_path):
     finally:
         for pool in (alpha, beta, beta2):
             pool.close()
+
+
+NO_WORKER = "no worker is running on this database: start one with `queuectl worker start`"
+
+
+def test_enqueue_and_wait_say_when_no_worker_runs(tmp_path):
+    """Item 16: `enqueue` printed `enqueued ID` and `wait` blocked silently
+    with no pool alive. Said once, on stderr; --json's stdout stays JSON."""
+    db = tmp_path / "q.db"
+    result = run_cli(db, "enqueue", "--id", "a", "true")
+    assert result.stdout == "enqueued a\n" and NO_WORKER in result.stderr
+    result = run_cli(db, "enqueue", "--id", "b", "true", "--json")
+    assert json.loads(result.stdout)["id"] == "b" and NO_WORKER in result.stderr
+    result = run_cli(db, "wait", "a", "--timeout", "1s")
+    assert result.returncode == 7 and result.stderr.count(NO_WORKER) == 1, result.stderr
+    pool = WorkerPool(db)
+    try:
+        pool.wait_ready()
+        result = run_cli(db, "enqueue", "--id", "c", "true")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        result = run_cli(db, "wait", "a", "b", "c", "--timeout", "20s")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    finally:
+        pool.close()

@@ -715,6 +715,10 @@ class Queue:
         """Workers gone longer ago than `workers()` shows (pruned after a day)."""
         return registry.count_hidden_gone(now=self.clock.now())
 
+    def any_worker_alive(self) -> bool:
+        """Whether any worker, on any host, would run what is enqueued now."""
+        return registry.any_live(now=self.clock.now(), lease=float(config.get("lease-seconds")))
+
     def live_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
 

@@ -98,6 +98,13 @@ def in_pool(w: Worker, host: str | None, pool: int | None) -> bool:
         (pool is None or (w.supervisor_pid or w.pid) == pool)
 
 
+def any_live(*, now: float, lease: float) -> bool:
+    """Whether any worker of the database is alive: one indexed read, cheap
+    enough for every `enqueue` to ask."""
+    return Worker.select(Worker.id).where(Worker.state.in_(LIVE_STATES),
+                                          Worker.heartbeat_at >= now - lease).exists()
+
+
 def live_workers(*, now: float, lease: float) -> list[Worker]:
     return list(Worker.select().where(Worker.state.in_(LIVE_STATES),
                                       Worker.heartbeat_at >= now - lease)
