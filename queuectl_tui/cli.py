@@ -859,7 +859,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return Supervisor(queue, queue.opened.target, args.workers).run()
 
 
+def has_terminal() -> bool:
+    """Whether the console can draw and read keys: stdin and stdout both a tty."""
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):  # closed or replaced streams
+        return False
+
+
+def cmd_no_terminal(args: argparse.Namespace) -> int:
+    """`queuectl` alone without a terminal (cron, `ssh host queuectl` without
+    -t, a pipe): a full-screen console would hang there, so print `status`
+    (or, with no database yet, the help) and exit 0."""
+    say("queuectl: no terminal for the console; here is `queuectl status` "
+        "(`ssh -t` gives the console a terminal)")
+    try:
+        return cmd_status(argparse.Namespace(**vars(args), queue=None, json=False))
+    except QueuectlError as exc:
+        say(f"queuectl: {exc}")
+        build_parser().print_help()
+        return EXIT_OK
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
+    if not has_terminal():
+        raise UsageError("the console needs a terminal (stdin and stdout); for a report "
+                         "without one: queuectl status")
     try:
         from queuectl_tui.console.app import run_console
     except ImportError as exc:
@@ -893,6 +918,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
         skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     handler = COMMANDS.get(args.command or "tui")
+    if args.command is None and not has_terminal():
+        handler = cmd_no_terminal
     try:
         return handler(args)
     except QueuectlError as exc:

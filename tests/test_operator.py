@@ -179,3 +179,29 @@ def test_enqueue_and_wait_say_when_no_worker_runs(tmp_path):
         assert result.returncode == 0 and result.stderr == "", result.stderr
     finally:
         pool.close()
+
+
+def test_queuectl_without_a_terminal_prints_the_status_and_exits(tmp_path):
+    """Item 17: `queuectl < /dev/null > out` (cron, `ssh host queuectl`, a
+    pipe) started the full-screen console and hung."""
+    db = tmp_path / "q.db"
+    missing = subprocess.run([sys.executable, "-m", "queuectl_tui"], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, env=cli_env(db), timeout=30)
+    assert missing.returncode == 0 and "usage: queuectl" in missing.stdout
+    assert not db.exists()
+    enqueue(db, "true")
+    quiet = subprocess.run([sys.executable, "-m", "queuectl_tui"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, env=cli_env(db), timeout=30)
+    assert quiet.returncode == 0 and "pending 1" in quiet.stdout, quiet
+    assert "no terminal" in quiet.stderr
+    master, slave = os.openpty()  # a terminal for input, output to a file: `queuectl > out`
+    try:
+        piped = subprocess.run([sys.executable, "-m", "queuectl_tui"], stdin=slave,
+                               capture_output=True, text=True, env=cli_env(db), timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert piped.returncode == 0 and "pending 1" in piped.stdout, piped
+    tui = subprocess.run([sys.executable, "-m", "queuectl_tui", "tui"], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, env=cli_env(db), timeout=30)
+    assert tui.returncode == 2 and "the console needs a terminal" in tui.stderr
