@@ -471,6 +471,9 @@ def worker_start_detached(queue, args: argparse.Namespace,
 
     from queuectl_tui.workers.supervisor import log_options, spawn_detached, wait_until_ready
     log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
+    if not args.log:
+        from queuectl_tui.engine.logs import make_private_dir
+        make_private_dir(log.parent)
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
                               log_options(args.log_format == "json", args.quiet, serving)

@@ -205,3 +205,55 @@ def test_queuectl_without_a_terminal_prints_the_status_and_exits(tmp_path):
     tui = subprocess.run([sys.executable, "-m", "queuectl_tui", "tui"], stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, env=cli_env(db), timeout=30)
     assert tui.returncode == 2 and "the console needs a terminal" in tui.stderr
+
+
+SECRET = "hunter2-Zq9"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://queue@db.internal:5432/jobs?password={SECRET}",
+    f"postgresql://queue:{SECRET}@db.internal/jobs?sslmode=require",
+    f"postgres://queue@db.internal/jobs?sslmode=require&sslpassword={SECRET}",
+])
+def test_a_password_in_any_form_stays_out_of_the_unit_and_errors(tmp_path, url):
+    """Item 12: `?password=` went into the unit's Description= and Environment=
+    and into connection errors."""
+    unit = subprocess.run([sys.executable, "-m", "queuectl_tui", "--db", url, "service", "unit",
+                           "--stop-timeout", "60"], capture_output=True, text=True,
+                          env=cli_env(tmp_path / "unused.db"), timeout=60)
+    assert unit.returncode == 0, unit.stderr
+    assert SECRET not in unit.stdout + unit.stderr
+    assert "EnvironmentFile=/etc/queuectl/queuectl-worker.env" in unit.stdout
+    assert "QUEUECTL_DB" not in unit.stdout
+    refused = url.replace("db.internal:5432", "127.0.0.1:1").replace("db.internal", "127.0.0.1:1")
+    status = run_cli(refused, "status")
+    assert status.returncode == 5 and "cannot connect" in status.stderr, status.stderr
+    assert SECRET not in status.stderr and "***" in status.stderr
+
+
+@pytest.mark.postgres
+def test_a_pool_on_postgres_keeps_the_password_and_its_logs_private(pg_database, tmp_path):
+    """Item 12: the pool's start line showed `?password=`, and `pg-logs/` was
+    created 0755 by `mkdir(parents=True)`."""
+    from tests.conftest import _reset_pg
+    _reset_pg(pg_database)
+    url = f"{pg_database}?password={SECRET}"  # the test server trusts: the password is unused
+    data = tmp_path / "data"
+    env = cli_env(url, XDG_DATA_HOME=str(data))
+    job = subprocess.run([sys.executable, "-m", "queuectl_tui", "enqueue", "echo hi", "--json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert job.returncode == 0, job.stderr
+    pool = WorkerPool(url, 1, XDG_DATA_HOME=str(data))
+    try:
+        wait_for(lambda: cli_json(url, "show", json.loads(job.stdout)["id"])["state"]
+                 == "completed", message="the job to run")
+        assert cli_json(url, "status")["database"].endswith("?password=***")
+        pool.signal(signal.SIGTERM)
+        assert pool.wait() == 0
+        log = pool.proc.stderr.read()
+        assert "?password=*** (pids" in log and SECRET not in log, log
+    finally:
+        pool.close()
+    folder = data / "queuectl" / "pg-logs"
+    logs = next(folder.iterdir())
+    assert (folder.stat().st_mode & 0o777, logs.stat().st_mode & 0o777) == (0o700, 0o700)
