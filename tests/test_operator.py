@@ -257,3 +257,28 @@ def test_a_pool_on_postgres_keeps_the_password_and_its_logs_private(pg_database,
     folder = data / "queuectl" / "pg-logs"
     logs = next(folder.iterdir())
     assert (folder.stat().st_mode & 0o777, logs.stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+def test_the_consoles_words_for_states_work_everywhere(tmp_path):
+    """Item 15: `list --state running` and `--state done` were errors; `delete`
+    said "running" and `requeue` "processing" of the same job."""
+    db = tmp_path / "q.db"
+    assert run_cli(db, "enqueue", "--id", "ok", "true").returncode == 0
+    assert run_cli(db, "enqueue", "--id", "long", "sleep 30").returncode == 0
+    pool = WorkerPool(db)
+    try:
+        wait_for(lambda: state(db, "ok") == "completed" and state(db, "long") == "processing",
+                 message="one job done, one running")
+        assert [j["id"] for j in cli_json(db, "list", "--state", "running")] == ["long"]
+        assert [j["id"] for j in cli_json(db, "list", "--state", "Done,retrying")] == ["ok"]
+        assert cli_json(db, "prune", "--state", "done", "--older-than", "1h", "--dry-run")
+        delete = run_cli(db, "delete", "long")
+        requeue = run_cli(db, "requeue", "long")
+        for refused in (delete, requeue):
+            assert refused.returncode == 4
+            assert "job long is processing (running);" in refused.stderr, refused.stderr
+        unknown = run_cli(db, "list", "--state", "finished")
+        assert unknown.returncode == 2 and "failed (retrying)" in unknown.stderr
+        assert cli_json(db, "requeue", "--all-state", "done")["requeued"] == ["ok"]
+    finally:
+        pool.close()

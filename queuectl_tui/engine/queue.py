@@ -24,7 +24,8 @@ from queuectl_tui.engine import (attempts, batches, config, counts, dependencies
                                   procs, queues, registry, uniqueness)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.models import FINAL, STATES, WAITING, Job
+from queuectl_tui.engine.models import (FINAL, STATES, WAITING, Job, describe_state,
+                                        state_named)
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -133,9 +134,12 @@ def current_host() -> str:
 
 
 def check_state(state: str) -> str:
-    if state not in STATES:
-        raise UsageError(f"unknown state {state!r}; states: {', '.join(STATES)}")
-    return state
+    """The state a word names, console words included (`running`, `done`)."""
+    name = state_named(state)
+    if name is None:
+        raise UsageError(f"unknown state {state!r}; states: "
+                         + ", ".join(describe_state(st) for st in STATES))
+    return name
 
 
 class Queue:
@@ -185,7 +189,7 @@ class Queue:
         belief (state, claim token), so a stale caller changes nothing.
         """
         if to not in MOVES[job.state]:
-            raise Conflict(f"job {job.id} is {job.state}; it cannot become {to}")
+            raise Conflict(f"job {job.id} is {describe_state(job.state)}; it cannot become {to}")
         now = self.clock.now()
         names = tuple(fields)
         params = [to, now, *fields.values(), job.seq, job.state]
@@ -772,8 +776,8 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state != "dead":
-                    raise Conflict(f"job {job.id} is {job.state}, not dead; only dead "
-                                   "jobs can be retried from the DLQ")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}, not dead; "
+                                   "only dead jobs can be retried from the DLQ")
             for job in jobs:
                 self._retry_one(job)
         return ids
@@ -811,8 +815,8 @@ class Queue:
                     jobs = [self.get(job_id) for job_id in ids]
                     for job in jobs:
                         if job.state in FINAL:
-                            raise Conflict(f"job {job.id} is {job.state}; there is nothing "
-                                           "to cancel (requeue runs it again)")
+                            raise Conflict(f"job {job.id} is {describe_state(job.state)}; "
+                                           "there is nothing to cancel (requeue runs it again)")
                     return [(job.id, self._cancel_one(job, grace)) for job in jobs]
             except _Moved:
                 continue  # a job changed state under us: read again, decide again
@@ -847,14 +851,15 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state not in FINAL:
-                    raise Conflict(f"job {job.id} is {job.state}; only completed, dead or "
-                                   "cancelled jobs can be requeued")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}; only "
+                                   "completed, dead or cancelled jobs can be requeued")
             for job in jobs:
                 if not self._run_again(job, "requeued"):
                     raise Conflict(f"job {job.id} changed state meanwhile; nothing was requeued")
         return ids
 
     def requeue_all(self, state: str) -> list[str]:
+        state = state_named(state) or state
         if state not in FINAL:
             raise UsageError(f"--all-state takes one of {', '.join(FINAL)}, got {state!r}")
         with self.db.atomic():
@@ -881,7 +886,8 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state == "processing":
-                    raise Conflict(f"job {job.id} is running; cancel it first or wait for it")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}; cancel it "
+                                   "first or wait for it")
             self._delete_rows(jobs, note="deleted")
         for job in jobs:
             logs.remove_log(self.opened.log_dir, job.seq)
