@@ -19,7 +19,7 @@ from queuectl_tui import (__version__, cli_completion, cli_metrics, cli_queues,
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
-                                 QueuectlError, UsageError)
+                                 NoDatabase, QueuectlError, UsageError)
 
 def duration(text: str) -> float:
     """argparse's face of the engine's duration parser: '90', '10s', '5m', '2h', '1d'."""
@@ -156,8 +156,10 @@ def build_parser(only: str | None = None) -> Parser:
                        "`enqueue [options] -- ARGS…` runs ARGS as typed", as_json)
     p.add_argument("spec", nargs="*", metavar="COMMAND|JSON")
     p.add_argument("--file", metavar="PATH", help="JSON Lines, one job per line ('-' = stdin)")
-    p.add_argument("--id")
-    p.add_argument("--max-retries", type=whole_number, metavar="N")
+    p.add_argument("--id", help="the job's id (1-128 of A-Z a-z 0-9 . _ : @ + -; default: a "
+                                "generated one); a duplicate id exits 4")
+    p.add_argument("--max-retries", type=whole_number, metavar="N",
+                   help="retries after the first run (default: the config's max-retries, 3)")
     p.add_argument("--priority", type=whole_number, metavar="N",
                    help="higher runs first (default 0)")
     p.add_argument("--run-at", metavar="TIME", help="ISO 8601 time, e.g. 2026-01-31T09:00:00Z")
@@ -443,7 +445,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         serving = parse_names(args.queues)
     if args.action == "start":
         cli_metrics.check_worker_options(args)
-    queue = open_queue(args, create=args.action == "start")
+        check_log_option(args)
+    try:
+        queue = open_queue(args, create=args.action == "start")
+    except NoDatabase:
+        if args.action != "stop":
+            raise
+        return no_pool_runs(args)  # nothing to stop; a cleanup script under `set -e` goes on
     if args.action == "start" and args.detach:
         return worker_start_detached(queue, args, serving)
     if args.action == "start":
@@ -465,6 +473,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_log_option(args: argparse.Namespace) -> None:
+    """`--log FILE` goes in a folder that exists: a typo must not make folders."""
+    if args.log is None:
+        return
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(args.log)))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--log {args.log}: no folder {folder}; create it first")
+
+
+def _pool_said(log, start: int) -> str | None:
+    """Why a detached pool stopped at start: its last error line in its log
+    (a port in use, a bad --metrics-host, a database it cannot open)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(start)
+            lines = fh.read()[-8192:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    lines = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    text = (errors or lines or [None])[-1]
+    return None if text is None else printable(text.removeprefix("queuectl: error: "))[:300]
+
+
+def no_pool_runs(args: argparse.Namespace) -> int:
+    """`worker stop` where no database exists yet: no pool can run, so there
+    is nothing to stop (exit 0), and nothing is created."""
+    from queuectl_tui.engine.location import redact, resolve_target
+    if args.json:
+        emit_json({"asked": [], "still_running": [] if args.wait else None, "host": None,
+                   "pool": args.pool, "others_running": 0})
+    else:
+        print(f"no pool runs on {redact(resolve_target(getattr(args, 'db', None)))} "
+              "(no database yet): nothing to stop")
+    return 0
+
+
 def worker_start_detached(queue, args: argparse.Namespace,
                           serving: list[str] | None = None) -> int:
     from pathlib import Path
@@ -474,13 +519,19 @@ def worker_start_detached(queue, args: argparse.Namespace,
     if not args.log:
         from queuectl_tui.engine.logs import make_private_dir
         make_private_dir(log.parent)
+    start = log.stat().st_size if log.exists() else 0  # this pool's lines come after
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
                               log_options(args.log_format == "json", args.quiet, serving)
                               + cli_metrics.worker_options(args))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
-    pids = wait_until_ready(queue, proc, args.count)
+    try:
+        pids = wait_until_ready(queue, proc, args.count)
+    except QueuectlError as exc:
+        reason = _pool_said(log, start)
+        raise QueuectlError(f"{exc}" + (f": {reason}" if reason else "")
+                            + f" (its log: {log})") from None
     if args.json:
         emit_json({"supervisor_pid": proc.pid, "worker_pids": pids, "log": str(log)})
     else:
@@ -741,6 +792,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_dlq(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
     queue = open_queue(args, create=args.action != "list")
+    if getattr(args, "queue", None) is not None:
+        queue.queue_get(args.queue)  # an unknown queue is exit 3, not "the DLQ is empty"
     if args.action == "list":
         jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit,
                                                  queue=args.queue))
@@ -787,16 +840,21 @@ def cmd_config(args: argparse.Namespace) -> int:
         key = config.canonical(args.key)
         if args.action == "set":
             config.validate(key, args.value)  # bad input fails before the database is opened
-    queue = open_queue(args, create=args.action == "set")
+    try:
+        queue = open_queue(args, create=args.action == "set")
+    except NoDatabase as exc:
+        queue = None  # no database yet: every key has its default, which is the truth
+        say(f"queuectl: {exc}; until then every key has its default")
     if args.action in ("list", "show"):
-        values = queue.config_all()
+        values = queue.config_all() if queue else config.defaults()
         if args.json:
             emit_json(values)
         else:
             table([(k, v, config.KEYS[k].help) for k, v in values.items()],
                   ["KEY", "VALUE", "MEANING"])
         return 0
-    value = queue.config_set(key, args.value) if args.action == "set" else queue.config_get(key)
+    value = (queue.config_set(key, args.value) if args.action == "set"
+             else queue.config_get(key) if queue else config.KEYS[key].default)
     if args.json:
         emit_json({"key": key, "value": value})
     else:
@@ -913,7 +971,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
         cli_completion.complete(build_parser())  # completion walks every command
-    args = build_parser(command_in(argv)).parse_args(argv)
+    parser = build_parser(command_in(argv))
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}" + _dash_dash_hint(args))
     if args.command not in (None, "tui"):
         # Before any handler imports the engine: a command on a SQLite file never
         # needs the PostgreSQL driver, which Peewee imports (with ssl) if it can:
@@ -937,6 +998,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # database driver errors, disk full, ...
         return _unexpected(exc, args)
+
+
+def _dash_dash_hint(args: argparse.Namespace) -> str:
+    """For `enqueue ls -la` and `schedule add … ./backup.sh --full`: the
+    command's own options went to queuectl; `--` keeps them the command's."""
+    if args.command == "enqueue":
+        return " (a command's own options go after `--`: queuectl enqueue [options] -- ls -la)"
+    if args.command == "schedule" and getattr(args, "action", None) == "add":
+        return (" (a command's own options go after `--`: queuectl schedule add NAME --cron "
+                "EXPR [options] -- ./backup.sh --full)")
+    return ""
 
 
 def _unexpected(exc: Exception, args: argparse.Namespace) -> int:

@@ -282,3 +282,108 @@ def test_the_consoles_words_for_states_work_everywhere(tmp_path):
         assert cli_json(db, "requeue", "--all-state", "done")["requeued"] == ["ok"]
     finally:
         pool.close()
+
+
+# ------------------------------------------------------------------ item 18: small ones
+
+def test_a_commands_own_options_suggest_dash_dash(tmp_path):
+    db = tmp_path / "q.db"
+    for args in (["enqueue", "ls", "-la"],
+                 ["schedule", "add", "nightly", "--cron", "30 2 * * *", "./backup.sh", "--full"]):
+        result = run_cli(db, *args)
+        assert result.returncode == 2 and "after `--`" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    assert not db.exists()
+
+
+def test_a_detached_pool_that_fails_at_start_says_why_and_where_its_log_is(tmp_path):
+    import socket
+    db = tmp_path / "q.db"
+    result = run_cli(db, "worker", "start", "--detach", "--metrics-port", "9464",
+                     "--metrics-host", "256.1.1.1")
+    assert result.returncode != 0
+    assert "cannot serve metrics on 256.1.1.1:9464" in result.stderr, result.stderr
+    assert f"its log: {tmp_path / 'q.db.logs' / 'workers.log'}" in result.stderr
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = str(taken.getsockname()[1])
+        result = run_cli(db, "worker", "start", "--detach", "--metrics-port", port)
+        assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr, result.stderr
+    finally:
+        taken.close()
+
+
+def test_log_in_a_missing_folder_is_refused(tmp_path):
+    result = run_cli(tmp_path / "q.db", "worker", "start", "--detach",
+                     "--log", str(tmp_path / "nonexistent" / "dir" / "x.log"))
+    assert result.returncode == 2 and "no folder" in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_unique_for_without_a_key_and_a_boolean_exit_code_are_refused(tmp_path):
+    db = tmp_path / "q.db"
+    for args in (["enqueue", "true", "--unique-for", "1h"],
+                 ["enqueue", '{"command": "true", "unique_for": 60}'],
+                 ["enqueue", '{"command": "true", "no_retry_on": [1, "timeout", true]}']):
+        result = run_cli(db, *args)
+        assert result.returncode == 2, (args, result.stderr)
+    assert "unique_for goes with unique_key" in run_cli(db, "enqueue", "true", "--unique-for",
+                                                        "1h").stderr
+    assert not db.exists() or cli_json(db, "list") == []
+
+
+def test_enqueue_json_is_the_job_as_enqueued(tmp_path):
+    """Before, the job was read after the commit: a fast pool had already
+    claimed or finished it."""
+    db = tmp_path / "q.db"
+    pool = WorkerPool(db, 2)
+    try:
+        pool.wait_ready()
+        seen = []
+        for _ in range(40):
+            job = json.loads(run_cli(db, "enqueue", "true", "--json").stdout)
+            seen.append((job["state"], job["attempts"], job["runs"], job["worker_id"]))
+        assert set(seen) == {("pending", 0, 0, None)}, seen
+    finally:
+        pool.close()
+
+
+def test_dlq_retry_of_an_unknown_queue_is_not_found(tmp_path):
+    db = tmp_path / "q.db"
+    assert run_cli(db, "enqueue", "true").returncode == 0
+    result = run_cli(db, "dlq", "retry", "--all", "--queue", "mail")
+    assert result.returncode == 3 and "no queue named 'mail'" in result.stderr
+    assert run_cli(db, "dlq", "list", "--queue", "mail").returncode == 3
+    assert run_cli(db, "dlq", "retry", "--all", "--queue", "default").returncode == 0
+
+
+def test_compound_durations_everywhere(tmp_path):
+    db = tmp_path / "q.db"
+    job = json.loads(run_cli(db, "enqueue", "true", "--timeout", "1h30m", "--json").stdout)
+    assert job["timeout"] == 5400
+    assert run_cli(db, "queue", "retention", "default", "--completed", "2d12h").returncode == 0
+    assert run_cli(db, "config", "set", "retention-dead", "1d6h").returncode == 0
+    assert cli_json(db, "config", "get", "retention-dead")["value"] == 108000
+    bad = run_cli(db, "enqueue", "true", "--timeout", "30m1h")
+    assert bad.returncode == 2 and "largest first" in bad.stderr
+
+
+def test_every_enqueue_option_and_the_queue_hook_have_help(tmp_path):
+    text = run_cli(tmp_path / "q.db", "enqueue", "--help").stdout
+    for flag in ("--id ID ", "--max-retries N "):
+        line = next(line for line in text.splitlines() if line.strip().startswith(flag.strip()))
+        assert len(line.split(None, 2)) == 3, line  # the flag, its metavar, and help text
+    assert "finish hook" in run_cli(tmp_path / "q.db", "queue", "--help").stdout
+
+
+def test_worker_stop_and_config_on_a_database_that_does_not_exist_yet(tmp_path):
+    db = tmp_path / "none.db"
+    stop = run_cli(db, "worker", "stop", "--wait")
+    assert stop.returncode == 0 and "no pool runs" in stop.stdout, stop.stderr
+    assert cli_json(db, "worker", "stop")["asked"] == []
+    assert cli_json(db, "config", "show")["max-retries"] == 3
+    got = run_cli(db, "config", "get", "lease-seconds")
+    assert got.returncode == 0 and got.stdout == "10\n"
+    assert not db.exists() and not (tmp_path / "none.db.logs").exists()

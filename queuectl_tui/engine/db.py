@@ -22,7 +22,7 @@ from queuectl_tui.engine import location, models
 from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.engine.writer_lock import WriterLock
-from queuectl_tui.errors import DatabaseError
+from queuectl_tui.errors import DatabaseError, NoDatabase
 
 SCHEMA_VERSION = 6
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
@@ -183,7 +183,7 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
                     "cannot be written); queuectl needs to write both, even to read")
         return
     if not create:
-        raise DatabaseError(f"no database at {path}; {CREATE_HINT}")
+        raise NoDatabase(f"no database at {path}; {CREATE_HINT}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _create_in_wal_mode(path)
@@ -305,7 +305,7 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
                     f"{redact(opened.target)} is not a queuectl database (it holds other "
                     f"tables: {', '.join(sorted(tables)[:5])}); nothing was changed")
             if not tables and not create:
-                raise DatabaseError(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
+                raise NoDatabase(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
             if not tables:  # a new database: today's schema at once
                 db.create_tables(models.MODELS, safe=True)
                 opened.backend.create_extra_indexes()

@@ -278,14 +278,19 @@ class Queue:
     # ---------------------------------------------------------------- enqueue
 
     def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
-        """Add one job; returns its public shape (as `show --json` prints it)."""
-        [job_id] = self.enqueue_many([spec], default_cwd)
-        return self.job_dict(job_id)
+        """Add one job; returns its public shape as enqueued (as `show --json`
+        prints it), read in the enqueue's transaction: a worker may claim and
+        even finish it the moment that commits."""
+        written: list[dict[str, Any]] = []
+        self.enqueue_many([spec], default_cwd, written=written)
+        return written[0]
 
-    def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[str]:
+    def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None,
+                     written: list[dict[str, Any]] | None = None) -> list[str]:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
         already stored) refuses the lot. Jobs that name no directory run in
-        `default_cwd` (the CLI passes the one it was started in)."""
+        `default_cwd` (the CLI passes the one it was started in). `written`, for
+        a small batch, gets each job's shape as inserted."""
         staged = len(specs) > batches.SLICE_ROWS  # too big for one short transaction
         rows = self._rows(specs, default_cwd)
         now = self.clock.now()  # when it was enqueued here (a job object may bring older times)
@@ -314,6 +319,8 @@ class Queue:
                 self.backend.notify()
                 self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                          [(r[0], r[2], now, 0) for r in rows])
+                if written is not None:
+                    written.extend(self.job_dict(r[0]) for r in rows)
             ids = [r[0] for r in rows]
         lost = self.backend.lost_writes()
         if lost:
