@@ -92,12 +92,11 @@ def test_closing_the_terminal_of_a_foreground_pool_finishes_its_job(tmp_path):
         pool.kill()
 
 
-def test_a_job_whose_pool_died_says_so_in_status_and_show(tmp_path):
+def test_a_job_whose_pool_died_says_so_in_status_and_show(db, pools):
     """Item 13: a job left `processing` by a pool killed outright says its worker
     is gone and when it will be rescued."""
-    db = tmp_path / "q.db"
     job = enqueue(db, "sleep 30")
-    pool = WorkerPool(db)
+    pool = pools(1)
     try:
         wait_for(lambda: state(db, job) == "processing", message="the job to start")
         pool.kill_group()
@@ -121,14 +120,14 @@ def stop_from(db, host: str, *args: str) -> subprocess.CompletedProcess:
                           env=cli_env(db, QUEUECTL_HOSTNAME=host))
 
 
-def test_worker_stop_stops_this_hosts_pools_unless_told_otherwise(tmp_path):
+def test_worker_stop_stops_this_hosts_pools_unless_told_otherwise(db, pools):
     """Item 14: `worker stop` typed on one host stopped every pool on every
     host. Now: this host's by default, `--host H`, `--pool PID`, `--all`; and
     a pool stopped that way exits 0 (a unit's Restart=on-failure leaves it down)."""
-    db = tmp_path / "q.db"
-    alpha = WorkerPool(db, 1, QUEUECTL_HOSTNAME="alpha")
-    beta = WorkerPool(db, 1, QUEUECTL_HOSTNAME="beta")
-    beta2 = WorkerPool(db, 1, QUEUECTL_HOSTNAME="beta")
+    assert run_cli(db, "config", "set", "max-retries", "3").returncode == 0  # the schema
+    alpha = pools(1, QUEUECTL_HOSTNAME="alpha")
+    beta = pools(1, QUEUECTL_HOSTNAME="beta")
+    beta2 = pools(1, QUEUECTL_HOSTNAME="beta")
     try:
         for pool in (alpha, beta, beta2):
             pool.wait_ready()
