@@ -315,10 +315,13 @@ def test_a_detached_pool_that_fails_at_start_says_why_and_where_its_log_is(tmp_p
 
 
 def test_log_in_a_missing_folder_is_refused(tmp_path):
-    result = run_cli(tmp_path / "q.db", "worker", "start", "--detach",
-                     "--log", str(tmp_path / "nonexistent" / "dir" / "x.log"))
-    assert result.returncode == 2 and "no folder" in result.stderr
-    assert not (tmp_path / "nonexistent").exists()
+    try:
+        result = run_cli(tmp_path / "q.db", "worker", "start", "--detach",
+                         "--log", str(tmp_path / "nonexistent" / "dir" / "x.log"))
+        assert result.returncode == 2 and "no folder" in result.stderr
+        assert not (tmp_path / "nonexistent").exists()
+    finally:  # a pool the old code started
+        run_cli(tmp_path / "q.db", "worker", "stop", "--wait")
 
 
 def test_unique_for_without_a_key_and_a_boolean_exit_code_are_refused(tmp_path):
