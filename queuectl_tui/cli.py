@@ -706,6 +706,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     start, end = attempt_span(queue, job.id, args.attempt) if args.attempt else (0, None)
     offset = start
+    said, next_look = False, 0.0  # whether a pool runs, as `wait` looks
     while True:
         chunk = queue.read_log(job, offset)
         if end is not None:
@@ -722,6 +723,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
             out.write(rest)
             out.flush()
             return EXIT_OK if done.state == "completed" else EXIT_JOB_FAILED
+        if not said and time.monotonic() >= next_look:
+            said, next_look = say_if_no_worker(queue), time.monotonic() + WORKER_LOOK_S
         time.sleep(0.2)
     if offset == start and not args.follow:
         say(f"job {job.id} has no output " + (f"for run {args.attempt}" if args.attempt else "yet"))

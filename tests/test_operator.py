@@ -169,6 +169,16 @@ def test_enqueue_and_wait_say_when_no_worker_runs(tmp_path):
     assert json.loads(result.stdout)["id"] == "b" and NO_WORKER in result.stderr
     result = run_cli(db, "wait", "a", "--timeout", "1s")
     assert result.returncode == 7 and result.stderr.count(NO_WORKER) == 1, result.stderr
+    follow = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "logs", "a", "--follow"],
+                              env=cli_env(db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        ready, _, _ = select.select([follow.stderr], [], [], 20)
+        assert ready and NO_WORKER in follow.stderr.readline()  # then it keeps following
+    finally:
+        follow.kill()
+        follow.wait(10)
+        follow.stderr.close()
     pool = WorkerPool(db)
     try:
         pool.wait_ready()
