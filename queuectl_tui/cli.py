@@ -19,7 +19,7 @@ from queuectl_tui import (__version__, cli_completion, cli_metrics, cli_queues,
 from queuectl_tui.cli_output import clip, emit_json, emit_json_array, emit_json_lines, say, table
 from queuectl_tui.safe_text import printable
 from queuectl_tui.errors import (EXIT_JOB_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE,
-                                 QueuectlError, UsageError)
+                                 NoDatabase, QueuectlError, UsageError)
 
 def duration(text: str) -> float:
     """argparse's face of the engine's duration parser: '90', '10s', '5m', '2h', '1d'."""
@@ -31,6 +31,7 @@ def duration(text: str) -> float:
 
 
 MAX_LIMIT = 1_000_000_000
+WORKER_LOOK_S = 5.0  # how often `wait` looks whether any worker is alive
 
 
 def whole_number(text: str) -> int:
@@ -155,8 +156,10 @@ def build_parser(only: str | None = None) -> Parser:
                        "`enqueue [options] -- ARGS…` runs ARGS as typed", as_json)
     p.add_argument("spec", nargs="*", metavar="COMMAND|JSON")
     p.add_argument("--file", metavar="PATH", help="JSON Lines, one job per line ('-' = stdin)")
-    p.add_argument("--id")
-    p.add_argument("--max-retries", type=whole_number, metavar="N")
+    p.add_argument("--id", help="the job's id (1-128 of A-Z a-z 0-9 . _ : @ + -; default: a "
+                                "generated one); a duplicate id exits 4")
+    p.add_argument("--max-retries", type=whole_number, metavar="N",
+                   help="retries after the first run (default: the config's max-retries, 3)")
     p.add_argument("--priority", type=whole_number, metavar="N",
                    help="higher runs first (default 0)")
     p.add_argument("--run-at", metavar="TIME", help="ISO 8601 time, e.g. 2026-01-31T09:00:00Z")
@@ -201,8 +204,14 @@ def build_parser(only: str | None = None) -> Parser:
                    help="serve only these queues, earlier names first (default: every "
                         "queue, in one order by priority and due time)")
     cli_metrics.add_worker_options(w)
-    w = wsub.add_parser("stop", help="ask every worker to finish its job and exit",
-                        parents=[common, as_json])
+    w = wsub.add_parser("stop", help="ask the pools of this host (or --host, --pool, --all) "
+                        "to finish their jobs and exit", parents=[common, as_json])
+    w.add_argument("--host", metavar="HOST",
+                   help="the pools of this host (default: this one, $QUEUECTL_HOSTNAME or "
+                        "the host name)")
+    w.add_argument("--pool", type=positive_int, metavar="PID",
+                   help="only the pool whose supervisor has this pid (on this host or --host)")
+    w.add_argument("--all", action="store_true", help="every pool on every host")
     w.add_argument("--now", action="store_true",
                    help="do not finish running jobs: SIGTERM them, SIGKILL after --grace, "
                         "and put them back in the queue (attempt not counted)")
@@ -309,6 +318,19 @@ def open_queue(args: argparse.Namespace, *, create: bool = True):
     return Queue(open_database(getattr(args, "db", None), create=create))
 
 
+NO_WORKER = ("queuectl: no worker is running on this database: start one with "
+             "`queuectl worker start` (or `worker start --detach`)")
+
+
+def say_if_no_worker(queue) -> bool:
+    """Say on stderr (never in --json's stdout) that nothing will run the jobs
+    until a pool starts; returns whether it was said."""
+    if queue.any_worker_alive():
+        return False
+    say(NO_WORKER)
+    return True
+
+
 # ---------------------------------------------------------------------------- commands
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -364,12 +386,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             emit_json(job)
         else:
             print(f"enqueued {job['id']}")
+        say_if_no_worker(queue)
         return 0
     ids = queue.enqueue_many(specs, default_cwd=here)
     if args.json:
         emit_json({"enqueued": len(ids), "ids": ids})
     else:
         print(f"enqueued {len(ids)} jobs")
+    say_if_no_worker(queue)
     return 0
 
 
@@ -421,7 +445,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         serving = parse_names(args.queues)
     if args.action == "start":
         cli_metrics.check_worker_options(args)
-    queue = open_queue(args, create=args.action == "start")
+        check_log_option(args)
+    try:
+        queue = open_queue(args, create=args.action == "start")
+    except NoDatabase:
+        if args.action != "stop":
+            raise
+        return no_pool_runs(args)  # nothing to stop; a cleanup script under `set -e` goes on
     if args.action == "start" and args.detach:
         return worker_start_detached(queue, args, serving)
     if args.action == "start":
@@ -443,19 +473,65 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_log_option(args: argparse.Namespace) -> None:
+    """`--log FILE` goes in a folder that exists: a typo must not make folders."""
+    if args.log is None:
+        return
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(args.log)))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--log {args.log}: no folder {folder}; create it first")
+
+
+def _pool_said(log, start: int) -> str | None:
+    """Why a detached pool stopped at start: its last error line in its log
+    (a port in use, a bad --metrics-host, a database it cannot open)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(start)
+            lines = fh.read()[-8192:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    lines = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    text = (errors or lines or [None])[-1]
+    return None if text is None else printable(text.removeprefix("queuectl: error: "))[:300]
+
+
+def no_pool_runs(args: argparse.Namespace) -> int:
+    """`worker stop` where no database exists yet: no pool can run, so there
+    is nothing to stop (exit 0), and nothing is created."""
+    from queuectl_tui.engine.location import redact, resolve_target
+    if args.json:
+        emit_json({"asked": [], "still_running": [] if args.wait else None, "host": None,
+                   "pool": args.pool, "others_running": 0})
+    else:
+        print(f"no pool runs on {redact(resolve_target(getattr(args, 'db', None)))} "
+              "(no database yet): nothing to stop")
+    return 0
+
+
 def worker_start_detached(queue, args: argparse.Namespace,
                           serving: list[str] | None = None) -> int:
     from pathlib import Path
 
     from queuectl_tui.workers.supervisor import log_options, spawn_detached, wait_until_ready
     log = Path(args.log).expanduser().absolute() if args.log else queue.opened.pool_log
+    if not args.log:
+        from queuectl_tui.engine.logs import make_private_dir
+        make_private_dir(log.parent)
+    start = log.stat().st_size if log.exists() else 0  # this pool's lines come after
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
                               log_options(args.log_format == "json", args.quiet, serving)
                               + cli_metrics.worker_options(args))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
-    pids = wait_until_ready(queue, proc, args.count)
+    try:
+        pids = wait_until_ready(queue, proc, args.count)
+    except QueuectlError as exc:
+        reason = _pool_said(log, start)
+        raise QueuectlError(f"{exc}" + (f": {reason}" if reason else "")
+                            + f" (its log: {log})") from None
     if args.json:
         emit_json({"supervisor_pid": proc.pid, "worker_pids": pids, "log": str(log)})
     else:
@@ -466,7 +542,17 @@ def worker_start_detached(queue, args: argparse.Namespace,
 
 
 def worker_stop(queue, args: argparse.Namespace) -> int:
-    ids = queue.stop_workers(now_grace=args.grace if args.now else None)
+    """Stop the pools of this host by default: on a shared PostgreSQL database,
+    `worker stop` typed on one host must not stop every other host's pools
+    (`--all` does, on purpose). A pool stopped this way exits 0, so a service
+    unit's `Restart=on-failure` leaves it stopped, as asked."""
+    if args.all and (args.host is not None or args.pool is not None):
+        raise UsageError("--all stops every pool on every host: give it without --host "
+                         "and --pool")
+    host = None if args.all else (args.host or queue.host)
+    ids = queue.stop_workers(now_grace=args.grace if args.now else None, host=host,
+                             pool=args.pool)
+    others = [w for w in queue.live_workers() if w["id"] not in ids]
     remaining = ids
     if args.wait and ids:
         deadline = time.monotonic() + args.timeout
@@ -474,17 +560,26 @@ def worker_stop(queue, args: argparse.Namespace) -> int:
             time.sleep(0.1)
             live = {w["id"] for w in queue.live_workers()}
             remaining = [i for i in ids if i in live]
+    where = ("" if host is None else f" on host {host}"
+             + ("" if args.pool is None else f" in pool {args.pool}"))
     if args.json:
-        emit_json({"asked": ids, "still_running": remaining if args.wait else None})
-    elif not ids:
-        print("no live workers")
+        emit_json({"asked": ids, "still_running": remaining if args.wait else None,
+                   "host": host, "pool": args.pool, "others_running": len(others)})
+        return 1 if args.wait and remaining else 0
+    if others:
+        hosts = sorted({w["host"] for w in others})
+        say(f"{len(others)} other worker(s) keep running (host {', '.join(hosts)}); "
+            "`queuectl worker stop --all` stops every pool on every host")
+    if not ids:
+        print(f"no live workers{where}")
     elif args.wait and remaining:
         print(f"asked {len(ids)} worker(s) to stop; {len(remaining)} still running after "
               f"{args.timeout:g} s")
     else:
         how = (f"now (running jobs get SIGTERM, SIGKILL after {args.grace:g} s, and go back "
                "to the queue)" if args.now else "after their current job")
-        print(f"asked {len(ids)} worker(s) to stop {how}" + ("; all stopped" if args.wait else ""))
+        print(f"asked {len(ids)} worker(s){where} to stop {how}"
+              + ("; all stopped" if args.wait else ""))
     return 1 if args.wait and remaining else 0
 
 
@@ -502,11 +597,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                  else queue.queue_list(recent=False, counts=counts))
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     active = sum(w["state"] in ("idle", "busy", "stopping") for w in workers)
+    stranded = queue.stranded() if counts.get("processing") else []
+    if args.queue is not None:
+        stranded = [s for s in stranded if s["id"] in
+                    {j.id for j in queue.jobs(state="processing", queue=args.queue)}]
     if args.json:
         from queuectl_tui.engine.db import redact
         emit_json({"counts": counts, "total": sum(counts.values()), "active_workers": active,
                    "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
-                   "queues": per_queue, "database": redact(queue.opened.target)})
+                   "queues": per_queue, "stranded": stranded,
+                   "database": redact(queue.opened.target)})
         return 0
     print(("" if args.queue is None else f"queue {args.queue}: ")
           + "  ".join(f"{state} {n}" for state, n in counts.items())
@@ -524,12 +624,23 @@ def cmd_status(args: argparse.Namespace) -> int:
            f"{active} worker{'s' if active != 1 else ''} active")
           + (f", {gone} gone recently" if gone else "")
           + ("" if active else "; start some with: queuectl worker start --count 2"))
+    if stranded:
+        print(stranded_line(stranded))
     if workers:
         print_workers(workers)
     hidden = queue.hidden_gone_workers()
     if hidden:
         print(f"({hidden} worker(s) gone longer ago are not shown: queuectl worker list --all)")
     return 0
+
+
+def stranded_line(stranded: list[dict]) -> str:
+    """One line for jobs left `processing` by a worker that is gone."""
+    n = len(stranded)
+    ids = ", ".join(s["id"] for s in stranded[:5]) + (", …" if n > 5 else "")
+    when = stranded[0]["note"].partition(": ")[2]
+    return (f"{n} job{'s' if n != 1 else ''} processing with {'its' if n == 1 else 'their'} "
+            f"worker gone ({printable(ids)}): {when}")
 
 
 JOB_HEADERS = ["ID", "STATE", "QUEUE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
@@ -561,15 +672,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     job = job_dict(queue.get(args.job_id), with_output=True)  # with the output tails
     job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
+    gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
+    job["worker_gone"] = bool(gone)
     if args.json:
         emit_json(job)
         return 0
     for key, value in job.items():
         if key == "after":
             value = ", ".join(f"{d['id']} ({d['state'] or 'gone'})" for d in value) or None
-        if key not in ("stdout_tail", "stderr_tail", "attempts_log"):
+        if key not in ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone"):
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")
+    if gone:
+        print(f"{'note:':<13} {gone[0]['note']}")
     for key in ("stdout_tail", "stderr_tail"):
         if job[key]:
             print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")
@@ -591,6 +706,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     start, end = attempt_span(queue, job.id, args.attempt) if args.attempt else (0, None)
     offset = start
+    said, next_look = False, 0.0  # whether a pool runs, as `wait` looks
     while True:
         chunk = queue.read_log(job, offset)
         if end is not None:
@@ -607,6 +723,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
             out.write(rest)
             out.flush()
             return EXIT_OK if done.state == "completed" else EXIT_JOB_FAILED
+        if not said and time.monotonic() >= next_look:
+            said, next_look = say_if_no_worker(queue), time.monotonic() + WORKER_LOOK_S
         time.sleep(0.2)
     if offset == start and not args.follow:
         say(f"job {job.id} has no output " + (f"for run {args.attempt}" if args.attempt else "yet"))
@@ -633,6 +751,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
         queue.get(job_id)  # an unknown id is an error now, not a wait for ever
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     done: dict = {}
+    said, next_look = False, 0.0  # whether a pool runs: looked at every few seconds
     while True:
         for job_id, job in queue.finished([i for i in ids if i not in done]).items():
             done[job_id] = job
@@ -642,6 +761,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
                       flush=True)
         if len(done) == len(ids) or (deadline is not None and time.monotonic() >= deadline):
             break
+        if not said and time.monotonic() >= next_look:
+            said, next_look = say_if_no_worker(queue), time.monotonic() + WORKER_LOOK_S
         time.sleep(0.25)
     waiting = [i for i in ids if i not in done]
     if args.json:
@@ -674,6 +795,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_dlq(args: argparse.Namespace) -> int:
     from queuectl_tui.engine.queue import job_dict
     queue = open_queue(args, create=args.action != "list")
+    if getattr(args, "queue", None) is not None:
+        queue.queue_get(args.queue)  # an unknown queue is exit 3, not "the DLQ is empty"
     if args.action == "list":
         jobs = (job_dict(j) for j in queue.jobs(state="dead", limit=args.limit,
                                                  queue=args.queue))
@@ -720,16 +843,21 @@ def cmd_config(args: argparse.Namespace) -> int:
         key = config.canonical(args.key)
         if args.action == "set":
             config.validate(key, args.value)  # bad input fails before the database is opened
-    queue = open_queue(args, create=args.action == "set")
+    try:
+        queue = open_queue(args, create=args.action == "set")
+    except NoDatabase as exc:
+        queue = None  # no database yet: every key has its default, which is the truth
+        say(f"queuectl: {exc}; until then every key has its default")
     if args.action in ("list", "show"):
-        values = queue.config_all()
+        values = queue.config_all() if queue else config.defaults()
         if args.json:
             emit_json(values)
         else:
             table([(k, v, config.KEYS[k].help) for k, v in values.items()],
                   ["KEY", "VALUE", "MEANING"])
         return 0
-    value = queue.config_set(key, args.value) if args.action == "set" else queue.config_get(key)
+    value = (queue.config_set(key, args.value) if args.action == "set"
+             else queue.config_get(key) if queue else config.KEYS[key].default)
     if args.json:
         emit_json({"key": key, "value": value})
     else:
@@ -796,7 +924,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return Supervisor(queue, queue.opened.target, args.workers).run()
 
 
+def has_terminal() -> bool:
+    """Whether the console can draw and read keys: stdin and stdout both a tty."""
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):  # closed or replaced streams
+        return False
+
+
+def cmd_no_terminal(args: argparse.Namespace) -> int:
+    """`queuectl` alone without a terminal (cron, `ssh host queuectl` without
+    -t, a pipe): a full-screen console would hang there, so print `status`
+    (or, with no database yet, the help) and exit 0."""
+    say("queuectl: no terminal for the console; here is `queuectl status` "
+        "(`ssh -t` gives the console a terminal)")
+    try:
+        return cmd_status(argparse.Namespace(**vars(args), queue=None, json=False))
+    except QueuectlError as exc:
+        say(f"queuectl: {exc}")
+        build_parser().print_help()
+        return EXIT_OK
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
+    if not has_terminal():
+        raise UsageError("the console needs a terminal (stdin and stdout); for a report "
+                         "without one: queuectl status")
     try:
         from queuectl_tui.console.app import run_console
     except ImportError as exc:
@@ -822,7 +975,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
         cli_completion.complete(build_parser())  # completion walks every command
-    args = build_parser(command_in(argv)).parse_args(argv)
+    parser = build_parser(command_in(argv))
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}" + _dash_dash_hint(args))
     if args.command not in (None, "tui"):
         # Before any handler imports the engine: a command on a SQLite file never
         # needs the PostgreSQL driver, which Peewee imports (with ssl) if it can:
@@ -830,6 +986,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
         skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     handler = COMMANDS.get(args.command or "tui")
+    if args.command is None and not has_terminal():
+        handler = cmd_no_terminal
     try:
         return handler(args)
     except QueuectlError as exc:
@@ -844,6 +1002,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # database driver errors, disk full, ...
         return _unexpected(exc, args)
+
+
+def _dash_dash_hint(args: argparse.Namespace) -> str:
+    """For `enqueue ls -la` and `schedule add … ./backup.sh --full`: the
+    command's own options went to queuectl; `--` keeps them the command's."""
+    if args.command == "enqueue":
+        return " (a command's own options go after `--`: queuectl enqueue [options] -- ls -la)"
+    if args.command == "schedule" and getattr(args, "action", None) == "add":
+        return (" (a command's own options go after `--`: queuectl schedule add NAME --cron "
+                "EXPR [options] -- ./backup.sh --full)")
+    return ""
 
 
 def _unexpected(exc: Exception, args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 from queuectl_tui.errors import QueuectlError
 
 SHELLS = ("bash", "zsh", "fish")
+BASH_SPECIAL_PREFIXES = "@$"  # word breaks that bash keeps in the word it replaces
 PROG = "queuectl"
 
 # Which jobs a command's ID arguments accept, by command path; others: any job.
@@ -58,8 +59,30 @@ def complete(parser: argparse.ArgumentParser) -> None:
     except QueuectlError:
         os._exit(1)  # the shell then falls back to its own completion
     attach(parser)
-    argcomplete.autocomplete(parser, always_complete_options=False,
-                             default_completer=argcomplete.completers.FilesCompleter())
+    finder = _finder_class(argcomplete)()
+    finder(parser, always_complete_options=False,
+           default_completer=argcomplete.completers.FilesCompleter())
+
+
+def _finder_class(argcomplete: Any) -> type:
+    """argcomplete's finder, keeping the `@` of a word for bash.
+
+    Bash replaces the part of a word after its last COMP_WORDBREAKS character,
+    except that `@` (and `$`) are readline "special prefixes": the part replaced
+    starts at the `@` itself. argcomplete cuts answers after the `@`, so
+    `tick@2026…` came back as `tick2026…` (a schedule's job ids hold an `@`)."""
+
+    class Finder(argcomplete.CompletionFinder):  # type: ignore[misc, name-defined]
+        def quote_completions(self, completions: list[str], cword_prequote: str,
+                              last_wordbreak_pos: int | None) -> list[str]:
+            if (last_wordbreak_pos is not None and cword_prequote == ""
+                    and os.environ.get("_ARGCOMPLETE_SHELL") == "bash"
+                    and completions and len(completions[0]) > last_wordbreak_pos
+                    and completions[0][last_wordbreak_pos] in BASH_SPECIAL_PREFIXES):
+                last_wordbreak_pos -= 1
+            return super().quote_completions(completions, cword_prequote, last_wordbreak_pos)
+
+    return Finder
 
 
 def _argcomplete() -> Any:

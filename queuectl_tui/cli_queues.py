@@ -19,7 +19,7 @@ KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--canc
 def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser,
                 as_json: argparse.ArgumentParser, duration: Callable[[str], float],
                 parser_class: type) -> None:
-    p = add("queue", "named queues: list them, pause, resume, limit, retention")
+    p = add("queue", "named queues: list them, pause, resume, limit, retention, finish hook")
     qsub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
                             parser_class=parser_class)
     qsub.add_parser("list", help="every queue with its counts, limit and state",

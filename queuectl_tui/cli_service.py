@@ -204,11 +204,10 @@ def _human(seconds: float) -> str:
 
 
 def _password(target: str) -> bool:
-    from queuectl_tui.engine.location import is_postgres_url
-    if not is_postgres_url(target):
-        return False
-    from urllib.parse import urlparse
-    return bool(urlparse(target).password)
+    """Whether the URL carries a secret in any form (user:pass@, password=,
+    sslpassword=): then it goes into the EnvironmentFile, not the unit."""
+    from queuectl_tui.engine.location import secrets_of
+    return bool(secrets_of(target))
 
 
 def _escape_specifiers(text: str) -> str:

@@ -36,3 +36,8 @@ class Conflict(QueuectlError):
 
 class DatabaseError(QueuectlError):
     exit_code = EXIT_DATABASE
+
+
+class NoDatabase(DatabaseError):
+    """A command that only reads met a database that does not exist yet: some
+    (`worker stop`, `config get`) have a true answer without one."""

@@ -191,3 +191,21 @@ def test_commands_that_are_not_completing_never_load_argcomplete(db_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "False 0"
+
+
+def test_bash_keeps_the_at_of_a_schedules_job_ids(db_path):
+    """Issue 25: `tick@2026…` came back as `tick2026…` in bash. Bash replaces a
+    word from its `@` on (a readline special prefix), so the answer must keep
+    it; argcomplete cut after it."""
+    db = str(db_path)
+    for job_id in ("tick@20261207T1434", "tick@20261207T1435"):
+        assert run_cli(db, "enqueue", "--id", job_id, "--delay", "1h", "true").returncode == 0
+    out = db_path.parent / "completions.out"
+    line = "queuectl show tick@20261207T143"
+    env = {**cli_env(db), "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_IFS": "\n", "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+           "_ARGCOMPLETE_SHELL": "bash", "_ARGCOMPLETE_COMP_WORDBREAKS": " \t\n\"'@><=;|&(:"}
+    result = subprocess.run([sys.executable, "-m", "queuectl_tui"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(out.read_text().split()) == ["@20261207T1434", "@20261207T1435"]

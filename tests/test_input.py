@@ -97,11 +97,16 @@ def test_a_stored_out_of_range_time_does_not_break_listings(db_path):
 def test_read_commands_refuse_a_missing_database_and_create_nothing(tmp_path):
     missing = tmp_path / "typo.db"
     for args in (["status"], ["list"], ["show", "x"], ["logs", "x"], ["history"],
-                 ["wait", "x"], ["dlq", "list"], ["config", "get"], ["config", "show"],
-                 ["config", "list"], ["worker", "list"]):
+                 ["wait", "x"], ["dlq", "list"], ["worker", "list"]):
         result = run_cli(missing, *args)
         assert result.returncode == 5 and "no database at" in result.stderr, (args, result)
         assert "creates it" in result.stderr
+        assert not missing.exists(), f"{args} created the database"
+    for args in (["config", "get"], ["config", "show"], ["config", "list"]):
+        # issue 25: the defaults, said to be that on stderr, instead of exit 5
+        result = run_cli(missing, *args)
+        assert result.returncode == 0 and "max-retries" in result.stdout, (args, result)
+        assert "no database at" in result.stderr and "default" in result.stderr
         assert not missing.exists(), f"{args} created the database"
     assert run_cli(missing, "enqueue", "true").returncode == 0  # a write may create it
 

@@ -145,12 +145,20 @@ def test_a_command_runs_exactly_as_stored(run_queue, text):
     assert done.stdout_tail == text
 
 
-@pytest.mark.parametrize("state", ["'; DROP TABLE job; --", "pending' OR '1'='1", "PENDING", ""])
+@pytest.mark.parametrize("state", ["'; DROP TABLE job; --", "pending' OR '1'='1", "pending;",
+                                   ""])
 def test_hostile_state_filters_are_refused(fq, state):
     before = fingerprint()
     with pytest.raises(QueuectlError):
         list(fq.jobs(state=state))
     assert fq.db.table_exists("job") and fingerprint() == before
+
+
+def test_state_words_are_read_as_the_console_reads_them(fq):
+    """Issue 25: a state's case and the console's words (`Running`) name the state."""
+    assert list(fq.jobs(state="PENDING")) == list(fq.jobs(state="pending"))
+    assert list(fq.jobs(state=["Running", "done"])) == list(fq.jobs(state=["processing",
+                                                                           "completed"]))
 
 
 def _reference(text: str):

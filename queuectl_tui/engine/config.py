@@ -158,9 +158,14 @@ def get(key: str) -> Any:
     return KEYS[name].default if row is None else json.loads(row.value)
 
 
+def defaults() -> dict[str, Any]:
+    """Every key's default: what a database that does not exist yet would say."""
+    return {name: key.default for name, key in KEYS.items()}
+
+
 def get_all() -> dict[str, Any]:
     stored = {row.key: json.loads(row.value) for row in Setting.select()}
-    return {name: stored.get(name, key.default) for name, key in KEYS.items()}
+    return {name: stored.get(name, default) for name, default in defaults().items()}
 
 
 def set_value(key: str, raw: Any) -> Any:

@@ -14,15 +14,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee as pw
 
-from queuectl_tui.engine import models
+from queuectl_tui.engine import location, models
 from queuectl_tui.engine.backends import Backend, backend_for
 from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_target
 from queuectl_tui.engine.writer_lock import WriterLock
-from queuectl_tui.errors import DatabaseError
+from queuectl_tui.errors import DatabaseError, NoDatabase
 
 SCHEMA_VERSION = 6
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
@@ -98,12 +98,12 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
             waited_out = time.monotonic() - started >= BUSY_TIMEOUT_S / 2
             if delay is None or waited_out or not _is_busy(exc):
                 opened.close()
-                raise DatabaseError(describe_db_error(exc, redact(target))) from None
+                raise DatabaseError(describe_db_error(exc, target)) from None
             opened.close()
             time.sleep(delay)
         except pw.DatabaseError as exc:
             opened.close()
-            raise DatabaseError(describe_db_error(exc, redact(target))) from None
+            raise DatabaseError(describe_db_error(exc, target)) from None
     return opened
 
 
@@ -183,7 +183,7 @@ def _check_or_create_sqlite_file(path: Path, *, create: bool) -> None:
                     "cannot be written); queuectl needs to write both, even to read")
         return
     if not create:
-        raise DatabaseError(f"no database at {path}; {CREATE_HINT}")
+        raise NoDatabase(f"no database at {path}; {CREATE_HINT}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _create_in_wal_mode(path)
@@ -273,12 +273,14 @@ def _check_header(path: Path) -> None:
 
 def _open_postgres(url: str) -> tuple[pw.Database, Path]:
     parsed = urlparse(url)
+    # The query's libpq parameters (sslmode, password, connect_timeout, ...) go
+    # to the driver as they are, after the URL's own parts.
+    options = {key: value for key, value in parse_qsl(parsed.query)}
     db = pw.PostgresqlDatabase(
         unquote(parsed.path.lstrip("/")) or "postgres",
-        user=unquote(parsed.username) if parsed.username else None,
-        password=unquote(parsed.password) if parsed.password else None,
-        host=parsed.hostname or None,
-        port=parsed.port or None,
+        **{"user": unquote(parsed.username) if parsed.username else None,
+           "password": unquote(parsed.password) if parsed.password else None,
+           "host": parsed.hostname or None, "port": parsed.port or None, **options},
     )
     name = (parsed.hostname or "local") + "-" + (parsed.path.lstrip("/") or "postgres")
     return db, default_path().parent / "pg-logs" / name
@@ -303,7 +305,7 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
                     f"{redact(opened.target)} is not a queuectl database (it holds other "
                     f"tables: {', '.join(sorted(tables)[:5])}); nothing was changed")
             if not tables and not create:
-                raise DatabaseError(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
+                raise NoDatabase(f"{redact(opened.target)} has no queue yet; {CREATE_HINT}")
             if not tables:  # a new database: today's schema at once
                 db.create_tables(models.MODELS, safe=True)
                 opened.backend.create_extra_indexes()
@@ -425,12 +427,12 @@ MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _mi
 
 def describe_db_error(exc: Exception, target: str) -> str:
     """Turn a driver error into one line a person can act on."""
-    target = redact(target)
+    raw, target = target, redact(target)
     # On SQLITE_FULL/IOERR SQLite rolls back by itself; peewee's own rollback then
     # fails with "no transaction is active", hiding the cause: report the cause.
     while "no transaction is active" in str(exc) and exc.__context__ is not None:
         exc = exc.__context__
-    text = str(exc).strip() or exc.__class__.__name__
+    text = location.scrub(str(exc).strip(), raw) or exc.__class__.__name__
     low = text.lower()
     if "locked" in low or "busy" in low:
         return (f"database {target} is locked by another process "
@@ -450,14 +452,8 @@ def describe_db_error(exc: Exception, target: str) -> str:
 
 
 def redact(target: str) -> str:
-    """A URL fit to print: the password replaced by ***."""
-    if not is_postgres_url(target):
-        return target
-    parsed = urlparse(target)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return target
+    """A URL fit to print: every secret replaced by *** (location.redact)."""
+    return location.redact(target)
 
 
 def _is_busy(exc: BaseException) -> bool:

@@ -8,17 +8,31 @@ import re
 from queuectl_tui.errors import UsageError
 
 DURATION = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*$")
+# Compound: '1h30m', '2d 12h', '1m30.5s': each part with its unit, largest first.
+PART = r"(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)"
+COMPOUND = re.compile(rf"^\s*(?:{PART}\s*){{2,5}}$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 MAX_DURATION_S = 100 * 365 * 86400.0  # a century: anything longer is a typo
 
 
 def parse_duration(text: str) -> float:
-    """'90', '1.5', '10s', '5m', '2h', '1d' -> seconds; a UsageError otherwise."""
+    """'90', '1.5', '10s', '5m', '2h', '1d', '1h30m' -> seconds; a UsageError otherwise."""
     match = DURATION.match(text) if text.isascii() else None
-    if not match:
-        raise UsageError(f"invalid duration {text!r}: use seconds or a number with "
-                         "ms, s, m, h or d (e.g. 30, 10s, 5m, 2h)")
-    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    if match:
+        seconds = float(match.group(1)) * UNITS[match.group(2)]
+    else:
+        seconds = _compound(text)
     if seconds > MAX_DURATION_S:
         raise UsageError(f"duration {text!r} is too long (at most 100 years)")
     return seconds
+
+
+def _compound(text: str) -> float:
+    """'1h30m' and the like: parts with units, each unit once, largest first."""
+    parts = re.findall(PART, text) if text.isascii() and COMPOUND.match(text) else []
+    order = [list(UNITS).index(unit) for _, unit in parts]
+    if not parts or order != sorted(order, reverse=True) or len(set(order)) != len(order):
+        raise UsageError(f"invalid duration {text!r}: use seconds or a number with "
+                         "ms, s, m, h or d, or several largest first (e.g. 30, 10s, 5m, "
+                         "2h, 1h30m)")
+    return sum(float(number) * UNITS[unit] for number, unit in parts)

@@ -164,7 +164,10 @@ def check_no_retry_on(value: Any) -> str:
                          f"{json.dumps(value)[:60]}")
     found: list[str] = []
     for item in items:
-        word = str(item).strip().lower() if not isinstance(item, bool) else ""
+        if isinstance(item, bool):  # JSON true is not exit code 1
+            raise UsageError(f"no_retry_on: {json.dumps(item)} is not an exit code (0-255) "
+                             "or 'timeout'")
+        word = str(item).strip().lower()
         if word in NO_RETRY_WORDS or (word.isascii() and word.isdigit() and int(word) <= 255):
             found.append(str(int(word)) if word.isdigit() else word)
         elif word:
@@ -235,6 +238,9 @@ def from_mapping(data: Any) -> JobSpec:
         raise UsageError("missing field 'command'")
     if data.get("run_at") is not None and data.get("delay") is not None:
         raise UsageError("give run_at or delay, not both")
+    if data.get("unique_for") is not None and data.get("unique_key") is None:
+        raise UsageError("unique_for goes with unique_key (--unique-for with --unique-key): "
+                         "without a key there is nothing to keep unique")
     return JobSpec(
         command=check_command(data["command"]),
         id=None if data.get("id") is None else check_id(data["id"]),

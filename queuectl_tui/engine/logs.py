@@ -19,8 +19,31 @@ def log_path(log_dir: Path, seq: int) -> Path:
 
 def open_for_append(log_dir: Path, seq: int) -> int:
     """A raw fd for appending, created owner-only (as is the folder)."""
-    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(log_path(log_dir, seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(log_path(log_dir, seq), flags, 0o600)
+    except FileNotFoundError:  # the folder's first log
+        make_private_dir(log_dir)
+        return os.open(log_path(log_dir, seq), flags, 0o600)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` and every missing folder above it owner-only (0700).
+
+    `Path.mkdir(parents=True)` gives the parents the umask's mode (0755): for a
+    PostgreSQL database that made `pg-logs/` readable by everyone, with the
+    database's host and name in its listing and the job logs' names below."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
 
 
 def read_log(log_dir: Path, seq: int, offset: int = 0) -> bytes:

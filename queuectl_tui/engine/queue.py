@@ -24,7 +24,8 @@ from queuectl_tui.engine import (attempts, batches, config, counts, dependencies
                                   procs, queues, registry, uniqueness)
 from queuectl_tui.engine.backends import Claimed
 from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.models import FINAL, STATES, WAITING, Job
+from queuectl_tui.engine.models import (FINAL, STATES, WAITING, Job, describe_state,
+                                        state_named)
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -134,9 +135,12 @@ def current_host() -> str:
 
 
 def check_state(state: str) -> str:
-    if state not in STATES:
-        raise UsageError(f"unknown state {state!r}; states: {', '.join(STATES)}")
-    return state
+    """The state a word names, console words included (`running`, `done`)."""
+    name = state_named(state)
+    if name is None:
+        raise UsageError(f"unknown state {state!r}; states: "
+                         + ", ".join(describe_state(st) for st in STATES))
+    return name
 
 
 class Queue:
@@ -186,7 +190,7 @@ class Queue:
         belief (state, claim token), so a stale caller changes nothing.
         """
         if to not in MOVES[job.state]:
-            raise Conflict(f"job {job.id} is {job.state}; it cannot become {to}")
+            raise Conflict(f"job {job.id} is {describe_state(job.state)}; it cannot become {to}")
         now = self.clock.now()
         names = tuple(fields)
         params = [to, now, *fields.values(), job.seq, job.state]
@@ -265,14 +269,19 @@ class Queue:
     # ---------------------------------------------------------------- enqueue
 
     def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
-        """Add one job; returns its public shape (as `show --json` prints it)."""
-        [job_id] = self.enqueue_many([spec], default_cwd)
-        return self.job_dict(job_id)
+        """Add one job; returns its public shape as enqueued (as `show --json`
+        prints it), read in the enqueue's transaction: a worker may claim and
+        even finish it the moment that commits."""
+        written: list[dict[str, Any]] = []
+        self.enqueue_many([spec], default_cwd, written=written)
+        return written[0]
 
-    def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None) -> list[str]:
+    def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None,
+                     written: list[dict[str, Any]] | None = None) -> list[str]:
         """Insert all or nothing; returns the ids. A duplicate id (in the batch or
         already stored) refuses the lot. Jobs that name no directory run in
-        `default_cwd` (the CLI passes the one it was started in)."""
+        `default_cwd` (the CLI passes the one it was started in). `written`, for
+        a small batch, gets each job's shape as inserted."""
         staged = len(specs) > batches.SLICE_ROWS  # too big for one short transaction
         rows = self._rows(specs, default_cwd)
         now = self.clock.now()  # when it was enqueued here (a job object may bring older times)
@@ -301,6 +310,8 @@ class Queue:
                 self.backend.notify()
                 self.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
                                          [(r[0], r[2], now, 0) for r in rows])
+                if written is not None:
+                    written.extend(self.job_dict(r[0]) for r in rows)
             ids = [r[0] for r in rows]
         lost = self.backend.lost_writes()
         if lost:
@@ -707,16 +718,28 @@ class Queue:
         return [registry.worker_dict(w, now=now, lease=lease)
                 for w in registry.all_workers(include_stopped=include_stopped, now=now)]
 
+    def stranded(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Processing jobs (all, or these) whose worker is gone, with a note of
+        when they will be rescued (registry.stranded)."""
+        return registry.stranded(now=self.clock.now(), lease=float(config.get("lease-seconds")),
+                                 host=self.host, job_ids=job_ids)
+
     def hidden_gone_workers(self) -> int:
         """Workers gone longer ago than `workers()` shows (pruned after a day)."""
         return registry.count_hidden_gone(now=self.clock.now())
+
+    def any_worker_alive(self) -> bool:
+        """Whether any worker, on any host, would run what is enqueued now."""
+        return registry.any_live(now=self.clock.now(), lease=float(config.get("lease-seconds")))
 
     def live_workers(self) -> list[dict[str, Any]]:
         return [w for w in self.workers() if w["state"] in registry.LIVE_STATES]
 
     def stop_workers(self, worker_ids: list[str] | None = None,
-                     now_grace: float | None = None) -> list[str]:
-        """Ask live workers (all, or these) to stop after their current job, or,
+                     now_grace: float | None = None, host: str | None = None,
+                     pool: int | None = None) -> list[str]:
+        """Ask live workers (all, or these, or those of `host`, or of the pool
+        whose supervisor pid is `pool`) to stop after their current job, or,
         with `now_grace`, now: the running job gets SIGTERM, SIGKILL after the
         grace, and goes back to the queue with its attempt not counted.
 
@@ -727,7 +750,8 @@ class Queue:
         """
         flagged = registry.request_stop(now=self.clock.now(),
                                         lease=float(config.get("lease-seconds")),
-                                        worker_ids=worker_ids, grace=now_grace)
+                                        worker_ids=worker_ids, grace=now_grace,
+                                        host=host, pool=pool)
         signalled: set[int] = set()
         for w in flagged:
             pid = w.supervisor_pid or w.pid
@@ -761,8 +785,8 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state != "dead":
-                    raise Conflict(f"job {job.id} is {job.state}, not dead; only dead "
-                                   "jobs can be retried from the DLQ")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}, not dead; "
+                                   "only dead jobs can be retried from the DLQ")
             self._run_all_again(jobs, "retried from the DLQ", "retried")
         return ids
 
@@ -794,8 +818,8 @@ class Queue:
                     jobs = [self.get(job_id) for job_id in ids]
                     for job in jobs:
                         if job.state in FINAL:
-                            raise Conflict(f"job {job.id} is {job.state}; there is nothing "
-                                           "to cancel (requeue runs it again)")
+                            raise Conflict(f"job {job.id} is {describe_state(job.state)}; "
+                                           "there is nothing to cancel (requeue runs it again)")
                     return [(job.id, self._cancel_one(job, grace)) for job in jobs]
             except _Moved:
                 continue  # a job changed state under us: read again, decide again
@@ -830,12 +854,13 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state not in FINAL:
-                    raise Conflict(f"job {job.id} is {job.state}; only completed, dead or "
-                                   "cancelled jobs can be requeued")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}; only "
+                                   "completed, dead or cancelled jobs can be requeued")
             self._run_all_again(jobs, "requeued", "requeued")
         return ids
 
     def requeue_all(self, state: str) -> list[str]:
+        state = state_named(state) or state
         if state not in FINAL:
             raise UsageError(f"--all-state takes one of {', '.join(FINAL)}, got {state!r}")
         with self.db.atomic():
@@ -873,7 +898,8 @@ class Queue:
             jobs = [self.get(job_id) for job_id in ids]
             for job in jobs:
                 if job.state == "processing":
-                    raise Conflict(f"job {job.id} is running; cancel it first or wait for it")
+                    raise Conflict(f"job {job.id} is {describe_state(job.state)}; cancel it "
+                                   "first or wait for it")
             self._delete_rows(jobs, note="deleted")
         for job in jobs:
             logs.remove_log(self.opened.log_dir, job.seq)

@@ -10,9 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine.models import Worker
+from queuectl_tui.engine import procs
+from queuectl_tui.engine.models import Job, Worker
 
 LIVE_STATES = ("idle", "busy", "stopping")
+# What a job left `processing` by a worker that is no longer alive waits for:
+# a live worker's rescue scan (within a lease), or, with none alive, a new pool.
+GONE_UNTIL_POOL = "its worker is gone: it will be rescued when a pool starts"
+GONE_UNTIL_LEASE = "its worker is gone: a live worker will rescue it when its lease runs out"
 KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 
@@ -71,11 +76,13 @@ def gone(worker_id: str) -> None:
 
 
 def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = None,
-                 grace: float | None = None) -> list[Worker]:
+                 grace: float | None = None, host: str | None = None,
+                 pool: int | None = None) -> list[Worker]:
     """Flag live workers to stop after their current job (or, with `grace`, now);
-    returns those flagged."""
+    returns those flagged. `host` and `pool` (a supervisor's pid, or a lone
+    worker's) narrow it to one host's workers, or one pool's."""
     live = [w for w in live_workers(now=now, lease=lease)
-            if worker_ids is None or w.id in worker_ids]
+            if (worker_ids is None or w.id in worker_ids) and in_pool(w, host, pool)]
     if live:
         fields: dict[str, Any] = {"stop_requested": True}
         if grace is not None:
@@ -84,10 +91,40 @@ def request_stop(*, now: float, lease: float, worker_ids: list[str] | None = Non
     return live
 
 
+def in_pool(w: Worker, host: str | None, pool: int | None) -> bool:
+    """Whether worker `w` runs on `host` in the pool of supervisor pid `pool`
+    (None: any). A worker without a supervisor is a pool of its own."""
+    return (host is None or w.host == host) and \
+        (pool is None or (w.supervisor_pid or w.pid) == pool)
+
+
+def any_live(*, now: float, lease: float) -> bool:
+    """Whether any worker of the database is alive: one indexed read, cheap
+    enough for every `enqueue` to ask."""
+    return Worker.select(Worker.id).where(Worker.state.in_(LIVE_STATES),
+                                          Worker.heartbeat_at >= now - lease).exists()
+
+
 def live_workers(*, now: float, lease: float) -> list[Worker]:
     return list(Worker.select().where(Worker.state.in_(LIVE_STATES),
                                       Worker.heartbeat_at >= now - lease)
                 .order_by(Worker.started_at, Worker.id))
+
+
+def stranded(*, now: float, lease: float, host: str,
+             job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Jobs `processing` whose worker is not alive (a pool killed outright, a
+    host lost), each with what it waits for: `status`, `show` and the console
+    say it, so a job stuck that way is not mistaken for one running. A worker
+    of this host is judged by its process at once, others by their lease."""
+    live = {w.id for w in live_workers(now=now, lease=lease)
+            if w.host != host or procs.worker_alive(w.pid, w.id)}
+    query = Job.select(Job.id, Job.worker_id).where(Job.state == "processing")
+    if job_ids is not None:
+        query = query.where(Job.id.in_(job_ids))
+    note = GONE_UNTIL_LEASE if live else GONE_UNTIL_POOL
+    return [{"id": job.id, "worker_id": job.worker_id, "note": note}
+            for job in query.order_by(Job.seq) if job.worker_id not in live]
 
 
 def shown_state(w: Worker, *, now: float, lease: float) -> str:

@@ -3,7 +3,8 @@
 Each worker is its own interpreter (spawned, not forked), so no database
 connection or lock ever crosses a fork. The supervisor restarts a worker that
 dies unexpectedly, rescues its job at once (no need to wait for the lease),
-and on SIGTERM/SIGINT asks every worker to finish its current job and exit.
+and on SIGTERM/SIGINT/SIGHUP asks every worker to finish its current job and
+exit (SIGHUP: the terminal of a foreground pool was closed).
 A second Ctrl+C (SIGINT) stops them now: each running job gets SIGTERM, SIGKILL
 after a grace period, and goes back to the queue with its attempt not counted;
 a third kills the workers at once (their jobs go back the same way).
@@ -36,6 +37,9 @@ CHECKPOINT_EVERY_S = 0.2  # the workers leave WAL checkpoints to us (see backend
 COUNTS_EVERY_S = 5.0  # the stored count `status` follows (engine/counts.py)
 FAST_CRASH_S = 2.0  # a worker dying sooner than this after start counts as a crash loop
 MAX_RESTART_DELAY_S = 30.0
+# A stop after the running jobs. SIGHUP is a closed terminal (a tmux pane, an ssh
+# session): by default it would kill the pool and strand its jobs in processing.
+GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -112,8 +116,8 @@ class Supervisor:
 
     def run(self) -> int:
         metrics_server = self._serve_metrics()  # first: a port in use stops us before workers
-        signal.signal(signal.SIGTERM, self.on_signal)
-        signal.signal(signal.SIGINT, self.on_signal)
+        for signum in GRACEFUL_SIGNALS:
+            signal.signal(signum, self.on_signal)
         for _ in range(self.count):
             if self.stopping:  # a stop during start-up: start no more
                 break

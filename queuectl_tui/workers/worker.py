@@ -352,9 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             worker.request_stop(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGUSR1, on_signal)
+    # SIGHUP: the pool's terminal closed; the whole foreground group gets it.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(signum, on_signal)
     try:
         opened = open_database(args.db)
     except QueuectlError as exc:  # one line for the pool's log; the supervisor retries
