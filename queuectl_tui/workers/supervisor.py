@@ -64,6 +64,7 @@ class Supervisor:
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
     next_checkpoint: float = 0.0  # monotonic
     next_counts: float = 0.0  # monotonic
+    lost_file: str | None = None  # set: the database file is gone; nothing more is written
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -135,6 +136,8 @@ class Supervisor:
         scheduler = Scheduler(self.queue, self.log)
         while self._busy():
             time.sleep(POLL_S)
+            if self._file_gone():
+                continue  # only waiting for the workers to exit now
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
             self._rescue_pending()
@@ -146,11 +149,32 @@ class Supervisor:
                 pruner.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
-        hook_runner.stop()
+        if self.lost_file is None:
+            hook_runner.stop()  # it records the hooks it ran: not into a file that is gone
         if metrics_server is not None:
             metrics_server.shutdown()
         self.events.pool("stopped", "all workers stopped")
-        return 0
+        return 1 if self.lost_file else 0
+
+    def _file_gone(self) -> bool:
+        """Every turn, before anything is written (one stat): the database file
+        deleted or replaced under the pool stops it, without restarting, rescuing,
+        checkpointing or recording anything more (see Worker.file_gone)."""
+        if self.lost_file is None:
+            reason = self.queue.opened.file_gone()
+            if reason is None:
+                return False
+            self.lost_file = reason
+            self.events.pool("stopping", f"stopping: {reason}; nothing more is written to "
+                             "it", ERROR, reason=reason)
+            self.stopping = max(self.stopping, 1)
+            self.unrescued.clear()
+            for child in self.children:
+                child.restart_at = None
+            self._signal_children(signal.SIGTERM)
+        for child in self.children:
+            child.reaped = child.reaped or child.proc.poll() is not None
+        return True
 
     def _checkpoint(self) -> None:
         """Fold the WAL back every few turns, here rather than in a worker's

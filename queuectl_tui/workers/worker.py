@@ -56,6 +56,7 @@ class Worker:
         self._next_beat = 0.0
         self._next_rescue = 0.0
         self._trouble: str | None = None  # the database problem being retried, if any
+        self.lost_file: str | None = None  # set: the database file is gone; write nothing more
         self._reload()
 
     def _reload(self) -> None:
@@ -84,6 +85,23 @@ class Worker:
                             f"SIGTERM, SIGKILL after {grace:g} s, and goes back to the queue",
                             reason=reason, now=True)
         self.request_stop(reason)
+
+    def file_gone(self) -> bool:
+        """Whether the database file was deleted or replaced under us (one stat).
+
+        Checked before each claim, beat and outcome: a SQLite file removed while
+        we hold it is still written through its old inode, and its leftover -wal
+        beside a new file would carry our writes into the new database. The
+        first time, say so in one line and stop without writing anything more."""
+        if self.lost_file is None:
+            reason = self.queue.opened.file_gone()
+            if reason is None:
+                return False
+            self.lost_file = reason
+            self.stop_reason = reason
+            self.log.worker("stopping", self.id, f"stopping: {reason}; nothing more is "
+                            "written to it", ERROR, reason=reason)
+        return True
 
     # ------------------------------------------------------------------ loop
 
@@ -119,6 +137,8 @@ class Worker:
                         continue
                 elif self.clock.monotonic() >= self._next_rescue:
                     self._busy_housekeeping()
+                    if self.lost_file:
+                        break
                 if claimed is not None:
                     ran += 1
                     more = max_jobs is None or ran < max_jobs
@@ -137,10 +157,14 @@ class Worker:
                         self._db_trouble(exc, "waiting for work")
                         self.clock.sleep(1.0)
         finally:
-            if claimed is not None:  # claimed with the last outcome, then told to stop
+            if self.file_gone():
+                pass  # the file is not ours any more: nothing to hand back or record
+            elif claimed is not None:  # claimed with the last outcome, then told to stop
                 self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
                 self.log.released(self.id, claimed)
-            self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
+            if not self.file_gone():
+                self._persist("recording the stop",
+                              lambda: registry.stopped(self.id, now=self.clock.now()))
             self.log.worker("stopped", self.id, f"stopped after {ran} job(s)", jobs=ran)
         return ran
 
@@ -148,6 +172,8 @@ class Worker:
         """Between jobs of a steady stream: the outcome commits already carry the
         heartbeat and the stop flag; still rescue others' jobs and reload config."""
         self._next_rescue = self.clock.monotonic() + RESCUE_EVERY_S
+        if self.file_gone():
+            return
         try:
             self._reload()
             self._take_back_orphans()
@@ -198,6 +224,8 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _housekeeping(self, state: str = "idle") -> None:
+        if self.file_gone():
+            return
         now = self.clock.monotonic()
         if os.getppid() != self.parent_pid:
             self.request_stop("parent process exited")
@@ -271,6 +299,8 @@ class Worker:
         def tick() -> Abort | None:
             """Extend the lease (recording the process group the first time) and
             read what the job's owners want: cancelled, stopped now, or lost."""
+            if self.file_gone():
+                return Abort("stopped", f"stopped: {self.lost_file}", DEFAULT_GRACE_S)
             try:
                 with self.queue.db.atomic():
                     self._beat("busy", claimed, started)
@@ -298,6 +328,8 @@ class Worker:
                  procs.MARKER: claimed.claim_token},
             cwd=claimed.cwd)
         took = self.clock.now() - started
+        if self.file_gone():
+            return None  # its outcome has nowhere to go
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
@@ -372,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the supervisor died while we were starting
     worker.run()
     opened.close()
-    return 0
+    return 1 if worker.lost_file else 0
 
 
 if __name__ == "__main__":
