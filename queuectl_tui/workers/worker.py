@@ -24,7 +24,7 @@ import peewee as pw
 from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, procs, queues, registry
 from queuectl_tui.engine.backends import Claimed
-from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.db import open_database, schema_moved
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
@@ -57,6 +57,7 @@ class Worker:
         self._next_rescue = 0.0
         self._trouble: str | None = None  # the database problem being retried, if any
         self.lost_file: str | None = None  # set: the database file is gone; write nothing more
+        self.newer_schema: str | None = None  # set: a newer queuectl migrated the database
         self._reload()
 
     def _reload(self) -> None:
@@ -98,10 +99,25 @@ class Worker:
             if reason is None:
                 return False
             self.lost_file = reason
-            self.stop_reason = reason
-            self.log.worker("stopping", self.id, f"stopping: {reason}; nothing more is "
-                            "written to it", ERROR, reason=reason)
+            self._halt(reason, "nothing more is written to it")
         return True
+
+    def schema_moved(self) -> bool:
+        """Whether a newer queuectl migrated the database (one indexed read,
+        before each idle claim and every second between jobs): stop claiming,
+        hand back what we hold, and exit non-zero so the pool stops too."""
+        if self.newer_schema is None:
+            reason = schema_moved(self.queue.opened)
+            if reason is None:
+                return False
+            self.newer_schema = reason
+            self._halt(reason, "no more jobs are claimed")
+        return True
+
+    def _halt(self, reason: str, consequence: str) -> None:
+        self.stop_reason = reason
+        self.log.worker("stopping", self.id, f"stopping: {reason}; {consequence}", ERROR,
+                        reason=reason)
 
     # ------------------------------------------------------------------ loop
 
@@ -137,7 +153,7 @@ class Worker:
                         continue
                 elif self.clock.monotonic() >= self._next_rescue:
                     self._busy_housekeeping()
-                    if self.lost_file:
+                    if self.lost_file or self.newer_schema:
                         break
                 if claimed is not None:
                     ran += 1
@@ -175,6 +191,8 @@ class Worker:
         if self.file_gone():
             return
         try:
+            if self.schema_moved():
+                return
             self._reload()
             self._take_back_orphans()
         except (pw.OperationalError, pw.InterfaceError) as exc:
@@ -224,7 +242,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _housekeeping(self, state: str = "idle") -> None:
-        if self.file_gone():
+        if self.file_gone() or self.schema_moved():
             return
         now = self.clock.monotonic()
         if os.getppid() != self.parent_pid:
@@ -404,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the supervisor died while we were starting
     worker.run()
     opened.close()
-    return 1 if worker.lost_file else 0
+    return 1 if worker.lost_file or worker.newer_schema else 0
 
 
 if __name__ == "__main__":
