@@ -293,7 +293,7 @@ class Worker:
             deadline = min(deadline, self.clock.monotonic() + max(0.0, next_due - self.clock.now()))
         while self.stop_reason is None:
             left = deadline - self.clock.monotonic()
-            if left <= 0:
+            if left <= 0 or self.file_gone():  # even reads share a stale -shm: stop soon
                 return
             # Short slices: a stop signal is noticed within a tenth of a second.
             if self.queue.backend.wait_for_change(min(left, 0.1), self.clock.sleep) \
