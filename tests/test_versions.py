@@ -19,7 +19,8 @@ from tests.helpers import cli_env, run_cli, wait_for
 
 NEWER = SCHEMA_VERSION + 1
 NEWER_CLI = ("import sys; from queuectl_tui.engine import db; "
-             f"db.SCHEMA_VERSION = {NEWER}; db.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
+             f"db.SCHEMA_VERSION = {NEWER}; "
+             f"db.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
              "from queuectl_tui.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
