@@ -97,3 +97,15 @@ def test_two_bulk_enqueues_racing_for_the_same_ids_leave_exactly_one_winner(
     assert len(refusal.strip().splitlines()) == 1 and "nothing was enqueued" in refusal
     assert cli_json(db, "status")["counts"]["pending"] == LINES
     assert staged(look) == 0 and Batch.select().count() == 0
+
+
+def test_a_pool_clears_a_killed_bulk_enqueue_of_another_host_at_once(db, look, tmp_path, pools):
+    """The writer's lock, not its host and pid, says it is gone: a batch written
+    from another host (as on a shared PostgreSQL) no longer waits an hour."""
+    run_cli(db, "status")
+    kill_while_staging(db, look, named_file(tmp_path, "named.jsonl"))
+    Batch.update(host="another-host.example").execute()
+    pools(1)
+    wait_for(lambda: staged(look) == 0 and Batch.select().count() == 0, 30,
+             message="the pool to clear the dead batch")
+    assert cli_json(db, "status")["counts"]["pending"] == 0
