@@ -24,6 +24,10 @@ import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
+import peewee as pw
+
+from queuectl_tui.errors import DatabaseError
+
 if TYPE_CHECKING:
     from queuectl_tui.engine.queue import Queue
 
@@ -35,8 +39,8 @@ _held: set[str] = set()  # batches whose lock this process holds (its own or one
 
 def hold(queue: Queue, batch: str) -> None:
     """Take the lock of a new batch of ours (before its row is written)."""
-    if not _try(queue, batch, wait=True):
-        raise RuntimeError(f"the lock of new batch {batch} is taken")  # ids are 64 random bits
+    if not _try(queue, batch, wait=True):  # an interrupted wait: ids are 64 random bits
+        raise DatabaseError(f"could not lock the new bulk enqueue {batch}; nothing was enqueued")
     _held.add(batch)
 
 
@@ -44,7 +48,10 @@ def let_go(queue: Queue, batch: str) -> None:
     """The batch is published or discarded: its lock is no longer needed."""
     if batch in _held:
         _held.discard(batch)
-        _unlock(queue, batch)
+        try:
+            _unlock(queue, batch)
+        except (OSError, pw.DatabaseError, pw.InterfaceError):
+            pass  # a lost connection or descriptor took the lock with it
 
 
 @contextmanager
@@ -52,7 +59,11 @@ def if_abandoned(queue: Queue, batch: str) -> Iterator[bool]:
     """True, holding the batch's lock meanwhile, when its writer is gone; False
     while the writer (or another process clearing it) holds the lock, and for
     this process's own batches."""
-    if batch in _held or not _try(queue, batch, wait=False):
+    try:
+        free = batch not in _held and _try(queue, batch, wait=False)
+    except DatabaseError:  # no lock file to look at: leave the batch to its writer
+        free = False
+    if not free:
         yield False
         return
     _held.add(batch)
@@ -88,7 +99,11 @@ def _file(queue: Queue) -> int:
     path = f"{queue.db.database}.batches"
     fd = _files.get(path)
     if fd is None:  # non-inheritable (Python's default): a job never holds a batch's lock
-        fd = _files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = _files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DatabaseError(f"cannot open {path} (bulk enqueues lock it): "
+                                f"{exc.strerror}") from None
     return fd
 
 
