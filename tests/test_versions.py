@@ -46,6 +46,7 @@ def test_a_worker_meeting_a_newer_schema_stops_claiming_and_exits_non_zero(db, p
         log = pool.proc.stderr.read()
         assert code != 0, log
         assert f"migrated to schema v{NEWER}" in log, log
+        assert "replaced by worker" not in log, log  # not restarted only to be refused
         job = Job.get(Job.id == "after-migration")
         assert job.state == "pending", log
         assert not Event.select().where(Event.job_id == "after-migration",

@@ -158,14 +158,15 @@ class Supervisor:
         self.events.pool("stopped", "all workers stopped")
         return 1 if self.halted else 0
 
-    def _must_halt(self) -> bool:
+    def _must_halt(self, schema_now: bool = False) -> bool:
         """Every turn, before anything is written (one stat), the database file
-        deleted or replaced under the pool, and every second a newer queuectl's
-        migration, stop it without restarting, rescuing, checkpointing or
-        recording anything more (see Worker.must_stop); exit status 1."""
+        deleted or replaced under the pool, and every second (and whenever a
+        worker exits in error) a newer queuectl's migration, stop it without
+        restarting, rescuing, checkpointing or recording anything more (see
+        Worker.file_gone and Worker.schema_moved); exit status 1."""
         if self.halted is None:
             reason = self.queue.opened.file_gone()
-            if reason is None and time.monotonic() >= self.next_schema_check:
+            if reason is None and (schema_now or time.monotonic() >= self.next_schema_check):
                 self.next_schema_check = time.monotonic() + SCHEMA_CHECK_S
                 try:
                     reason = schema_moved(self.queue.opened)
@@ -275,6 +276,8 @@ class Supervisor:
         if child.reaped:
             return child
         child.reaped = True
+        if code != 0 and not self.stopping and self._must_halt(schema_now=True):
+            return child  # it stopped for the pool's reason: not a death to restart
         if self.stopping >= 3 or code != 0:
             # Killed by us on purpose (third Ctrl+C): its job's attempt is not counted.
             self.unrescued.append((child.worker_id, self.stopping < 3))
