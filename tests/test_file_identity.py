@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from queuectl_tui.engine.db import open_database
-from tests.helpers import WorkerPool, cli_json, jobs_by_id, run_cli, wait_for
+from tests.helpers import WorkerPool, jobs_by_id, run_cli, wait_for
 
 
 def test_a_file_kept_in_place_is_not_gone(tmp_path):
