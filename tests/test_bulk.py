@@ -173,6 +173,27 @@ def test_a_failure_before_the_seal_leaves_nothing(queue, monkeypatch):
     assert (Job.select().count(), StagedJob.select().count(), Batch.select().count()) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_a_writer_whose_batch_was_cleared_cannot_seal_it(queue, monkeypatch, named):
+    """Another process judged the writer gone (its lock looked free: a lost
+    PostgreSQL connection) and cleared the batch after one slice: the writer
+    must not seal and publish the slices it writes after that."""
+    from queuectl_tui.errors import Conflict
+    calls = []
+
+    def cleared_after_the_first_slice(turns):
+        calls.append(1)
+        if len(calls) == 1:
+            [batch] = Batch.select()
+            batches.discard(queue, batch.id)
+
+    monkeypatch.setattr(batches._Turns, "done", cleared_after_the_first_slice)
+    jobs = [JobSpec(command="x", id=f"n{i}" if named else None) for i in range(170)]
+    with pytest.raises(Conflict, match="cleared by another process"):
+        queue.enqueue_many(jobs)
+    assert (Job.select().count(), StagedJob.select().count(), Batch.select().count()) == (0, 0, 0)
+
+
 def test_a_long_pause_once_per_second_of_holding_the_lock(queue, clock, monkeypatch):
     """Short pauses let queuectl's own writers in; a long one, once per second
     the lock was held, lets in a writer asleep in SQLite's busy handler."""

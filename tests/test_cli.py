@@ -171,11 +171,31 @@ def test_not_a_database_is_refused_and_left_alone(tmp_path):
     assert_clean_error(run_cli(tmp_path, "status"), 5, "is a directory")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def run_as_a_plain_reader(db, *args: str) -> subprocess.CompletedProcess:
+    """The CLI, reading files by their mode even when the suite runs as root (CI
+    does): root's two capabilities that bypass file modes are dropped from the
+    child's bounding set before it starts, so its root is a plain owner."""
+    def drop_dac_override() -> None:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return subprocess.run([sys.executable, "-m", "queuectl_tui", *args], capture_output=True,
+                          text=True, env=cli_env(db), timeout=60,
+                          preexec_fn=drop_dac_override if os.geteuid() == 0 else None)
+
+
 def test_unreadable_database(db_path):
-    run_cli(db_path, "status")
+    run_cli(db_path, "enqueue", "--id", "kept", "true")
     db_path.chmod(0)
-    assert_clean_error(run_cli(db_path, "status"), 5, "cannot read")
+    before = db_path.read_bytes()
+    assert_clean_error(run_as_a_plain_reader(db_path, "status"), 5, "cannot read")
+    assert_clean_error(run_as_a_plain_reader(db_path, "enqueue", "true"), 5, "cannot read")
+    assert db_path.read_bytes() == before and stat.S_IMODE(db_path.stat().st_mode) == 0
+    db_path.chmod(0o600)
+    assert [j["id"] for j in cli_json(db_path, "list")] == ["kept"]
 
 
 def test_new_database_is_owner_only(tmp_path):

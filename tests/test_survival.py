@@ -24,26 +24,36 @@ def worker_pid(db, worker_id: str) -> int:
 
 
 def test_stalled_worker_cannot_overwrite_the_rescued_result(db, pools, tmp_path):
+    """The stalled worker wakes while the rescued job runs again under a new
+    claim: the job is `processing` again, so only the claim token keeps the
+    stale outcome (its run was killed by the rescuer, or ends) from landing."""
     run_cli(db, "config", "set", "lease-seconds", "2")
     runs = tmp_path / "runs"
-    job = enqueue(db, f"echo run >> {runs}; sleep 3; echo finished")
+    job = enqueue(db, f"echo run >> {runs}; sleep 8; echo finished")
     pools(1)
     first = wait_state(db, job, "processing")
     stalled = worker_pid(db, first["worker_id"])
-    os.kill(stalled, signal.SIGSTOP)  # stalls for lease + 3 s at least: over twice the lease
+    os.kill(stalled, signal.SIGSTOP)  # stalls past twice the lease
     try:
         pools(1)
-        done = wait_state(db, job, "completed", timeout=30)
+        wait_for(lambda: (lambda j: j["state"] == "processing" and j["attempts"] == 2
+                          and j["worker_id"] != first["worker_id"] and j)(state_of(db, job)),
+                 30, message="the job to run again on the second pool")
     finally:
         os.kill(stalled, signal.SIGCONT)
-    assert done["worker_id"] != first["worker_id"] and done["attempts"] == 2
-    # The stalled worker wakes, finds its claim gone, and goes back to work.
+    second = state_of(db, job)
+    # The stalled worker wakes, records what it has (its run was lost) and goes
+    # back to work, all while the second run still sleeps.
     wait_for(lambda: next(w for w in cli_json(db, "worker", "list")
                           if w["id"] == first["worker_id"])["state"] == "idle",
              15, message="the stalled worker to resume")
-    after = state_of(db, job)
-    assert (after["state"], after["worker_id"], after["stdout_tail"]) == \
-        ("completed", done["worker_id"], "finished\n")
+    during = state_of(db, job)
+    assert (during["state"], during["worker_id"], during["attempts"]) == \
+        ("processing", second["worker_id"], 2), during
+    assert [e["to"] for e in history(db, job)][-1] == "processing", history(db, job)
+    done = wait_state(db, job, "completed", timeout=30)
+    assert (done["worker_id"], done["attempts"], done["stdout_tail"]) == \
+        (second["worker_id"], 2, "finished\n")
     completions = [e for e in history(db, job) if e["to"] == "completed"]
     assert len(completions) == 1
     assert runs.read_text() == "run\nrun\n"

@@ -18,8 +18,11 @@ one is taken after that look, renamed at publish.
 
 If anything fails before the seal (a bad row found late, a full disk, Ctrl+C),
 the staged rows are removed and nothing was enqueued. A sealed batch left half
-published, or an unsealed one whose writer died, is finished or removed by the
-next worker that looks (`recover`, every second with the rescue scan).
+published is finished by the next worker that looks (`recover`, every second
+with the rescue scan). An unsealed one whose writer died (its lock is free:
+batch_owner.py) is removed by that worker, or at once by the next enqueue that
+meets one of its ids. Two enqueues racing for a named id settle it by age: the
+one that started later gives way (`_settle`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from typing import TYPE_CHECKING, Iterator
 
 import peewee as pw
 
-from queuectl_tui.engine.models import Batch
+from queuectl_tui.engine import batch_owner
+from queuectl_tui.engine.models import Batch, Job
+from queuectl_tui.errors import Conflict
 
 if TYPE_CHECKING:
     from queuectl_tui.engine.queue import Queue
@@ -47,7 +52,9 @@ SLICE_ROWS = 20_000  # about 0.1-0.4 s of writing: the longest the lock is held
 YIELD_S = 0.003
 LONG_YIELD_S = 0.1
 LONG_AFTER_S = 1.0
-STALE_UNSEALED_S = 3600.0  # another host's unsealed batch this old: its writer is gone
+DISCARDED = -1  # Batch.rows of an unsealed batch being removed: its seal must fail
+RACE_WAIT_S = 600.0  # the longest a bulk enqueue waits for a younger one holding its ids
+RACE_POLL_S = 0.05
 
 
 def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
@@ -55,29 +62,42 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
     """Stage `rows` (in `columns` order, state 'pending') in slices, seal, publish;
     returns the jobs' ids as published.
 
-    Ids the caller gave are checked once up front for a clear message, and a race
-    with another enqueue is still caught by the unique index in the slice that
-    meets it (then the batch is discarded)."""
-    queue.refuse_taken_ids(given_ids)
+    Ids the caller gave are checked once up front for a clear message (rows a
+    dead bulk enqueue left are cleared then), and a race with another enqueue is
+    still caught by the unique index in the slice that meets it: see `_settle`."""
     in_job = bool(given_ids)
     if in_job:
+        free_ids(queue, given_ids, publish_sealed=True)
         state = columns.index("state")
         rows = [row[:state] + ("staged",) + row[state + 1:] for row in rows]
     else:
         rows = _distinct_ids(queue, rows)
     batch = os.urandom(8).hex()
-    with queue.db.atomic():
-        Batch.insert(id=batch, host=queue.host, pid=os.getpid(),
-                     created_at=queue.clock.now()).execute()
+    batch_owner.hold(queue, batch)  # from before the batch exists: see batch_owner.py
+    try:
+        with queue.db.atomic():
+            me = Batch.create(id=batch, host=queue.host, pid=os.getpid(),
+                              created_at=queue.clock.now())
+        renamed = _stage_and_seal(queue, me, rows, columns, in_job)
+        publish(queue, batch, columns=columns, renamed=renamed)
+    finally:
+        batch_owner.let_go(queue, batch)
+    return [renamed.get(row[0], row[0]) for row in rows]
+
+
+def _stage_and_seal(queue: Queue, me: Batch, rows: list[tuple], columns: tuple[str, ...],
+                    in_job: bool) -> dict[str, str]:
+    """Write the slices and seal them; on any failure remove them (nothing was
+    enqueued). Returns the generated ids the seal had to rename."""
+    batch = me.id
     turns = _Turns(queue)
     try:
         for chunk in _chunks(rows, SLICE_ROWS):
             turns.start()
-            with queue.db.atomic():
-                if in_job:
-                    queue.insert_job_rows(columns + ("batch",),
-                                          [row + (batch,) for row in chunk])
-                else:
+            if in_job:
+                _stage_named(queue, me, columns + ("batch",), [row + (batch,) for row in chunk])
+            else:
+                with queue.db.atomic():
                     queue.backend.insert_rows("staged_job", ("batch",) + columns,
                                               [(batch,) + row for row in chunk])
             turns.done()
@@ -86,13 +106,111 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
         taken = [] if in_job else _taken(queue, batch)
         with queue.db.atomic():  # the commit point
             renamed = _rename(queue, taken)
-            Batch.update(sealed_at=queue.clock.now(), rows=len(rows)).where(
-                Batch.id == batch).execute()
+            sealed = Batch.update(sealed_at=queue.clock.now(), rows=len(rows)).where(
+                Batch.id == batch, Batch.sealed_at.is_null(), Batch.rows >= 0).execute()
+            if sealed != 1:  # another process judged us gone and is removing the batch
+                raise Conflict("this bulk enqueue was cleared by another process that "
+                               "found its writer gone; nothing was enqueued")
     except BaseException:
         discard(queue, batch)
         raise
-    publish(queue, batch, columns=columns, renamed=renamed)
-    return [renamed.get(row[0], row[0]) for row in rows]
+    return renamed
+
+
+def _stage_named(queue: Queue, me: Batch, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One slice of named ids into `job`, in its own transaction; an id another
+    enqueue holds is settled by `_settle` (which may refuse the whole file)."""
+    ids = [row[0] for row in rows]
+    waited_since = None
+    while True:
+        try:
+            with queue.db.atomic():
+                queue.backend.insert_rows("job", columns, rows)
+            return
+        except pw.IntegrityError:
+            pass
+        except pw.OperationalError as exc:  # PostgreSQL: two slices waiting on each other
+            if "deadlock" not in str(exc).lower():
+                raise
+        if _settle(queue, ids, me):
+            waited_since = None
+            continue
+        now = queue.clock.monotonic()
+        waited_since = now if waited_since is None else waited_since
+        if now - waited_since > RACE_WAIT_S:
+            raise Conflict(f"ids of this file are still being enqueued by another bulk "
+                           f"enqueue after {RACE_WAIT_S:g} s; nothing was enqueued")
+        queue.clock.sleep(RACE_POLL_S)
+
+
+def free_ids(queue: Queue, ids: list[str], *, publish_sealed: bool = False) -> None:
+    """Refuse ids a job already has (Conflict), after clearing any that only rows
+    of a dead bulk enqueue hold. With `publish_sealed`, a sealed batch holding
+    one is published first, so the refusal names a job `show` can find."""
+    for chunk in _chunks(ids, 500):
+        while True:
+            holder = Job.select(Job.id, Job.state, Job.batch).where(Job.id.in_(chunk)).first()
+            if holder is None:
+                break
+            if holder.state != "staged":
+                raise Conflict(f"a job with id {holder.id!r} already exists; "
+                               "nothing was enqueued")
+            verdict = _verdict(queue, holder.batch, None)
+            if verdict == "sealed" and publish_sealed:
+                publish(queue, holder.batch)
+            if verdict != "cleared":
+                raise Conflict(_held_by(holder.id, verdict))
+
+
+def _settle(queue: Queue, ids: list[str], me: Batch) -> bool:
+    """A slice of ours met ids held by others. True when something was cleared
+    (try again now); False to wait for an unsealed batch that started after
+    ours (it gives way when it meets our rows); Conflict when we lose: to a
+    job, a sealed batch, or an unsealed one that started first. So two bulk
+    enqueues racing for the same ids end with exactly one winner."""
+    p = queue.db.param
+    wait = False
+    for chunk in _chunks(ids, 500):
+        holders = queue.db.execute_sql(
+            f"SELECT id, state, batch FROM job WHERE id IN ({', '.join([p] * len(chunk))}) "
+            f"AND (batch IS NULL OR batch <> {p})", (*chunk, me.id)).fetchall()
+        for job_id, state, batch in holders:
+            if state != "staged":
+                raise Conflict(f"a job with id {job_id!r} already exists; nothing was enqueued")
+            verdict = _verdict(queue, batch, me)
+            if verdict == "cleared":
+                return True
+            if verdict != "younger":
+                raise Conflict(_held_by(job_id, verdict))
+            wait = True
+    return not wait  # nothing held any more (the holder gave way meanwhile): try again
+
+
+def _verdict(queue: Queue, batch: str, me: Batch | None) -> str:
+    """What to do about a row staged by `batch`: 'cleared' (its writer was gone:
+    removed now), 'sealed' (it will be published: the id is taken), 'older' or
+    'younger' (a live writer that started before or after `me`)."""
+    other = Batch.get_or_none(Batch.id == batch)
+    if other is not None and other.sealed_at is not None:
+        return "sealed"
+    if other is None or other.rows == DISCARDED:
+        discard(queue, batch)  # left over from a clearing that did not finish
+        return "cleared"
+    with batch_owner.if_abandoned(queue, batch) as abandoned:
+        if abandoned:
+            discard(queue, batch)
+            return "cleared"
+    if me is not None and (other.created_at, other.id) > (me.created_at, me.id):
+        return "younger"
+    return "older"
+
+
+def _held_by(job_id: str, verdict: str) -> str:
+    if verdict == "sealed":
+        return (f"a job with id {job_id!r} already exists (a bulk enqueue is publishing "
+                "it); nothing was enqueued")
+    return (f"id {job_id!r} is being enqueued by another bulk enqueue in progress; "
+            "nothing was enqueued")
 
 
 def publish(queue: Queue, batch: str, max_slices: int | None = None,
@@ -210,8 +328,15 @@ class _Turns:
 
 
 def discard(queue: Queue, batch: str) -> None:
-    """Remove an unsealed batch whole: its staged rows, then the batch itself."""
+    """Remove an unsealed batch whole: mark it (so its seal fails, should its
+    writer still be at work), then its staged rows, then the batch itself. A
+    sealed batch is never touched: it is committed and will be published."""
     p = queue.db.param
+    with queue.db.atomic():
+        marked = Batch.update(rows=DISCARDED).where(
+            Batch.id == batch, Batch.sealed_at.is_null()).execute()
+        if not marked and Batch.select().where(Batch.id == batch).exists():
+            return  # sealed meanwhile
     while True:
         with queue.db.atomic():
             gone = queue.db.execute_sql(
@@ -227,26 +352,17 @@ def discard(queue: Queue, batch: str) -> None:
 
 def recover(queue: Queue, max_slices: int = 5) -> None:
     """Finish what dead bulk enqueues left: publish sealed batches, remove unsealed
-    ones whose writer is gone. Cheap when there is nothing (one tiny SELECT)."""
+    ones whose writer is gone (its lock is free: batch_owner.py). Cheap when
+    there is nothing (one tiny SELECT)."""
     for batch in list(Batch.select()):
         if batch.sealed_at is not None:
             publish(queue, batch.id, max_slices)
-        elif _writer_gone(queue, batch):
+        elif batch.rows == DISCARDED:
             discard(queue, batch.id)
-
-
-def _writer_gone(queue: Queue, batch: Batch) -> bool:
-    if batch.host != queue.host:
-        return queue.clock.now() - batch.created_at > STALE_UNSEALED_S
-    if batch.pid == os.getpid():
-        return False
-    try:
-        os.kill(batch.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return queue.clock.now() - batch.created_at > STALE_UNSEALED_S  # pid reused?
+        else:
+            with batch_owner.if_abandoned(queue, batch.id) as abandoned:
+                if abandoned:
+                    discard(queue, batch.id)
 
 
 def _chunks(rows: list[tuple], size: int) -> Iterator[list[tuple]]:

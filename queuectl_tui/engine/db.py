@@ -24,7 +24,7 @@ from queuectl_tui.engine.location import default_path, is_postgres_url, resolve_
 from queuectl_tui.engine.writer_lock import WriterLock
 from queuectl_tui.errors import DatabaseError, NoDatabase
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl worker start), "
                "or pass --db / set QUEUECTL_DB to the right one")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -319,12 +319,50 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
             raise DatabaseError(
                 f"database schema v{version} is newer than this queuectl understands "
                 f"(v{SCHEMA_VERSION}): upgrade queuectl")
+        if version < SCHEMA_VERSION:
+            _refuse_with_older_workers(opened, version)
         for step in range(version, SCHEMA_VERSION):
             MIGRATIONS[step](opened)
         if version < SCHEMA_VERSION:
             models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
                 conflict_target=[models.Meta.key],
                 update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
+
+
+def schema_moved(opened: Opened) -> str | None:
+    """Why this process must stop using the database, if a newer queuectl has
+    migrated it since it was opened (workers and pools ask every second and
+    before each claim: an old worker on a new schema runs with wrong queries)."""
+    version = _current_version(opened)
+    if version is None or version <= SCHEMA_VERSION:
+        return None
+    return (f"the database was migrated to schema v{version} by a newer queuectl; this "
+            f"one understands v{SCHEMA_VERSION}: start the pool again with the new queuectl")
+
+
+def _refuse_with_older_workers(opened: Opened, version: int) -> None:
+    """A migration under live workers of an older queuectl would leave them
+    running queries of the old schema: refuse it, naming them. Workers record
+    the schema they were built for (v7 on); a worker row without one is older."""
+    db = opened.db
+    if not db.table_exists("worker"):
+        return
+    columns = {c.name for c in db.get_columns("worker")}
+    built = "schema_version" if "schema_version" in columns else "NULL"
+    p = db.param
+    lease = db.execute_sql(f"SELECT value FROM setting WHERE key = {p}",
+                           ("lease-seconds",)).fetchone() if db.table_exists("setting") else None
+    lease_s = float(lease[0]) if lease and lease[0].replace(".", "", 1).isdigit() else 10.0
+    older = db.execute_sql(
+        f"SELECT host, pid FROM worker WHERE state IN ('idle', 'busy', 'stopping') "
+        f"AND heartbeat_at >= {p} AND COALESCE({built}, 0) < {p} ORDER BY host, pid",
+        (time.time() - lease_s, SCHEMA_VERSION)).fetchall()
+    if older:
+        where = ", ".join(f"pid {pid} on {host}" for host, pid in older[:5])
+        raise DatabaseError(
+            f"{redact(opened.target)} has schema v{version} and {len(older)} live worker(s) "
+            f"of an older queuectl ({where}): stop them (`queuectl worker stop` with the "
+            f"queuectl that started them), then run this again; nothing was changed")
 
 
 def _current_version(opened: Opened) -> int | None:
@@ -420,9 +458,16 @@ def _migrate_5_to_6(opened: Opened) -> None:
     opened.db.create_tables([models.StagedJob], safe=True)
 
 
+def _migrate_6_to_7(opened: Opened) -> None:
+    """Version 7: each worker records the schema it was built for, so a later
+    migration can see live workers of an older queuectl (and refuse)."""
+    if "schema_version" not in {c.name for c in opened.db.get_columns("worker")}:
+        opened.db.execute_sql("ALTER TABLE worker ADD COLUMN schema_version INTEGER")
+
+
 # MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4,
-              4: _migrate_4_to_5, 5: _migrate_5_to_6}
+              4: _migrate_4_to_5, 5: _migrate_5_to_6, 6: _migrate_6_to_7}
 
 
 def describe_db_error(exc: Exception, target: str) -> str:

@@ -290,6 +290,7 @@ class Worker(BaseModel):
     stop_requested = pw.BooleanField(default=False)
     stop_grace = pw.DoubleField(null=True)  # set: stop now, running job SIGTERMed, then SIGKILL
     queues = pw.TextField(null=True)  # v4: the queues it serves, comma-separated; None: all
+    schema_version = pw.IntegerField(null=True)  # v7: the schema it was built for
 
 
 class Setting(BaseModel):

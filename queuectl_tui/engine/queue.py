@@ -331,12 +331,9 @@ class Queue:
         return [(row[0], row[1], initial.get(row[0], row[2]), *row[3:]) for row in rows]
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
-        """Conflict if any of these ids is taken (inside the caller's transaction)."""
-        for chunk in _chunks(ids, 500):
-            taken = Job.select(Job.id).where(Job.id.in_(chunk)).first()
-            if taken is not None:
-                raise Conflict(f"a job with id {taken.id!r} already exists; "
-                               "nothing was enqueued")
+        """Conflict if any of these ids is taken (inside the caller's transaction);
+        rows a dead bulk enqueue left holding one are cleared first."""
+        batches.free_ids(self, ids)
 
     def insert_job_rows(self, columns: tuple[str, ...], rows: list[tuple]) -> None:
         try:

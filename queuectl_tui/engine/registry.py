@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from queuectl_tui.clock import iso
+from queuectl_tui.engine import db as schema
 from queuectl_tui.engine import procs
 from queuectl_tui.engine.models import Job, Worker
 
@@ -23,10 +24,13 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
              now: float, queues: list[str] | None = None) -> None:
+    """Record a starting worker, with the schema it was built for (db.py refuses
+    a migration while live workers of an older one run)."""
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
                   started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None,
-                  queues=",".join(queues) if queues else None)
+                  queues=",".join(queues) if queues else None,
+                  schema_version=schema.SCHEMA_VERSION)
     Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
         conflict_target=[Worker.id],
         update={getattr(Worker, k): v for k, v in fields.items()}).execute()

@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from queuectl_tui.engine import counts, registry
-from queuectl_tui.engine.db import redact
+from queuectl_tui.engine.db import redact, schema_moved
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.hooks import HookRunner
@@ -34,6 +34,7 @@ from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
 CHECKPOINT_EVERY_S = 0.2  # the workers leave WAL checkpoints to us (see backends)
+SCHEMA_CHECK_S = 1.0  # a newer queuectl's migration stops the pool within this
 COUNTS_EVERY_S = 5.0  # the stored count `status` follows (engine/counts.py)
 FAST_CRASH_S = 2.0  # a worker dying sooner than this after start counts as a crash loop
 MAX_RESTART_DELAY_S = 30.0
@@ -68,6 +69,8 @@ class Supervisor:
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
     next_checkpoint: float = 0.0  # monotonic
     next_counts: float = 0.0  # monotonic
+    halted: str | None = None  # why the pool stops writing at once (file gone, newer schema)
+    next_schema_check: float = 0.0  # monotonic
 
     def log(self, line: str) -> None:
         """A plain line in the pool's log (for parts that only say things)."""
@@ -139,6 +142,8 @@ class Supervisor:
         scheduler = Scheduler(self.queue, self.log)
         while self._busy():
             time.sleep(POLL_S)
+            if self._must_halt():
+                continue  # only waiting for the workers to exit now
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
             self._rescue_pending()
@@ -150,11 +155,40 @@ class Supervisor:
                 pruner.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
-        hook_runner.stop()
+        if self.halted is None:
+            hook_runner.stop()  # it records the hooks it ran: not into a file that is gone
         if metrics_server is not None:
             metrics_server.shutdown()
         self.events.pool("stopped", "all workers stopped")
-        return 0
+        return 1 if self.halted else 0
+
+    def _must_halt(self, schema_now: bool = False) -> bool:
+        """Every turn, before anything is written (one stat), the database file
+        deleted or replaced under the pool, and every second (and whenever a
+        worker exits in error) a newer queuectl's migration, stop it without
+        restarting, rescuing, checkpointing or recording anything more (see
+        Worker.file_gone and Worker.schema_moved); exit status 1."""
+        if self.halted is None:
+            reason = self.queue.opened.file_gone()
+            if reason is None and (schema_now or time.monotonic() >= self.next_schema_check):
+                self.next_schema_check = time.monotonic() + SCHEMA_CHECK_S
+                try:
+                    reason = schema_moved(self.queue.opened)
+                except (pw.DatabaseError, pw.InterfaceError):
+                    reason = None  # the rescuer reports database trouble
+            if reason is None:
+                return False
+            self.halted = reason
+            self.events.pool("stopping", f"stopping: {reason}; nothing more is written to "
+                             "it", ERROR, reason=reason)
+            self.stopping = max(self.stopping, 1)
+            self.unrescued.clear()
+            for child in self.children:
+                child.restart_at = None
+            self._signal_children(signal.SIGTERM)
+        for child in self.children:
+            child.reaped = child.reaped or child.proc.poll() is not None
+        return True
 
     def _checkpoint(self) -> None:
         """Fold the WAL back every few turns, here rather than in a worker's
@@ -246,6 +280,8 @@ class Supervisor:
         if child.reaped:
             return child
         child.reaped = True
+        if code != 0 and not self.stopping and self._must_halt(schema_now=True):
+            return child  # it stopped for the pool's reason: not a death to restart
         if self.stopping >= 3 or code != 0:
             # Killed by us on purpose (third Ctrl+C): its job's attempt is not counted.
             self.unrescued.append((child.worker_id, self.stopping < 3))

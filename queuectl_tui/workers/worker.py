@@ -24,7 +24,7 @@ import peewee as pw
 from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, procs, queues, registry
 from queuectl_tui.engine.backends import Claimed
-from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.db import open_database, schema_moved
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
@@ -56,6 +56,8 @@ class Worker:
         self._next_beat = 0.0
         self._next_rescue = 0.0
         self._trouble: str | None = None  # the database problem being retried, if any
+        self.lost_file: str | None = None  # set: the database file is gone; write nothing more
+        self.newer_schema: str | None = None  # set: a newer queuectl migrated the database
         self._reload()
 
     def _reload(self) -> None:
@@ -84,6 +86,38 @@ class Worker:
                             f"SIGTERM, SIGKILL after {grace:g} s, and goes back to the queue",
                             reason=reason, now=True)
         self.request_stop(reason)
+
+    def file_gone(self) -> bool:
+        """Whether the database file was deleted or replaced under us (one stat).
+
+        Checked before each claim, beat and outcome: a SQLite file removed while
+        we hold it is still written through its old inode, and its leftover -wal
+        beside a new file would carry our writes into the new database. The
+        first time, say so in one line and stop without writing anything more."""
+        if self.lost_file is None:
+            reason = self.queue.opened.file_gone()
+            if reason is None:
+                return False
+            self.lost_file = reason
+            self._halt(reason, "nothing more is written to it")
+        return True
+
+    def schema_moved(self) -> bool:
+        """Whether a newer queuectl migrated the database (one indexed read,
+        before each idle claim and every second between jobs): stop claiming,
+        hand back what we hold, and exit non-zero so the pool stops too."""
+        if self.newer_schema is None:
+            reason = schema_moved(self.queue.opened)
+            if reason is None:
+                return False
+            self.newer_schema = reason
+            self._halt(reason, "no more jobs are claimed")
+        return True
+
+    def _halt(self, reason: str, consequence: str) -> None:
+        self.stop_reason = reason
+        self.log.worker("stopping", self.id, f"stopping: {reason}; {consequence}", ERROR,
+                        reason=reason)
 
     # ------------------------------------------------------------------ loop
 
@@ -119,6 +153,8 @@ class Worker:
                         continue
                 elif self.clock.monotonic() >= self._next_rescue:
                     self._busy_housekeeping()
+                    if self.lost_file or self.newer_schema:
+                        break
                 if claimed is not None:
                     ran += 1
                     more = max_jobs is None or ran < max_jobs
@@ -137,10 +173,14 @@ class Worker:
                         self._db_trouble(exc, "waiting for work")
                         self.clock.sleep(1.0)
         finally:
-            if claimed is not None:  # claimed with the last outcome, then told to stop
+            if self.file_gone():
+                pass  # the file is not ours any more: nothing to hand back or record
+            elif claimed is not None:  # claimed with the last outcome, then told to stop
                 self._persist("handing back a job", lambda: self.queue.release(claimed, self.id))
                 self.log.released(self.id, claimed)
-            self._persist("recording the stop", lambda: registry.stopped(self.id, now=self.clock.now()))
+            if not self.file_gone():
+                self._persist("recording the stop",
+                              lambda: registry.stopped(self.id, now=self.clock.now()))
             self.log.worker("stopped", self.id, f"stopped after {ran} job(s)", jobs=ran)
         return ran
 
@@ -148,7 +188,11 @@ class Worker:
         """Between jobs of a steady stream: the outcome commits already carry the
         heartbeat and the stop flag; still rescue others' jobs and reload config."""
         self._next_rescue = self.clock.monotonic() + RESCUE_EVERY_S
+        if self.file_gone():
+            return
         try:
+            if self.schema_moved():
+                return
             self._reload()
             self._take_back_orphans()
         except (pw.OperationalError, pw.InterfaceError) as exc:
@@ -198,6 +242,8 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _housekeeping(self, state: str = "idle") -> None:
+        if self.file_gone() or self.schema_moved():
+            return
         now = self.clock.monotonic()
         if os.getppid() != self.parent_pid:
             self.request_stop("parent process exited")
@@ -247,7 +293,7 @@ class Worker:
             deadline = min(deadline, self.clock.monotonic() + max(0.0, next_due - self.clock.now()))
         while self.stop_reason is None:
             left = deadline - self.clock.monotonic()
-            if left <= 0:
+            if left <= 0 or self.file_gone():  # even reads share a stale -shm: stop soon
                 return
             # Short slices: a stop signal is noticed within a tenth of a second.
             if self.queue.backend.wait_for_change(min(left, 0.1), self.clock.sleep) \
@@ -271,6 +317,8 @@ class Worker:
         def tick() -> Abort | None:
             """Extend the lease (recording the process group the first time) and
             read what the job's owners want: cancelled, stopped now, or lost."""
+            if self.file_gone():
+                return Abort("stopped", f"stopped: {self.lost_file}", DEFAULT_GRACE_S)
             try:
                 with self.queue.db.atomic():
                     self._beat("busy", claimed, started)
@@ -298,6 +346,8 @@ class Worker:
                  procs.MARKER: claimed.claim_token},
             cwd=claimed.cwd)
         took = self.clock.now() - started
+        if self.file_gone():
+            return None  # its outcome has nowhere to go
         lease = self.lease if claim_next and self.stop_reason is None else None
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
@@ -372,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the supervisor died while we were starting
     worker.run()
     opened.close()
-    return 0
+    return 1 if worker.lost_file or worker.newer_schema else 0
 
 
 if __name__ == "__main__":
