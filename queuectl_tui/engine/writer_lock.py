@@ -71,11 +71,6 @@ class WriterLock:
             signal.signal(signal.SIGALRM, previous)
 
     def release(self) -> None:
-        """Only the main thread takes the lock, so only it lets it go: another
-        thread's COMMIT (a supervisor's finish-hook thread) must not drop a lock
-        the main thread holds."""
-        if threading.current_thread() is not threading.main_thread():
-            return
         if self.held and self.fd is not None:
             self.held = False
             try:
