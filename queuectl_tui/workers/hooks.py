@@ -35,7 +35,7 @@ import peewee as pw
 from queuectl_tui.engine import config, hooks
 from queuectl_tui.engine.backends import HOOKS_CHANNEL, backend_for
 from queuectl_tui.engine.queue import Queue
-from queuectl_tui.workers.pool_log import WARNING, PoolLog
+from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.runner import Abort, RunResult, describe_exit, run_command
 
 SLACK_S = 30.0  # lease beyond the timeout, for stopping and recording
@@ -108,6 +108,19 @@ class HookRunner:
     # ---------------------------------------------------------------- the dispatcher thread
 
     def _dispatch(self) -> None:
+        """The dispatcher thread. Whatever goes wrong in it is said and tried
+        again: hooks must not stop for the rest of the pool's life (what it held
+        comes back when its leases run out)."""
+        while True:
+            try:
+                self._loop()
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug or an OS error, said once a try
+                self.events.pool("trouble", f"finish hooks: {type(exc).__name__}: {exc}; "
+                                 "trying again", ERROR, error=str(exc))
+                time.sleep(RETRY_S)
+
+    def _loop(self) -> None:
         backend = backend_for(self.queue.db)  # its own wake-up state, on this thread's connection
         listening = False
         while True:
