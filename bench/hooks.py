@@ -14,6 +14,13 @@ The hooks' rate is N over the time from the first job's start to the last
 hook; the lag is how long after the last job the last hook ran. Every job
 must get its hook: a round where some hook never ran fails the run.
 
+Then the hooks' own ceiling, apart from the jobs' rate (a loaded machine runs
+the jobs slower than the 1,000 a second a quiet one does): N jobs enqueued and
+cancelled, so N hooks wait at once, and a pool started; the backlog rate is N
+over the time from the first hook to the last, and the pool's CPU per hook
+(supervisor, idle workers and the hooks' shells, from getrusage) says what a
+quiet machine's cores allow.
+
 Results go to bench/results/hooks/results.json (`--quick`: not written).
 """
 
@@ -23,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -91,13 +99,68 @@ class Target:
 
 def one_round(repo: Path, jobs: int, workers: int, pg_url: str | None,
               timeout: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        target = Target(tmp, pg_url)
-        try:
-            return _measure(repo, tmp, target, jobs, workers, timeout)
-        finally:
-            target.drop()
+    result = {}
+    for how in (_measure, _backlog):
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            target = Target(tmp, pg_url)
+            try:
+                result.update(how(repo, tmp, target, jobs, workers, timeout))
+            finally:
+                target.drop()
+    return result
+
+
+def _backlog(repo: Path, tmp: Path, target: Target, jobs: int, workers: int,
+             timeout: float) -> dict:
+    """The hooks' own ceiling, whatever the jobs' rate: N jobs enqueued and
+    cancelled (`cancel` queues N hooks at once), then a pool started; the rate
+    is N over the time from the first hook's line to the outbox's last row."""
+    env = {**os.environ, "QUEUECTL_DB": target.url, "PYTHONPATH": str(repo)}
+    out = tmp / "hooks.out"
+
+    def cli(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "queuectl_tui", *args], env=env, cwd=tmp,
+                       check=True, stdout=subprocess.DEVNULL)
+
+    spec = tmp / "jobs.jsonl"
+    ids = [f"j{i}" for i in range(jobs)]
+    spec.write_text("".join(json.dumps({"command": "true", "id": i, "delay": 3600}) + "\n"
+                            for i in ids))
+    cli("config", "set", "finish-hook", HOOK.format(out=out))
+    cli("enqueue", "--file", str(spec))
+    cli("cancel", *ids)
+    cpu_before = _children_cpu()
+    pool = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "worker", "start",
+                             "--count", str(workers)], env=env, cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    first = done = None
+    try:
+        while time.monotonic() < deadline:
+            if first is None and out.exists():
+                first = time.time()
+            lines = out.read_bytes().count(b"\n") if out.exists() else 0
+            if lines >= jobs and target.query("SELECT COUNT(*) FROM hook_run")[0] == 0:
+                done = time.time()
+                break
+            time.sleep(POLL_S)  # a poll, not synchronisation: the deadline bounds it
+    finally:
+        pool.terminate()
+        pool.wait(60)
+    if first is None or done is None:
+        return {"backlog_hooks_per_s": None}
+    return {"backlog_hooks_s": round(done - first, 3),
+            "backlog_hooks_per_s": round(jobs / max(done - first, POLL_S), 1),
+            "backlog_pool_cpu_ms_per_hook": round((_children_cpu() - cpu_before) / jobs * 1e3, 3)}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every waited-for descendant: the pool, its workers, the
+    hooks' shells (the pool waits for those). Load elsewhere disturbs it far
+    less than it disturbs rates."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _measure(repo: Path, tmp: Path, target: Target, jobs: int, workers: int,
@@ -189,10 +252,13 @@ def main() -> int:
         "median_hook_lag_s": statistics.median(r["hook_lag_s"] for r in runs
                                                if r["hook_lag_s"] is not None)
         if rates else None,
+        "median_backlog_hooks_per_s": statistics.median(
+            r["backlog_hooks_per_s"] or 0 for r in runs),
     }
     print(f"{source}: jobs {summary['median_jobs_per_s']}/s, hooks "
           f"{summary['median_hooks_per_s']}/s, last hook {summary['median_hook_lag_s']} s "
-          f"after the last job (medians of {rounds})")
+          f"after the last job; a backlog of {jobs} hooks at "
+          f"{summary['median_backlog_hooks_per_s']}/s (medians of {rounds})")
     if not args.quick or args.out:
         path = args.out or RESULTS
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -70,20 +70,28 @@ class Drain:
 # ------------------------------------------------------------------ 6: stops are not failures
 
 def test_a_hook_stopped_by_graceful_stops_is_not_dropped(db, pools, tmp_path):
-    """A hook longer than the stop grace, its pool stopped three times (SIGTERM,
-    SIGINT, SIGTERM: deploys, Ctrl+C): each stop hands it back untried, so the
-    fourth pool runs it again, to its end (it was dropped at the fourth take)."""
+    """A hook longer than the stop grace, its pool stopped three times (SIGTERM
+    as a deploy does, Ctrl+C, Ctrl+C twice): each stop hands it back untried,
+    so the fourth pool runs it again, to its end (it was dropped at the fourth
+    take, and each stop left it leased for a minute)."""
     out, hold = tmp_path / "hook.txt", tmp_path / "hold"
     hold.touch()
     set_config(db, "finish-hook", f'echo "start $QUEUECTL_JOB_ID" >> {out}; '
                                   f'while [ -e {hold} ]; do sleep 0.05; done; '
                                   f'echo "end $QUEUECTL_JOB_ID" >> {out}')
     enqueue_file(db, tmp_path, 1)
-    for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM), start=1):
+    for n, signals in enumerate(([signal.SIGTERM], [signal.SIGINT],
+                                 [signal.SIGINT, signal.SIGINT]), start=1):
         pool = pools(1)
         wait_for(lambda: len(lines(out)) == n, 30, message=f"the hook's start number {n}")
-        pool.signal(sig)
+        pool.signal(signals[0])
+        if len(signals) == 2:  # the second Ctrl+C: stop now, no grace for the hook
+            pool.wait_for_line("Ctrl+C again to stop now")
+            asked = time.monotonic()
+            pool.signal(signals[1])
         assert pool.wait(30) == 0
+        if len(signals) == 2:
+            assert time.monotonic() - asked < 4  # not the graceful stop's 5 s for hooks
         pool.close()
         assert HookRun_count(db) == 1
     log = pools(1)

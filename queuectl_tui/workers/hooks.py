@@ -209,18 +209,24 @@ class HookRunner:
     # ---------------------------------------------------------------- a slot thread
 
     def _run(self, run: Any, timeout: float) -> None:
-        back = False
+        settle = "ended"  # or "back" (untried), or "" (left to its lease)
         try:
             result = run_command(run.command, timeout=timeout, open_log=None,
                                  env=hooks.env_for(run), tick=lambda: self._abort,
                                  first_tick=TICK_S, tick_every=TICK_S)
-            back = self._report(run, result, timeout)
-        except OSError as exc:
+            if self._report(run, result, timeout):
+                settle = "back"
+        except OSError as exc:  # /bin/sh cannot be started: as a failed hook
             self.events.hook(run, "unstarted", f"could not start: {exc.strerror or exc}",
                              level=WARNING)
+        except Exception as exc:  # noqa: BLE001 - ours, not the hook's: as a runner's death
+            settle = ""  # its lease runs out, counted: a run that always does this is dropped
+            self.events.hook(run, "unstarted", f"could not be run here ({type(exc).__name__}: "
+                             f"{exc}); it is tried again later", level=ERROR)
         finally:
             with self._lock:
-                (self._back if back else self._ended).append(run.seq)
+                if settle:
+                    (self._back if settle == "back" else self._ended).append(run.seq)
                 self._running -= 1
             self._wake.set()
 
