@@ -38,7 +38,7 @@ from queuectl_tui.engine.queue import Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.runner import Abort, RunResult, describe_exit, run_command
 
-SLACK_S = 30.0  # lease beyond the timeout, for stopping and recording
+SLACK_S = 10.0  # lease beyond the timeout: its stop (1 s), settling, a busy database
 STOP_GRACE_S = 5.0  # a stopping pool's hooks: how long after its workers are done
 WAIT_S = 0.1  # the dispatcher's longest sleep: how soon it sees a stop or a lapsed lease
 RETRY_S = 0.5  # after database trouble (the supervisor's rescuer reports it)
