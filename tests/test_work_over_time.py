@@ -262,9 +262,14 @@ def test_a_hook_queued_before_a_crash_runs_later_and_the_job_does_not(queue, tmp
     run_one(queue)
     assert HookRun.select().count() == 1 and not out.exists()
     from queuectl_tui.workers.hooks import HookRunner
-    runner = HookRunner(queue, log=lambda line: None)
-    wait_for(lambda: (runner.turn(), out.exists())[1], 10, message="the hook to run")
-    wait_for(lambda: (runner.turn(), HookRun.select().count() == 0)[1], 10,
-             message="the hook run to be recorded done")
+    from queuectl_tui.workers.pool_log import PoolLog
+    runner = HookRunner(queue, PoolLog(fd=os.open(os.devnull, os.O_WRONLY)))
+    runner.start()
+    try:
+        wait_for(lambda: out.exists(), 10, message="the hook to run")
+        wait_for(lambda: HookRun.select().count() == 0, 10,
+                 message="the hook run to be recorded done")
+    finally:
+        runner.stop()
     assert out.read_text().split()[:2] == ["early", "completed"]
     assert queue.get("early").runs == 1 and queue.get("early").state == "completed"

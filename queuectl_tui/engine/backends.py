@@ -18,6 +18,7 @@ from typing import Any, Callable
 import peewee as pw
 
 CHANNEL = "queuectl_jobs"
+HOOKS_CHANNEL = "queuectl_hooks"  # a finish hook queued (engine/hooks.py): wakes hook runners
 PROBE_INTERVAL_S = 0.005  # SQLite without inotify: how often an idle worker polls
 # After a WAL write, the writer publishes the commit a moment later (after its
 # fsync, which writes nothing we can watch): look at the change counter at these
@@ -209,11 +210,13 @@ class Backend:
         for name in OLD_INDEXES:
             self.db.execute_sql(f"DROP INDEX IF EXISTS {name}")
 
-    def notify(self) -> None:
-        """Inside a write transaction that made a job claimable: wake idle workers."""
+    def notify(self, channel: str = CHANNEL) -> None:
+        """Inside a write transaction that made a job claimable: wake idle workers
+        (or, on HOOKS_CHANNEL, that queued a finish hook: wake hook runners)."""
 
-    def listen(self) -> None:
-        """Start receiving wake-ups (idle workers call this once)."""
+    def listen(self, channel: str = CHANNEL) -> None:
+        """Start receiving wake-ups (idle workers call this once; hook runners
+        with HOOKS_CHANNEL)."""
 
     def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
         """Block up to `timeout` s; True as soon as another process may have added work."""
@@ -341,7 +344,8 @@ class SqliteBackend(Backend):
         # It changes whenever another connection commits.
         return self.db.execute_sql("PRAGMA data_version").fetchone()[0]
 
-    def listen(self) -> None:
+    def listen(self, channel: str = CHANNEL) -> None:
+        # Every commit writes the WAL: one watch serves every channel.
         from queuectl_tui.engine.wakeup import WalWatch
         self._seen = self.data_version()
         if self._watch is None:
@@ -438,14 +442,16 @@ class PostgresBackend(Backend):
             f"INSERT INTO event (job_id, to_state, at, attempt) "
             f"SELECT id, 'pending', %s, 0 FROM published", (batch, now)).rowcount
 
-    def notify(self) -> None:
+    def notify(self, channel: str = CHANNEL) -> None:
         # Delivered at commit, to every listening connection on every host.
-        self.db.execute_sql(f"NOTIFY {CHANNEL}")
+        self.db.execute_sql(f"NOTIFY {channel}")
 
     _listening_on: Any = None  # the connection LISTEN was issued on
+    _channel = CHANNEL
 
-    def listen(self) -> None:
-        self.db.execute_sql(f"LISTEN {CHANNEL}")
+    def listen(self, channel: str = CHANNEL) -> None:
+        self._channel = channel
+        self.db.execute_sql(f"LISTEN {channel}")
         self._listening_on = self.db.connection()
 
     def wait_for_change(self, timeout: float, sleep: Callable[[float], None]) -> bool:
@@ -454,7 +460,7 @@ class PostgresBackend(Backend):
         every wake-up would wait for the poll interval instead."""
         conn = self.db.connection()
         if conn is not self._listening_on:
-            self.listen()
+            self.listen(self._channel)
             return True  # something may have been missed while we were away
         try:
             if not conn.notifies:

@@ -128,6 +128,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "shell command run after each job completes, dies or is cancelled ('' = none)"),
     Key("finish-hook-timeout", 30, _number(0.1, 3600),
         "seconds a finish hook may run before it is killed"),
+    Key("finish-hook-concurrency", 8, _number(1, 64, integer=True),
+        "finish hooks a pool runs at once"),
     Key("retention-completed", 7 * 86400, _keep_time,
         "seconds a completed job is kept before it is pruned (7d, 12h, ...); 0 = forever"),
     Key("retention-dead", 30 * 86400, _keep_time,

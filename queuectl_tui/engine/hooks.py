@@ -6,14 +6,15 @@ with an empty command). The transaction that finishes the job also writes a
 whichever process finished the job (a worker, a rescuer, `cancel`, a
 dependency's failure), and a crash after the commit delays the hook instead of
 losing it; the job itself never runs again for it. Supervisors take the rows
-(workers/hooks.py) and run them, bounded by `finish-hook-timeout`.
+(workers/hooks.py) and run them, bounded by `finish-hook-timeout`; the commit
+also sends a wake-up (HOOKS_CHANNEL on PostgreSQL, the WAL's own write on
+SQLite), so a runner takes a row as soon as it exists.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import peewee as pw
 
@@ -21,7 +22,10 @@ from queuectl_tui.engine import config
 from queuectl_tui.engine.models import HookRun, NamedQueue
 
 CACHE_S = 1.0  # a config change reaches running workers within a second
-MAX_TRIES = 3  # a hook whose runner died this often (it crashed it?) is dropped
+# A hook whose runner died this often while running it (SIGKILL, a crash, the
+# machine going down: it may be the hook's doing) is dropped. A hook stopped
+# with its pool (a graceful stop, `handed_back`) is not counted.
+MAX_TRIES = 3
 
 
 @dataclass
@@ -70,8 +74,32 @@ def take(db: pw.Database, owner: str, now: float, limit: int, hold_s: float,
                     attempt=r[5], command=r[6], tries=r[7]) for r in rows]
 
 
-def done(seq: int) -> None:
-    HookRun.delete().where(HookRun.seq == seq).execute()
+def waiting(db: pw.Database, now: float) -> bool:
+    """Whether some hook run is there to take: a read, so a runner woken by
+    every commit of a busy pool takes the write lock only when it has work."""
+    p = db.param
+    return db.execute_sql(f"SELECT 1 FROM hook_run WHERE taken_until IS NULL "
+                          f"OR taken_until < {p} LIMIT 1", (now,)).fetchone() is not None
+
+
+def settle(db: pw.Database, owner: str, done_seqs: list[int], back_seqs: list[int]) -> None:
+    """In one transaction: forget the runs that ended (ran, failed, timed out,
+    dropped) and hand back the ones stopped with the pool, their take not
+    counted as a try, for the next runner at once."""
+    if not done_seqs and not back_seqs:
+        return
+    p = db.param
+    with db.atomic():
+        for start in range(0, len(done_seqs), 500):
+            chunk = done_seqs[start:start + 500]
+            db.execute_sql(f"DELETE FROM hook_run WHERE seq IN ({', '.join([p] * len(chunk))})",
+                           chunk)
+        for start in range(0, len(back_seqs), 500):
+            chunk = back_seqs[start:start + 500]
+            db.execute_sql(
+                f"UPDATE hook_run SET taken_until = NULL, taken_by = NULL, "
+                f"tries = tries - 1 WHERE taken_by = {p} AND seq IN "
+                f"({', '.join([p] * len(chunk))})", [owner, *chunk])
 
 
 def env_for(run: HookRun) -> dict[str, str]:
@@ -80,7 +108,3 @@ def env_for(run: HookRun) -> dict[str, str]:
     return {"QUEUECTL_JOB_ID": run.job_id, "QUEUECTL_JOB_STATE": run.state,
             "QUEUECTL_EXIT_CODE": "" if run.exit_code is None else str(run.exit_code),
             "QUEUECTL_QUEUE": run.queue, "QUEUECTL_ATTEMPT": str(run.attempt)}
-
-
-def describe(run: Any) -> str:
-    return f"hook for job {run.job_id} ({run.state})"

@@ -22,7 +22,7 @@ import peewee as pw
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
 from queuectl_tui.engine import (attempts, batches, config, counts, dependencies, events, logs,
                                   procs, queues, registry, uniqueness)
-from queuectl_tui.engine.backends import Claimed
+from queuectl_tui.engine.backends import HOOKS_CHANNEL, Claimed
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import (FINAL, STATES, WAITING, Job, describe_state,
                                         state_named)
@@ -226,6 +226,7 @@ class Queue:
         if command:
             hooks.record(command, job_id=job.id, state=to, exit_code=exit_code,
                          queue=queue_name, attempt=job.attempts, now=now)
+            self.backend.notify(HOOKS_CHANNEL)
         if not waited_for:
             return
         if self._finished_now is not None:  # inside the loop below: it takes this too

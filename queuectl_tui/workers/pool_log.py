@@ -30,9 +30,11 @@ from queuectl_tui.safe_text import printable
 if TYPE_CHECKING:  # types only: this module must stay cheap to import
     from queuectl_tui.engine.backends import Claimed
     from queuectl_tui.engine.queue import Rescued
+    from queuectl_tui.workers.runner import RunResult
 
 FORMATS = ("text", "json")
 ERROR_CHARS = 300  # of a job's error in a line: its cause and the start of its last stderr line
+HOOK_OUTPUT_CHARS = 300  # of each of a finish hook's streams in its line: the end
 
 # syslog levels: journald reads a "<N>" prefix on a line as its priority, so
 # `journalctl -p warning` shows dead jobs, rescues and crashes without the rest.
@@ -52,16 +54,19 @@ def under_journal(fd: int = 2) -> bool:
     return (st.st_dev, st.st_ino) == (device, inode)
 
 
-_second: list = [None, ""]  # the last whole second stamped, and its text
+_second: list = [(None, "")]  # the last whole second stamped, and its text, as one pair
 
 
 def _stamp(at: float) -> str:
     """ISO 8601 UTC with milliseconds. A busy pool stamps many lines a second,
-    so the text up to the second is kept and only the milliseconds are new."""
+    so the text up to the second is kept and only the milliseconds are new.
+    The pair is replaced whole: the supervisor's hook threads stamp lines too."""
     whole = int(at)
-    if whole != _second[0]:
-        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{_second[1]}.{int((at - whole) * 1000):03d}Z"
+    second, text = _second[0]
+    if whole != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second[0] = (whole, text)
+    return f"{text}.{int((at - whole) * 1000):03d}Z"
 
 
 def _seconds(value: float) -> str:
@@ -74,6 +79,17 @@ def _error(error: str | None) -> str:
     the 4 KiB a pipe writes whole, so lines of many processes never mix."""
     text = printable(error or "", keep_newlines=False).strip()
     return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
+
+
+def _output(tail: str, printed: int) -> tuple[str, str, int]:
+    """The end of what a command printed, for one line: (its last HOOK_OUTPUT_CHARS
+    characters as printed, the same shown as `_error` shows a job's error, and
+    how many bytes before them are left out). `printed` counts every byte; the
+    tail is its end, decoded (engine/logs.py decode_tail)."""
+    kept = tail[-HOOK_OUTPUT_CHARS:]
+    cut = max(0, printed - len(kept.encode("utf-8", "surrogatepass")))
+    shown = printable(kept, keep_newlines=False).strip()
+    return kept, (f"[{cut:,} bytes cut] {shown}" if cut else shown), cut
 
 
 class PoolLog:
@@ -168,6 +184,30 @@ class PoolLog:
         record.update(extra)
         record["message"] = message
         self._write_json(record, level)
+
+    # ---------------------------------------------------------------- finish hooks
+
+    def hook(self, run: Any, outcome: str, text: str | None = None, *,
+             result: RunResult | None = None, level: int = INFO) -> None:
+        """One line per finish hook that has something to say: how it ended if
+        not well (`outcome`: ok, failed, timeout, stopped, dropped, unstarted),
+        and the end of its stdout and stderr, escaped and clipped like a job's
+        error, with how much was cut (a hook printing 50 MB makes one short
+        line). Never quieted: a hook is the pool's own work."""
+        parts = [f"hook for job {run.job_id} ({run.state}) {text or 'ran'}"]
+        extra: dict[str, Any] = {"job": run.job_id, "state": run.state, "outcome": outcome}
+        if result is not None:
+            extra["exit_code"] = result.exit_code
+            for stream, tail, printed in (("stdout", result.stdout_tail, result.stdout_bytes),
+                                          ("stderr", result.stderr_tail, result.stderr_bytes)):
+                if printed:
+                    kept, shown, cut = _output(tail, printed)
+                    parts.append(f"{stream}: {shown}")
+                    extra[stream] = kept
+                    if cut:
+                        extra[f"{stream}_cut_bytes"] = cut
+        message = "; ".join(parts)
+        self.pool("hook", message, level, **extra)
 
     # ---------------------------------------------------------------- workers and the pool
 

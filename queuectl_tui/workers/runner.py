@@ -44,6 +44,8 @@ class RunResult:
     stderr_tail: str
     ended: str = "exit"  # exit, timeout, cancelled, stopped, lost (engine/attempts.py)
     log_offset: int | None = None  # where this run's output starts in the log
+    stdout_bytes: int = 0  # all it printed, of which the tails are the end
+    stderr_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,10 @@ class Abort:
 class _Tail:
     def __init__(self) -> None:
         self.data = bytearray()
+        self.seen = 0  # bytes in all, kept or not
 
     def add(self, chunk: bytes) -> None:
+        self.seen += len(chunk)
         self.data += chunk
         if len(self.data) > 2 * TAIL_BYTES:
             del self.data[:-TAIL_BYTES]
@@ -80,7 +84,7 @@ class _SpawnFailed(Exception):
 
 
 def run_command(command: str, *, timeout: float | None,
-                open_log: Callable[[], int], log_header: bytes = b"",
+                open_log: Callable[[], int] | None, log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
                 tick: Callable[[], Abort | None] = lambda: None, first_tick: float = 1.0,
                 tick_every: float = 1.0, env: dict[str, str] | None = None,
@@ -96,6 +100,7 @@ def run_command(command: str, *, timeout: float | None,
     enforced, because the process's exit is watched through a pidfd.
     The shell is reaped only after its group has been killed, so the group id
     cannot have been reused by an unrelated process when we signal it.
+    `open_log=None` keeps only the tails (a finish hook's output: workers/hooks.py).
     """
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
@@ -172,14 +177,15 @@ def run_command(command: str, *, timeout: float | None,
             os.close(fd)
         output.close()
     out, err = (t.text() for t in output.tails.values())
+    sizes = {"stdout_bytes": output.tails[out_r].seen, "stderr_bytes": output.tails[err_r].seen}
     if output.log_error:
         sep = "\n" if err and not err.endswith("\n") else ""
         err += f"{sep}[queuectl: output not saved to the log: {output.log_error}]\n"
     if abort is None:
         return RunResult(exit_code=code, error=describe_exit(code, err), stdout_tail=out,
-                         stderr_tail=err, log_offset=output.log_offset)
+                         stderr_tail=err, log_offset=output.log_offset, **sizes)
     return RunResult(exit_code=code, error=abort.message, stdout_tail=out, stderr_tail=err,
-                     ended=abort.ended, log_offset=output.log_offset)
+                     ended=abort.ended, log_offset=output.log_offset, **sizes)
 
 
 def _begin_stop(pid: int, abort: Abort) -> float:
@@ -203,7 +209,7 @@ class _Output:
     crashing the worker.
     """
 
-    def __init__(self, open_log: Callable[[], int], header: bytes,
+    def __init__(self, open_log: Callable[[], int] | None, header: bytes,
                  tails: dict[int, _Tail]) -> None:
         self._open_log = open_log
         self._header = header
@@ -229,7 +235,7 @@ class _Output:
         return True
 
     def _write(self, chunk: bytes) -> None:
-        if self.log_error is not None:
+        if self.log_error is not None or self._open_log is None:
             return
         try:
             if self.log_fd is None:
@@ -315,6 +321,7 @@ class _Spawner:
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # a supervisor runs finish hooks from several threads
         self._devnull = -1
         self._home = -1
         self._base_env: dict[bytes, bytes] = {}
@@ -339,7 +346,9 @@ class _Spawner:
 
         Raises _SpawnFailed if `cwd` cannot be entered."""
         if not self._ready:
-            self._prepare()
+            with self._lock:
+                if not self._ready:
+                    self._prepare()
         job_env = self._base_env if not env else \
             {**self._base_env, **{os.fsencode(k): os.fsencode(v) for k, v in env.items()}}
         actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),

@@ -138,7 +138,8 @@ class Supervisor:
                              f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
                              workers=workers, database=redact(self.target))
         pruner = Pruner(self.queue, self.log)
-        hook_runner = HookRunner(self.queue, self.log)
+        hook_runner = HookRunner(self.queue, self.events)
+        hook_runner.start()
         scheduler = Scheduler(self.queue, self.log)
         while self._busy():
             time.sleep(POLL_S)
@@ -149,7 +150,7 @@ class Supervisor:
             self._rescue_pending()
             self._checkpoint()
             self._keep_counts()
-            hook_runner.turn(take=not self.stopping)
+            hook_runner.turn(self.stopping)
             if not self.stopping:
                 scheduler.turn()
                 pruner.turn()
