@@ -254,7 +254,7 @@ class ConsoleApp(App):
         if self.file_gone:
             return line + (" · ctrl+r opens the file now at that path"
                            if self._path_exists() else
-                           " · ctrl+r forgets it (no file at that path now)")
+                           " · no file at that path now (ctrl+r lets go of the old one)")
         if left > 0:
             return line + f" · reconnecting in {math.ceil(left)}s"
         return line + " · trying again"
