@@ -303,6 +303,42 @@ async def test_terminated_postgresql_backends_are_reconnected(pg_database, tmp_p
         assert "stale" not in text_of(app, "#counts")
 
 
+async def test_esc_gives_up_a_postgresql_write_waiting_for_a_row_lock(pg_database, tmp_path,
+                                                                     monkeypatch):
+    """Another session holds the job's row (SELECT ... FOR UPDATE, open): the
+    console's delete waits on the server; Esc sends a cancel request, the wait
+    ends at once and the job is still there."""
+    import psycopg2
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    url = pg_fresh(pg_database)
+    assert cli(url, "enqueue", "echo held", "--id", "held").returncode == 0
+    app = live_app(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert shown_ids(app) == ["held"]
+        other = psycopg2.connect(url)
+        try:
+            with other.cursor() as cur:
+                cur.execute("SELECT id FROM job WHERE id = 'held' FOR UPDATE")
+            await pilot.press("d")
+            await until(lambda: type(app.screen).__name__ == "ConfirmDialog", "the question")
+            await pilot.press("y")
+            await until(lambda: "waiting for the lock" in text_of(app, "#notice"),
+                        "the waiting notice", timeout=KEY_BOUND_S)
+            started = time.monotonic()
+            await pilot.press("escape")
+            await until(lambda: any("gave up" in m for m in messages(app)), "giving up",
+                        timeout=KEY_BOUND_S)
+            assert time.monotonic() - started < KEY_BOUND_S
+        finally:
+            other.rollback()
+            other.close()
+        await settle(pilot)
+        assert cli(url, "show", "held").returncode == 0, "deleted after all"
+        await press(pilot, "n", *"echo next", "enter")  # the write thread works on
+        assert any(m.startswith("enqueued") for m in messages(app)), messages(app)
+
+
 class Relay:
     """A TCP relay to the PostgreSQL server that can go down (refusing and
     dropping connections) and come back on the same port: a server that cannot
