@@ -71,7 +71,7 @@ class ConsoleApp(App):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         # Only while they apply (check_action): otherwise Esc is the view's own.
-        Binding("escape", "give_up", "Give up waiting", priority=True),
+        Binding("escape", "give_up", "Give up", priority=True),
         Binding("ctrl+r", "reopen", "Reopen database"),
     ]
 
@@ -92,6 +92,7 @@ class ConsoleApp(App):
         self.file_gone = False  # the SQLite file was deleted or replaced under us
         self.backoff = Backoff()  # tries of a server that cannot be reached
         self._toasted = False  # a toast said the writes now running wait for a lock
+        self._footer_writes = False  # the footer was last told that writes are running
         self._refreshing = False
         self._again = False
         self._want_view = False
@@ -270,6 +271,9 @@ class ConsoleApp(App):
             self.notify(f"waiting for the lock on {redact(self.target)}… (Esc gives up)",
                         severity="warning", timeout=4)
         self._toasted = bool(self.db.writes) and (waiting > 0 or self._toasted)
+        if self._footer_writes != bool(self.db.writes):
+            self._footer_writes = not self._footer_writes
+            self.refresh_bindings()  # "esc Give up" comes and goes with the writes
         current = self.view
         if current is not None and self._can_show(current) and current is self.screen:
             current.show_summary(self.summary, self.problem, self.hint)

@@ -28,7 +28,7 @@ from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.engine import views
 from queuectl_tui.engine.db import (GaveUp, Opened, Unreachable, describe_db_error,
                                     interrupt, is_postgres_url, is_sqlite_error, open_database,
-                                    redact, resolve_target)
+                                    redact, resolve_target, was_cancelled)
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import DatabaseError, QueuectlError
 
@@ -124,11 +124,13 @@ def _is_driver_error(exc: BaseException) -> bool:
 
 
 class Database:
-    """One thread, one connection, one queue; every call goes through `call`.
+    """One queue, three threads, each with its own connection: reads (`call`),
+    writes (`write`) and slow reads (`call_slow`).
 
     Reads that take long on a big queue (a full count of every state, counts
-    per queue) run on a second thread with its own connection (`call_slow`), so
-    a key's read never waits behind them; the views show what they last had.
+    per queue) run on the slow thread, so a key's read never waits behind them;
+    the views show what they last had. A write waiting for a lock holds up
+    neither, and can be given up (`give_up`).
 
     `threaded=False` runs calls inline on the caller's thread: snapshot tests
     use it so a picture never races a refresh.
@@ -182,7 +184,7 @@ class Database:
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         waited = asyncio.wrap_future(future)
-        waited.add_done_callback(lambda _: self._forget(write))  # on the event loop
+        waited.add_done_callback(lambda done: self._finished(write, done))  # on the loop
         try:
             return await asyncio.shield(waited)
         except asyncio.CancelledError:
@@ -192,6 +194,14 @@ class Database:
     def _forget(self, write: Write) -> None:
         if write in self.writes:
             self.writes.remove(write)
+
+    def _finished(self, write: Write, done: asyncio.Future) -> None:
+        """A write ended: no longer waiting. Its error is taken here too: when
+        whoever awaited it was cancelled (the console quitting), nobody else
+        would, and asyncio would log it at garbage collection."""
+        self._forget(write)
+        if not done.cancelled():
+            done.exception()
 
     def waiting_writes(self, longer_than: float) -> int:
         """How many writes have been running longer than `longer_than` seconds."""
@@ -313,7 +323,7 @@ class Database:
                     raise _Lost(message) from None
                 if queue.opened.failed_to_connect():
                     raise Unreachable(message) from None
-                if "canceling statement" in str(exc):
+                if was_cancelled(exc):
                     raise _Cancelled(message) from None
                 raise DatabaseError(message) from None
             if isinstance(exc, OSError):
@@ -355,6 +365,10 @@ class Database:
         self.slow_results.clear()
 
     def close(self) -> None:
+        """Quitting: a write still waiting for a lock is given up (else the
+        console would stay up to the busy timeout after q), then each thread
+        closes its own connection."""
+        self.give_up()
         queue = self.queue
         for executor in (self._slow, self._writer, self._executor):
             if executor is not None:

@@ -193,6 +193,21 @@ def interrupt(connection: Any) -> None:
             pass
 
 
+def was_cancelled(exc: BaseException) -> bool:
+    """Whether a driver error is PostgreSQL's answer to a cancel request
+    (SQLSTATE 57014, query_canceled), looked for through peewee's wrapping."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if getattr(seen, "pgcode", None) == "57014":
+            return True
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) \
+            else None
+        seen = inner or seen.__context__
+    return False
+
+
 def _identity(target: str) -> tuple[int, int] | None:
     if is_postgres_url(target):
         return None

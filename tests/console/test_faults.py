@@ -158,6 +158,26 @@ async def test_esc_gives_up_a_write_waiting_for_the_lock(queue_db):
         assert app.current_mode == "jobs"
 
 
+async def test_quitting_while_a_write_waits_does_not_wait_for_the_lock(queue_db):
+    """q while a write waits: the console closes at once, the write given up."""
+    app = live_app(queue_db)
+    holder = LockHolder(queue_db)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            victim = app.screen.query_one("#table", WindowTable).current
+            await pilot.press("d")
+            await until(lambda: type(app.screen).__name__ == "ConfirmDialog", "the question")
+            await pilot.press("y")
+            await until(lambda: app.db.writes, "the write to start")
+            started = time.monotonic()
+            await pilot.press("q")
+        assert time.monotonic() - started < KEY_BOUND_S
+    finally:
+        holder.release()
+    assert cli(queue_db, "show", victim["id"]).returncode == 0, "deleted after all"
+
+
 # ---------------------------------------------------------------- a deleted SQLite file
 
 def remove_database(path: str) -> None:

@@ -105,7 +105,7 @@ class JobListScreen(ListScreen):
 
     # ------------------------------------------------------------ one job
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_retry(self) -> None:
         job = self.table.current
         if job is None:

@@ -86,7 +86,7 @@ class QueuesScreen(KeyedTableView):
 
     # ------------------------------------------------------------ keys
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_toggle_pause(self) -> None:
         q = self.selected()
         if q is None:

@@ -83,7 +83,7 @@ class SchedulesScreen(KeyedTableView):
 
     # ------------------------------------------------------------ keys
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_toggle_pause(self) -> None:
         s = self.selected()
         if s is None:
@@ -94,7 +94,7 @@ class SchedulesScreen(KeyedTableView):
             done=(f"paused {s['name']}: no ticks fire until resumed" if pause
                   else f"resumed {s['name']}: it fires from its next tick"))
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_run_now(self) -> None:
         s = self.selected()
         if s is None:

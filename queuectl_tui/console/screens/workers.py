@@ -128,7 +128,7 @@ class WorkersScreen(ViewScreen):
             self.selected = pane.worker["id"]
             self._highlight()
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_start(self) -> None:
         pid = await self.console.act(start_workers, 1)
         if pid is not None:
@@ -144,7 +144,7 @@ class WorkersScreen(ViewScreen):
             self.notify(f"asked {', '.join(stopped) or 'no worker'} to stop after the "
                         "current job" if stopped else "that worker is not running", timeout=4)
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_stop(self) -> None:
         chosen = next((w for w in self.worker_rows if w["id"] == self.selected), None)
         if chosen is None or chosen["state"] not in ("idle", "busy"):
@@ -152,7 +152,7 @@ class WorkersScreen(ViewScreen):
             return
         await self._stop([chosen["id"]])
 
-    @work(group="action")  # awaits a write: off the message loop
+    @work(group="action")  # awaits the database: off the message loop
     async def action_scale_down(self) -> None:
         live = self._live()
         if not live:
