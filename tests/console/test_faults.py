@@ -463,3 +463,18 @@ def test_backoff_waits_longer_after_each_failure_and_resets_on_success():
     assert backoff.wait_left(110.0) == 5.0
     backoff.succeeded()
     assert backoff.wait_left(100.0) == 0 and backoff.failed(100.0) == 1.0
+
+
+def test_picture_of_a_deleted_database(snap_compare, queue_db, clock):
+    """What a person sees after the file went: the last rows dimmed, the header
+    marked stale, and below them the whole reason and what ctrl+r does."""
+    from tests.console.conftest import keys_then_settle, make_app
+
+    async def delete_then_refresh(pilot) -> None:
+        await keys_then_settle()(pilot)
+        remove_database(queue_db)
+        pilot.app.request_refresh()
+        await settle(pilot)
+
+    assert snap_compare(make_app(queue_db, clock), terminal_size=SIZE,
+                        run_before=delete_then_refresh)
