@@ -283,8 +283,8 @@ class Database:
         if gone:
             raise FileGone(f"{gone}; nothing was written")
         try:
-            opened.check_connection()
-            write.connection = opened.current_connection()
+            # Connecting (a first use, a server down) fails like any call would.
+            write.connection = self._translated(_ready_connection, queue, ())
             opened.give_up_when(write.give_up.is_set)
             try:
                 result = self._translated(fn, queue, args)
@@ -388,6 +388,12 @@ class Database:
             queue.opened.close()
         except Exception:  # noqa: BLE001 - a broken connection: closing it is all we want
             pass
+
+
+def _ready_connection(queue: Queue) -> Any:
+    """This thread's connection, answering (renewed if it was dropped while idle)."""
+    queue.opened.check_connection()
+    return queue.opened.current_connection()
 
 
 class _Lost(Exception):

@@ -443,6 +443,9 @@ async def test_a_server_out_of_reach_marks_the_rows_stale_and_is_retried(pg_data
         assert "stale" in text_of(app, "#counts")
         assert app.screen.query_one("#body").has_class("-stale")
         assert shown_ids(app) == ["one"]
+        await press(pilot, "n", *"echo while down", "enter")  # refused, said, no crash
+        assert "cannot connect" in text_of(app, "#error"), text_of(app, "#error")
+        await press(pilot, "escape")
         await until(lambda: app.backoff.failures >= 2, "a second try, later")
         assert cli(url, "enqueue", "echo two", "--id", "two").returncode == 0
         relay.up()
