@@ -48,6 +48,7 @@ T = TypeVar("T")
 SLOW_VIEW_S = 0.05  # a view read slower than this is not repeated every second...
 VIEW_EVERY_WHEN_SLOW = 5  # ...but every fifth tick (keys and actions still read at once)
 WAIT_NOTICE_S = 0.3  # a write running longer than this is said to be waiting
+SLOW_READ_NOTICE_S = 3.0  # a refresh unanswered this long is said to be waiting
 
 
 class ConsoleApp(App):
@@ -93,6 +94,7 @@ class ConsoleApp(App):
         self.backoff = Backoff()  # tries of a server that cannot be reached
         self._toasted = False  # a toast said the writes now running wait for a lock
         self._footer_writes = False  # the footer was last told that writes are running
+        self._read_since: float | None = None  # monotonic start of the refresh read in flight
         self._refreshing = False
         self._again = False
         self._want_view = False
@@ -140,7 +142,7 @@ class ConsoleApp(App):
         """The live refresh. A view whose read is slow (a rare text filter scanning a
         big table) is re-read every few ticks only; the header still updates each time."""
         self._ticks += 1
-        if self.db.writes:
+        if self.db.writes or self._read_since is not None:
             self.show_notice()
         self.collector.tick(can_freeze=len(self.screen_stack) == 1)
         every = 1 if self._view_cost < SLOW_VIEW_S else VIEW_EVERY_WHEN_SLOW
@@ -192,12 +194,14 @@ class ConsoleApp(App):
         self.refresh_count += 1
         number = self.refresh_count
         load = view.loader() if with_view else None
+        self._read_since = self.db.clock.monotonic()
         try:
             snap = await self.db.call(data.refresh, self.db.counter if with_summary else None,
                                       load)
         except QueuectlError as exc:
             self._refresh_failed(exc)
         else:
+            self._read_since = None
             self.problem, self.hint, self.stale_since = None, None, None
             self.backoff.succeeded()
             if snap.summary is not None:
@@ -216,6 +220,7 @@ class ConsoleApp(App):
 
     def _refresh_failed(self, exc: QueuectlError) -> None:
         """Keep the last rows (stale from now on) and say why, whole."""
+        self._read_since = None
         self.problem = str(exc)
         self.hint = self._hint_for(exc)
         if isinstance(exc, MissingDatabase):
@@ -241,6 +246,14 @@ class ConsoleApp(App):
             what = "a change" if waiting == 1 else f"{waiting} changes"
             text.append(f"⏳ {what}: waiting for the lock on {redact(self.target)}… "
                         "(Esc gives up)", style="bold #ffd75f")
+        since = self._read_since
+        unanswered = 0.0 if since is None else self.db.clock.monotonic() - since
+        if unanswered > SLOW_READ_NOTICE_S:  # PostgreSQL: a table locked by a migration...
+            if text.plain:
+                text.append("\n")
+            text.append(f"⏳ {redact(self.target)} has not answered for {unanswered:.0f}s "
+                        "(a lock, or a slow server); the rows are as they were",
+                        style="bold #ffd75f")
         if self.problem is not None and self.summary is not None:
             if text.plain:
                 text.append("\n")

@@ -359,6 +359,38 @@ async def test_esc_gives_up_a_postgresql_write_waiting_for_a_row_lock(pg_databas
         assert any(m.startswith("enqueued") for m in messages(app)), messages(app)
 
 
+async def test_a_read_blocked_by_a_table_lock_is_said_and_keys_answer(pg_database, tmp_path,
+                                                                      monkeypatch):
+    """PostgreSQL reads can wait too: another session's ACCESS EXCLUSIVE lock on
+    `job` (a migration, VACUUM FULL) holds the refresh. Keys keep answering, the
+    notice says the database has not answered, and it goes when the lock does."""
+    import psycopg2
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    url = pg_fresh(pg_database)
+    assert cli(url, "enqueue", "echo one", "--id", "one").returncode == 0
+    app = live_app(url, refresh_interval=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        other = psycopg2.connect(url)
+        try:
+            with other.cursor() as cur:
+                cur.execute("LOCK TABLE job IN ACCESS EXCLUSIVE MODE")
+            await until(lambda: "has not answered" in text_of(app, "#notice"),
+                        "the notice of a read that waits", timeout=10)
+            started = time.monotonic()
+            await pilot.press("5")
+            await until(lambda: app.current_mode == "config", "the Config view",
+                        timeout=KEY_BOUND_S)
+            await pilot.press("1")
+            assert time.monotonic() - started < 2 * KEY_BOUND_S
+        finally:
+            other.rollback()
+            other.close()
+        await until(lambda: not app.screen.query_one("#notice").display
+                    and app.current_mode == "jobs", "the notice to go", timeout=10)
+        assert shown_ids(app) == ["one"]
+
+
 class Relay:
     """A TCP relay to the PostgreSQL server that can go down (refusing and
     dropping connections) and come back on the same port: a server that cannot
