@@ -403,6 +403,8 @@ class ConsoleApp(App):
         jobs.set_filter(text)  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc and ctrl+r are the app's only while they apply (and only then in
+        the footer)."""
         if action == "give_up":  # over a dialog, Esc closes it (and its write gives up)
             return bool(self.db.writes) and isinstance(self.screen, ViewScreen)
         if action == "reopen":
@@ -421,7 +423,7 @@ class ConsoleApp(App):
         self.summary, self.problem, self.hint = None, None, None
         self.stale_since, self.file_gone = None, False
         self.refresh_bindings()
-        self.notify(f"opened {self.target} again", timeout=3)
+        self.notify(f"let go of the old file; reading {self.target} afresh", timeout=3)
         self.request_refresh()
 
     def action_enqueue(self) -> None:
