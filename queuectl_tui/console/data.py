@@ -188,7 +188,7 @@ class Database:
         try:
             return await asyncio.shield(waited)
         except asyncio.CancelledError:
-            write.give_up.set()  # whoever asked is gone: nobody would hear the outcome
+            self._stop(write)  # whoever asked is gone (a dialog closed, the console quit)
             raise
 
     def _forget(self, write: Write) -> None:
@@ -213,10 +213,14 @@ class Database:
         its lock wait, a PostgreSQL one by a cancel request. Each then fails
         with GaveUp (nothing written). Returns how many were asked."""
         for write in self.writes:
-            write.give_up.set()
-            if write.connection is not None:
-                interrupt(write.connection)
+            self._stop(write)
         return len(self.writes)
+
+    @staticmethod
+    def _stop(write: Write) -> None:
+        write.give_up.set()
+        if write.connection is not None:
+            interrupt(write.connection)
 
     async def call_slow(self, name: str, fn: Callable[..., T], *args: Any) -> T | None:
         """Run `fn(queue, *args)` on the slow thread (its own connection) once the
