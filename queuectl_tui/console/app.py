@@ -1,14 +1,25 @@
-"""The console app: six views as modes, one database thread, a one-second refresh.
+"""The console app: seven views as modes, database threads, a one-second refresh.
 
 `run_console` is what `queuectl` (no arguments) and `queuectl tui` call.
 Tests build `ConsoleApp` with a fake clock, no refresh timer and the database
 calls run inline, so every picture shows exactly one known state.
+
+Faults keep the console answering: a failed refresh leaves the last rows up,
+dimmed, with a notice of the whole cause and since when they are stale; a
+server that cannot be reached is tried again after 1, 2, 4, 8 then every 15 s;
+a write waiting for a lock says so and Esc gives it up; a database file deleted
+or replaced is said so, and ctrl+r opens the path again.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import os
+import time
 from typing import Any, Callable, TypeVar
 
+from rich.text import Text
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
@@ -18,7 +29,7 @@ from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.console import data
 from queuectl_tui.console.collector import IdleCollector
 from queuectl_tui.console.commands import ConsoleCommands
-from queuectl_tui.console.data import Database, MissingDatabase, Summary
+from queuectl_tui.console.data import Backoff, Database, FileGone, MissingDatabase, Summary
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.config import ConfigScreen
 from queuectl_tui.console.screens.dlq import DlqScreen
@@ -30,11 +41,14 @@ from queuectl_tui.console.screens.queues import QueuesScreen
 from queuectl_tui.console.screens.schedules import SchedulesScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.engine import views
+from queuectl_tui.engine.db import GaveUp, Unreachable, redact
 from queuectl_tui.errors import QueuectlError
 
 T = TypeVar("T")
 SLOW_VIEW_S = 0.05  # a view read slower than this is not repeated every second...
 VIEW_EVERY_WHEN_SLOW = 5  # ...but every fifth tick (keys and actions still read at once)
+WAIT_NOTICE_S = 0.3  # a write running longer than this is said to be waiting
+SLOW_READ_NOTICE_S = 3.0  # a refresh unanswered this long is said to be waiting
 
 
 class ConsoleApp(App):
@@ -57,6 +71,9 @@ class ConsoleApp(App):
         Binding("n", "enqueue", "New job"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        # Only while they apply (check_action): otherwise Esc is the view's own.
+        Binding("escape", "give_up", "Give up", priority=True),
+        Binding("ctrl+r", "reopen", "Reopen database"),
     ]
 
     def __init__(self, db_arg: str | None = None, *, clock: Clock | None = None,
@@ -72,6 +89,12 @@ class ConsoleApp(App):
         self.summary: Summary | None = None
         self.problem: str | None = None
         self.hint: str | None = None
+        self.stale_since: float | None = None  # wall time of the last good refresh's data
+        self.file_gone = False  # the SQLite file was deleted or replaced under us
+        self.backoff = Backoff()  # tries of a server that cannot be reached
+        self._toasted = False  # a toast said the writes now running wait for a lock
+        self._footer_writes = False  # the footer was last told that writes are running
+        self._read_since: float | None = None  # monotonic start of the refresh read in flight
         self._refreshing = False
         self._again = False
         self._want_view = False
@@ -119,6 +142,8 @@ class ConsoleApp(App):
         """The live refresh. A view whose read is slow (a rare text filter scanning a
         big table) is re-read every few ticks only; the header still updates each time."""
         self._ticks += 1
+        if self.db.writes or self._read_since is not None:
+            self.show_notice()
         self.collector.tick(can_freeze=len(self.screen_stack) == 1)
         every = 1 if self._view_cost < SLOW_VIEW_S else VIEW_EVERY_WHEN_SLOW
         self.request_refresh(view=self._ticks % every == 0)
@@ -163,19 +188,22 @@ class ConsoleApp(App):
             with_summary = True  # nothing to show the view's rows against yet
         if not (with_view or with_summary):
             return
+        if self.backoff.wait_left(self.db.clock.monotonic()) > 0:
+            self.show_notice()  # not yet: the countdown moves, the rows stay stale
+            return
         self.refresh_count += 1
         number = self.refresh_count
         load = view.loader() if with_view else None
+        self._read_since = self.db.clock.monotonic()
         try:
             snap = await self.db.call(data.refresh, self.db.counter if with_summary else None,
                                       load)
         except QueuectlError as exc:
-            self.problem = str(exc)
-            self.hint = self._hint_for(exc)
-            if isinstance(exc, MissingDatabase):
-                self.summary = None
+            self._refresh_failed(exc)
         else:
-            self.problem, self.hint = None, None
+            self._read_since = None
+            self.problem, self.hint, self.stale_since = None, None, None
+            self.backoff.succeeded()
             if snap.summary is not None:
                 self.summary = snap.summary
             if load is not None:
@@ -189,6 +217,79 @@ class ConsoleApp(App):
             current.show_summary(self.summary, self.problem, self.hint)
         if self.problem is None and self.db.counter.due:
             self._count_states()
+
+    def _refresh_failed(self, exc: QueuectlError) -> None:
+        """Keep the last rows (stale from now on) and say why, whole."""
+        self._read_since = None
+        self.problem = str(exc)
+        self.hint = self._hint_for(exc)
+        if isinstance(exc, MissingDatabase):
+            self.summary = None
+        if self.summary is not None and self.stale_since is None:
+            self.stale_since = self.summary.now
+        if self.file_gone != isinstance(exc, FileGone):
+            self.file_gone = not self.file_gone
+            self.refresh_bindings()  # ctrl+r shows in the footer while the file is gone
+        if isinstance(exc, Unreachable):
+            self.backoff.failed(self.db.clock.monotonic())
+        else:
+            self.backoff.succeeded()  # the next tick tries again
+
+    # ------------------------------------------------------------ the notice
+
+    def notice(self) -> Text | None:
+        """The notice above the footer: a write waiting for a lock, and why the
+        rows are stale (the whole cause: it wraps rather than being cut)."""
+        text = Text()
+        waiting = self.db.waiting_writes(WAIT_NOTICE_S)
+        if waiting:
+            what = "a change" if waiting == 1 else f"{waiting} changes"
+            text.append(f"⏳ {what}: waiting for the lock on {redact(self.target)}… "
+                        "(Esc gives up)", style="bold #ffd75f")
+        since = self._read_since
+        unanswered = 0.0 if since is None else self.db.clock.monotonic() - since
+        if unanswered > SLOW_READ_NOTICE_S:  # PostgreSQL: a table locked by a migration...
+            if text.plain:
+                text.append("\n")
+            text.append(f"⏳ {redact(self.target)} has not answered for {unanswered:.0f}s "
+                        "(a lock, or a slow server); the rows are as they were",
+                        style="bold #ffd75f")
+        if self.problem is not None and self.summary is not None:
+            if text.plain:
+                text.append("\n")
+            text.append(f"⚠ {self.problem}", style="bold #ff5f5f")
+            text.append(f"\n{self._stale_line()}", style="#ff875f")
+        return text if text.plain else None
+
+    def _stale_line(self) -> str:
+        since = self.stale_since or self.db.clock.now()
+        line = f"stale since {time.strftime('%H:%M:%S', time.localtime(since))}"
+        left = self.backoff.wait_left(self.db.clock.monotonic())
+        if self.file_gone:
+            return line + (" · ctrl+r opens the file now at that path"
+                           if self._path_exists() else
+                           " · no file at that path now (ctrl+r lets go of the old one)")
+        if left > 0:
+            return line + f" · reconnecting in {math.ceil(left)}s"
+        return line + " · trying again"
+
+    def _path_exists(self) -> bool:
+        return os.path.exists(os.path.expanduser(self.target))
+
+    def show_notice(self) -> None:
+        """Repaint the current view's header and notice (countdowns, waits).
+        Over a dialog the notice is hidden: a toast says the write waits."""
+        waiting = self.db.waiting_writes(WAIT_NOTICE_S)
+        if waiting and not self._toasted and not isinstance(self.screen, ViewScreen):
+            self.notify(f"waiting for the lock on {redact(self.target)}… (Esc gives up)",
+                        severity="warning", timeout=4)
+        self._toasted = bool(self.db.writes) and (waiting > 0 or self._toasted)
+        if self._footer_writes != bool(self.db.writes):
+            self._footer_writes = not self._footer_writes
+            self.refresh_bindings()  # "esc Give up" comes and goes with the writes
+        current = self.view
+        if current is not None and self._can_show(current) and current is self.screen:
+            current.show_summary(self.summary, self.problem, self.hint)
 
     def _can_show(self, view: ViewScreen) -> bool:
         """Mounted, attached, and neither it nor the app closing: a read that
@@ -243,18 +344,44 @@ class ConsoleApp(App):
         return None
 
     async def act(self, fn: Callable[..., T], *args: Any, done: str | None = None,
-                  create: bool = False) -> T | None:
-        """Run an operator action on the database thread; refused ones become a notice."""
+                  create: bool = False, read: bool = False) -> T | None:
+        """Run an operator action on the write thread (`read`: the read thread);
+        refused ones become a notice. Await it from a worker, never from a
+        message handler: a write may wait for a lock (see `push_screen`)."""
+        if read:
+            call = self.db.call(fn, *args, create=create)
+        else:
+            self.set_timer(WAIT_NOTICE_S + 0.05, self.show_notice)
+            call = self.db.write(fn, *args, create=create)
         try:
-            result = await self.db.call(fn, *args, create=create)
+            result = await call
+        except GaveUp as exc:
+            self.notify(str(exc), title="Gave up", severity="warning", timeout=6)
+            return None
         except QueuectlError as exc:
-            self.notify(str(exc), title="Not done", severity="error", timeout=6)
+            self.notify(str(exc), title="Not done", severity="error", timeout=8)
             self.request_refresh()
             return None
+        finally:
+            self.show_notice()
         if done:
             self.notify(done, timeout=3)
         self.request_refresh()
         return result
+
+    def push_screen(self, screen: Any, callback: Any = None,
+                    wait_for_dismiss: bool = False) -> Any:
+        """A dialog's answer that is a coroutine (a confirmed delete, a stop)
+        runs as a worker: Textual calls a dismiss callback from the message
+        loop that pushed the dialog, the app's, and a write awaited there (one
+        waiting 10 s for another process's lock) held every key until it ended."""
+        if callback is not None and inspect.iscoroutinefunction(callback):
+            answer = callback
+
+            def callback(result: Any) -> None:
+                self.run_worker(answer(result), group="action")
+
+        return super().push_screen(screen, callback, wait_for_dismiss)  # type: ignore[arg-type]
 
     def steady_inputs(self, root: Any) -> None:
         """In pictures a blinking cursor would be on or off by chance: keep it on."""
@@ -274,6 +401,30 @@ class ConsoleApp(App):
         jobs = self.screen
         jobs.show_state("all")  # type: ignore[attr-defined]
         jobs.set_filter(text)  # type: ignore[attr-defined]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc and ctrl+r are the app's only while they apply (and only then in
+        the footer)."""
+        if action == "give_up":  # over a dialog, Esc closes it (and its write gives up)
+            return bool(self.db.writes) and isinstance(self.screen, ViewScreen)
+        if action == "reopen":
+            return self.file_gone
+        return True
+
+    def action_give_up(self) -> None:
+        """Esc while a write waits for a lock: it stops waiting, nothing written."""
+        self.db.give_up()
+
+    @work(group="reopen", exclusive=True)
+    async def action_reopen(self) -> None:
+        """ctrl+r after the database file was deleted or replaced: close it and
+        open whatever is at the path now (or say there is nothing there yet)."""
+        await self.db.reopen()
+        self.summary, self.problem, self.hint = None, None, None
+        self.stale_since, self.file_gone = None, False
+        self.refresh_bindings()
+        self.notify(f"let go of the old file; reading {self.target} afresh", timeout=3)
+        self.request_refresh()
 
     def action_enqueue(self) -> None:
         self.push_screen(EnqueueDialog())

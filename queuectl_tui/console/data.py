@@ -1,25 +1,34 @@
-"""The console's database thread and the snapshots it hands to the screens.
+"""The console's database threads and the snapshots they hand to the screens.
 
-Every read and every write the console makes runs on one thread, in order,
-through `Database.call`: the UI thread never waits on SQLite, and one
-connection is never used by two threads at once. The functions below run on
-that thread; they call `Queue` methods and `engine.views` (no SQL here) and
-return plain data, so screens only format.
+Every read the console makes runs on one thread, in order, through
+`Database.call`; every write on another, through `Database.write`, so a write
+that waits for a lock (another process inside BEGIN IMMEDIATE) never holds up
+the reads behind it, and the UI thread waits on neither. Peewee keeps one
+connection per thread, so no connection is used by two threads at once. The
+functions below run on those threads; they call `Queue` methods and
+`engine.views` (no SQL here) and return plain data, so screens only format.
+
+Faults are met here: a connection the server dropped is reopened (at once for
+a read; a write is never repeated, it says it may not have been saved), and a
+SQLite file deleted or replaced under the console stops every write
+(`Opened.file_gone`, looked at before and after each one) until `reopen`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.engine import views
-from queuectl_tui.engine.db import (describe_db_error, is_postgres_url, is_sqlite_error,
-                                    open_database, resolve_target)
+from queuectl_tui.engine.db import (GaveUp, Opened, Unreachable, describe_db_error,
+                                    interrupt, is_postgres_url, is_sqlite_error, open_database,
+                                    redact, resolve_target, was_cancelled)
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import DatabaseError, QueuectlError
 
@@ -28,6 +37,47 @@ T = TypeVar("T")
 
 class MissingDatabase(DatabaseError):
     """No database file yet: the console says how to make one."""
+
+
+class FileGone(DatabaseError):
+    """The SQLite file the console opened was deleted or replaced: what it
+    shows is as it was, and nothing is written until the path is reopened."""
+
+
+RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)  # waits between tries to reach a lost server
+
+
+@dataclass
+class Backoff:
+    """When to try a server that cannot be reached again: 1 s after the first
+    failure, then 2, 4, 8 and every 15 s, so a console left open on a server
+    that is down does not knock on it every second; reset by a success."""
+
+    failures: int = 0
+    next_at: float | None = None  # monotonic; None: try whenever asked
+
+    def failed(self, now: float) -> float:
+        """Count a failure; returns the wait before the next try."""
+        wait = RETRY_S[min(self.failures, len(RETRY_S) - 1)]
+        self.failures += 1
+        self.next_at = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures, self.next_at = 0, None
+
+    def wait_left(self, now: float) -> float:
+        """Seconds before the next try is due (0: due)."""
+        return 0.0 if self.next_at is None else max(0.0, self.next_at - now)
+
+
+@dataclass
+class Write:
+    """A write submitted to the write thread and not finished yet."""
+
+    started: float  # monotonic
+    give_up: threading.Event = field(default_factory=threading.Event)
+    connection: Any = None  # the write thread's driver connection while it runs
 
 
 @dataclass
@@ -74,11 +124,13 @@ def _is_driver_error(exc: BaseException) -> bool:
 
 
 class Database:
-    """One thread, one connection, one queue; every call goes through `call`.
+    """One queue, three threads, each with its own connection: reads (`call`),
+    writes (`write`) and slow reads (`call_slow`).
 
     Reads that take long on a big queue (a full count of every state, counts
-    per queue) run on a second thread with its own connection (`call_slow`), so
-    a key's read never waits behind them; the views show what they last had.
+    per queue) run on the slow thread, so a key's read never waits behind them;
+    the views show what they last had. A write waiting for a lock holds up
+    neither, and can be given up (`give_up`).
 
     `threaded=False` runs calls inline on the caller's thread: snapshot tests
     use it so a picture never races a refresh.
@@ -98,6 +150,9 @@ class Database:
                           if threaded else None)
         self._slow = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db-slow")
                       if threaded else None)
+        self._writer = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db-write")
+                        if threaded else None)
+        self.writes: list[Write] = []  # submitted and not finished, oldest first
         self._pending: set[Future] = set()
         self._slow_running: set[str] = set()
         self.slow_results: dict[str, tuple[Any, float]] = {}  # name -> (value, monotonic)
@@ -112,6 +167,60 @@ class Database:
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return await asyncio.wrap_future(future)
+
+    async def write(self, fn: Callable[..., T], *args: Any, create: bool = False) -> T:
+        """Run the write `fn(queue, *args)` on the write thread, in order with
+        other writes. Refused (FileGone) if the file is gone before it starts,
+        and reported not saved if it went while it ran; GaveUp if `give_up`
+        was called while it waited for a lock."""
+        write = Write(started=self.clock.monotonic())
+        self.writes.append(write)
+        if self._writer is None:
+            try:
+                return self._guarded_write(write, fn, args, create)
+            finally:
+                self._forget(write)
+        future = self._writer.submit(self._guarded_write, write, fn, args, create)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        waited = asyncio.wrap_future(future)
+        waited.add_done_callback(lambda done: self._finished(write, done))  # on the loop
+        try:
+            return await asyncio.shield(waited)
+        except asyncio.CancelledError:
+            self._stop(write)  # whoever asked is gone (a dialog closed, the console quit)
+            raise
+
+    def _forget(self, write: Write) -> None:
+        if write in self.writes:
+            self.writes.remove(write)
+
+    def _finished(self, write: Write, done: asyncio.Future) -> None:
+        """A write ended: no longer waiting. Its error is taken here too: when
+        whoever awaited it was cancelled (the console quitting), nobody else
+        would, and asyncio would log it at garbage collection."""
+        self._forget(write)
+        if not done.cancelled():
+            done.exception()
+
+    def waiting_writes(self, longer_than: float) -> int:
+        """How many writes have been running longer than `longer_than` seconds."""
+        now = self.clock.monotonic()
+        return sum(1 for w in self.writes if now - w.started > longer_than)
+
+    def give_up(self) -> int:
+        """Stop every write still waiting: a SQLite one between two slices of
+        its lock wait, a PostgreSQL one by a cancel request. Each then fails
+        with GaveUp (nothing written). Returns how many were asked."""
+        for write in self.writes:
+            self._stop(write)
+        return len(self.writes)
+
+    @staticmethod
+    def _stop(write: Write) -> None:
+        write.give_up.set()
+        if write.connection is not None:
+            interrupt(write.connection)
 
     async def call_slow(self, name: str, fn: Callable[..., T], *args: Any) -> T | None:
         """Run `fn(queue, *args)` on the slow thread (its own connection) once the
@@ -153,17 +262,85 @@ class Database:
             await asyncio.wait([asyncio.wrap_future(f) for f in list(self._pending)])
 
     def _guarded(self, fn: Callable[..., T], args: tuple, create: bool) -> T:
+        """A read: refused once the file is gone; a connection the server
+        dropped is reopened and the read tried once more."""
+        queue = self._open(create)
+        gone = queue.opened.file_gone()
+        if gone:
+            raise FileGone(gone)
         try:
-            return fn(self._open(create), *args)
+            return self._translated(fn, queue, args)
+        except _Lost:
+            queue.opened.reconnect()  # Unreachable if the server does not answer
+            try:
+                return self._translated(fn, queue, args)
+            except _Lost as lost:
+                raise Unreachable(lost.message) from None
+
+    def _guarded_write(self, write: Write, fn: Callable[..., T], args: tuple,
+                       create: bool) -> T:
+        """A write: never repeated (its commit may have reached the server before
+        the connection dropped), and never reported saved into a file that is gone."""
+        queue = self._open(create)
+        opened = queue.opened
+        gone = opened.file_gone()
+        if gone:
+            raise FileGone(f"{gone}; nothing was written")
+        try:
+            # Connecting (a first use, a server down) fails like any call would.
+            write.connection = self._translated(_ready_connection, queue, ())
+            opened.give_up_when(write.give_up.is_set)
+            try:
+                result = self._translated(fn, queue, args)
+            finally:
+                opened.give_up_when(None)
+                write.connection = None
+        except _Lost as lost:
+            self._drop_lost(opened)
+            raise DatabaseError(f"{lost.message}: the connection was lost during the change, "
+                                "which may or may not have been saved; look before trying "
+                                "again") from None
+        except (DatabaseError, _Cancelled) as exc:
+            if write.give_up.is_set():
+                raise GaveUp(f"gave up waiting for {redact(self.target)}; nothing was "
+                             "changed") from None
+            if isinstance(exc, _Cancelled):
+                raise DatabaseError(exc.message) from None
+            raise
+        gone = opened.file_gone()
+        if gone:
+            raise FileGone(f"{gone} during the change: it went into the old file and is "
+                           "not saved")
+        return result
+
+    def _translated(self, fn: Callable[..., T], queue: Queue, args: tuple) -> T:
+        """`fn(queue, *args)` with driver errors turned into one-line messages
+        (_Lost when the connection itself is gone)."""
+        try:
+            return fn(queue, *args)
         except QueuectlError:
             raise
         except Exception as exc:
             if is_sqlite_error(exc) or _is_driver_error(exc):
-                raise DatabaseError(describe_db_error(exc, self.target)) from None
+                message = describe_db_error(exc, self.target)
+                if queue.opened.connection_lost():
+                    raise _Lost(message) from None
+                if queue.opened.failed_to_connect():
+                    raise Unreachable(message) from None
+                if was_cancelled(exc):
+                    raise _Cancelled(message) from None
+                raise DatabaseError(message) from None
             if isinstance(exc, OSError):
                 raise DatabaseError(f"{exc.strerror or exc} ({exc.filename or self.target})"
                                     ) from None
             raise
+
+    @staticmethod
+    def _drop_lost(opened: Opened) -> None:
+        try:
+            opened.reconnect()
+        except Unreachable:
+            pass  # the next call tries again
 
     def _open(self, create: bool) -> Queue:
         if self.queue is None:
@@ -174,24 +351,69 @@ class Database:
                                clock=self.clock, ids=self.ids)
         return self.queue
 
+    async def reopen(self) -> None:
+        """Forget the database opened so far (a file deleted or replaced under
+        the console): each thread closes its own connection, and the next call
+        opens the path again, with counts and slow reads started afresh. SQLite
+        neither checkpoints nor deletes a -wal through a file that has moved."""
+        old = self.queue
+        if old is None:
+            return
+        for executor in (self._executor, self._slow, self._writer):
+            if executor is not None:
+                await asyncio.wrap_future(executor.submit(self._close_connection, old))
+        if not self.threaded:
+            self._close_connection(old)
+        self.queue = None
+        self.counter = views.StateCounts(inline=not self.threaded)
+        self.slow_results.clear()
+
     def close(self) -> None:
-        if self._slow is not None:
-            # Its connection is its own (Peewee keeps one per thread): closed there.
-            self._slow.submit(self._close_thread_connection)
-            self._slow.shutdown(wait=True, cancel_futures=True)
-        if self._executor is not None:
-            self._executor.submit(self._close_queue)
-            self._executor.shutdown(wait=True, cancel_futures=True)
-        else:
-            self._close_queue()
+        """Quitting: a write still waiting for a lock is given up (else the
+        console would stay up to the busy timeout after q), then each thread
+        closes its own connection."""
+        self.give_up()
+        queue = self.queue
+        for executor in (self._slow, self._writer, self._executor):
+            if executor is not None:
+                # Peewee keeps one connection per thread: each is closed on its own.
+                executor.submit(self._close_connection, queue)
+                executor.shutdown(wait=True, cancel_futures=True)
+        if not self.threaded:
+            self._close_connection(queue)
+        if queue is not None:
+            queue.opened.close()
 
-    def _close_thread_connection(self) -> None:
-        if self.queue is not None and not self.queue.db.is_closed():
-            self.queue.db.close()
+    @staticmethod
+    def _close_connection(queue: Queue | None) -> None:
+        if queue is None:
+            return
+        try:
+            queue.opened.close()
+        except Exception:  # noqa: BLE001 - a broken connection: closing it is all we want
+            pass
 
-    def _close_queue(self) -> None:
-        if self.queue is not None:
-            self.queue.opened.close()
+
+def _ready_connection(queue: Queue) -> Any:
+    """This thread's connection, answering (renewed if it was dropped while idle)."""
+    queue.opened.check_connection()
+    return queue.opened.current_connection()
+
+
+class _Lost(Exception):
+    """The connection was dropped under a call (see Opened.connection_lost)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Cancelled(Exception):
+    """A PostgreSQL statement stopped by a cancel request (see Database.give_up)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # ---------------------------------------------------------------- snapshots (db thread)

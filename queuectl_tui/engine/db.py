@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee as pw
@@ -30,6 +31,17 @@ CREATE_HINT = ("a command that writes creates it (queuectl enqueue …, queuectl
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = float(os.environ.get("QUEUECTL_BUSY_TIMEOUT", "10"))
 OPEN_RETRY_S = (0.05, 0.1, 0.2, 0.4, 0.8, None)  # waits between tries; None: last try
+LOCK_SLICE_MS = 100  # a write that may be given up waits for the lock in slices this long
+
+
+class Unreachable(DatabaseError):
+    """The database server cannot be reached (refused, unknown host, dropped):
+    a face that stays open tries again later rather than giving up."""
+
+
+class GaveUp(DatabaseError):
+    """A write stopped waiting for a lock because a person asked it to: nothing
+    of it was written."""
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Opened:
     target: str
     log_dir: Path
     identity: tuple[int, int] | None = None  # SQLite: (st_dev, st_ino) of the file opened
+    path: str | None = None  # SQLite: the file's absolute path (as SQLite itself resolved it)
 
     def file_gone(self) -> str | None:
         """Why the path no longer names the file this process holds, or None.
@@ -54,7 +67,7 @@ class Opened:
         if self.identity is None:
             return None
         try:
-            st = os.stat(os.path.expanduser(self.target))
+            st = os.stat(self.path or os.path.expanduser(self.target))
         except FileNotFoundError:
             return f"the database file {self.target} was deleted"
         except OSError as exc:
@@ -62,6 +75,63 @@ class Opened:
         if (st.st_dev, st.st_ino) != self.identity:
             return f"the database file {self.target} was replaced by another file"
         return None
+
+    def connection_lost(self) -> bool:
+        """Whether this thread's connection was closed under it (the server
+        restarted, the backend was terminated, the network dropped). psycopg2
+        marks such a connection closed at the first call that fails; peewee
+        still holds it and every later call fails with "connection already
+        closed". SQLite connections are never lost this way."""
+        if self.db.is_closed():
+            return False
+        return bool(getattr(self.db.connection(), "closed", 0))
+
+    def failed_to_connect(self) -> bool:
+        """After a failed call: whether it failed opening its connection (peewee
+        connects on first use, so a server that is down fails the call itself)."""
+        return self.backend.name == "postgresql" and self.db.is_closed()
+
+    def reconnect(self) -> None:
+        """Forget this thread's connection, however broken, and open a new one
+        now; Unreachable if the server cannot be reached (the next use tries
+        again by itself). Other threads' connections are theirs to renew."""
+        while self.db.in_transaction():  # a lost connection's transaction is gone with it
+            self.db.pop_transaction()
+        try:
+            self.db.close()
+        except (pw.DatabaseError, pw.InterfaceError):
+            pass  # already closed by the driver: peewee forgets it all the same
+        try:
+            self.db.connect(reuse_if_open=True)
+        except (pw.DatabaseError, pw.InterfaceError) as exc:
+            raise Unreachable(describe_db_error(exc, self.target)) from None
+
+    def check_connection(self) -> None:
+        """Make sure this thread's connection answers, reconnecting at once if it
+        was lost: before a write, whose failure half way could not be retried
+        (PostgreSQL: one round trip; SQLite: nothing to check)."""
+        if self.backend.name != "postgresql" or self.db.is_closed():
+            return
+        try:
+            self.db.execute_sql("SELECT 1").fetchone()
+        except (pw.DatabaseError, pw.InterfaceError):
+            if not self.connection_lost():
+                raise
+            self.reconnect()
+
+    def give_up_when(self, check: Callable[[], bool] | None) -> None:
+        """Write transactions begun on this thread from now on wait for the
+        write lock in short slices and raise GaveUp as soon as `check()` is
+        true (a person pressed Esc); None: the plain busy wait again. SQLite
+        only: its busy handler cannot be interrupted from outside. For a
+        PostgreSQL write, `interrupt` stops a wait from another thread."""
+        if isinstance(self.db, SqliteDatabase):
+            self.db.give_up.check = check
+
+    def current_connection(self) -> Any:
+        """This thread's driver connection (opened if need be), for `interrupt`
+        from another thread."""
+        return self.db.connection()
 
     @property
     def pool_log(self) -> Path:
@@ -88,6 +158,8 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
             db.connect(reuse_if_open=True)
             ensure_schema(opened, create=create)
             opened.identity = _identity(target)
+            if opened.identity is not None:  # a later chdir must not make it look gone
+                opened.path = os.path.abspath(os.path.expanduser(target))
             break
         except pw.OperationalError as exc:
             # Several processes opening a database at once (a pool starting, a
@@ -97,14 +169,43 @@ def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
             # now, after the wait we report, not six waits later.
             waited_out = time.monotonic() - started >= BUSY_TIMEOUT_S / 2
             if delay is None or waited_out or not _is_busy(exc):
+                kind = Unreachable if is_postgres_url(target) and db.is_closed() \
+                    else DatabaseError  # the server did not answer at all
                 opened.close()
-                raise DatabaseError(describe_db_error(exc, target)) from None
+                raise kind(describe_db_error(exc, target)) from None
             opened.close()
             time.sleep(delay)
         except pw.DatabaseError as exc:
             opened.close()
             raise DatabaseError(describe_db_error(exc, target)) from None
     return opened
+
+
+def interrupt(connection: Any) -> None:
+    """Stop what a PostgreSQL connection of another thread is running now (a
+    cancel request: its transaction rolls back). A SQLite write waiting for the
+    lock is given up through `Opened.give_up_when` instead."""
+    cancel = getattr(connection, "cancel", None)
+    if cancel is not None:
+        try:
+            cancel()
+        except Exception:  # noqa: BLE001 - the driver's own errors: nothing left to stop
+            pass
+
+
+def was_cancelled(exc: BaseException) -> bool:
+    """Whether a driver error is PostgreSQL's answer to a cancel request
+    (SQLSTATE 57014, query_canceled), looked for through peewee's wrapping."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if getattr(seen, "pgcode", None) == "57014":
+            return True
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) \
+            else None
+        seen = inner or seen.__context__
+    return False
 
 
 def _identity(target: str) -> tuple[int, int] | None:
@@ -136,16 +237,41 @@ class SqliteDatabase(pw.SqliteDatabase):
     def init(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().init(database, *args, **kwargs)
         self.writer_lock = WriterLock(f"{database}.lock")
+        self.give_up = threading.local()  # .check: see Opened.give_up_when
 
     def begin(self, lock_type: str | None = None) -> None:
         writes = (lock_type or self._lock_type or "").upper() in ("IMMEDIATE", "EXCLUSIVE")
         if writes:
             self.writer_lock.acquire()
         try:
-            super().begin(lock_type)
+            check = getattr(self.give_up, "check", None) if writes else None
+            if check is None:
+                super().begin(lock_type)
+            else:
+                self._begin_unless(check, lock_type)
         except BaseException:
             self.writer_lock.release()
             raise
+
+    def _begin_unless(self, check: Callable[[], bool], lock_type: str | None) -> None:
+        """BEGIN, waiting for the write lock in slices of LOCK_SLICE_MS, each
+        followed by a look at `check`, up to the usual busy timeout in all."""
+        conn = self.connection()
+        conn.execute(f"PRAGMA busy_timeout = {LOCK_SLICE_MS}")
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        try:
+            while True:
+                try:
+                    super().begin(lock_type)
+                    return
+                except pw.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
+                if check():
+                    raise GaveUp(f"gave up waiting for the lock on {self.database}; "
+                                 "nothing was changed")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     def commit(self) -> None:
         try:

@@ -39,6 +39,7 @@ class ViewScreen(Screen):
         yield ViewTabs(self.VIEW)
         with Container(id="body"):
             yield from self.compose_body()
+        yield Static("", id="notice")  # faults: the whole cause, stale since, waits
         yield Static("", id="problem")
         # Compact: at 80 columns the keys that matter everywhere (? Help, q Quit)
         # still fit after the view's own; bulk keys are in the help and the hint line.
@@ -62,7 +63,14 @@ class ViewScreen(Screen):
         box = self.query_one("#problem", Static)
         blocking = problem is not None and summary is None
         box.display = blocking
-        self.query_one("#body").display = not blocking
+        body = self.query_one("#body")
+        body.display = not blocking
+        body.set_class(problem is not None and summary is not None, "-stale")
+        notice = self.query_one("#notice", Static)
+        text = self.console.notice()
+        notice.display = text is not None
+        if text is not None:
+            notice.update(text)
         if blocking:
             box.update(f"[b]The console cannot read the queue.[/b]\n\n{problem}\n\n"
                        f"{hint or ''}\n\nIt tries again every second; q quits.")

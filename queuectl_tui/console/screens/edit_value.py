@@ -72,7 +72,7 @@ class EditValueDialog(ModalScreen[None]):
     async def _save(self, text: str) -> None:
         try:
             self.check(text)
-            result = await self.app.db.call(  # type: ignore[attr-defined]
+            result = await self.app.db.write(  # type: ignore[attr-defined]
                 lambda q: self.save(q, text))
         except QueuectlError as exc:
             self.query_one("#error", Static).update(f"⚠ {exc}")

@@ -109,7 +109,7 @@ class EnqueueDialog(ModalScreen[None]):
     async def _save(self, spec: jobspec.JobSpec) -> None:
         console = self.app
         try:
-            job = await console.db.call(_enqueue, spec, create=True)  # type: ignore[attr-defined]
+            job = await console.db.write(_enqueue, spec, create=True)  # type: ignore[attr-defined]
         except QueuectlError as exc:
             self.query_one("#error", Static).update(f"⚠ {exc}")
             return

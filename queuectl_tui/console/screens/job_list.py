@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 
 from queuectl_tui.console import filters
@@ -112,6 +113,7 @@ class JobListScreen(ListScreen):
 
     # ------------------------------------------------------------ one job
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_retry(self) -> None:
         job = self.table.current
         if job is None:

@@ -283,13 +283,14 @@ class JobsScreen(JobListScreen):
         self.console.switch_mode("history")
         self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_open_dependency(self) -> None:
         """Jump to what the selected job waits for (the first dependency that has
         not completed; its whole list is in the detail pane)."""
         job = self.table.current
         if job is None:
             return
-        after = await self.console.act(lambda queue: queue.waiting_for(job["id"]))
+        after = await self.console.act(lambda queue: queue.waiting_for(job["id"]), read=True)
         if not after:
             self.notify(f"{job['id']} was not enqueued --after another job", timeout=3)
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.widgets import Static
 
@@ -85,6 +86,7 @@ class QueuesScreen(KeyedTableView):
 
     # ------------------------------------------------------------ keys
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_toggle_pause(self) -> None:
         q = self.selected()
         if q is None:

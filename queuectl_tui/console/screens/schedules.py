@@ -12,6 +12,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.widgets import Static
 
@@ -82,6 +83,7 @@ class SchedulesScreen(KeyedTableView):
 
     # ------------------------------------------------------------ keys
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_toggle_pause(self) -> None:
         s = self.selected()
         if s is None:
@@ -92,6 +94,7 @@ class SchedulesScreen(KeyedTableView):
             done=(f"paused {s['name']}: no ticks fire until resumed" if pause
                   else f"resumed {s['name']}: it fires from its next tick"))
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_run_now(self) -> None:
         s = self.selected()
         if s is None:

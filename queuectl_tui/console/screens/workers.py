@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
@@ -127,6 +128,7 @@ class WorkersScreen(ViewScreen):
             self.selected = pane.worker["id"]
             self._highlight()
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_start(self) -> None:
         pid = await self.console.act(start_workers, 1)
         if pid is not None:
@@ -142,6 +144,7 @@ class WorkersScreen(ViewScreen):
             self.notify(f"asked {', '.join(stopped) or 'no worker'} to stop after the "
                         "current job" if stopped else "that worker is not running", timeout=4)
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_stop(self) -> None:
         chosen = next((w for w in self.worker_rows if w["id"] == self.selected), None)
         if chosen is None or chosen["state"] not in ("idle", "busy"):
@@ -149,6 +152,7 @@ class WorkersScreen(ViewScreen):
             return
         await self._stop([chosen["id"]])
 
+    @work(group="action")  # awaits the database: off the message loop
     async def action_scale_down(self) -> None:
         live = self._live()
         if not live:

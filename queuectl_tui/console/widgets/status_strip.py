@@ -32,9 +32,12 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
     text = Text()
     if not narrow:
         text.append(" queuectl ", style="bold reverse")
-    if problem:
-        text.append(f"  ⚠ {problem}", style="bold #ff5f5f")
+    if problem and summary is None:
+        # The view's own box says it whole: a long message here was cut to nothing.
+        text.append("  ⚠ cannot read the queue", style="bold #ff5f5f")
         return text
+    if problem:  # the counts as they were; the notice above the footer says why
+        text.append("  ⚠ stale", style="bold #ff5f5f")
     if summary is None:
         text.append("  loading…", style="dim")
         return text
@@ -45,8 +48,8 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
         if state in ONLY_IF_ANY and not n:
             continue
         text.append("  " if text.plain or not narrow else " ")
-        text.append(short(n), style=STATE_STYLE[state] if n else "dim")
-        text.append(f" {label}", style="" if n else "dim")
+        text.append(short(n), style=STATE_STYLE[state] if n and not problem else "dim")
+        text.append(f" {label}", style="" if n and not problem else "dim")
     text.append("   ")
     workers = summary.live_workers
     text.append(f"{workers}", style=STATE_STYLE["idle"] if workers else "bold #ff875f")
