@@ -44,6 +44,9 @@ class Mix:
     def prepare(self, queue: Any) -> None:
         if self.hooks:
             queue.config_set("finish-hook", f'echo "$QUEUECTL_JOB_ID" >> {self.hook_file}')
+            # A hook held by a pool that is SIGKILLed comes back when its lease
+            # (the timeout plus 10 s) runs out: keep that short in a run of kills.
+            queue.config_set("finish-hook-timeout", 2)
 
     def start(self) -> None:
         if self.late_pairs or self.keyed:
