@@ -111,3 +111,7 @@ def test_schedules_view(snap_compare, schedules_db, clock):
 
 def test_scheduled_job_detail_names_its_schedule_and_tick(snap_compare, schedules_db, clock):
     assert _snap(snap_compare, make_app(schedules_db, clock), "7", "enter", "enter")
+
+
+def test_trends_view(snap_compare, trends_db, clock):
+    assert _snap(snap_compare, make_app(trends_db, clock), "8", "j")
