@@ -34,9 +34,10 @@ SPAN_MAX_AGE = {"5m": 5.0, "1h": 15.0, "24h": 60.0}  # seconds before a span is 
 SPAN_WORDS = {"5m": "last 5 minutes", "1h": "last hour", "24h": "last 24 hours"}
 BUCKET_WORDS = {"5m": "10 s", "1h": "minute", "24h": "30 min"}
 TICK_S = {"5m": 60.0, "1h": 900.0, "24h": 6 * 3600.0}  # a label on the chart's axis this often
-SPARK_WIDTH = 24
-COLUMNS = (("name", "QUEUE", 16), ("done", "DONE", 9), ("failed", "FAILED", 8),
-           ("rate", "FAIL %", 7), ("p50", "P50", 8), ("p95", "P95", 8),
+SPARK_WIDTH = 16
+# 63 columns of cells plus padding: the whole row fits 80 columns.
+COLUMNS = (("name", "QUEUE", 14), ("done", "DONE", 7), ("failed", "FAILED", 6),
+           ("rate", "FAIL%", 6), ("p50", "P50", 7), ("p95", "P95", 7),
            ("spark", "RUNS", SPARK_WIDTH))
 
 
@@ -137,7 +138,7 @@ class TrendsScreen(KeyedTableView):
         show(self.query_one("#status", Static),
              f"[b]{SPAN_WORDS[result.span]}[/b], per {BUCKET_WORDS[result.span]}"
              + ("  " + " · ".join(notes) if notes else "")
-             + "  [dim]\\[ ] span (5m 1h 24h) · enter: the queue's jobs since then[/dim]")
+             + "  [dim]\\[ ] span 5m 1h 24h · enter: its jobs[/dim]")
 
     def plot(self) -> None:
         """Chart the selected row: runs per bucket, done and failed stacked."""
