@@ -24,8 +24,8 @@ import peewee as pw
 SPANS = ("5m", "1h", "24h")
 SPAN_S = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0}
 BUCKET_S = {"5m": 10.0, "1h": 60.0, "24h": 1800.0}  # 30, 60 and 48 buckets
-MAX_EVENTS = 200_000  # finishing events read per span at most, newest first
-MAX_ATTEMPTS = 50_000  # attempt rows read for durations at most, newest first
+MAX_EVENTS = 100_000  # finishing events read per span at most, newest first
+MAX_ATTEMPTS = 20_000  # attempt rows read for durations at most, newest first
 FAILED = ("failed", "dead")  # a run that ended badly: retrying, or given up
 
 
