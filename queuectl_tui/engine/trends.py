@@ -11,7 +11,11 @@ walked newest first) and group them by queue and bucket in SQL; the durations
 read at most MAX_ATTEMPTS of the newest attempt rows (by primary key) and
 group them by queue and whole millisecond in SQL, so only distinct values come
 back. When either cap cut the span short, the result says so (`capped_from`,
-`durations_capped`) and the console says it on screen.
+`durations_capped`) and the console says it on screen. Runs of jobs deleted
+since (retention takes their events with them) are not counted.
+
+Measured by bench/trends_read.py at 1,000,000 events (500,000 runs in 24 hours,
+SQLite, 2 busy cores): 5m 33 ms, 1h 350 ms, 24h 0.95 s capped (7.6 s without).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.trends import SPANS, MAX_ATTEMPTS, QueueTrend, Trends
 
-ALL = "(all)"  # the row of every queue together (sorts first; no queue has this name)
+ALL = "(all)"  # the row of every queue together: sorts first, and no queue name has "("
 SPAN_MAX_AGE = {"5m": 5.0, "1h": 15.0, "24h": 60.0}  # seconds before a span is read again
 SPAN_WORDS = {"5m": "last 5 minutes", "1h": "last hour", "24h": "last 24 hours"}
 BUCKET_WORDS = {"5m": "10 s", "1h": "minute", "24h": "30 min"}
@@ -63,13 +63,17 @@ def squeeze(counts: list[int], width: int) -> list[int]:
     return [sum(counts[i:i + step]) for i in range(0, len(counts), step)]
 
 
+def shown_name(name: str) -> str:
+    return "all queues" if name == ALL else name
+
+
 def trend_cells(row: dict[str, Any]) -> dict[str, Any]:
     t: QueueTrend = row["trend"]
     done, failed = t.done, t.failures
     ended = done + failed
     runs = [c + f for c, f in zip(t.completed, t.failed)]
     return {
-        "name": "all queues" if t.name == "all" else t.name,
+        "name": shown_name(row["name"]),
         "done": f"{done:,}",
         "failed": Text(f"{failed:,}", style="#ff875f" if failed else "", justify="left"),
         "rate": f"{100 * failed / ended:.0f}%" if ended else "-",
@@ -162,8 +166,7 @@ class TrendsScreen(KeyedTableView):
         top = max(t.completed + t.failed + [1])
         plt.ylim(0, top)
         plt.yticks(_whole_ticks(top))
-        name = "all queues" if t.name == "all" else t.name
-        plt.title(f"{name}: runs per {BUCKET_WORDS[self.shown.span]}, "
+        plt.title(f"{shown_name(row['name'])}: runs per {BUCKET_WORDS[self.shown.span]}, "
                   f"{SPAN_WORDS[self.shown.span]}")
         chart.refresh()
 
