@@ -3,13 +3,17 @@
     python bench/trends_read.py                       # 500,000 jobs, 1,000,000 events, SQLite
     python bench/trends_read.py --jobs 50000 --rounds 3
     python bench/trends_read.py --db postgresql://postgres@127.0.0.1:5432/bench_trends
+    python bench/trends_read.py --db /tmp/t.db --no-build   # measure a database built before
 
 Builds a database of N jobs in four queues, each with a claim and a finish
 event (2N events: 96% completed, 4% dead) and one attempt record, every run
 ending within the last 24 hours, evenly: the worst case for the 24h span, which
 then holds N finishing events. Then times `engine.trends.read` for each span,
 as the console's slow thread runs it: with the caps (MAX_EVENTS, MAX_ATTEMPTS)
-and, for comparison, with no cap. Prints the median and the worst of the rounds.
+and, for comparison, with no cap. Then the Jobs list's first page under the
+filter `since:1h` (jobs created in the last hour: the newest page stops early)
+and under a since: that matches nothing (every job is looked at: the worst
+case). Prints the median and the worst of the rounds.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from queuectl_tui.engine import trends  # noqa: E402
+from queuectl_tui.engine import trends, views  # noqa: E402
 from queuectl_tui.engine.db import is_postgres_url, open_database  # noqa: E402
 from queuectl_tui.engine.models import Attempt, Event, Job  # noqa: E402
 
@@ -84,6 +88,16 @@ def measure(target: str, now: float, rounds: int) -> None:
                   f" durations {total.runs:,}, capped: counts "
                   f"{'yes' if found.capped_from else 'no'}, durations "
                   f"{'yes' if found.durations_capped else 'no'})")
+    for label, since, at in (("since:1h, first page", 3600.0, now),
+                             ("since:1m matching none", 60.0, now + 7200.0)):
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            rows = views.job_window(views.JobQuery(since=since), views.START, 0, 60,
+                                    now=at).rows
+            times.append(time.perf_counter() - t0)
+        print(f"  jobs {label:<24} median {statistics.median(times) * 1000:7.1f} ms, "
+              f"worst {max(times) * 1000:7.1f} ms  ({len(rows)} rows)")
     opened.close()
 
 
@@ -92,11 +106,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", help="a SQLite path or PostgreSQL URL (default: a temp file)")
+    parser.add_argument("--no-build", action="store_true", help="measure --db as it is")
     args = parser.parse_args()
     now = 1_900_000_000.0
     with tempfile.TemporaryDirectory() as tmp:
         target = args.db or os.path.join(tmp, "trends.db")
-        print(f"built {args.jobs:,} jobs in {build(target, args.jobs, now):.1f} s")
+        if not (args.no_build and args.db):
+            print(f"built {args.jobs:,} jobs in {build(target, args.jobs, now):.1f} s")
         measure(target, now, args.rounds)
     return 0
 

@@ -95,3 +95,23 @@ def test_caps_bound_the_rows_read_and_say_so(queue: Queue, clock: FakeClock) -> 
     whole = trends.read(queue.db, now, "1h")
     assert whole.total is not None and whole.total.done == 5
     assert whole.capped_from is None and not whole.durations_capped
+
+
+def test_runs_of_deleted_jobs_are_left_out_but_count_towards_the_cap(queue: Queue,
+                                                                      clock: FakeClock) -> None:
+    ids = []
+    for _ in range(3):
+        job = queue.enqueue(JobSpec(command="true", queue="mail", max_retries=0))
+        ids.append(job["id"])
+        claimed = queue.claim("w1", 30)
+        assert claimed is not None
+        clock.advance(1.0)
+        queue.finish_and_claim(claimed, "w1", exit_code=0, error=None,
+                               started_at=clock.now() - 1.0)
+    assert queue.delete([ids[0]]) == [ids[0]]
+    now = clock.now()
+    found = trends.read(queue.db, now, "5m")
+    assert found.total is not None and (found.total.done, found.total.runs) == (2, 2)
+    capped = trends.read(queue.db, now, "5m", max_events=3)
+    assert capped.total is not None and capped.total.done == 2
+    assert capped.capped_from is not None
