@@ -83,8 +83,9 @@ def measure(target: str, now: float, rounds: int) -> None:
                 times.append(time.perf_counter() - t0)
             total = found.total
             assert total is not None
+            counted = total.done + total.failures
             print(f"  {span:>3} {label:<7} median {statistics.median(times) * 1000:7.1f} ms, "
-                  f"worst {max(times) * 1000:7.1f} ms  (runs counted {total.done + total.failures:,},"
+                  f"worst {max(times) * 1000:7.1f} ms  (runs counted {counted:,},"
                   f" durations {total.runs:,}, capped: counts "
                   f"{'yes' if found.capped_from else 'no'}, durations "
                   f"{'yes' if found.durations_capped else 'no'})")
