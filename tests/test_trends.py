@@ -48,7 +48,8 @@ def test_counts_per_bucket_and_percentiles_per_queue(queue: Queue, clock: FakeCl
 
     assert (found.span, found.start, found.bucket_s, found.buckets) == ("1h", t0 + 60, 60.0, 60)
     by_name = {t.name: t for t in found.queues}
-    assert list(by_name) == ["mail", "reports"]
+    assert list(by_name) == ["default", "mail", "reports"]  # every named queue
+    assert by_name["default"].done == by_name["default"].runs == 0
     mail, reports = by_name["mail"], by_name["reports"]
     assert mail.completed[:2] == [1, 1] and sum(mail.completed) == 2
     assert mail.failed[1] == 1 and mail.failures == 1
@@ -73,8 +74,9 @@ def test_each_span_has_its_buckets_and_nothing_is_an_empty_span(queue: Queue,
         assert [t.name for t in found.queues] == ["default"]
         assert found.queues[0].completed[-1] == 1
     later = trends.read(queue.db, now + 86400 + 1, "24h")
-    assert later.queues == [] and later.total is not None and later.total.done == 0
-    assert later.total.p50 is None
+    assert [(t.name, t.done, t.failures, t.runs, t.p50) for t in later.queues] == \
+        [("default", 0, 0, 0, None)]  # a named queue with no run in the span is listed
+    assert later.total is not None and later.total.done == 0 and later.total.p50 is None
     with pytest.raises(ValueError, match="unknown span"):
         trends.read(queue.db, now, "2h")
 

@@ -100,6 +100,8 @@ def _read(db: pw.Database, now: float, span: str, max_events: int,
             series[name] = QueueTrend(name, [0] * n, [0] * n)
         return series[name]
 
+    for (name,) in db.execute_sql("SELECT name FROM queue").fetchall():
+        trend(name)  # a quiet queue is a flat line, not a missing row
     rows, oldest, read_events = _counts(db, start, now, bucket_s, max_events)
     for queue, state, slot, count in rows:
         t = trend(queue)

@@ -114,4 +114,4 @@ def test_scheduled_job_detail_names_its_schedule_and_tick(snap_compare, schedule
 
 
 def test_trends_view(snap_compare, trends_db, clock):
-    assert _snap(snap_compare, make_app(trends_db, clock), "8", "j")
+    assert _snap(snap_compare, make_app(trends_db, clock), "8", "j", "j")

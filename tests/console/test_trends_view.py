@@ -33,7 +33,9 @@ async def test_spans_switch_by_key_and_figures_come_from_the_slow_thread(trends_
             "all queues": ("63", "11", "15%", "749ms", "33s"),
             "hooks": ("26", "11", "30%", "487ms", "740ms"),
             "mail": ("4", "0", "0%", "42s", "49s"),
-            "reports": ("33", "0", "0%", "2.1s", "3.0s")}
+            "reports": ("33", "0", "0%", "2.1s", "3.0s"),
+            "default": ("0", "0", "-", "-", "-"),  # no run ended in the last hour
+            "media": ("0", "0", "-", "-", "-")}
         await press(pilot, "]")
         await settle(pilot)
         assert "last 24 hours" in str(app.screen.query_one("#status").render())
@@ -54,7 +56,7 @@ async def test_spans_switch_by_key_and_figures_come_from_the_slow_thread(trends_
         assert cells(app)["all queues"][:2] == ("3", "0")
         await press(pilot, "[")
         assert app.screen.span == "5m"
-        await press(pilot, "j", "enter")  # hooks: its jobs of the last 5 minutes
+        await press(pilot, "j", "j", "enter")  # (all), default, hooks: its last 5 minutes
         await settle(pilot)
         assert app.current_mode == "jobs"
         assert app.screen.filter_text == "queue:hooks since:5m"
