@@ -44,6 +44,7 @@ VIEWS = {
     "config": ("5",),
     "queues": ("6",),
     "schedules": ("7",),
+    "trends": ("8", "["),  # the last 5 minutes: the demo is a few minutes old
     "enqueue": ("n", *"curl -fsS https://example.com/health", "tab", "tab", *"5", "tab",
                 *"10", "tab", *"30s"),
     "help": ("question_mark",),
@@ -84,9 +85,10 @@ def _drain(q: Queue, clock: FakeClock, rng: random.Random, keep_running: str) ->
                           job_started_at=clock.now())
             continue
         error, out = _outcome(claimed.command)
+        started = clock.now()  # the run's own start, as a worker records it
         clock.advance(rng.uniform(0.3, 2.5))
-        q.finish(claimed, worker, exit_code=exit_code_of(error), error=error,
-                 stdout_tail=out, stderr_tail=error or "")
+        q.finish_and_claim(claimed, worker, exit_code=exit_code_of(error), error=error,
+                           stdout_tail=out, stderr_tail=error or "", started_at=started)
         clock.advance(rng.uniform(0.2, 2.0))
     return running
 

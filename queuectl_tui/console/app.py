@@ -39,6 +39,7 @@ from queuectl_tui.console.screens.history import HistoryScreen
 from queuectl_tui.console.screens.jobs import JobsScreen
 from queuectl_tui.console.screens.queues import QueuesScreen
 from queuectl_tui.console.screens.schedules import SchedulesScreen
+from queuectl_tui.console.screens.trends import TrendsScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.engine import views
 from queuectl_tui.engine.db import GaveUp, Unreachable, redact
@@ -58,7 +59,7 @@ class ConsoleApp(App):
     CSS_PATH = "app.tcss"
     MODES = {"jobs": JobsScreen, "workers": WorkersScreen, "dlq": DlqScreen,
              "history": HistoryScreen, "config": ConfigScreen, "queues": QueuesScreen,
-             "schedules": SchedulesScreen}
+             "schedules": SchedulesScreen, "trends": TrendsScreen}
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         Binding("1", "view('jobs')", "Jobs", show=False),
@@ -68,6 +69,7 @@ class ConsoleApp(App):
         Binding("5", "view('config')", "Config", show=False),
         Binding("6", "view('queues')", "Queues", show=False),
         Binding("7", "view('schedules')", "Schedules", show=False),
+        Binding("8", "view('trends')", "Trends", show=False),
         Binding("n", "enqueue", "New job"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),

@@ -499,5 +499,11 @@ def schedule_rows(queue: Queue) -> list[dict[str, Any]]:
     return schedules.list_all()
 
 
+def trends(queue: Queue, span: str) -> Any:
+    """The Trends view's figures for one span, ending now (engine/trends.py)."""
+    from queuectl_tui.engine import trends as engine_trends
+    return engine_trends.read(queue.db, queue.clock.now(), span)
+
+
 def config_rows(queue: Queue) -> dict[str, Any]:
     return queue.config_all()

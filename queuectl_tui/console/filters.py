@@ -1,5 +1,8 @@
 """Filter text -> queries: `state:dead queue:mail schedule:nightly cmd:curl id:ab free text`.
 
+`since:1h` (30m, 2d, ...) keeps jobs created within that long before the
+read (the window slides with the clock); several since: terms keep the widest.
+
 Field terms of the same field are alternatives, different fields must all
 match, and words without a field match an id prefix or the command text.
 A value may be quoted to hold spaces: `cmd:"sleep 5"`.
@@ -9,8 +12,10 @@ from __future__ import annotations
 
 import shlex
 
+from queuectl_tui.engine.durations import parse_duration
 from queuectl_tui.engine.models import STATES
 from queuectl_tui.engine.views import EventQuery, JobQuery
+from queuectl_tui.errors import QueuectlError
 
 # Words people use for states, mapped to the engine's names.
 STATE_ALIASES = {
@@ -24,7 +29,7 @@ STATE_ALIASES = {
 }
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
               "worker": "workers", "queue": "queues", "q": "queues",
-              "schedule": "schedules"}
+              "schedule": "schedules", "since": "since"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
 
@@ -64,12 +69,20 @@ def _split(text: str, fields: dict[str, str]) -> dict[str, list[str]]:
     return terms
 
 
+def _since(values: list[str]) -> float | None:
+    """The widest of the since: windows, in seconds (None: no since: term)."""
+    try:
+        return max((parse_duration(v) for v in values), default=None)
+    except QueuectlError as exc:
+        raise FilterError(f"since: {exc}") from None
+
+
 def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQuery:
     t = _split(text, JOB_FIELDS)
     return JobQuery(states=tuple(dict.fromkeys(t["states"])), ids=tuple(t["ids"]),
                     commands=tuple(t["commands"]), workers=tuple(t["workers"]),
                     text=tuple(t["text"]), queues=tuple(dict.fromkeys(t["queues"])),
-                    schedules=tuple(dict.fromkeys(t["schedules"])),
+                    schedules=tuple(dict.fromkeys(t["schedules"])), since=_since(t["since"]),
                     sort=sort, descending=descending)
 
 

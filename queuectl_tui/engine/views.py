@@ -55,6 +55,7 @@ class JobQuery:
     text: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()  # exact names
     schedules: tuple[str, ...] = ()  # exact names: the jobs these schedules made
+    since: float | None = None  # seconds: jobs created within this long before `now`
     sort: str = "age"
     descending: bool = True
 
@@ -65,7 +66,7 @@ class JobQuery:
     @property
     def has_text(self) -> bool:
         return bool(self.ids or self.commands or self.workers or self.text or self.queues
-                    or self.schedules)
+                    or self.schedules or self.since is not None)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def _any_of(conditions: list[pw.Expression]) -> pw.Expression:
     return expr
 
 
-def _job_where(q: JobQuery) -> list[pw.Expression]:
+def _job_where(q: JobQuery, now: float | None = None) -> list[pw.Expression]:
+    """The query's conditions; a `since` window needs `now` (the caller's clock)."""
     where: list[pw.Expression] = []
     states = q.states
     if q.sort == "run":  # the claim order exists for waiting jobs only
@@ -123,12 +125,16 @@ def _job_where(q: JobQuery) -> list[pw.Expression]:
         where.append(Job.schedule.in_(list(q.schedules)))
     for term in q.text:
         where.append(Job.id.startswith(term) | Job.command.contains(term))
+    if q.since is not None:
+        if now is None:
+            raise ValueError("a since: filter needs the time it counts back from (now)")
+        where.append(Job.created_at >= now - q.since)
     return where
 
 
-def _job_select(q: JobQuery) -> pw.ModelSelect:
+def _job_select(q: JobQuery, now: float | None = None) -> pw.ModelSelect:
     query = Job.select(*ROW_FIELDS)
-    for cond in _job_where(q):
+    for cond in _job_where(q, now):
         query = query.where(cond)
     return query
 
@@ -190,15 +196,17 @@ def _window(base: pw.ModelSelect, order: Sequence[tuple[pw.Field, bool]],
                   more_before=more_before, more_after=more_after)
 
 
-def job_window(q: JobQuery, anchor: Any = START, before: int = 0, after: int = 50) -> Window:
+def job_window(q: JobQuery, anchor: Any = START, before: int = 0, after: int = 50, *,
+               now: float | None = None) -> Window:
     """Jobs matching `q` around `anchor` (a `q.key_of(row)` tuple, START or END)."""
-    return _window(_job_select(q), _order(q.sort, q.descending), anchor, before, after)
+    return _window(_job_select(q, now), _order(q.sort, q.descending), anchor, before, after)
 
 
-def job_ids_matching(q: JobQuery, limit: int | None = None) -> list[str]:
+def job_ids_matching(q: JobQuery, limit: int | None = None, *,
+                     now: float | None = None) -> list[str]:
     """Every id the filter matches, oldest first: what a bulk action applies to."""
     query = Job.select(Job.id)
-    for cond in _job_where(q):
+    for cond in _job_where(q, now):
         query = query.where(cond)
     query = query.order_by(Job.seq)
     if limit is not None:
@@ -206,10 +214,10 @@ def job_ids_matching(q: JobQuery, limit: int | None = None) -> list[str]:
     return [row[0] for row in query.tuples()]
 
 
-def count_jobs(q: JobQuery) -> int:
+def count_jobs(q: JobQuery, *, now: float | None = None) -> int:
     """How many jobs the filter matches (a filtered DLQ says "200 of 208")."""
     query = Job.select(Job.seq)
-    for cond in _job_where(q):
+    for cond in _job_where(q, now):
         query = query.where(cond)
     return query.count()
 

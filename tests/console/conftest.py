@@ -169,3 +169,36 @@ def schedules_db(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPat
     build_queue(tmp_path / "queue.db", clock)
     add_schedules(tmp_path / "queue.db", clock)
     return "queue.db"
+
+
+def add_trends(path: Path, clock: FakeClock) -> None:
+    """An hour and a half of runs on top of the fixture queue (its own fixture:
+    they would change every other picture): `reports` steady and quick, `hooks`
+    in bursts with failures, `mail` slow; then the clock stops at a known time."""
+    q = Queue(open_database(str(path)), clock=clock, ids=Ids(random.Random(31)))
+    rng = random.Random(8)
+    plan = {"reports": (0.6, 2.0, 0.0), "hooks": (0.25, 0.5, 0.35), "mail": (0.15, 40.0, 0.1)}
+    for minute in range(90):
+        for name, (chance, took, fails) in plan.items():
+            burst = 4 if name == "hooks" and 50 <= minute < 58 else 1
+            for _ in range(burst if rng.random() < chance * burst else 0):
+                q.enqueue(JobSpec(command=f"./{name}.sh", queue=name, priority=50,
+                                  max_retries=0))
+                claimed = q.claim(W2, 30)
+                assert claimed is not None and claimed.queue == name
+                started = clock.now()
+                clock.advance(round(took * (0.5 + rng.random()), 3))
+                bad = rng.random() < fails
+                q.finish_and_claim(claimed, W2, exit_code=1 if bad else 0,
+                                   error="exit code 1" if bad else None, started_at=started)
+        clock.advance(60 - (clock.now() - START) % 60)
+    q.opened.close()
+
+
+@pytest.fixture
+def trends_db(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fixture queue plus an hour and a half of finished runs."""
+    monkeypatch.chdir(tmp_path)
+    build_queue(tmp_path / "queue.db", clock)
+    add_trends(tmp_path / "queue.db", clock)
+    return "queue.db"

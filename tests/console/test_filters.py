@@ -37,3 +37,12 @@ def test_history_filter():
     q = parse_events("job:abc to:dead worker:w1 cancelled")
     assert (q.job_ids, q.states, q.workers, q.text) == (("abc",), ("dead",), ("w1",),
                                                         ("cancelled",))
+
+
+def test_since_takes_a_duration_and_keeps_the_widest_window():
+    assert parse_jobs("since:1h").since == 3600
+    assert parse_jobs("since:30m since:2d state:dead").since == 2 * 86400
+    assert parse_jobs("backup").since is None
+    assert parse_jobs("since:90").since == 90
+    with pytest.raises(FilterError, match="since: invalid duration 'soon'"):
+        parse_jobs("since:soon")

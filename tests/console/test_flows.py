@@ -663,3 +663,28 @@ async def test_a_refresh_while_the_console_quits_looks_for_no_widget(queue_db, c
         assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
     assert seen["tables"] == 0  # the refresh did run with the table gone
     assert seen["after"] == seen["before"]  # and read nothing for a view going away
+
+
+async def test_since_filter_lists_recent_jobs_and_bounds_a_bulk_retry(queue_db, clock):
+    """since:10m in the DLQ: only the job that died in the last ten minutes is
+    listed, and R retries it alone (the older dead jobs stay dead)."""
+    clock.advance(3600)
+    q = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
+    q.enqueue(JobSpec(command="false", id="fresh-fail", max_retries=0, priority=100))
+    claimed = q.claim(W2, 30)
+    assert claimed is not None and claimed.id == "fresh-fail"
+    assert q.finish(claimed, W2, exit_code=1, error="exit code 1") == "dead"
+    q.opened.close()
+    clock.advance(60)
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"since:10m", "enter")
+        assert shown_ids(app) == ["fresh-fail"]
+        await press(pilot, "3", "slash", *"since:10m", "enter")
+        assert shown_ids(app) == ["fresh-fail"]
+        await press(pilot, "R", "y")
+        assert state_of("fresh-fail") == "pending"
+        assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["dead"] * 3
+        await press(pilot, "slash", "ctrl+u", *"since:2h", "enter")
+        assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]

@@ -121,3 +121,7 @@ def test_log_viewer_of_a_running_job(snap_compare, queue_db, clock):
 def test_log_viewer_search_marks_the_match(snap_compare, queue_db, clock):
     assert _snap(snap_compare, make_app(queue_db, clock), "j", "j", "j", "l", "g",
                  "slash", *"step 7", "enter", size=(100, 30))
+
+
+def test_trends_view(snap_compare, trends_db, clock):
+    assert _snap(snap_compare, make_app(trends_db, clock), "8", "j", "j")

@@ -96,3 +96,22 @@ def test_followed_counts_match_a_full_count(q, clock):
             q.enqueue(JobSpec(command="true"))
         clock.advance(3)
         assert counter.read(q, 1.0) == q.counts()
+
+
+def test_since_keeps_jobs_created_within_the_window_before_now(tmp_path, clock):
+    queue = Queue(open_database(str(tmp_path / "s.db")), clock=clock, ids=Ids(random.Random(4)))
+    queue.enqueue(JobSpec(command="echo old", id="old"))
+    clock.advance(3600)
+    queue.enqueue(JobSpec(command="echo edge", id="edge"))
+    clock.advance(1800)
+    queue.enqueue(JobSpec(command="echo new", id="new"))
+    now = clock.now()
+    hour = JobQuery(since=3600.0)
+    assert [r["id"] for r in views.job_window(hour, now=now).rows] == ["new", "edge"]
+    assert views.count_jobs(hour, now=now) == 2
+    assert views.job_ids_matching(hour, now=now) == ["edge", "new"]
+    assert views.job_ids_matching(hour, now=now + 1801) == ["new"]  # the window slides
+    assert views.count_jobs(JobQuery(since=3600.0, states=("pending",)), now=now + 1801) == 1
+    with pytest.raises(ValueError, match="needs the time"):
+        views.count_jobs(hour)
+    queue.opened.close()

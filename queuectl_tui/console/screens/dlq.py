@@ -39,7 +39,8 @@ class DlqScreen(JobListScreen):
 
     def fetch(self, query: JobQuery, anchor: Any, before: int,
               after: int) -> Callable[[Queue], Window]:
-        return lambda queue: views.job_window(query, anchor, before, after)
+        return lambda queue: views.job_window(query, anchor, before, after,
+                                             now=queue.clock.now())
 
     def empty_message(self, summary: Summary) -> str:
         if self.filter_text and summary.counts.get("dead"):
@@ -55,7 +56,7 @@ class DlqScreen(JobListScreen):
         only a one-thread console (pictures, tests) counts here, with the rows."""
         if not self.filter_text or self.console.db.threaded:
             return {}
-        return {"matching": views.count_jobs(self.effective_query())}
+        return {"matching": views.count_jobs(self.effective_query(), now=queue.clock.now())}
 
     def apply_extra(self, data: dict[str, Any], summary: Summary) -> None:
         if "matching" in data or not self.filter_text:
@@ -63,7 +64,8 @@ class DlqScreen(JobListScreen):
             return
         query = self.effective_query()
         self.matching = self.console.slow_read(
-            f"dlq-matching:{self.filter_text}", lambda queue: views.count_jobs(query), 5.0)
+            f"dlq-matching:{self.filter_text}",
+            lambda queue: views.count_jobs(query, now=queue.clock.now()), 5.0)
 
     def set_filter(self, text: str) -> bool:
         self.matching = None  # "counting…" until the new filter's count arrives

@@ -31,13 +31,13 @@ NOT_RUNNING = tuple(s for s in STATES if s != "processing")  # what delete may t
 def retry_matching(queue: Queue, query: JobQuery) -> list[str]:
     if query.states == DEAD and not query.has_text:
         return queue.retry_all_dead()
-    return queue.retry_dead(views.job_ids_matching(query))
+    return queue.retry_dead(views.job_ids_matching(query, now=queue.clock.now()))
 
 
 def delete_matching(queue: Queue, query: JobQuery) -> list[str]:
     if query.states == DEAD and not query.has_text:
         return queue.purge_dead()
-    return queue.delete(views.job_ids_matching(query))
+    return queue.delete(views.job_ids_matching(query, now=queue.clock.now()))
 
 
 class JobListScreen(ListScreen):

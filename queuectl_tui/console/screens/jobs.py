@@ -82,7 +82,8 @@ class JobsScreen(JobListScreen):
 
     def fetch(self, query: JobQuery, anchor: Any, before: int,
               after: int) -> Callable[[Queue], Window]:
-        return lambda queue: views.job_window(query, anchor, before, after)
+        return lambda queue: views.job_window(query, anchor, before, after,
+                                             now=queue.clock.now())
 
     def compose_above(self) -> ComposeResult:
         yield Tabs(*[Tab(label, id=f"state-{name}") for name, label, _ in STATE_TABS],

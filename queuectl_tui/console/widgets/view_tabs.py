@@ -6,7 +6,7 @@ from textual.widgets import Tab, Tabs
 
 VIEWS = (("jobs", "1 Jobs"), ("workers", "2 Workers"), ("dlq", "3 DLQ"),
          ("history", "4 History"), ("config", "5 Config"), ("queues", "6 Queues"),
-         ("schedules", "7 Schedules"))
+         ("schedules", "7 Schedules"), ("trends", "8 Trends"))
 
 
 class ViewTabs(Tabs):
