@@ -116,6 +116,11 @@ def one_line(text: str | None, limit: int = 300) -> str:
     return line[:limit]
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 job', '2 jobs', '1,234 jobs': a count with its noun agreeing."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def tries(job: dict[str, Any]) -> str:
     return f"{job['attempts']}/{job['max_retries'] + 1}"
 
