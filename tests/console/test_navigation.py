@@ -78,3 +78,134 @@ async def test_a_filtered_bulk_question_counts_on_the_slow_thread(queue_db, cloc
         await until(pilot, lambda: "counting" not in question(app), "the DLQ's count")
         assert question(app) == "Delete the 2 dead jobs matching 'queue:hooks'?"
         await press(pilot, "escape")
+
+
+# ---------------------------------------------------------------- 2. reachable at 80x24
+
+async def test_a_bad_filter_says_why_on_its_own_lines_at_80_columns(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"state:bogus", "enter")
+        error = app.screen.query_one("#filter-error", Static)
+        assert error.display and "unknown state 'bogus'" in str(error.render())
+        assert error.region.right <= 80 and error.region.height >= 2  # wrapped, all of it
+        await press(pilot, "escape", "escape")
+        assert not error.display
+
+
+async def test_the_enqueue_dialog_keeps_its_error_and_buttons_in_sight_at_80x24(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await press(pilot, "n", "enter")
+        screen = app.screen
+        visible = screen.region
+        error = screen.query_one("#error", Static)
+        assert "command must not be empty" in str(error.render())
+        for widget in (error, screen.query_one("#save"), screen.query_one("#cancel")):
+            assert visible.contains_region(widget.region), widget
+        for _ in range(7):  # Tab to the last field: it scrolls into view
+            await press(pilot, "tab")
+        after = screen.query_one("#f-after")
+        assert after.has_focus
+        assert screen.query_one("#form-scroll").region.contains_region(after.region)
+
+
+@pytest.mark.parametrize("view", ["1", "2", "3", "4", "5", "6", "7"])
+async def test_the_footer_keeps_help_and_quit_at_80_columns(queue_db, clock, view):
+    from textual.widgets._footer import FooterKey
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await press(pilot, view)
+        await settle(pilot)
+        keys = {k.key: k for k in app.screen.query(FooterKey)}
+        for key in ("question_mark", "q"):
+            assert key in keys, f"view {view}: {sorted(keys)}"
+            assert keys[key].region.right <= 80, (view, key, keys[key].region)
+
+
+async def test_workers_footer_says_what_a_will_do(queue_db, clock):
+    from textual.widgets._footer import FooterKey
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "2")
+
+        def described() -> list[str]:
+            return [k.description for k in app.screen.query(FooterKey) if k.key == "a"]
+        assert described() == ["Show stopped"]
+        await press(pilot, "a")
+        await settle(pilot)
+        assert app.screen.include_stopped and described() == ["Hide stopped"]
+        await press(pilot, "a")
+        await settle(pilot)
+        assert not app.screen.include_stopped and described() == ["Show stopped"]
+
+
+# ---------------------------------------------------------------- 3. back after a jump
+
+async def test_esc_goes_back_from_a_jump_with_the_filter_and_cursor(queue_db, clock):
+    from tests.console.test_flows import shown_ids
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "slash", *"cmd:curl", "enter", "j")  # hook-1 selected
+        assert app.screen.table.current["id"] == "hook-1"
+        await press(pilot, "enter")
+        assert app.current_mode == "jobs" and app.screen.filter_text == "id:hook-1"
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert app.current_mode == "dlq" and app.screen.filter_text == "cmd:curl"
+        assert app.screen.table.current["id"] == "hook-1"
+        await press(pilot, "escape")  # no jump left: esc clears the filter again
+        assert app.current_mode == "dlq" and app.screen.filter_text == ""
+        await press(pilot, "6", "enter")  # Queues -> its jobs, and back
+        assert app.current_mode == "jobs"
+        await press(pilot, "escape")
+        assert app.current_mode == "queues"
+
+
+async def test_jumps_go_both_ways_between_a_job_and_what_waits_for_it(queue_db, clock):
+    import random
+
+    from queuectl_tui.clock import Ids
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.jobspec import JobSpec
+    from queuectl_tui.engine.queue import Queue
+    from tests.console.test_flows import shown_ids
+    q = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
+    q.enqueue(JobSpec(command="./publish.sh", id="publish", after=("digest",)))
+    q.enqueue(JobSpec(command="./notify.sh", id="notify", after=("digest",)))
+    q.opened.close()
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "]", "]")  # Blocked: notify, publish
+        assert shown_ids(app) == ["notify", "publish"]
+        await press(pilot, "j", "a")  # publish -> digest
+        await settle(pilot)
+        assert app.screen.filter_text == "id:digest" and shown_ids(app) == ["digest"]
+        await press(pilot, "A")  # digest -> what waits for it
+        await settle(pilot)
+        assert sorted(shown_ids(app)) == ["notify", "publish"]
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert shown_ids(app) == ["digest"]
+        await press(pilot, "backspace")
+        await settle(pilot)
+        assert app.screen.state_name() == "blocked" and app.screen.filter_text == ""
+        assert app.screen.table.current["id"] == "publish"
+
+
+async def test_enter_on_a_busy_worker_opens_its_job(queue_db, clock):
+    from tests.console.test_flows import shown_ids
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "2", "enter")
+        await settle(pilot)
+        assert app.current_mode == "jobs" and shown_ids(app) == ["long-build"]
+        await press(pilot, "escape")
+        assert app.current_mode == "workers"

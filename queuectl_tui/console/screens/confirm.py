@@ -35,6 +35,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
 
     def on_mount(self) -> None:
+        self.query_one("#dialog").can_focus = False  # it scrolls; the focus stays on a button
         self.query_one("#no", Button).focus()
 
     def set_question(self, question: str) -> None:

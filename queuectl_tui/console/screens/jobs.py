@@ -46,6 +46,7 @@ class JobsScreen(JobListScreen):
         Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel"),
         Binding("a", "open_dependency", "Waits for", show=False),
+        Binding("A", "open_dependents", "Waited for by", show=False),
     ]
 
     def __init__(self) -> None:
@@ -243,6 +244,9 @@ class JobsScreen(JobListScreen):
         tabs = self.query_one("#state-tabs", Tabs)
         tabs.action_next_tab() if step > 0 else tabs.action_previous_tab()
 
+    def state_name(self) -> str | None:
+        return next(n for n, _, s in STATE_TABS if s == self.tab_states)
+
     def show_state(self, name: str) -> None:
         self.tab_states = next(s for n, _, s in STATE_TABS if n == name)
         if self.is_mounted:
@@ -279,8 +283,7 @@ class JobsScreen(JobListScreen):
         job = self.table.current
         if job is None:
             return
-        self.console.switch_mode("history")
-        self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
+        self.console.jump("history", f"job:{job['id']}")
 
     async def action_open_dependency(self) -> None:
         """Jump to what the selected job waits for (the first dependency that has
@@ -293,7 +296,20 @@ class JobsScreen(JobListScreen):
             self.notify(f"{job['id']} was not enqueued --after another job", timeout=3)
             return
         target = next((d for d in after if d["state"] not in ("completed", None)), after[0])
-        self.console.show_jobs_filtered(f"id:{target['id']}")
+        self.console.jump("jobs", f"id:{target['id']}", state="all")
+
+    async def action_open_dependents(self) -> None:
+        """Jump to the jobs enqueued --after the selected one (the other way)."""
+        job = self.table.current
+        if job is None:
+            return
+        found = await self.console.act(lambda queue: queue.needed_by(job["id"]))
+        if found is None:
+            return
+        if not found:
+            self.notify(f"no job was enqueued --after {job['id']}", timeout=3)
+            return
+        self.console.jump("jobs", " ".join(f"id:{d['id']}" for d in found[:20]), state="all")
 
     def action_cancel_job(self) -> None:
         """Cancel the marked jobs, or the one under the cursor, running ones
