@@ -48,10 +48,10 @@ def span(seconds: float | None) -> str:
     s = max(0.0, seconds)
     if s < 1:
         return f"{int(s * 1000)}ms"
-    if s < 10:
+    if s < 9.95:
         return f"{s:.1f}s"
     if s < 60:
-        return f"{int(s)}s"
+        return f"{max(10, int(s))}s"  # 9.96 reads "10s", not "10.0s" beside "10s"
     m, sec = divmod(int(s), 60)
     if m < 60:
         return f"{m}m{sec:02d}s"

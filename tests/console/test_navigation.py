@@ -209,3 +209,59 @@ async def test_enter_on_a_busy_worker_opens_its_job(queue_db, clock):
         assert app.current_mode == "jobs" and shown_ids(app) == ["long-build"]
         await press(pilot, "escape")
         assert app.current_mode == "workers"
+
+
+# ---------------------------------------------------------------- 4. cut text is marked
+
+def line_texts(widget) -> list[str]:
+    """The widget's lines as drawn (what the terminal gets)."""
+    return [widget.render_line(y).text for y in range(widget.size.height)]
+
+
+async def test_ids_keep_their_ends_and_cut_text_ends_in_an_ellipsis(tmp_path, clock, monkeypatch):
+    import random
+
+    from queuectl_tui.clock import Ids
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.jobspec import JobSpec
+    from queuectl_tui.engine.queue import Queue
+    monkeypatch.chdir(tmp_path)
+    q = Queue(open_database("ticks.db"), clock=clock, ids=Ids(random.Random(1)))
+    q.enqueue_many([JobSpec(command="curl -fsS https://example.invalid/a/very/long/path",
+                            id=f"every-minute@20261207T{t}Z") for t in ("1433", "1434")])
+    q.enqueue(JobSpec(command="sleep 600", id="sleeper"))
+    assert q.claim("w", 600) is not None
+    q.opened.close()
+    clock.advance(330)
+    app = make_app("ticks.db", clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        lines = "\n".join(line_texts(app.screen.table))
+        assert "1434Z" in lines and "1433Z" in lines, lines
+        assert "started 5m30s ago" in lines, lines
+        assert "curl -fsS" in lines and "…" in lines, lines  # the command, marked as cut
+
+
+@pytest.mark.parametrize("size", [SMALL, (140, 40)])
+async def test_config_keys_show_whole(queue_db, clock, size):
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await press(pilot, "5")
+        lines = "\n".join(line_texts(app.screen.query_one("#config-table")))
+        for key in ("retention-completed", "retention-cancelled", "finish-hook-timeout"):
+            assert key in lines, lines
+
+
+async def test_header_counts_and_state_tabs_fit_80_columns(queue_db, clock):
+    from textual.widgets import Tab
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        header = str(app.screen.query_one("#counts", Static).render())
+        assert "0 canc" in header and header.rstrip().endswith("2 workers"), header
+        counts = app.screen.query_one("#counts", Static)
+        assert len(header.rstrip()) <= counts.size.width, (header, counts.size)
+        for tab in app.screen.query_one("#state-tabs").query(Tab):
+            assert tab.region.right <= 80, (str(tab.label), tab.region)
+        assert "/min" in str(app.screen.query_one("#rate", Static).render())

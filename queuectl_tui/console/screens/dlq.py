@@ -23,7 +23,7 @@ class DlqScreen(JobListScreen):
     RETRY_REMOVES = True
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40, cut_middle=True),
                 Column("queue", "QUEUE", 9, hide_below=100),
                 Column("tries", "TRIES", 5, hide_below=100), Column("died", "DIED", 10),
                 Column("error", "LAST ERROR", None), Column("command", "COMMAND", None)]

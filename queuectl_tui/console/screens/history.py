@@ -22,7 +22,7 @@ class HistoryScreen(ListScreen):
     FILTER_HINT = "job:ID state:dead worker:x or text in the job id / note; enter applies"
 
     def columns(self) -> list[Column]:
-        return [Column("at", "WHEN", 10), Column("job", "JOB", 12, grow_to=40),
+        return [Column("at", "WHEN", 10), Column("job", "JOB", 12, grow_to=40, cut_middle=True),
                 Column("change", "CHANGE", 22), Column("try", "TRY", 3, hide_below=100),
                 Column("exit", "EXIT", 4, hide_below=100),
                 Column("worker", "WORKER", 13, hide_below=100), Column("note", "NOTE", None)]

@@ -28,6 +28,8 @@ STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
               ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)),
               ("cancelled", "Cancelled", ("cancelled",)))
+SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
+             "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
@@ -59,10 +61,10 @@ class JobsScreen(JobListScreen):
     # ------------------------------------------------------------ list hooks
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40), Column("state", "STATE", 10),
-                Column("queue", "QUEUE", 9, hide_below=100),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40, cut_middle=True),
+                Column("state", "STATE", 10), Column("queue", "QUEUE", 9, hide_below=100),
                 Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
-                Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
+                Column("when", "WHEN", 17), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
@@ -142,8 +144,10 @@ class JobsScreen(JobListScreen):
 
     def _label_tabs(self, summary: Summary) -> None:
         tabs = self.query_one("#state-tabs", Tabs)
+        narrow = self.size.width < 100
         for name, label, states in STATE_TABS:
             n = summary.total if not states else summary.counts.get(states[0], 0)
+            label = SHORT_TAB.get(label, label) if narrow else label
             tab = tabs.query_one(f"#state-{name}", Tab)
             # Short counts (960k): a relabelled tab makes the screen lay out again,
             # so the label changes when the figure a person reads does.

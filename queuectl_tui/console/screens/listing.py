@@ -141,7 +141,7 @@ class ListScreen(ViewScreen):
         self.update_status(summary)
 
     def update_status(self, summary: Summary | None, error: str | None = None) -> None:
-        status = Text()
+        status = Text(no_wrap=True, overflow="ellipsis")  # a cut hint ends in "…"
         if summary is not None:
             status.append(self.total_text(summary), style="bold")
         if self.filter_text:
