@@ -128,6 +128,20 @@ def tries(job: dict[str, Any]) -> str:
 _WRAPPER = Console(width=200, file=io.StringIO(), color_system=None)  # wraps, never prints
 
 
+def value_lines(value: Text, room: int) -> list[Text]:
+    """A value's lines in `room` cells: its own lines (a multi-line command),
+    each wrapped, without the trailing space a wrap leaves (one cell too many
+    made the widget wrap the line again, under the label)."""
+    lines: list[Text] = []
+    for part in value.split("\n", allow_blank=True) if "\n" in value.plain else [value]:
+        wrapped = part.wrap(_WRAPPER, room, overflow="fold") if part.cell_len > room \
+            else [part]
+        for line in wrapped:
+            line.rstrip()
+            lines.append(line)
+    return lines or [Text()]
+
+
 def two_columns(rows: list[tuple[str | Text, Text | str]], *, width: int,
                 label_style: str = "bold #87afd7", gap: int = 1) -> Text:
     """Labels and values as one Text, each value wrapped under itself.
@@ -140,9 +154,7 @@ def two_columns(rows: list[tuple[str | Text, Text | str]], *, width: int,
     out = Text()
     for label, value in rows:
         value = value if isinstance(value, Text) else Text(value)
-        lines = value.wrap(_WRAPPER, room, overflow="fold") if value.cell_len > room \
-            else [value]
-        for i, line in enumerate(lines):
+        for i, line in enumerate(value_lines(value, room)):
             if i == 0 and isinstance(label, Text):
                 out.append_text(label)
                 out.append(" " * max(0, label_w - len(label.plain)))

@@ -265,3 +265,121 @@ async def test_header_counts_and_state_tabs_fit_80_columns(queue_db, clock):
         for tab in app.screen.query_one("#state-tabs").query(Tab):
             assert tab.region.right <= 80, (str(tab.label), tab.region)
         assert "/min" in str(app.screen.query_one("#rate", Static).render())
+
+
+# ---------------------------------------------------------------- 5. palette and help
+
+async def palette_names(pilot) -> list[str]:
+    """Every entry the palette lists with nothing typed."""
+    from textual.command import CommandList
+    await press(pilot, "ctrl+p")
+    hits = pilot.app.screen.query_one(CommandList)
+    deadline = time.monotonic() + 10
+    count = -1
+    while count != hits.option_count or count == 0:  # until the list stops growing
+        assert time.monotonic() < deadline, "the palette listed nothing"
+        count = hits.option_count
+        await pilot.pause(0.1)
+    names = [str(hits.get_option_at_index(i).prompt).split("\n")[0]
+             for i in range(hits.option_count)]
+    await press(pilot, "escape")
+    return names
+
+
+async def test_the_palette_has_every_action_and_one_quit(queue_db, clock):
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = " | ".join(await palette_names(pilot))
+        for wanted in ("Queues view", "Show blocked jobs", "Show cancelled jobs",
+                       "Pause or resume the selected queue", "Limit the selected queue",
+                       "Run the selected schedule now", "Switch the order", "Reverse the order",
+                       "Cancel the selected or marked jobs", "Mark or unmark the selected job",
+                       "Copy the selected job's id", "Enqueue a job like the selected one",
+                       "Retry or requeue the selected job", "Back"):
+            assert wanted in names, wanted
+        assert names.lower().count("quit") == 1, names
+
+
+async def test_help_is_for_this_view_titled_and_scrolls_with_j(queue_db, clock):
+    from textual.containers import VerticalScroll
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await press(pilot, "question_mark")
+        box = app.screen.query_one("#dialog", VerticalScroll)
+        text = str(app.screen.query_one("#keys", Static).render())
+        assert box.border_title == "Keys: Jobs" and "closes" in box.border_subtitle
+        assert "switch the order" in text and "Everywhere" in text
+        assert "start one more worker" not in text  # Workers' keys are Workers' help
+        assert box.scroll_y == 0 and box.max_scroll_y > 0
+        await press(pilot, "j", "j")
+        assert box.scroll_y == 2
+        await press(pilot, "k")
+        assert box.scroll_y == 1
+        await press(pilot, "escape", "2", "question_mark")
+        text = str(app.screen.query_one("#keys", Static).render())
+        assert "start one more worker" in text and "switch the order" not in text
+
+
+# ---------------------------------------------------------------- 6. filters and the tab
+
+async def test_an_unknown_field_is_said_and_the_status_names_the_tab(queue_db, clock):
+    from tests.console.test_flows import shown_ids
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"foo:bar", "enter")
+        assert "unknown field 'foo'" in str(app.screen.query_one("#filter-error").render())
+        assert app.screen.filter_text == "" and len(shown_ids(app)) == 16
+        await press(pilot, "escape", "escape", "]", "]", "]", "]", "]")
+        status = str(app.screen.query_one("#status", Static).render())
+        assert status.startswith("3 jobs in Dead"), status
+        await press(pilot, "slash", *"cmd:pg_dump", "enter")
+        status = str(app.screen.query_one("#status", Static).render())
+        assert status.startswith("1 shown in Dead"), status
+
+
+# ---------------------------------------------------------------- 7. act as the CLI can
+
+async def test_r_requeues_done_and_cancelled_jobs(queue_db, clock):
+    from queuectl_tui.engine.models import Job
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, *"]]]]]]")  # Done: report-08 first
+        assert app.screen.table.current["id"] == "report-08"
+        await press(pilot, "r")
+        assert Job.get(Job.id == "report-08").state == "pending"
+        await press(pilot, "]", "]", "slash", *"id:cleanup", "enter", "c", "y")  # All
+        assert Job.get(Job.id == "cleanup").state == "cancelled"
+        await press(pilot, "r")
+        assert Job.get(Job.id == "cleanup").state == "pending"
+
+
+async def test_copy_id_and_command(queue_db, clock):
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "y")
+        assert app.clipboard == "media-sync"
+        await press(pilot, "Y")
+        assert app.clipboard == "rsync -a /srv/media backup:/media"
+
+
+async def test_enqueue_takes_a_queue_and_after_and_n_fills_in_a_similar_job(queue_db, clock):
+    from queuectl_tui.engine.models import Dependency, Job
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash", *"id:digest", "enter", "N")
+        screen = app.screen
+        values = screen.values()
+        assert values["command"] == "python manage.py send_digest"
+        assert values["queue"] == "mail" and values["priority"] == "1"
+        await press(pilot, "tab", *"digest-2", *(["tab"] * 6), *"digest", "enter")
+        job = Job.get(Job.id == "digest-2")
+        assert (job.command, job.queue, job.priority, job.state) == \
+            ("python manage.py send_digest", "mail", 1, "blocked")
+        assert [d.needs for d in Dependency.select().where(Dependency.job_id == "digest-2")] \
+            == ["digest"]

@@ -19,7 +19,7 @@ from queuectl_tui.engine.views import JobQuery, Window
 class DlqScreen(JobListScreen):
     VIEW = "dlq"
     NOUN = "dead jobs"
-    FILTER_HINT = "queue:mail cmd:curl id:ab12 worker:3 or text in id/command; enter applies"
+    FILTER_HINT = "queue:mail cmd:curl id:ab12 worker:vm-91 or text in id/command; enter applies"
     RETRY_REMOVES = True
 
     def columns(self) -> list[Column]:

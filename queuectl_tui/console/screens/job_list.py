@@ -18,6 +18,7 @@ from textual.binding import Binding
 from queuectl_tui.console import filters
 from queuectl_tui.console.formatting import one_line, plural
 from queuectl_tui.console.screens.confirm import ConfirmDialog
+from queuectl_tui.console.screens.enqueue import EnqueueDialog, similar
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.engine import views
 from queuectl_tui.engine.models import STATES
@@ -52,6 +53,9 @@ class JobListScreen(ListScreen):
         Binding("d", "delete", "Delete"),
         Binding("D", "delete_bulk", "Delete many", show=False),
         Binding("u", "unmark", "Unmark all", show=False),
+        Binding("N", "enqueue_similar", "Enqueue similar", show=False),
+        Binding("y", "copy_id", "Copy id", show=False),
+        Binding("Y", "copy_command", "Copy command", show=False),
     ]
     RETRY_REMOVES = False  # does a retried row leave this list? (the DLQ: yes)
     matching: int | None = None  # how many jobs the filter matches, where a view counts them
@@ -110,15 +114,21 @@ class JobListScreen(ListScreen):
     # ------------------------------------------------------------ one job
 
     async def action_retry(self) -> None:
+        """Run the selected job again: a dead one is retried, a completed or
+        cancelled one requeued (as `queuectl requeue`); others are on their way."""
         job = self.table.current
         if job is None:
             return
-        if job["state"] != "dead":
-            self.notify(f"job {job['id']} is {job['state']}; only dead jobs are retried "
-                        "(the DLQ, key 3, lists them)", severity="warning")
-            return
-        await self._run(self.RETRY_REMOVES, {self.row_id(job)},
-                        lambda q: q.retry_dead([job["id"]]), done=f"{job['id']} is pending again")
+        job_id = job["id"]
+        if job["state"] == "dead":
+            await self._run(self.RETRY_REMOVES, {self.row_id(job)},
+                            lambda q: q.retry_dead([job_id]), done=f"{job_id} is pending again")
+        elif job["state"] in ("completed", "cancelled"):
+            await self._run(False, None, lambda q: q.requeue([job_id]),
+                            done=f"requeued {job_id}: it runs again (attempts start afresh)")
+        else:
+            self.notify(f"job {job_id} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "r runs again a dead, done or cancelled job", severity="warning")
 
     def action_delete(self) -> None:
         job = self.table.current
@@ -134,6 +144,35 @@ class JobListScreen(ListScreen):
             f"Delete {job['state']} job {job['id']}?",
             f"{one_line(job['command'], 70)}\n\nIts output log goes too. This cannot be undone.",
             yes="Delete"), answer)
+
+    async def action_enqueue_similar(self) -> None:
+        """`N`: the enqueue dialog filled in from the selected job."""
+        job = self.table.current
+        if job is None:
+            return
+        job_id = job["id"]
+        full = await self.console.act(lambda queue: views.job_detail(job_id))
+        if full is None:
+            self.notify(f"job {job_id} is gone", severity="warning")
+            return
+        values, keep = similar(full)
+        self.console.push_screen(EnqueueDialog(values, keep, like=job_id))
+
+    def action_copy_id(self) -> None:
+        self._copy("id")
+
+    def action_copy_command(self) -> None:
+        self._copy("command")
+
+    def _copy(self, field: str) -> None:
+        """To the terminal's clipboard (OSC 52: works over ssh and in tmux with
+        set-clipboard on; a terminal that ignores it copies nothing)."""
+        job = self.table.current
+        if job is None:
+            return
+        self.app.copy_to_clipboard(job[field])
+        self.notify(f"copied {job['id']}'s {field} (OSC 52)"
+                    if field != "id" else f"copied {job['id']} (OSC 52)", timeout=3)
 
     # ------------------------------------------------------------ many jobs
 

@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Tab, Tabs
 
 from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
-from queuectl_tui.console.formatting import (duration, one_line, shown_state, state_text, tries,
-                                             when)
+from queuectl_tui.console.formatting import (duration, one_line, plural, shown_state,
+                                             state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
@@ -37,7 +37,7 @@ SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
-    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:3 id:ab12 or text; enter applies, "
+    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:vm-91 id:ab12 or text; enter applies, "
                    "esc cancels")
     BINDINGS = [
         Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
@@ -163,18 +163,19 @@ class JobsScreen(JobListScreen):
         what = "in this state" if self.tab_states and not self.filter_text else \
             "match the filter"
         return (f"No jobs {what}.\n\nPress [b]esc[/b] to clear the filter, "
-                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]6[/b] for other views.")
+                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]7[/b] for other views.")
 
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()
+        tab = next(label for _, label, s in STATE_TABS if s == self.tab_states)
         if query.has_text or self.sort == "run":
             shown = f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
-            return shown + self.marks_text()
+            return f"{shown} in {tab}" + self.marks_text()
         if not summary.counted:
-            return "counting jobs…" + self.marks_text()
+            return f"counting jobs… in {tab}" + self.marks_text()
         states = query.states or tuple(summary.counts)
         n = sum(summary.counts.get(s, 0) for s in states)
-        return f"{n:,} jobs" + self.marks_text()
+        return f"{plural(n, 'job')} in {tab}" + self.marks_text()
 
     def status_extra(self) -> str:
         if self.sort == "age":
