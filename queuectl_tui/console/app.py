@@ -94,6 +94,8 @@ class ConsoleApp(App):
         return self.db.target
 
     def on_mount(self) -> None:
+        # 16 colours: the cursor row's blue becomes cyan, under bold white (app.tcss).
+        self.set_class(self.console.color_system in ("standard", "windows"), "-ansi16")
         self.switch_mode("jobs")
         if self.refresh_interval:
             self.set_interval(self.refresh_interval, self._tick)

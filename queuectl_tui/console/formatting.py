@@ -5,6 +5,7 @@ from __future__ import annotations
 from queuectl_tui.safe_text import printable
 
 import io
+import signal
 from typing import Any
 
 from rich.console import Console
@@ -119,6 +120,19 @@ def one_line(text: str | None, limit: int = 300) -> str:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """'1 job', '2 jobs', '1,234 jobs': a count with its noun agreeing."""
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def exit_text(code: int | None) -> str:
+    """An exit code as a person reads it: 0, 3, or the signal's name for a run
+    a signal ended (stored as -N, as subprocess reports it): SIGTERM, not -15."""
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return str(code)
 
 
 def tries(job: dict[str, Any]) -> str:

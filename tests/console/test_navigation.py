@@ -383,3 +383,75 @@ async def test_enqueue_takes_a_queue_and_after_and_n_fills_in_a_similar_job(queu
             ("python manage.py send_digest", "mail", 1, "blocked")
         assert [d.needs for d in Dependency.select().where(Dependency.job_id == "digest-2")] \
             == ["digest"]
+
+
+# ---------------------------------------------------------------- 8. small ones
+
+def test_small_wordings():
+    from rich.text import Text
+
+    from queuectl_tui.console.formatting import exit_text, plural, span, two_columns
+    from queuectl_tui.console.screens.jobs import cancel_notice
+    from queuectl_tui.console.widgets.status_strip import per_minute
+    assert plural(1, "job") == "1 job" and plural(1234, "job") == "1,234 jobs"
+    assert cancel_notice([("a", "cancelled")]) == "cancelled 1 job"
+    assert cancel_notice([("a", "stopping")]) == \
+        "stopping 1 running job (SIGTERM, then SIGKILL)"
+    assert exit_text(-15) == "SIGTERM" and exit_text(-9) == "SIGKILL" and exit_text(3) == "3"
+    assert span(9.96) == "10s" and span(9.94) == "9.9s"
+    assert [per_minute(r) for r in (0.2, 0.005, 1000)] == ["12/min", "0.3/min", "60.0k/min"]
+    shown = two_columns([("command", Text("for i in 1 2\ndo echo $i; done")), ("id", "x")],
+                        width=30).plain.splitlines()
+    assert shown[1].startswith(" " * 8) and shown[1].strip() == "do echo $i; done", shown
+
+
+async def test_cursor_row_is_readable_in_16_colours(queue_db, clock, monkeypatch):
+    import textual.constants
+    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "standard")
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.has_class("-ansi16")
+        style = app.screen.table.get_component_rich_style("datatable--cursor")
+        assert (style.color.number, style.bgcolor.number) == (0, 6), style  # black on cyan
+
+
+async def test_history_names_the_signal_and_empty_jobs_count_seven_views(tmp_path, clock,
+                                                                      monkeypatch, queue_db):
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "4")
+        exits = [app.screen.table.get_cell(k, "exit") for k in app.screen.table.rows]
+        assert "SIGTERM" in exits and "-15" not in exits, exits
+        await press(pilot, "1", "slash", *"id:nothing-here", "enter")
+        assert "1..7 for other views" in str(app.screen.query_one("#empty", Static).render())
+
+
+async def test_stop_all_for_one_worker_says_so(queue_db, clock):
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "2", "X")
+        assert question(app) in ("Stop the only worker?", "Stop all 2 workers?")
+        live = [w for w in app.screen_stack[-2].worker_rows if w["state"] in ("idle", "busy")]
+        assert (len(live) == 1) == (question(app) == "Stop the only worker?")
+        await press(pilot, "escape")
+
+
+async def test_a_six_field_cron_shows_whole(schedules_db, clock):
+    import random
+
+    from queuectl_tui.clock import Ids
+    from queuectl_tui.engine import schedules
+    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.queue import Queue
+    q = Queue(open_database(schedules_db), clock=clock, ids=Ids(random.Random(7)))
+    schedules.add(q, "every-ten-seconds", "*/10 * * * * *", "echo tick")
+    q.opened.close()
+    app = make_app(schedules_db, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await press(pilot, "7")
+        lines = "\n".join(line_texts(app.screen.query_one("#schedules-table")))
+        assert "*/10 * * * * *" in lines and "every-ten-seconds" in lines, lines

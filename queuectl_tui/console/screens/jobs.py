@@ -34,6 +34,16 @@ SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an inde
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
+def cancel_notice(result: list[tuple[str, str]]) -> str:
+    """'cancelled 2 jobs', 'stopping 1 running job', or both: no '0 job(s)'."""
+    stopping = sum(1 for _, what in result if what == "stopping")
+    done = len(result) - stopping
+    parts = ([f"cancelled {plural(done, 'job')}"] if done or not stopping else []) \
+        + ([f"stopping {plural(stopping, 'running job')} (SIGTERM, then SIGKILL)"]
+           if stopping else [])
+    return "; ".join(parts)
+
+
 class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
@@ -335,10 +345,7 @@ class JobsScreen(JobListScreen):
             if yes:
                 result = await self._run(False, rows, lambda q: q.cancel(ids))
                 if result is not None:
-                    stopping = sum(1 for _, what in result if what == "stopping")
-                    self.notify(f"cancelled {len(result) - stopping} job(s)"
-                                + (f"; stopping {stopping} running" if stopping else ""),
-                                timeout=4)
+                    self.notify(cancel_notice(result), timeout=4)
 
         self.console.push_screen(ConfirmDialog(
             title, detail + "\n\nWaiting jobs stop at once; running ones get SIGTERM, then "

@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
+from queuectl_tui.console.formatting import plural
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.widgets.worker_pane import WorkerPane
@@ -168,10 +169,10 @@ class WorkersScreen(ViewScreen):
         async def answer(yes: bool | None) -> None:
             if yes:
                 await self.console.act(lambda q: q.stop_workers(None),
-                                       done=f"asked {len(live)} worker(s) to stop")
+                                       done=f"asked {plural(len(live), 'worker')} to stop")
 
         self.console.push_screen(ConfirmDialog(
-            f"Stop all {len(live)} workers?",
+            "Stop the only worker?" if len(live) == 1 else f"Stop all {len(live)} workers?",
             "Each finishes its current job first. Nothing runs until you start one again.",
             yes="Stop all"), answer)
 
