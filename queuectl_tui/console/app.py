@@ -94,12 +94,16 @@ class ConsoleApp(App):
         return self.db.target
 
     def on_mount(self) -> None:
-        # 16 colours: the cursor row's blue becomes cyan, under bold white (app.tcss).
-        self.set_class(self.console.color_system in ("standard", "windows"), "-ansi16")
+        self.set_class(self.few_colours(), "-ansi16")  # app.tcss: a readable cursor row
         self.switch_mode("jobs")
         if self.refresh_interval:
             self.set_interval(self.refresh_interval, self._tick)
             self.collector.start()
+
+    def few_colours(self) -> bool:
+        """A real terminal of 8 or 16 colours, where the cursor row's blue turns
+        cyan under bold white. Never headless: pictures must not follow $TERM."""
+        return not self.is_headless and self.console.color_system in ("standard", "windows")
 
     def on_unmount(self) -> None:
         self.collector.stop()

@@ -155,6 +155,7 @@ async def test_esc_goes_back_from_a_jump_with_the_filter_and_cursor(queue_db, cl
         assert app.screen.table.current["id"] == "hook-1"
         await press(pilot, "enter")
         assert app.current_mode == "jobs" and app.screen.filter_text == "id:hook-1"
+        assert "(esc goes back)" in str(app.screen.query_one("#status", Static).render())
         await press(pilot, "escape")
         await settle(pilot)
         assert app.current_mode == "dlq" and app.screen.filter_text == "cmd:curl"
@@ -406,8 +407,8 @@ def test_small_wordings():
 
 
 async def test_cursor_row_is_readable_in_16_colours(queue_db, clock, monkeypatch):
-    import textual.constants
-    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "standard")
+    from queuectl_tui.console.app import ConsoleApp
+    monkeypatch.setattr(ConsoleApp, "few_colours", lambda self: True)  # as in tmux, TERM=screen
     app = make_app(queue_db, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -455,3 +456,14 @@ async def test_a_six_field_cron_shows_whole(schedules_db, clock):
         await press(pilot, "7")
         lines = "\n".join(line_texts(app.screen.query_one("#schedules-table")))
         assert "*/10 * * * * *" in lines and "every-ten-seconds" in lines, lines
+
+
+
+async def test_the_status_line_marks_a_cut_with_an_ellipsis(queue_db, clock):
+    """Beside a toast (checked in tmux at 80x24: Textual's toast rack kept two
+    columns free, where the status line's last characters showed) and alone."""
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        status = app.screen.query_one("#status", Static)
+        assert line_texts(status)[0].rstrip().endswith("…"), line_texts(status)

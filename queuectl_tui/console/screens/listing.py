@@ -147,7 +147,8 @@ class ListScreen(ViewScreen):
         if self.filter_text:
             status.append("  ·  filter ", style="dim")
             status.append(self.filter_text, style="bold #ffd75f")
-            status.append("  (esc clears)", style="dim")
+            back = self.console.trail.last_to == self.VIEW
+            status.append("  (esc goes back)" if back else "  (esc clears)", style="dim")
         if error:
             status.append(f"  ⚠ {error}", style="bold #ff5f5f")
         extra = self.status_extra()
