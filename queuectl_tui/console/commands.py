@@ -26,8 +26,10 @@ ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else 
     ("Delete the selected job", "d (asks first)", "delete"),
     ("Mark or unmark the selected job", "space", "mark"),
     ("Unmark all", "u", "unmark"),
-    ("Retry marked or all dead jobs", "R (asks first, saying how many)", "retry_bulk"),
-    ("Delete marked or all matching jobs", "D (asks first, saying how many)", "delete_bulk"),
+    ("Retry the marked or matching jobs here", "R (asks first, saying how many)",
+     "retry_bulk"),
+    ("Delete the marked or matching jobs here", "D (asks first, saying how many)",
+     "delete_bulk"),
     ("Enqueue a job like the selected one", "N: the form filled in from it",
      "enqueue_similar"),
     ("Copy the selected job's id", "y: to the clipboard (OSC 52)", "copy_id"),
@@ -35,6 +37,10 @@ ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else 
     ("Filter the list", "/: state:dead queue:mail cmd:curl or text", "filter"),
 )
 IN_VIEW = (  # (name, help, view, action)
+    ("Retry marked or all dead jobs", "R in the DLQ (asks first, saying how many)", "dlq",
+     "retry_bulk"),
+    ("Delete marked or all dead jobs", "D in the DLQ (asks first, saying how many)", "dlq",
+     "delete_bulk"),
     ("Cancel the selected or marked jobs", "c in Jobs (asks first)", "jobs", "cancel_job"),
     ("Switch the order: newest first / run order", "s in Jobs", "jobs", "sort"),
     ("Reverse the order", "S in Jobs", "jobs", "reverse"),

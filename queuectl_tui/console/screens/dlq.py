@@ -30,7 +30,8 @@ class DlqScreen(JobListScreen):
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.summary.now if self.console.summary else job["updated_at"]
-        return [self.mark_cell(job), job["id"], one_line(job["queue"]), tries(job), ago(job["finished_at"] or job["updated_at"], now),
+        return [self.mark_cell(job), job["id"], one_line(job["queue"]), tries(job),
+                ago(job["finished_at"] or job["updated_at"], now),
                 Text(one_line(job["last_error"]), style="#ff875f"), one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:

@@ -84,7 +84,9 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-HELP_WIDTH = 84  # the help dialog's text width (app.tcss: #dialog.help is 96 wide, less border, padding, scrollbar)
+# The help's text width (app.tcss: #dialog.help is 96 wide, less border, padding,
+# scrollbar); narrower where the dialog is (HelpScreen.on_resize).
+HELP_WIDTH = 84
 
 
 def help_table(current: str | None, width: int = HELP_WIDTH) -> Text:

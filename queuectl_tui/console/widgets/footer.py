@@ -57,6 +57,7 @@ class Footer(TextualFooter):
         super().bindings_changed(screen)
 
     def _keys(self, screen: Screen) -> tuple:
-        return (screen.app.size.width,) + tuple((key, binding.description, binding.action, binding.group, enabled, tooltip)
-                     for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
-                     if binding.show or key == screen.app.COMMAND_PALETTE_BINDING)
+        return (screen.app.size.width,) + tuple(
+            (key, binding.description, binding.action, binding.group, enabled, tooltip)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+            if binding.show or key == screen.app.COMMAND_PALETTE_BINDING)
