@@ -41,6 +41,7 @@ from queuectl_tui.console.screens.queues import QueuesScreen
 from queuectl_tui.console.screens.schedules import SchedulesScreen
 from queuectl_tui.console.screens.trends import TrendsScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
+from queuectl_tui.console.trail import Trail
 from queuectl_tui.engine import views
 from queuectl_tui.engine.db import GaveUp, Unreachable, redact
 from queuectl_tui.errors import QueuectlError
@@ -70,6 +71,7 @@ class ConsoleApp(App):
         Binding("6", "view('queues')", "Queues", show=False),
         Binding("7", "view('schedules')", "Schedules", show=False),
         Binding("8", "view('trends')", "Trends", show=False),
+        Binding("backspace", "back", "Back", show=False),
         Binding("n", "enqueue", "New job"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -106,6 +108,7 @@ class ConsoleApp(App):
         self.refresh_count = 0  # refreshes started so far
         self.collector = IdleCollector(self.db.clock.monotonic)  # started by a live console
         self.applying = 0  # the number of the refresh being shown
+        self.trail = Trail()  # where jumps came from: esc or backspace goes back
 
     @property
     def refreshing(self) -> bool:
@@ -116,10 +119,16 @@ class ConsoleApp(App):
         return self.db.target
 
     def on_mount(self) -> None:
+        self.set_class(self.few_colours(), "-ansi16")  # app.tcss: a readable cursor row
         self.switch_mode("jobs")
         if self.refresh_interval:
             self.set_interval(self.refresh_interval, self._tick)
             self.collector.start()
+
+    def few_colours(self) -> bool:
+        """A real terminal of 8 or 16 colours, where the cursor row's blue turns
+        cyan under bold white. Never headless: pictures must not follow $TERM."""
+        return not self.is_headless and self.console.color_system in ("standard", "windows")
 
     def on_unmount(self) -> None:
         self.collector.stop()
@@ -399,10 +408,30 @@ class ConsoleApp(App):
 
     def show_jobs_filtered(self, text: str) -> None:
         """Jobs, every state, under this filter (a queue's row, a job's id)."""
-        self.switch_mode("jobs")
-        jobs = self.screen
-        jobs.show_state("all")  # type: ignore[attr-defined]
-        jobs.set_filter(text)  # type: ignore[attr-defined]
+        self.jump("jobs", text, state="all")
+
+    def jump(self, mode: str, filter_text: str, state: str | None = None) -> None:
+        """Show `mode` under a filter, remembering the view left (see trail.py)."""
+        view = self.view
+        if view is not None:
+            self.trail.push(view.where(), mode)
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        screen = self.screen
+        if state is not None:
+            screen.show_state(state)  # type: ignore[attr-defined]
+        screen.set_filter(filter_text)  # type: ignore[attr-defined]
+
+    def action_back(self) -> None:
+        """Back to where the last jump came from, with its filter and cursor."""
+        place = self.trail.pop()
+        if place is None:
+            self.notify("nothing to go back to (esc and backspace return after a jump)",
+                        timeout=3)
+            return
+        if self.current_mode != place.mode:
+            self.switch_mode(place.mode)
+        self.screen.return_to(place)  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Esc and ctrl+r are the app's only while they apply (and only then in

@@ -1,4 +1,10 @@
-"""The command palette (ctrl+p): every console action by name."""
+"""The command palette (ctrl+p): every console action by name.
+
+Each entry names the key that does the same, so the palette teaches the keys.
+An action on "the selected job" runs in the list shown (Jobs or the DLQ), else
+in Jobs; a view's own action switches to that view first. Quit is Textual's
+own entry ("Quit the application"), listed once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,61 @@ from functools import partial
 from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+VIEWS = (("Jobs", "jobs", "1: every job, live"), ("Workers", "workers", "2: worker processes"),
+         ("DLQ", "dlq", "3: dead jobs"), ("History", "history", "4: the event log"),
+         ("Config", "config", "5: settings"), ("Queues", "queues", "6: named queues"),
+         ("Schedules", "schedules", "7: recurring jobs"),
+         ("Trends", "trends", "8: runs, failures and durations over time"))
+STATE_TABS = (("all", "all"), ("pending", "pending"), ("blocked", "blocked"),
+              ("processing", "running"), ("failed", "retrying"), ("dead", "dead"),
+              ("completed", "done"), ("cancelled", "cancelled"))
+ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else in Jobs
+    ("Retry or requeue the selected job", "r: dead, done or cancelled: it runs again",
+     "retry"),
+    ("Delete the selected job", "d (asks first)", "delete"),
+    ("Mark or unmark the selected job", "space", "mark"),
+    ("Unmark all", "u", "unmark"),
+    ("Retry the marked or matching jobs here", "R (asks first, saying how many)",
+     "retry_bulk"),
+    ("Delete the marked or matching jobs here", "D (asks first, saying how many)",
+     "delete_bulk"),
+    ("Enqueue a job like the selected one", "N: the form filled in from it",
+     "enqueue_similar"),
+    ("Copy the selected job's id", "y: to the clipboard (OSC 52)", "copy_id"),
+    ("Copy the selected job's command", "Y: to the clipboard (OSC 52)", "copy_command"),
+    ("Filter the list", "/: state:dead queue:mail cmd:curl or text", "filter"),
+)
+IN_VIEW = (  # (name, help, view, action)
+    ("Retry marked or all dead jobs", "R in the DLQ (asks first, saying how many)", "dlq",
+     "retry_bulk"),
+    ("Delete marked or all dead jobs", "D in the DLQ (asks first, saying how many)", "dlq",
+     "delete_bulk"),
+    ("Cancel the selected or marked jobs", "c in Jobs (asks first)", "jobs", "cancel_job"),
+    ("Switch the order: newest first / run order", "s in Jobs", "jobs", "sort"),
+    ("Reverse the order", "S in Jobs", "jobs", "reverse"),
+    ("Show or hide the detail pane", "v in Jobs", "jobs", "toggle_detail"),
+    ("History of the selected job", "h in Jobs", "jobs", "history"),
+    ("Go to what the selected job waits for", "a in Jobs", "jobs", "open_dependency"),
+    ("Go to the jobs that wait for the selected one", "A in Jobs", "jobs",
+     "open_dependents"),
+    ("Start a worker", "s in Workers: keeps running after you quit", "workers", "start"),
+    ("Stop the selected worker", "x in Workers, after its current job", "workers", "stop"),
+    ("Stop the newest worker (scale down)", "- in Workers", "workers", "scale_down"),
+    ("Stop all workers", "X in Workers (asks first)", "workers", "stop_all"),
+    ("Show stopped workers", "a in Workers", "workers", "show_stopped(True)"),
+    ("Hide stopped workers", "a in Workers", "workers", "show_stopped(False)"),
+    ("Open the selected worker's job", "enter in Workers", "workers", "open_job"),
+    ("Pause or resume the selected queue", "p in Queues", "queues", "toggle_pause"),
+    ("Limit the selected queue", "l in Queues: at most N of its jobs at once", "queues",
+     "limit"),
+    ("Open the selected queue's jobs", "enter in Queues", "queues", "open_jobs"),
+    ("Pause or resume the selected schedule", "p in Schedules", "schedules", "toggle_pause"),
+    ("Run the selected schedule now", "r in Schedules: one job outside its ticks",
+     "schedules", "run_now"),
+    ("Open the selected schedule's jobs", "enter in Schedules", "schedules", "open_jobs"),
+    ("Edit the selected config key", "e in Config", "config", "edit"),
+)
 
 
 def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
@@ -17,37 +78,33 @@ def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
             app.call_after_refresh(lambda: app.screen.run_action(action))
         return run
 
+    def on_job(action: str) -> Callable[[], Any]:
+        def run() -> None:
+            if app.current_mode not in ("jobs", "dlq"):
+                app.action_view("jobs")
+            app.call_after_refresh(lambda: app.screen.run_action(action))
+        return run
+
     def state(name: str) -> Callable[[], Any]:
         def run() -> None:
             app.action_view("jobs")
             app.call_after_refresh(lambda: app.screen.show_state(name))
         return run
 
-    found = [
-        ("Jobs view", "1: every job, live", partial(app.action_view, "jobs")),
-        ("Workers view", "2: worker processes", partial(app.action_view, "workers")),
-        ("DLQ view", "3: dead jobs", partial(app.action_view, "dlq")),
-        ("History view", "4: the event log", partial(app.action_view, "history")),
-        ("Config view", "5: settings", partial(app.action_view, "config")),
-        ("Schedules view", "7: recurring jobs", partial(app.action_view, "schedules")),
-        ("Enqueue a job", "n: command, id, retries, priority, delay, timeout",
+    found = [(f"{name} view", help_text, partial(app.action_view, mode))
+             for name, mode, help_text in VIEWS]
+    found += [
+        ("Enqueue a job", "n: command, queue, after, id, retries, priority, delay, timeout",
          app.action_enqueue),
-        ("Filter jobs", "/: state:dead cmd:curl worker:3 or text", on_view("jobs", "filter")),
-        ("Retry marked or all dead jobs", "R in the DLQ (asks first)",
-         on_view("dlq", "retry_bulk")),
-        ("Delete marked or all dead jobs", "D in the DLQ (asks first)",
-         on_view("dlq", "delete_bulk")),
-        ("Start a worker", "s in Workers: keeps running after you quit",
-         on_view("workers", "start")),
-        ("Stop the newest worker (scale down)", "- in Workers", on_view("workers", "scale_down")),
-        ("Stop all workers", "X in Workers (asks first)", on_view("workers", "stop_all")),
-        ("Help", "?: every key", app.action_help),
-        ("Quit", "q: workers keep running", app.exit),
+        ("Back", "esc after a jump, backspace anywhere: the view, filter and row left",
+         app.action_back),
+        ("Help", "?: the keys of this view", app.action_help),
     ]
-    for name, label in (("pending", "pending"), ("processing", "running"),
-                        ("failed", "retrying"), ("dead", "dead"), ("completed", "done"),
-                        ("all", "all")):
-        found.append((f"Show {label} jobs", "state tab in Jobs", state(name)))
+    found += [(name, help_text, on_job(action)) for name, help_text, action in ON_A_JOB]
+    found += [(name, help_text, on_view(view, action))
+              for name, help_text, view, action in IN_VIEW]
+    found += [(f"Show {label} jobs", "state tab in Jobs ([ and ])", state(name))
+              for name, label in STATE_TABS]
     return found
 
 

@@ -5,7 +5,10 @@ read (the window slides with the clock); several since: terms keep the widest.
 
 Field terms of the same field are alternatives, different fields must all
 match, and words without a field match an id prefix or the command text.
-A value may be quoted to hold spaces: `cmd:"sleep 5"`.
+A value may be quoted to hold spaces: `cmd:"sleep 5"`. What the filter does
+not understand is said, never quietly searched for as text: an unknown field
+(`foo:bar`; `text:foo:bar` searches for that text, and `http://…` is text) and
+an unclosed quote.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "com
               "schedule": "schedules", "since": "since"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
+TEXT_FIELD = "text"  # text:a:b searches for "a:b"
 
 
 class FilterError(ValueError):
@@ -42,7 +46,14 @@ def _words(text: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError:
-        return text.split()
+        raise FilterError(f"unclosed quote in {text.strip()!r}: close it (or put a \\ "
+                          "before a quote meant as text)") from None
+
+
+def _is_field(name: str, value: str) -> bool:
+    """Does `name:value` mean a field? A word of letters before the colon does,
+    unless what follows reads as a URL's rest (`http://…`)."""
+    return name.isalpha() and not value.startswith("//")
 
 
 def _state(value: str) -> list[str]:
@@ -59,8 +70,15 @@ def _split(text: str, fields: dict[str, str]) -> dict[str, list[str]]:
     terms: dict[str, list[str]] = {name: [] for name in set(fields.values()) | {"text"}}
     for word in _words(text):
         name, sep, value = word.partition(":")
+        if sep and name.lower() == TEXT_FIELD:
+            terms["text"].append(value)
+            continue
         target = fields.get(name.lower()) if sep else None
         if target is None:
+            if sep and _is_field(name, value):
+                known = " ".join([*dict.fromkeys(fields), TEXT_FIELD])
+                raise FilterError(f"unknown field {name!r} in {word!r}; fields: {known} "
+                                  f"(text:{word} searches for the text)")
             terms["text"].append(word)
             continue
         if not value:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from queuectl_tui.safe_text import printable
 
 import io
+import signal
 from typing import Any
 
 from rich.console import Console
@@ -48,10 +49,10 @@ def span(seconds: float | None) -> str:
     s = max(0.0, seconds)
     if s < 1:
         return f"{int(s * 1000)}ms"
-    if s < 10:
+    if s < 9.95:
         return f"{s:.1f}s"
     if s < 60:
-        return f"{int(s)}s"
+        return f"{max(10, int(s))}s"  # 9.96 reads "10s", not "10.0s" beside "10s"
     m, sec = divmod(int(s), 60)
     if m < 60:
         return f"{m}m{sec:02d}s"
@@ -116,11 +117,43 @@ def one_line(text: str | None, limit: int = 300) -> str:
     return line[:limit]
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 job', '2 jobs', '1,234 jobs': a count with its noun agreeing."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def exit_text(code: int | None) -> str:
+    """An exit code as a person reads it: 0, 3, or the signal's name for a run
+    a signal ended (stored as -N, as subprocess reports it): SIGTERM, not -15."""
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return str(code)
+
+
 def tries(job: dict[str, Any]) -> str:
     return f"{job['attempts']}/{job['max_retries'] + 1}"
 
 
 _WRAPPER = Console(width=200, file=io.StringIO(), color_system=None)  # wraps, never prints
+
+
+def value_lines(value: Text, room: int) -> list[Text]:
+    """A value's lines in `room` cells: its own lines (a multi-line command),
+    each wrapped, without the trailing space a wrap leaves (one cell too many
+    made the widget wrap the line again, under the label)."""
+    lines: list[Text] = []
+    for part in value.split("\n", allow_blank=True) if "\n" in value.plain else [value]:
+        wrapped = part.wrap(_WRAPPER, room, overflow="fold") if part.cell_len > room \
+            else [part]
+        for line in wrapped:
+            line.rstrip()
+            lines.append(line)
+    return lines or [Text()]
 
 
 def two_columns(rows: list[tuple[str | Text, Text | str]], *, width: int,
@@ -135,9 +168,7 @@ def two_columns(rows: list[tuple[str | Text, Text | str]], *, width: int,
     out = Text()
     for label, value in rows:
         value = value if isinstance(value, Text) else Text(value)
-        lines = value.wrap(_WRAPPER, room, overflow="fold") if value.cell_len > room \
-            else [value]
-        for i, line in enumerate(lines):
+        for i, line in enumerate(value_lines(value, room)):
             if i == 0 and isinstance(label, Text):
                 out.append_text(label)
                 out.append(" " * max(0, label_w - len(label.plain)))

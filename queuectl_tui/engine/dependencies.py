@@ -110,6 +110,16 @@ def waiting_for(job_id: str) -> list[dict[str, Any]]:
     return [{"id": dep, "state": states.get(dep)} for dep in needs]
 
 
+def needed_by(job_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    """The jobs enqueued --after this one (the other way round from
+    `waiting_for`), each with its state now, whatever it is (the index on
+    dependency.needs)."""
+    ids = [r.job_id for r in Dependency.select(Dependency.job_id)
+           .where(Dependency.needs == job_id).order_by(Dependency.seq).limit(limit)]
+    states = _states(ids)
+    return [{"id": dep, "state": states.get(dep)} for dep in ids if dep in states]
+
+
 def dependents(db: pw.Database, job_id: str, lock: str = "") -> list[Job]:
     """Blocked jobs that wait for `job_id` (the index on dependency.needs), in
     seq order, held until commit when `lock` (the backend's lock_rows) says so.

@@ -662,6 +662,10 @@ class Queue:
         """The jobs this one was enqueued --after, each with its state now."""
         return dependencies.waiting_for(job_id)
 
+    def needed_by(self, job_id: str) -> list[dict[str, Any]]:
+        """The jobs enqueued --after this one, each with its state now."""
+        return dependencies.needed_by(job_id)
+
     def get(self, job_id: str) -> Job:
         from queuectl_tui.engine.jobspec import check_id
         check_id(job_id)

@@ -19,8 +19,16 @@ def test_state_words_people_use_and_lists():
     assert parse_jobs("STATE:Done").states == ("completed",)
 
 
-def test_unknown_field_is_free_text_and_bad_values_say_why():
+def test_unknown_field_and_unclosed_quote_say_so_and_urls_stay_text():
+    """Issue 26: `foo:bar` and `cmd:"x` silently became free text."""
     assert parse_jobs("http://example.com").text == ("http://example.com",)
+    assert parse_jobs("text:foo:bar 12:30").text == ("foo:bar", "12:30")
+    with pytest.raises(FilterError, match="unknown field 'foo' in 'foo:bar'.*text:foo:bar"):
+        parse_jobs("foo:bar")
+    with pytest.raises(FilterError, match="unclosed quote"):
+        parse_jobs('cmd:"x')
+    with pytest.raises(FilterError, match="unknown field 'jobb'"):
+        parse_events("jobb:abc")
     with pytest.raises(FilterError, match="unknown state 'sleeping'"):
         parse_jobs("state:sleeping")
     with pytest.raises(FilterError, match="needs a value"):

@@ -154,7 +154,7 @@ async def test_bad_filter_says_why_and_keeps_the_list(queue_db, clock):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press(pilot, "slash", *"state:sleeping", "enter")
-        assert "unknown state 'sleeping'" in str(app.screen.query_one("#status").render())
+        assert "unknown state 'sleeping'" in str(app.screen.query_one("#filter-error").render())
         assert len(shown_ids(app)) == 16
 
 

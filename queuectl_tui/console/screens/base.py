@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Static, Tabs
 
 from queuectl_tui.console.data import Summary
+from queuectl_tui.console.trail import Place
 from queuectl_tui.console.widgets.footer import Footer
 from queuectl_tui.console.widgets.status_strip import StatusStrip
 from queuectl_tui.console.widgets.view_tabs import ViewTabs
@@ -26,9 +28,11 @@ if TYPE_CHECKING:
 
 
 class ViewScreen(Screen):
-    """Base of the five views (Jobs, Workers, DLQ, History, Config)."""
+    """Base of the eight views (Jobs, Workers, DLQ, History, Config, Queues, Schedules,
+    Trends)."""
 
     VIEW = ""
+    BINDINGS = [Binding("escape", "back_here", "Back", show=False)]
 
     @property
     def console(self) -> "ConsoleApp":
@@ -47,6 +51,21 @@ class ViewScreen(Screen):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    # ------------------------------------------------------------ back after a jump
+
+    def where(self) -> Place:
+        """This view as it is now, to come back to (a mode keeps its own widgets,
+        so a view other than the lists needs only its name)."""
+        return Place(self.VIEW)
+
+    def return_to(self, place: Place) -> None:
+        """Show `place` again (called after switching to this view)."""
+
+    def action_back_here(self) -> None:
+        """Esc in the view a jump went to: back where it came from."""
+        if self.console.trail.last_to == self.VIEW:
+            self.console.action_back()
 
     # ------------------------------------------------------------ refresh protocol
 

@@ -35,12 +35,14 @@ class ConfigScreen(ViewScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_column(Text("KEY", style="bold"), key="key", width=14)
+        # The key whole, first: it is the name `config set` takes.
+        table.add_column(Text("KEY", style="bold"), key="key",
+                         width=max(len(name) for name in config.KEYS))
         table.add_column(Text("VALUE", style="bold"), key="value", width=10)
         table.add_column(Text("DEFAULT", style="bold"), key="default", width=8)
         table.add_column(Text("MEANING", style="bold"), key="help")
         for name, key in config.KEYS.items():
-            table.add_row(name, "", str(key.default), key.help, key=name)
+            table.add_row(Text(name), "", cell(str(key.default)), cell(key.help), key=name)
         table.focus()
 
     def loader(self) -> Callable[[Queue], Any]:
@@ -50,7 +52,7 @@ class ConfigScreen(ViewScreen):
         self.values = values
         table = self.query_one(DataTable)
         for name, value in values.items():
-            shown = Text(str(value), style="bold" if value != config.KEYS[name].default else "")
+            shown = cell(str(value), "bold" if value != config.KEYS[name].default else "")
             if table.get_cell(name, "value") != shown:
                 table.update_cell(name, "value", shown)
         self._describe()
@@ -78,6 +80,11 @@ class ConfigScreen(ViewScreen):
         table = self.query_one(DataTable)
         name = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         self.console.push_screen(edit_config_dialog(name, self.values.get(name)))
+
+
+def cell(text: str, style: str = "") -> Text:
+    """A cell cut with an ellipsis (the line under the table shows it whole)."""
+    return Text(text, style=style, overflow="ellipsis", no_wrap=True)
 
 
 def edit_config_dialog(key: str, value: Any) -> EditValueDialog:

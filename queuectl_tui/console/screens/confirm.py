@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -25,16 +26,23 @@ class ConfirmDialog(ModalScreen[bool]):
         self.yes = yes
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="confirm"):
-            yield Static(self.question, id="question", markup=False)  # ids, commands
+        with VerticalScroll(id="dialog", classes="confirm"):
+            yield Static(Text(self.question), id="question")
             if self.detail:
-                yield Static(self.detail, id="detail", markup=False)
+                yield Static(Text(self.detail), id="detail")
             with Horizontal(id="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
 
     def on_mount(self) -> None:
+        self.query_one("#dialog").can_focus = False  # it scrolls; the focus stays on a button
         self.query_one("#no", Button).focus()
+
+    def set_question(self, question: str) -> None:
+        """A figure that came after the dialog opened (a count read on the slow thread)."""
+        self.question = question  # composed from this if not composed yet
+        for box in self.query("#question").results(Static):
+            box.update(Text(question))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -20,18 +20,19 @@ from queuectl_tui.safe_text import printable
 class DlqScreen(JobListScreen):
     VIEW = "dlq"
     NOUN = "dead jobs"
-    FILTER_HINT = "queue:mail cmd:curl id:ab12 worker:3 or text in id/command; enter applies"
+    FILTER_HINT = "queue:mail cmd:curl id:ab12 worker:vm-91 or text in id/command; enter applies"
     RETRY_REMOVES = True
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40, cut_middle=True),
                 Column("queue", "QUEUE", 9, hide_below=100),
                 Column("tries", "TRIES", 5, hide_below=100), Column("died", "DIED", 10),
                 Column("error", "LAST ERROR", None), Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
         now = self.console.summary.now if self.console.summary else job["updated_at"]
-        return [self.mark_cell(job), printable(job["id"]), one_line(job["queue"]), tries(job), ago(job["finished_at"] or job["updated_at"], now),
+        return [self.mark_cell(job), printable(job["id"]), one_line(job["queue"]), tries(job),
+                ago(job["finished_at"] or job["updated_at"], now),
                 Text(one_line(job["last_error"]), style="#ff875f"), one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:

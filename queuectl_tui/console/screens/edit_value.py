@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -36,7 +36,7 @@ class EditValueDialog(ModalScreen[None]):
         self.done = done
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="edit-config"):
+        with VerticalScroll(id="dialog", classes="edit-config"):
             yield Static(f"[b]{self.title_text}[/b]\n[dim]{self.help_text}[/dim]")
             yield Input(value=self.value, id="value")
             yield Static("", id="error")
@@ -46,6 +46,8 @@ class EditValueDialog(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.app.steady_inputs(self)  # type: ignore[attr-defined]
+        self.query_one("#dialog").can_focus = False  # it scrolls; the focus goes to the value
+        self.query_one("#value", Input).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         try:

@@ -1,13 +1,21 @@
-"""`n`: a dialog that builds a job spec, checks it with the engine's rules, then saves it."""
+"""`n`: a dialog that builds a job spec, checks it with the engine's rules, then saves it.
+
+`N` on a job opens it filled in from that job ("enqueue similar"): command,
+queue, retries, priority and timeout to edit, its directory and environment kept.
+The dialog scrolls: at 80x24 its last fields and buttons are below the fold,
+and Tab brings the focused field into view.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -24,6 +32,8 @@ FIELDS = (
     ("priority", "Priority", "0; higher runs first"),
     ("delay", "Delay", "e.g. 30, 10s, 5m (empty: now)"),
     ("timeout", "Timeout", "e.g. 60s (empty: config default)"),
+    ("queue", "Queue", "default"),
+    ("after", "After", "ids of jobs that must complete first: a1,b2"),
 )
 
 
@@ -41,11 +51,18 @@ def _seconds(name: str, text: str) -> float:
         raise UsageError(f"{name}: {exc}") from None
 
 
-def spec_from_form(values: dict[str, str]) -> jobspec.JobSpec:
-    """The form's text -> a validated JobSpec (the engine's checks, the CLI's durations)."""
-    mapping: dict[str, Any] = {"command": values.get("command", "")}
-    if values.get("id", "").strip():
-        mapping["id"] = values["id"].strip()
+def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None
+                   ) -> jobspec.JobSpec:
+    """The form's text -> a validated JobSpec (the engine's checks, the CLI's
+    durations); `keep` adds fields the form does not show (a similar job's
+    directory and environment)."""
+    mapping: dict[str, Any] = {"command": values.get("command", ""), **(keep or {})}
+    for name in ("id", "queue"):
+        if values.get(name, "").strip():
+            mapping[name] = values[name].strip()
+    after = values.get("after", "").replace(",", " ").split()
+    if after:
+        mapping["after"] = after
     for name in ("max_retries", "priority"):
         if values.get(name, "").strip():
             mapping[name] = _whole(name, values[name].strip())
@@ -59,18 +76,43 @@ def _enqueue(queue: Queue, spec: jobspec.JobSpec) -> dict[str, Any]:
     return queue.enqueue(spec, default_cwd=os.getcwd())  # where the console was started
 
 
+def similar(job: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(the form's values, the fields kept) for a job like `job`: what `N` opens."""
+    values = {"command": job["command"], "queue": job.get("queue") or "",
+              "max_retries": str(job["max_retries"]), "priority": str(job["priority"]),
+              "timeout": f"{job['timeout']:g}s" if job.get("timeout") else ""}
+    keep: dict[str, Any] = {}
+    if job.get("cwd"):
+        keep["cwd"] = job["cwd"]
+    if job.get("env"):
+        keep["env"] = json.loads(job["env"]) if isinstance(job["env"], str) else job["env"]
+    return values, keep
+
+
 class EnqueueDialog(ModalScreen[None]):
     """Enter saves (from any field); Esc cancels; errors show in red under the form."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
+    def __init__(self, values: dict[str, str] | None = None, keep: dict[str, Any] | None = None,
+                 like: str | None = None) -> None:
+        super().__init__()
+        self.start_values = values or {}
+        self.keep = keep or {}
+        self.like = like  # the job this one is made like, if any
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="enqueue"):
-            yield Static("[b]Enqueue a job[/b]", id="title")
-            with Grid(id="form"):
-                for name, label, placeholder in FIELDS:
-                    yield Label(label)
-                    yield Input(placeholder=placeholder, id=f"f-{name}")
+            title = "[b]Enqueue a job[/b]" if self.like is None else (
+                f"[b]Enqueue a job like {self.like}[/b]"
+                + ("\n[dim]same directory and environment[/dim]" if self.keep else ""))
+            yield Static(title + "  [dim]enter saves · esc cancels[/dim]", id="title")
+            with VerticalScroll(id="form-scroll"):
+                with Grid(id="form"):
+                    for name, label, placeholder in FIELDS:
+                        yield Label(label)
+                        yield Input(self.start_values.get(name, ""), placeholder=placeholder,
+                                    id=f"f-{name}")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -78,6 +120,23 @@ class EnqueueDialog(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.app.steady_inputs(self)  # type: ignore[attr-defined]
+        self.query_one("#form-scroll").can_focus = False  # Tab goes field to field
+        self.query_one("#error", Static).display = False
+        self.query_one("#f-command", Input).focus()
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Only the fields scroll: the title, the error and the buttons stay in
+        sight at any height (CSS cannot say "the screen less the rest")."""
+        error = self.query_one("#error", Static)
+        title = self.query_one("#title", Static)
+        room = self.size.height - 4 - title.size.height - 4  # border, padding; buttons
+        if error.display:
+            room -= 1 + max(1, error.size.height)
+        self.query_one("#form-scroll").styles.max_height = max(3, room)
 
     def values(self) -> dict[str, str]:
         return {name: self.query_one(f"#f-{name}", Input).value for name, _, _ in FIELDS}
@@ -99,19 +158,29 @@ class EnqueueDialog(ModalScreen[None]):
     def action_save(self) -> None:
         error = self.query_one("#error", Static)
         try:
-            spec = spec_from_form(self.values())
+            spec = spec_from_form(self.values(), self.keep)
         except UsageError as exc:
-            error.update(f"⚠ {exc}")
+            self._error(str(exc))
             return
         error.update("")
+        error.display = False
+        self._fit()
         self.run_worker(self._save(spec), exclusive=True, group="enqueue")
+
+    def _error(self, message: str) -> None:
+        """The error under the form, scrolled into view (below the fold at 80x24)."""
+        error = self.query_one("#error", Static)
+        error.update(Text(f"⚠ {message}"))
+        error.display = True
+        self._fit()
+        self.call_after_refresh(self._fit)  # again once the error's height is known
 
     async def _save(self, spec: jobspec.JobSpec) -> None:
         console = self.app
         try:
             job = await console.db.write(_enqueue, spec, create=True)  # type: ignore[attr-defined]
         except QueuectlError as exc:
-            self.query_one("#error", Static).update(f"⚠ {exc}")
+            self._error(str(exc))
             return
         console.notify(f"enqueued {job['id']}: {one_line(job['command'], 60)}", timeout=4,
                        markup=False)

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from queuectl_tui.console import filters
 from queuectl_tui.console.data import Summary
-from queuectl_tui.console.formatting import ago, one_line, state_text
+from queuectl_tui.console.formatting import ago, exit_text, one_line, state_text
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.console.widgets.window_table import Column
 from queuectl_tui.engine import views
@@ -23,9 +23,9 @@ class HistoryScreen(ListScreen):
     FILTER_HINT = "job:ID state:dead worker:x or text in the job id / note; enter applies"
 
     def columns(self) -> list[Column]:
-        return [Column("at", "WHEN", 10), Column("job", "JOB", 12, grow_to=40),
+        return [Column("at", "WHEN", 10), Column("job", "JOB", 12, grow_to=40, cut_middle=True),
                 Column("change", "CHANGE", 22), Column("try", "TRY", 3, hide_below=100),
-                Column("exit", "EXIT", 4, hide_below=100),
+                Column("exit", "EXIT", 7, hide_below=100),
                 Column("worker", "WORKER", 13, hide_below=100), Column("note", "NOTE", None)]
 
     def render_row(self, ev: dict[str, Any]) -> list[Any]:
@@ -33,7 +33,7 @@ class HistoryScreen(ListScreen):
         change = Text(ev["from_state"] or "new", style="dim") + Text(" → ") \
             + state_text(ev["to_state"])
         return [ago(ev["at"], now), printable(ev["job_id"]), change, str(ev["attempt"]),
-                "" if ev["exit_code"] is None else str(ev["exit_code"]),
+                exit_text(ev["exit_code"]),
                 printable(ev["worker_id"] or ""), one_line(ev["note"])]
 
     def parse_filter(self, text: str) -> EventQuery:

@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Tab, Tabs
 
 from queuectl_tui.console import data, filters
 from queuectl_tui.console.data import Summary
-from queuectl_tui.console.formatting import (duration, one_line, shown_state, state_text, tries,
-                                             when)
+from queuectl_tui.console.formatting import (duration, one_line, plural, shown_state,
+                                             state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
@@ -29,14 +29,26 @@ STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
               ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
               ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)),
               ("cancelled", "Cancelled", ("cancelled",)))
+SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
+             "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
+
+
+def cancel_notice(result: list[tuple[str, str]]) -> str:
+    """'cancelled 2 jobs', 'stopping 1 running job', or both: no '0 job(s)'."""
+    stopping = sum(1 for _, what in result if what == "stopping")
+    done = len(result) - stopping
+    parts = ([f"cancelled {plural(done, 'job')}"] if done or not stopping else []) \
+        + ([f"stopping {plural(stopping, 'running job')} (SIGTERM, then SIGKILL)"]
+           if stopping else [])
+    return "; ".join(parts)
 
 
 class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
-    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:3 id:ab12 or text; enter applies, "
+    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:vm-91 id:ab12 or text; enter applies, "
                    "esc cancels")
     BINDINGS = [
         Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
@@ -47,6 +59,7 @@ class JobsScreen(JobListScreen):
         Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel"),
         Binding("a", "open_dependency", "Waits for", show=False),
+        Binding("A", "open_dependents", "Waited for by", show=False),
     ]
 
     def __init__(self) -> None:
@@ -59,10 +72,10 @@ class JobsScreen(JobListScreen):
     # ------------------------------------------------------------ list hooks
 
     def columns(self) -> list[Column]:
-        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40), Column("state", "STATE", 10),
-                Column("queue", "QUEUE", 9, hide_below=100),
+        return [Column("mark", " ", 1), Column("id", "ID", 12, grow_to=40, cut_middle=True),
+                Column("state", "STATE", 10), Column("queue", "QUEUE", 9, hide_below=100),
                 Column("tries", "TRIES", 5, hide_below=100), Column("pri", "PRI", 4),
-                Column("when", "WHEN", 16), Column("dur", "TOOK", 7, hide_below=100),
+                Column("when", "WHEN", 17), Column("dur", "TOOK", 7, hide_below=100),
                 Column("command", "COMMAND", None)]
 
     def render_row(self, job: dict[str, Any]) -> list[Any]:
@@ -143,8 +156,10 @@ class JobsScreen(JobListScreen):
 
     def _label_tabs(self, summary: Summary) -> None:
         tabs = self.query_one("#state-tabs", Tabs)
+        narrow = self.size.width < 100
         for name, label, states in STATE_TABS:
             n = summary.total if not states else summary.counts.get(states[0], 0)
+            label = SHORT_TAB.get(label, label) if narrow else label
             tab = tabs.query_one(f"#state-{name}", Tab)
             # Short counts (960k): a relabelled tab makes the screen lay out again,
             # so the label changes when the figure a person reads does.
@@ -160,18 +175,19 @@ class JobsScreen(JobListScreen):
         what = "in this state" if self.tab_states and not self.filter_text else \
             "match the filter"
         return (f"No jobs {what}.\n\nPress [b]esc[/b] to clear the filter, "
-                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]6[/b] for other views.")
+                "[b]\\[[/b] / [b]][/b] for other states, or [b]1[/b]..[b]8[/b] for other views.")
 
     def total_text(self, summary: Summary) -> str:
         query = self.effective_query()
+        tab = next(label for _, label, s in STATE_TABS if s == self.tab_states)
         if query.has_text or self.sort == "run":
             shown = f"{len(self.table.buffer)}{'+' if self.table.more_after else ''} shown"
-            return shown + self.marks_text()
+            return f"{shown} in {tab}" + self.marks_text()
         if not summary.counted:
-            return "counting jobs…" + self.marks_text()
+            return f"counting jobs… in {tab}" + self.marks_text()
         states = query.states or tuple(summary.counts)
         n = sum(summary.counts.get(s, 0) for s in states)
-        return f"{n:,} jobs" + self.marks_text()
+        return f"{plural(n, 'job')} in {tab}" + self.marks_text()
 
     def status_extra(self) -> str:
         if self.sort == "age":
@@ -245,6 +261,9 @@ class JobsScreen(JobListScreen):
         tabs = self.query_one("#state-tabs", Tabs)
         tabs.action_next_tab() if step > 0 else tabs.action_previous_tab()
 
+    def state_name(self) -> str | None:
+        return next(n for n, _, s in STATE_TABS if s == self.tab_states)
+
     def show_state(self, name: str) -> None:
         self.tab_states = next(s for n, _, s in STATE_TABS if n == name)
         if self.is_mounted:
@@ -281,8 +300,7 @@ class JobsScreen(JobListScreen):
         job = self.table.current
         if job is None:
             return
-        self.console.switch_mode("history")
-        self.console.screen.set_filter(f"job:{job['id']}")  # type: ignore[attr-defined]
+        self.console.jump("history", f"job:{job['id']}")
 
     @work(group="action")  # awaits the database: off the message loop
     async def action_open_dependency(self) -> None:
@@ -296,7 +314,20 @@ class JobsScreen(JobListScreen):
             self.notify(f"{job['id']} was not enqueued --after another job", timeout=3)
             return
         target = next((d for d in after if d["state"] not in ("completed", None)), after[0])
-        self.console.show_jobs_filtered(f"id:{target['id']}")
+        self.console.jump("jobs", f"id:{target['id']}", state="all")
+
+    async def action_open_dependents(self) -> None:
+        """Jump to the jobs enqueued --after the selected one (the other way)."""
+        job = self.table.current
+        if job is None:
+            return
+        found = await self.console.act(lambda queue: queue.needed_by(job["id"]))
+        if found is None:
+            return
+        if not found:
+            self.notify(f"no job was enqueued --after {job['id']}", timeout=3)
+            return
+        self.console.jump("jobs", " ".join(f"id:{d['id']}" for d in found[:20]), state="all")
 
     def action_cancel_job(self) -> None:
         """Cancel the marked jobs, or the one under the cursor, running ones
@@ -317,10 +348,7 @@ class JobsScreen(JobListScreen):
             if yes:
                 result = await self._run(False, rows, lambda q: q.cancel(ids))
                 if result is not None:
-                    stopping = sum(1 for _, what in result if what == "stopping")
-                    self.notify(f"cancelled {len(result) - stopping} job(s)"
-                                + (f"; stopping {stopping} running" if stopping else ""),
-                                timeout=4)
+                    self.notify(cancel_notice(result), timeout=4)
 
         self.console.push_screen(ConfirmDialog(
             title, detail + "\n\nWaiting jobs stop at once; running ones get SIGTERM, then "

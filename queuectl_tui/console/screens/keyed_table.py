@@ -16,8 +16,19 @@ from textual.widgets import DataTable, Static
 from queuectl_tui.console.screens.base import ViewScreen
 
 
+def marked_cut(value: Any) -> Any:
+    """A cell that shows an ellipsis where it is cut (DataTable crops silently,
+    and reads a str as markup: `grep [a-z]` would lose its brackets)."""
+    if isinstance(value, str):
+        return Text(value, overflow="ellipsis", no_wrap=True)
+    if isinstance(value, Text) and value.overflow != "ellipsis":
+        value = value.copy()
+        value.overflow, value.no_wrap = "ellipsis", True
+    return value
+
+
 class KeyedTableView(ViewScreen):
-    COLUMNS: tuple[tuple[str, str, int], ...] = ()  # (key, heading, width)
+    COLUMNS: tuple[tuple[str, str, int | None], ...] = ()  # (key, heading, width; None: fit)
     BINDINGS = [  # the views add their own keys (Textual merges a subclass's bindings)
         Binding("enter", "open_jobs", "Jobs", show=False),
         Binding("j", "cursor(1)", "Down", show=False),
@@ -50,8 +61,7 @@ class KeyedTableView(ViewScreen):
                 table.remove_row(name)
                 del self.rows[name]
             for row in found:
-                # A str cell is read as markup by DataTable (`[/]` in a command raised)
-                cells = {k: Text(v) if isinstance(v, str) else v for k, v in cells_of(row).items()}
+                cells = {key: marked_cut(value) for key, value in cells_of(row).items()}
                 if row["name"] not in self.rows:
                     table.add_row(*[cells[key] for key, _, _ in self.COLUMNS], key=row["name"])
                 else:

@@ -16,6 +16,7 @@ from textual.widgets import Input, Static
 from queuectl_tui.console.data import Summary
 from queuectl_tui.console.filters import FilterError
 from queuectl_tui.console.screens.base import ViewScreen
+from queuectl_tui.console.trail import Place
 from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine.queue import Queue
@@ -84,6 +85,7 @@ class ListScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         yield from self.compose_above()
         yield Input(placeholder=self.FILTER_HINT, id="filter")
+        yield Static("", id="filter-error")
         yield WindowTable(self.columns(), self.render_row, self._key_of, self.row_id,
                           id="table")
         yield Static("", id="empty")
@@ -92,6 +94,7 @@ class ListScreen(ViewScreen):
 
     def on_mount(self) -> None:
         self._show_filter_box(False)
+        self.query_one("#filter-error", Static).display = False
         self.query_one("#filter", Input).value = self.filter_text
         self.query_one("#empty", Static).display = False
         self.console.steady_inputs(self)
@@ -138,13 +141,14 @@ class ListScreen(ViewScreen):
         self.update_status(summary)
 
     def update_status(self, summary: Summary | None, error: str | None = None) -> None:
-        status = Text()
+        status = Text(no_wrap=True, overflow="ellipsis")  # a cut hint ends in "…"
         if summary is not None:
             status.append(self.total_text(summary), style="bold")
         if self.filter_text:
             status.append("  ·  filter ", style="dim")
             status.append(self.filter_text, style="bold #ffd75f")
-            status.append("  (esc clears)", style="dim")
+            back = self.console.trail.last_to == self.VIEW
+            status.append("  (esc goes back)" if back else "  (esc clears)", style="dim")
         if error:
             status.append(f"  ⚠ {error}", style="bold #ff5f5f")
         extra = self.status_extra()
@@ -179,8 +183,9 @@ class ListScreen(ViewScreen):
         try:
             query = self.parse_filter(text)
         except FilterError as exc:
-            self.update_status(self.console.summary, error=str(exc))
+            self._filter_error(str(exc))
             return False
+        self._filter_error(None)
         self.filter_text, self.query_obj = text.strip(), query
         if not self.is_mounted:  # opened from another view: on_mount shows it
             return True
@@ -188,6 +193,15 @@ class ListScreen(ViewScreen):
         self.table.reset()
         self.update_status(self.console.summary)
         return True
+
+    def _filter_error(self, error: str | None) -> None:
+        """What the filter did not understand, on its own lines under the box
+        (wrapped: the status line cut it off at 80 columns)."""
+        if not self.is_mounted:
+            return
+        box = self.query_one("#filter-error", Static)
+        box.display = error is not None
+        box.update(Text(f"⚠ {error}" if error else "", style="bold #ff5f5f"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":
@@ -224,11 +238,37 @@ class ListScreen(ViewScreen):
     def open_in_jobs(self, job_id: str) -> None:
         self.console.show_jobs_filtered(f"id:{job_id}")
 
+    def where(self) -> Place:
+        current = self.table.current
+        return Place(self.VIEW, self.filter_text, self.state_name(),
+                     None if current is None else self._key_of(current))
+
+    def state_name(self) -> str | None:
+        return None
+
+    def return_to(self, place: Place) -> None:
+        if place.state is not None:
+            self.show_state(place.state)
+        self.set_filter(place.filter_text)
+        if place.anchor is not None:
+            self.table.reset(place.anchor)  # the cursor lands on the row it was on
+
+    def show_state(self, name: str) -> None:
+        """Jobs' state tabs; the other lists have none."""
+
     def action_clear_filter(self) -> None:
+        """Esc: undo an edit in the filter box; else back after a jump to this
+        view; else clear the filter."""
         box = self.query_one("#filter", Input)
-        if box.display and box.has_focus and box.value.strip() != self.filter_text:
+        editing = box.display and box.has_focus
+        if editing and box.value.strip() != self.filter_text:
             box.value = self.filter_text  # first Esc undoes the edit
+        elif not editing and self.console.trail.last_to == self.VIEW:
+            self._filter_error(None)
+            self.console.action_back()
+            return
         elif self.filter_text:
             self.set_filter("")
+        self._filter_error(None)
         self._show_filter_box(False)
         self.table.focus()

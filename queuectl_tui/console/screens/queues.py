@@ -21,7 +21,8 @@ from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.queues import parse_limit
 
 SPARK = " ▁▂▃▄▅▆▇█"
-COLUMNS = (("name", "QUEUE", 16), ("state", "STATE", 7), ("running", "RUNNING", 8),
+# The name sized to the longest (None): it is what `queue` commands take.
+COLUMNS = (("name", "QUEUE", None), ("state", "STATE", 7), ("running", "RUNNING", 8),
            ("waiting", "WAITING", 9), ("done", "DONE", 10), ("dead", "DEAD", 7),
            ("cancelled", "CANCELLED", 9), ("rate", "/MIN", 6), ("spark", "LAST 2 MIN", 12))
 

@@ -26,7 +26,10 @@ from queuectl_tui.engine import schedules
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.safe_text import printable
 
-COLUMNS = (("name", "SCHEDULE", 14), ("cron", "CRON", 13), ("tz", "ZONE", 16),
+# Names and expressions sized to their longest (None): the name is what
+# `schedule` commands take, and a six-field expression (seconds first) cut to
+# five reads as another schedule.
+COLUMNS = (("name", "SCHEDULE", None), ("cron", "CRON", None), ("tz", "ZONE", 16),
            ("next", "NEXT RUN (ITS ZONE)", 21), ("last", "LAST RUN", 10),
            ("outcome", "OUTCOME", 9), ("command", "COMMAND", 20))
 

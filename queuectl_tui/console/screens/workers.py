@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from queuectl_tui.console import data
 from queuectl_tui.console.data import Summary
+from queuectl_tui.console.formatting import plural
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.widgets.worker_pane import WorkerPane
@@ -39,7 +40,9 @@ class WorkersScreen(ViewScreen):
         Binding("x", "stop", "Stop selected"),
         Binding("minus", "scale_down", "Scale down"),
         Binding("X", "stop_all", "Stop all"),
-        Binding("a", "toggle_stopped", "Show stopped"),
+        Binding("a", "show_stopped(True)", "Show stopped"),
+        Binding("a", "show_stopped(False)", "Hide stopped"),
+        Binding("enter", "open_job", "Its job", show=False),
     ]
 
     def __init__(self) -> None:
@@ -170,13 +173,28 @@ class WorkersScreen(ViewScreen):
         async def answer(yes: bool | None) -> None:
             if yes:
                 await self.console.act(lambda q: q.stop_workers(None),
-                                       done=f"asked {len(live)} worker(s) to stop")
+                                       done=f"asked {plural(len(live), 'worker')} to stop")
 
         self.console.push_screen(ConfirmDialog(
-            f"Stop all {len(live)} workers?",
+            "Stop the only worker?" if len(live) == 1 else f"Stop all {len(live)} workers?",
             "Each finishes its current job first. Nothing runs until you start one again.",
             yes="Stop all"), answer)
 
-    def action_toggle_stopped(self) -> None:
-        self.include_stopped = not self.include_stopped
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`a` is one key with the footer naming what it will do: show or hide."""
+        if action == "show_stopped":
+            return parameters[0] != self.include_stopped
+        return True
+
+    def action_show_stopped(self, shown: bool) -> None:
+        self.include_stopped = shown
+        self.refresh_bindings()
         self.console.request_refresh()
+
+    def action_open_job(self) -> None:
+        """Enter: the selected worker's job in Jobs (back with esc)."""
+        chosen = next((w for w in self.worker_rows if w["id"] == self.selected), None)
+        if chosen is None or not chosen.get("job_id"):
+            self.notify("the selected worker runs no job now", timeout=3)
+            return
+        self.console.jump("jobs", f"id:{chosen['job_id']}", state="all")

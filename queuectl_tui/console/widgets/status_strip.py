@@ -28,7 +28,25 @@ def short(n: int) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
-def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = False) -> Text:
+SHORT_LABELS = {"pending": "pend", "running": "run", "retrying": "retry", "cancelled": "canc",
+                "blocked": "blkd"}
+
+
+def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = False,
+                width: int | None = None) -> Text:
+    """The counts, whole: when they do not fit `width`, the labels are
+    shortened, then states with none are left out (the workers stay named)."""
+    text = _counts(summary, problem, narrow, zeros=True, short_labels=False)
+    if width is None or problem or text.cell_len <= width:
+        return text
+    text = _counts(summary, problem, narrow, zeros=True, short_labels=True)
+    if text.cell_len <= width:
+        return text
+    return _counts(summary, problem, narrow, zeros=False, short_labels=True)
+
+
+def _counts(summary: Summary | None, problem: str | None, narrow: bool, *, zeros: bool,
+            short_labels: bool) -> Text:
     text = Text()
     if not narrow:
         text.append(" queuectl ", style="bold reverse")
@@ -45,12 +63,13 @@ def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = 
         text.append("  counting jobs…", style="dim")
     for state, label in SHOWN if summary.counted else ():
         n = summary.counts.get(state, 0)
-        if state in ONLY_IF_ANY and not n:
+        if (state in ONLY_IF_ANY or not zeros) and not n:
             continue
         text.append("  " if text.plain or not narrow else " ")
         text.append(short(n), style=STATE_STYLE[state] if n and not problem else "dim")
+        label = SHORT_LABELS.get(label, label) if short_labels else label
         text.append(f" {label}", style="" if n and not problem else "dim")
-    text.append("   ")
+    text.append("  " if short_labels else "   ")
     workers = summary.live_workers
     text.append(f"{workers}", style=STATE_STYLE["idle"] if workers else "bold #ff875f")
     text.append(" worker" + ("" if workers == 1 else "s"))
@@ -65,17 +84,33 @@ class StatusStrip(Horizontal):
         yield Sparkline([0] * 30, id="spark")
         yield Static("", id="rate")
 
+    _last: tuple[Summary | None, str | None] = (None, None)
+
     def on_resize(self) -> None:
-        self.query_one("#spark", Sparkline).display = not self.narrow
+        self.show(*self._last)  # what fits beside the counts depends on the width
 
     @property
     def narrow(self) -> bool:
         return self.size.width < 110
 
     def show(self, summary: Summary | None, problem: str | None) -> None:
-        show(self.query_one("#counts", Static), counts_text(summary, problem, narrow=self.narrow))
+        self._last = (summary, problem)
+        spark = self.query_one("#spark", Sparkline)
+        room = self.size.width - 14  # less the rate
+        # The sparkline gives way before a count's label does.
+        wide = not self.narrow and counts_text(summary, problem).cell_len <= room - 32
+        spark.display = wide
+        room -= 32 if wide else 0
+        show(self.query_one("#counts", Static),
+             counts_text(summary, problem, narrow=self.narrow, width=room or None))
         if summary is not None:
             self.query_one("#spark", Sparkline).data = list(summary.throughput)
-            rate = summary.rate
-            shown = f"{rate:.1f}/s" if rate >= 0.1 or rate == 0 else f"{rate * 60:.1f}/min"
-            show(self.query_one("#rate", Static), Text(f" {shown} done ".rjust(14), style="bold"))
+            show(self.query_one("#rate", Static),
+                 Text(f" {per_minute(summary.rate)} done ".rjust(14), style="bold"))
+
+
+def per_minute(rate: float) -> str:
+    """Jobs a second as a rate a minute, always in that one unit: '0.5/min',
+    '12/min', '60.0k/min' (it flipped between /s and /min)."""
+    n = rate * 60
+    return f"{n:.1f}/min" if n < 10 else f"{short(round(n))}/min"

@@ -33,6 +33,26 @@ class Column:
     width: int | None  # None: takes the room that is left
     hide_below: int = 0  # left out when the table is narrower than this
     grow_to: int = 0  # widen up to this to show the visible rows whole (ids)
+    cut_middle: bool = False  # cut as "every-mi…1434Z": ids differ at their ends
+
+
+MIN_FLEX = 12  # a flexible column (a command) gives way to ids down to this width
+
+
+def cut(text: Text, width: int, middle: bool = False) -> Text:
+    """`text` in `width` cells, an ellipsis marking what was cut (at the end,
+    or in the middle for ids, whose ends tell them apart)."""
+    if text.cell_len <= width:
+        return text
+    if width <= 1:
+        return Text("…"[:width])
+    if middle:
+        tail = (width - 1) // 2
+        head = width - 1 - tail
+        return text[:head] + Text("…") + text[len(text) - tail:]
+    text = text.copy()
+    text.truncate(width, overflow="ellipsis")
+    return text
 
 
 class WindowTable(DataTable):
@@ -272,7 +292,11 @@ class WindowTable(DataTable):
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
         text = value.copy() if isinstance(value, Text) else Text(str(value))
         text.end = ""
-        text.truncate(max(0, width - 2 * self.cell_padding), overflow="crop", pad=True)
+        room = max(0, width - 2 * self.cell_padding)
+        middle = 0 <= column_index < len(self._shown_cols) \
+            and self.spec[self._shown_cols[column_index]].cut_middle
+        text = cut(text, room, middle)
+        text.truncate(room, overflow="crop", pad=True)
         console = self.app.console
         inner = text.render(console)  # the spans' styles; the Text's own goes under them
         if text.style:
@@ -306,13 +330,14 @@ class WindowTable(DataTable):
 
     def _fit_to(self, rows: list[dict[str, Any]]) -> bool:
         """Widen (or narrow back) the growable columns to the rows on screen, as
-        long as each flexible column keeps 24 cells. True if the widths changed."""
+        long as each flexible column keeps MIN_FLEX cells: an id shown whole
+        matters more than more of a command. True if the widths changed."""
         shown = [self.spec[i] for i in self._shown_cols]
         growable = [(pos, c) for pos, c in enumerate(shown) if c.grow_to and c.width]
         if not growable:
             return False
         spare = self._width - 2 - sum((c.width or 0) + 2 for c in shown) \
-            - 24 * sum(1 for c in shown if c.width is None)
+            - MIN_FLEX * sum(1 for c in shown if c.width is None)
         cells = [self._cells(row) for row in rows]
         fit: dict[str, int] = {}
         for pos, c in growable:
