@@ -771,8 +771,12 @@ class Queue:
                 before_seq: int | None = None) -> Iterator[dict[str, Any]]:
         return events.history(job_id, limit, before_seq=before_seq)
 
-    def read_log(self, job: Job, offset: int = 0) -> bytes:
-        return logs.read_log(self.opened.log_dir, job.seq, offset)
+    def log_size(self, job: Job) -> int:
+        return logs.log_size(self.opened.log_dir, job.seq)
+
+    def read_log_range(self, job: Job, start: int, length: int) -> bytes:
+        """At most `length` bytes of the job's log from `start` (a bounded read)."""
+        return logs.read_range(self.opened.log_dir, job.seq, start, length)
 
     # ---------------------------------------------------------------- operator actions
 
