@@ -244,6 +244,44 @@ class Queue:
     def _move_dependent(self, job: Job, to: str, note: str, fields: dict[str, Any]) -> bool:
         return self._transition(job, to, note=note, **fields)
 
+    def release_stuck(self, after_seq: int = 0, limit: int = dependencies.SWEEP_BATCH
+                      ) -> tuple[list[tuple[str, str]], int]:
+        """Settle blocked jobs that nothing will ever release (older versions
+        could leave them so on PostgreSQL, see engine/dependencies.py): every
+        dependency completed or gone, pending; one ended dead or cancelled,
+        cancelled naming it, by the same moves as the normal path. Looks at the
+        next `limit` blocked jobs after `after_seq`, with one read, and writes
+        only for those it settles. Returns what moved (id, new state) and the
+        seq to go on after (0: it reached the last blocked job)."""
+        batch = dependencies.blocked_after(self.backend.blocked_page_sql, after_seq, limit)
+        stuck = dependencies.verdicts([job_id for _, job_id in batch])
+        moved = []
+        for seq, job_id in batch:
+            if job_id in stuck:
+                to = self._settle_stuck(seq, job_id)
+                if to:
+                    moved.append((job_id, to))
+        return moved, (batch[-1][0] if len(batch) == limit else 0)
+
+    def _settle_stuck(self, seq: int, job_id: str) -> str | None:
+        """Judge one stuck job again inside a write transaction, its dependencies
+        held FOR SHARE and then itself FOR UPDATE (PostgreSQL; the seq order of
+        engine/dependencies.py), so a dependency finishing or an operator acting
+        meanwhile is seen, never overwritten. The new state, or None."""
+        with self.db.atomic():
+            verdict = dependencies.verdicts([job_id], self.backend.share_rows).get(job_id)
+            job = self._locked_job(seq) if verdict else None
+            if verdict is None or job is None or job.state != "blocked":
+                return None
+            to, dep, state = verdict
+            now = self.clock.now()
+            if to == "pending":
+                done = dependencies.release(job, "released: every dependency had completed "
+                                            "(found stuck)", now, self._move_dependent)
+            else:
+                done = dependencies.cancel(job, dep, state, now, self._move_dependent)
+            return to if done else None
+
     def _final_info(self, job: Job) -> tuple[str, str | None, float | None]:
         """(queue, unique key, unique_for) of a job, from the row if the caller
         loaded only a few columns (the worker's path has them from its claim)."""
