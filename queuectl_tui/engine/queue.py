@@ -95,6 +95,16 @@ class Rescued:
     queue: str | None = None  # None before named queues
 
 
+class RunAgain(list):
+    """The ids a requeue or DLQ retry moved, in order (a plain list to callers
+    that only count them), and `states`: where each went, 'pending' or 'blocked'
+    (a job it waits for has not completed), for a face that says which."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        super().__init__(states)
+        self.states = states
+
+
 @dataclass(frozen=True)
 class Lease:
     """What renewing a held job's lease found: whether it is still ours, and
@@ -818,8 +828,9 @@ class Queue:
 
     # ---------------------------------------------------------------- operator actions
 
-    def retry_dead(self, job_ids: Iterable[str]) -> list[str]:
-        """DLQ retry: back to pending now, attempts reset, all or nothing."""
+    def retry_dead(self, job_ids: Iterable[str]) -> RunAgain:
+        """DLQ retry: back to pending now (blocked while a job it waits for has not
+        completed), attempts reset, all or nothing."""
         ids = _unique(job_ids)
         with self.db.atomic():
             jobs = [self.get(job_id) for job_id in ids]
@@ -827,18 +838,16 @@ class Queue:
                 if job.state != "dead":
                     raise Conflict(f"job {job.id} is {describe_state(job.state)}, not dead; "
                                    "only dead jobs can be retried from the DLQ")
-            self._run_all_again(jobs, "retried from the DLQ", "retried")
-        return ids
+            return self._run_all_again(jobs, "retried from the DLQ", "retried")
 
-    def retry_all_dead(self, queue: str | None = None) -> list[str]:
+    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
         with self.db.atomic():
             query = Job.select(Job.seq, Job.id, Job.state, Job.attempts).where(
                 Job.state == "dead")
             if queue is not None:
                 query = query.where(Job.queue == queues.check_name(queue))
             jobs = list(query.order_by(Job.seq))
-            self._run_all_again(jobs, "retried from the DLQ", "retried")
-        return [job.id for job in jobs]
+            return self._run_all_again(jobs, "retried from the DLQ", "retried")
 
     def cancel(self, job_ids: Iterable[str], grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
         """Cancel unfinished jobs, all or nothing; returns (id, what happened) pairs.
@@ -886,7 +895,7 @@ class Queue:
                       note=f"cancel requested: SIGTERM, then SIGKILL after {grace:g} s")
         return "stopping"
 
-    def requeue(self, job_ids: Iterable[str]) -> list[str]:
+    def requeue(self, job_ids: Iterable[str]) -> RunAgain:
         """Run finished jobs (completed, dead, cancelled) again as the same jobs,
         all or nothing: the retry budget starts afresh, earlier attempts stay."""
         ids = _unique(job_ids)
@@ -896,20 +905,18 @@ class Queue:
                 if job.state not in FINAL:
                     raise Conflict(f"job {job.id} is {describe_state(job.state)}; only "
                                    "completed, dead or cancelled jobs can be requeued")
-            self._run_all_again(jobs, "requeued", "requeued")
-        return ids
+            return self._run_all_again(jobs, "requeued", "requeued")
 
-    def requeue_all(self, state: str) -> list[str]:
+    def requeue_all(self, state: str) -> RunAgain:
         state = state_named(state) or state
         if state not in FINAL:
             raise UsageError(f"--all-state takes one of {', '.join(FINAL)}, got {state!r}")
         with self.db.atomic():
             jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
                         .where(Job.state == state).order_by(Job.seq))
-            self._run_all_again(jobs, "requeued", "requeued")
-        return [job.id for job in jobs]
+            return self._run_all_again(jobs, "requeued", "requeued")
 
-    def _run_all_again(self, jobs: list[Job], note: str, doing: str) -> None:
+    def _run_all_again(self, jobs: list[Job], note: str, doing: str) -> RunAgain:
         """Requeue or DLQ-retry these finished jobs, all or nothing (inside the
         caller's transaction): each goes back to pending, or to blocked while a
         dependency has not completed; refused (Conflict, exit 4) if a dependency
@@ -925,6 +932,7 @@ class Queue:
                                     finished_at=None, claim_token=None,
                                     cancel_requested_at=None, cancel_grace=None):
                 raise Conflict(f"job {job.id} changed state meanwhile; nothing was {doing}")
+        return RunAgain({job.id: targets[job.id] for job in jobs})
 
     def delete(self, job_ids: Iterable[str]) -> list[str]:
         """Remove jobs that are not running, with their logs; all or nothing.

@@ -21,17 +21,29 @@ from queuectl_tui.console.screens.log_viewer import LogViewerScreen
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.engine import views
 from queuectl_tui.engine.models import STATES
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.queue import Queue, RunAgain
 from queuectl_tui.engine.views import JobQuery
 
 DEAD = ("dead",)
 NOT_RUNNING = tuple(s for s in STATES if s != "processing")  # what delete may touch
 
 
-def retry_matching(queue: Queue, query: JobQuery) -> list[str]:
+def retry_matching(queue: Queue, query: JobQuery) -> RunAgain:
     if query.states == DEAD and not query.has_text:
         return queue.retry_all_dead()
     return queue.retry_dead(views.job_ids_matching(query))
+
+
+def retried_said(states: dict[str, str]) -> str:
+    """Where retried jobs went, as the engine moved them (`RunAgain.states`):
+    pending, or blocked while a job they wait for has not completed."""
+    blocked = [job_id for job_id, state in states.items() if state == "blocked"]
+    if len(states) == 1:
+        job_id = next(iter(states))
+        return (f"{job_id} is blocked: it waits for a job that has not completed" if blocked
+                else f"{job_id} is pending again")
+    return f"{len(states) - len(blocked)} job(s) are pending again" + (
+        f", {len(blocked)} blocked (waiting for jobs not completed)" if blocked else "")
 
 
 def delete_matching(queue: Queue, query: JobQuery) -> list[str]:
@@ -122,8 +134,10 @@ class JobListScreen(ListScreen):
             self.notify(f"job {job['id']} is {job['state']}; only dead jobs are retried "
                         "(the DLQ, key 3, lists them)", severity="warning")
             return
-        await self._run(self.RETRY_REMOVES, {self.row_id(job)},
-                        lambda q: q.retry_dead([job["id"]]), done=f"{job['id']} is pending again")
+        moved = await self._run(self.RETRY_REMOVES, {self.row_id(job)},
+                                lambda q: q.retry_dead([job["id"]]))
+        if moved is not None:
+            self.notify(retried_said(moved.states), timeout=3)
 
     def action_delete(self) -> None:
         job = self.table.current
@@ -171,7 +185,7 @@ class JobListScreen(ListScreen):
             if verb == "retry" else f"every {kind}"
         return what, "", call, None
 
-    def _bulk(self, verb: str, consequence: str, done: str) -> None:
+    def _bulk(self, verb: str, consequence: str, done: str | Callable[[Any], str]) -> None:
         if self.table.loaded and not self.table.buffer:
             return  # nothing to act on (before the first read, the question still applies)
         what, detail, call, rows = self._scope(verb)
@@ -181,7 +195,8 @@ class JobListScreen(ListScreen):
             if yes:
                 ids = await self._run(removes, rows, call)
                 if ids is not None:
-                    self.notify(done.format(n=len(ids)), timeout=4)
+                    said = done(ids) if callable(done) else done.format(n=len(ids))
+                    self.notify(said, timeout=4)
 
         self.console.push_screen(ConfirmDialog(
             f"{verb.capitalize()} {what}?", (detail + "\n\n" if detail else "") + consequence,
@@ -189,7 +204,7 @@ class JobListScreen(ListScreen):
 
     def action_retry_bulk(self) -> None:
         self._bulk("retry", "They go back to pending now, with attempts reset.",
-                   "{n} job(s) are pending again")
+                   lambda moved: retried_said(moved.states))
 
     def action_delete_bulk(self) -> None:
         self._bulk("delete", "Their output logs go too. This cannot be undone.",
