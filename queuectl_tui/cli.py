@@ -700,28 +700,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+LOG_CHUNK = 1 << 20  # `logs` holds at most this much of a log at a time
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     queue = open_queue(args, create=False)
     job = queue.get(args.job_id)
-    out = sys.stdout.buffer
     start, end = attempt_span(queue, job.id, args.attempt) if args.attempt else (0, None)
     offset = start
     said, next_look = False, 0.0  # whether a pool runs, as `wait` looks
     while True:
-        chunk = queue.read_log(job, offset)
-        if end is not None:
-            chunk = chunk[:max(0, end - offset)]
-        if chunk:
-            out.write(chunk)
-            out.flush()
-            offset += len(chunk)
+        offset = copy_log(queue, job, offset, end)
         if not args.follow:
             break
         done = queue.finished([job.id]).get(job.id)
         if done is not None:
-            rest = queue.read_log(job, offset)
-            out.write(rest)
-            out.flush()
+            copy_log(queue, job, offset, end)
             return EXIT_OK if done.state == "completed" else EXIT_JOB_FAILED
         if not said and time.monotonic() >= next_look:
             said, next_look = say_if_no_worker(queue), time.monotonic() + WORKER_LOOK_S
@@ -729,6 +723,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if offset == start and not args.follow:
         say(f"job {job.id} has no output " + (f"for run {args.attempt}" if args.attempt else "yet"))
     return 0
+
+
+def copy_log(queue, job, offset: int, end: int | None) -> int:
+    """Write the job's log from `offset` to `end` (None: as far as it goes now)
+    to stdout, byte-exact, a bounded chunk at a time, so a log of any size costs
+    LOG_CHUNK of memory. Returns the offset reached."""
+    out = sys.stdout.buffer
+    size = queue.log_size(job)
+    stop = size if end is None else min(size, end)
+    while offset < stop:
+        chunk = queue.read_log_range(job, offset, min(LOG_CHUNK, stop - offset))
+        if not chunk:
+            break
+        out.write(chunk)
+        offset += len(chunk)
+    out.flush()
+    return offset
 
 
 def attempt_span(queue, job_id: str, number: int) -> tuple[int, int | None]:

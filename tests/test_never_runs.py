@@ -173,7 +173,7 @@ def test_dependents_enqueued_while_a_real_pool_finishes_their_dependencies(db, p
     opened = open_database(db)
     try:
         queue = Queue(opened)
-        pools(2).wait_ready()
+        pools(2, QUEUECTL_UNBLOCK_EVERY="0").wait_ready()  # the normal path alone
         rng = random.Random(25)
         for i in range(150):
             queue.enqueue(JobSpec(command="sleep 0.05", id=f"A{i}"))
@@ -184,6 +184,100 @@ def test_dependents_enqueued_while_a_real_pool_finishes_their_dependencies(db, p
         assert queue.counts()["blocked"] == 0, [j.id for j in queue.jobs(state="blocked")]
     finally:
         opened.close()
+
+
+def test_jobs_the_old_race_left_blocked_are_settled_by_a_pool(db, pools):
+    """A database written by an older version: blocked jobs whose dependencies
+    completed, were pruned, or ended dead or cancelled, with nothing to release
+    them (made here by writing the dependencies' outcomes without their moves).
+    A pool started on it settles them by the normal moves and events; a job
+    that rightly waits stays blocked."""
+    from queuectl_tui.engine.db import open_database
+    opened = open_database(db)
+    try:
+        queue = Queue(opened)
+        for name in ("W", "A", "P1", "P2", "D", "C"):
+            queue.enqueue(JobSpec(command="true", id=name, delay=3600))
+        for name, after in (("F", ("W",)), ("B", ("A",)), ("Q", ("P1", "P2")),
+                            ("E", ("D",)), ("H", ("E",)), ("G", ("C", "W"))):
+            queue.enqueue(JobSpec(command="true", id=name, after=after))
+        sql = opened.db.execute_sql
+        mark = opened.db.param
+        for name, state in (("A", "completed"), ("P1", "completed"), ("D", "dead"),
+                            ("C", "cancelled")):
+            sql(f"UPDATE job SET state = {mark} WHERE id = {mark}", (state, name))
+        sql(f"DELETE FROM job WHERE id = {mark}", ("P2",))  # pruned
+        assert {j.id for j in queue.jobs(state="blocked")} == set("FBQEHG")
+        pools(1)
+        final = {"B": "completed", "Q": "completed", "E": "cancelled", "H": "cancelled",
+                 "G": "cancelled"}
+        wait_for(lambda: all(queue.get(i).state == s for i, s in final.items()), 30,
+                 message="the stuck jobs to be settled")
+        assert queue.get("F").state == "blocked"
+        assert queue.get("E").last_error == "dependency D ended dead"
+        assert queue.get("H").last_error == "dependency E ended cancelled"
+        assert queue.get("G").last_error == "dependency C ended cancelled"
+        moves = [(e["from"], e["to"], e["note"]) for e in queue.history("B")][::-1]
+        assert moves[:2] == [(None, "blocked", None), ("blocked", "pending",
+                             "released: every dependency had completed (found stuck)")]
+        assert [(e["from"], e["to"]) for e in queue.history("H")][::-1] == \
+            [(None, "blocked"), ("blocked", "cancelled")]
+    finally:
+        opened.close()
+
+
+@PG_ONLY
+def test_the_stuck_job_sweep_waits_for_a_dependency_being_requeued(db, queue, monkeypatch):
+    """B was left blocked after A completed; the sweep judges B while a requeue
+    of A (back to pending) is between its move and its commit. The sweep holds
+    A FOR SHARE before deciding, so it waits and then sees A pending: B stays
+    blocked for A's new run instead of being released ahead of it."""
+    queue.enqueue(JobSpec(command="true", id="A", delay=3600))
+    queue.enqueue(JobSpec(command="true", id="B", after=("A",)))
+    queue.db.execute_sql("UPDATE job SET state = 'completed' WHERE id = 'A'")  # no move
+    beside = other_queue(queue)
+    original = Queue._transition
+    threads = []
+
+    def move_then_race(self, job, to, **kwargs):
+        moved = original(self, job, to, **kwargs)
+        if self is queue and job.id == "A" and not threads:  # inside the requeue
+            threads.append(run_beside(db, beside.release_stuck))
+        return moved
+
+    monkeypatch.setattr(Queue, "_transition", move_then_race)
+    queue.requeue(["A"])
+    threads[0].join(20)
+    assert not threads[0].is_alive() and not threads[0].failures
+    assert (queue.get("A").state, queue.get("B").state) == ("pending", "blocked")
+
+
+def test_the_stuck_job_sweep_reads_a_bounded_batch_by_index(db, queue):
+    """Each call looks at `limit` blocked jobs after the seq it is given and
+    says where to go on; a full pass settles every stuck one and ends at 0."""
+    queue.enqueue(JobSpec(command="true", id="A", delay=3600))
+    queue.enqueue_many([JobSpec(command="true", id=f"B{i}", after=("A",))
+                        for i in range(25)])
+    queue.db.execute_sql("UPDATE job SET state = 'completed' WHERE id = 'A'")
+    moved, after, calls = [], 0, 0
+    while True:
+        batch, after = queue.release_stuck(after, limit=10)
+        moved += batch
+        calls += 1
+        if not after:
+            break
+        assert len(batch) == 10
+    assert calls == 3 and moved == [(f"B{i}", "pending") for i in range(25)]
+    assert queue.release_stuck() == ([], 0)
+    sql = queue.backend.blocked_page_sql.format(p=queue.db.param)
+    if queue.backend.name == "sqlite":
+        plan = " ".join(map(str, queue.db.execute_sql("EXPLAIN QUERY PLAN " + sql, (0, 200))))
+        assert "job_state_seq (state=? AND seq>?)" in plan and "TEMP" not in plan, plan
+    else:  # not the primary key (filtering every finished job), even on a tiny table
+        queue.db.execute_sql("SET enable_seqscan = off")
+        plan = " ".join(r[0] for r in queue.db.execute_sql("EXPLAIN " + sql, (0, 200)))
+        queue.db.execute_sql("RESET enable_seqscan")
+        assert "job_state_seq" in plan and "job_pkey" not in plan, plan
 
 
 # ------------------------------------------------------------------ 2: ids that are no job

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -227,20 +229,29 @@ def test_hooks_run_after_each_final_state_with_the_jobs_facts(db, pools, tmp_pat
 
 
 def test_a_hook_that_fails_or_hangs_changes_no_job(db, pools, tmp_path):
+    # A sleep of its own: `sleep 300` alone would find any on the machine.
+    hang = f"sleep 300.{secrets.randbelow(10 ** 9):09d}"
     assert run_cli(db, "config", "set", "finish-hook", "exit 9").returncode == 0
-    assert run_cli(db, "queue", "hook", "slow", "sleep 300").returncode == 0
-    assert run_cli(db, "config", "set", "finish-hook-timeout", "1").returncode == 0
+    assert run_cli(db, "queue", "hook", "slow", hang).returncode == 0
+    assert run_cli(db, "config", "set", "finish-hook-timeout", "2").returncode == 0
     a = enqueue(db, "true")
     b = enqueue(db, "true", "--queue", "slow")
     pool = pools(1)
     before = {j: wait_state(db, j, "completed") for j in (a, b)}
+    wait_for(lambda: hang_running(hang), 20, message="the hanging hook to run")  # seen
     pool.wait_for_line("timed out; killed", 30)
     wait_for(lambda: HookRun_count(db) == 0, 20, message="the hook rows to be done")
     for job, seen in before.items():
         now = state_of(db, job)
         assert (now["state"], now["runs"], now["updated_at"]) == \
             (seen["state"], seen["runs"], seen["updated_at"])
-    assert not subprocess.run(["pgrep", "-f", "sleep 300"]).returncode == 0
+    assert not hang_running(hang)
+
+
+def hang_running(command: str) -> bool:
+    """Is a process running `command` (a whole word of its command line)?"""
+    pattern = "(^|[ /])" + re.escape(command) + "($| )"
+    return subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.DEVNULL).returncode == 0
 
 
 def HookRun_count(db) -> int:

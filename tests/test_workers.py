@@ -3,6 +3,7 @@ rescue after SIGKILL, graceful stop, timeouts and output capture."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -219,6 +221,44 @@ def test_large_interleaved_output_does_not_deadlock(db, pools):
     log = subprocess.run([sys.executable, "-m", "queuectl_tui", "logs", job],
                          env=cli_env(db), capture_output=True)
     assert log.returncode == 0 and len(log.stdout) >= 32_000_000
+
+
+# Runs a command with its stdout in a file, then prints its exit code and the peak
+# resident size of the command's process (kB), which only a parent can see.
+PEAK_RSS = ("import resource, subprocess, sys\n"
+            "with open(sys.argv[1], 'wb') as out:\n"
+            "    code = subprocess.run(sys.argv[2:], stdout=out).returncode\n"
+            "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+
+
+def logs_peak_kb(db, out, *args: str) -> int:
+    """`queuectl logs ARGS` with its output in `out`; its peak RSS in kB."""
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(out), sys.executable, "-m",
+                           "queuectl_tui", "logs", *args], env=cli_env(db),
+                          capture_output=True, text=True, timeout=120)
+    code, peak = done.stdout.split()
+    assert code == "0", done.stderr
+    return int(peak)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_logs_of_a_large_log_take_bounded_memory(db, pools, tmp_path):
+    """A 50 MB log is printed whole and byte-exact, by a process that never
+    holds more than a few megabytes of it (`logs`, `--attempt`, `--follow`)."""
+    small = enqueue(db, "echo small")
+    big = enqueue(db, "yes 'a line of output: caf\u00e9 \\x1b[2J' | head -c 50000000")
+    pools(1)
+    wait_state(db, small, "completed")
+    wait_state(db, big, "completed", timeout=60)
+    log_files = sorted(Path(db + ".logs").glob("*.log"), key=lambda p: p.stat().st_size)
+    assert len(log_files) == 2 and log_files[1].stat().st_size > 50_000_000
+    base = logs_peak_kb(db, tmp_path / "small.out", small)
+    assert (tmp_path / "small.out").read_bytes() == log_files[0].read_bytes()
+    for args in ([big], [big, "--attempt", "1"], [big, "--follow"]):
+        out = tmp_path / "big.out"
+        peak = logs_peak_kb(db, out, *args)
+        assert filecmp.cmp(out, log_files[1], shallow=False), args
+        assert peak - base < 12_000, f"{args}: {peak - base} kB above a tiny log's"
 
 
 def test_workers_exit_when_their_supervisor_dies(db, pools):

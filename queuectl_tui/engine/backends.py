@@ -112,6 +112,10 @@ class Backend:
     # Appended to a SELECT of rows that must not change until commit while this
     # transaction decides on them (a dependency's state: engine/dependencies.py).
     share_rows = ""
+    # The next blocked jobs after a seq, by the (state, seq) index (the stuck-job
+    # sweep, engine/dependencies.py). SQLite plans this plain form on the index.
+    blocked_page_sql = ("SELECT seq, id FROM job WHERE state = 'blocked' AND seq > {p} "
+                        "ORDER BY seq LIMIT {p}")
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -412,6 +416,12 @@ class PostgresBackend(Backend):
     # Conflicts with an UPDATE or DELETE of the row (not with another share): the
     # reader waits for a finishing job's commit, and the finisher for the reader's.
     share_rows = " FOR SHARE"
+    # PostgreSQL plans the plain form on the primary key (it assumes blocked jobs
+    # are spread evenly over seq) and filtered 1,000,000 finished rows in 190 ms;
+    # a row comparison and an ORDER BY state leave job_state_seq the only index that
+    # serves: 0.2 ms wherever the page starts.
+    blocked_page_sql = ("SELECT seq, id FROM job WHERE (state, seq) > ('blocked', {p}) "
+                        "AND state <= 'blocked' ORDER BY state, seq LIMIT {p}")
     # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
     # is taking instead of queueing behind it or claiming it twice.
     claim_sql = (

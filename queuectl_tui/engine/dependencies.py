@@ -182,13 +182,69 @@ def on_final(db: pw.Database, job_id: str, state: str, now: float,
     for dependent in dependents(db, job_id, lock):
         if state == "completed":
             if not unmet(dependent.id):
-                move(dependent, "pending", f"released: {job_id} completed",
-                     {"run_at": max(dependent.run_at, now)})
+                release(dependent, f"released: {job_id} completed", now, move)
         else:
-            reason = (f"dependency {job_id} was deleted" if state == "deleted"
-                      else f"dependency {job_id} ended {state}")
-            move(dependent, "cancelled", reason,
-                 {"last_error": reason, "finished_at": now})
+            cancel(dependent, job_id, state, now, move)
+
+
+def release(dependent: Job, note: str, now: float,
+            move: Callable[[Job, str, str, dict[str, Any]], bool]) -> bool:
+    """A blocked job whose dependencies have all completed becomes pending."""
+    return move(dependent, "pending", note, {"run_at": max(dependent.run_at, now)})
+
+
+def cancel(dependent: Job, dep: str, state: str, now: float,
+           move: Callable[[Job, str, str, dict[str, Any]], bool]) -> bool:
+    """A blocked job whose dependency `dep` ended `state` (dead, cancelled,
+    deleted) can never run: cancelled, naming it."""
+    reason = (f"dependency {dep} was deleted" if state == "deleted"
+              else f"dependency {dep} ended {state}")
+    return move(dependent, "cancelled", reason, {"last_error": reason, "finished_at": now})
+
+
+# ---------------------------------------------------------------- the sweep
+
+SWEEP_BATCH = 200  # blocked jobs looked at per call: a few index reads
+
+
+def blocked_after(sql: str, after_seq: int, limit: int = SWEEP_BATCH) -> list[tuple[int, str]]:
+    """(seq, id) of the next `limit` blocked jobs after `after_seq`: a range of
+    the (state, seq) index, however many jobs the table holds. `sql`: the
+    backend's blocked_page_sql."""
+    db = Job._meta.database
+    return [tuple(row) for row in
+            db.execute_sql(sql.format(p=db.param), (after_seq, limit)).fetchall()]
+
+
+Verdict = tuple[str, str | None, str | None]  # (new state, dependency, its state)
+
+
+def verdicts(job_ids: list[str], lock: str = "") -> dict[str, Verdict]:
+    """What should become of each of these blocked jobs, judged from their
+    dependencies' states now: ('pending', None, None) when every one has
+    completed or is gone, ('cancelled', dep, its state) when one ended dead or
+    cancelled (the first such, in the order they were named). A job still
+    waiting for an unfinished dependency is left out. `lock` (the backend's
+    share_rows) holds the dependency rows until commit, in seq order."""
+    if not job_ids:
+        return {}
+    db = Job._meta.database
+    marks = ", ".join([db.param] * len(job_ids))
+    links = db.execute_sql(f"SELECT job_id, needs FROM dependency WHERE job_id IN ({marks}) "
+                           "ORDER BY seq", job_ids).fetchall()
+    states = _states(sorted({dep for _, dep in links}), lock)
+    out: dict[str, Verdict] = {}
+    waiting: set[str] = set()
+    for job_id, dep in links:
+        state = states.get(dep)
+        if state in ENDED_BADLY and out.get(job_id, ("",))[0] != "cancelled":
+            out[job_id] = ("cancelled", dep, state)
+        elif state not in (None, "completed"):
+            waiting.add(job_id)
+        elif job_id not in out:
+            out[job_id] = ("pending", None, None)
+    return {job_id: v for job_id, v in out.items()
+            if v[0] == "cancelled" or job_id not in waiting}
 
 
 def forget(job_ids: Iterable[str]) -> None:

@@ -95,6 +95,16 @@ class Rescued:
     queue: str | None = None  # None before named queues
 
 
+class RunAgain(list):
+    """The ids a requeue or DLQ retry moved, in order (a plain list to callers
+    that only count them), and `states`: where each went, 'pending' or 'blocked'
+    (a job it waits for has not completed), for a face that says which."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        super().__init__(states)
+        self.states = states
+
+
 @dataclass(frozen=True)
 class Lease:
     """What renewing a held job's lease found: whether it is still ours, and
@@ -243,6 +253,44 @@ class Queue:
 
     def _move_dependent(self, job: Job, to: str, note: str, fields: dict[str, Any]) -> bool:
         return self._transition(job, to, note=note, **fields)
+
+    def release_stuck(self, after_seq: int = 0, limit: int = dependencies.SWEEP_BATCH
+                      ) -> tuple[list[tuple[str, str]], int]:
+        """Settle blocked jobs that nothing will ever release (older versions
+        could leave them so on PostgreSQL, see engine/dependencies.py): every
+        dependency completed or gone, pending; one ended dead or cancelled,
+        cancelled naming it, by the same moves as the normal path. Looks at the
+        next `limit` blocked jobs after `after_seq`, with one read, and writes
+        only for those it settles. Returns what moved (id, new state) and the
+        seq to go on after (0: it reached the last blocked job)."""
+        batch = dependencies.blocked_after(self.backend.blocked_page_sql, after_seq, limit)
+        stuck = dependencies.verdicts([job_id for _, job_id in batch])
+        moved = []
+        for seq, job_id in batch:
+            if job_id in stuck:
+                to = self._settle_stuck(seq, job_id)
+                if to:
+                    moved.append((job_id, to))
+        return moved, (batch[-1][0] if len(batch) == limit else 0)
+
+    def _settle_stuck(self, seq: int, job_id: str) -> str | None:
+        """Judge one stuck job again inside a write transaction, its dependencies
+        held FOR SHARE and then itself FOR UPDATE (PostgreSQL; the seq order of
+        engine/dependencies.py), so a dependency finishing or an operator acting
+        meanwhile is seen, never overwritten. The new state, or None."""
+        with self.db.atomic():
+            verdict = dependencies.verdicts([job_id], self.backend.share_rows).get(job_id)
+            job = self._locked_job(seq) if verdict else None
+            if verdict is None or job is None or job.state != "blocked":
+                return None
+            to, dep, state = verdict
+            now = self.clock.now()
+            if to == "pending":
+                done = dependencies.release(job, "released: every dependency had completed "
+                                            "(found stuck)", now, self._move_dependent)
+            else:
+                done = dependencies.cancel(job, dep, state, now, self._move_dependent)
+            return to if done else None
 
     def _final_info(self, job: Job) -> tuple[str, str | None, float | None]:
         """(queue, unique key, unique_for) of a job, from the row if the caller
@@ -775,13 +823,18 @@ class Queue:
                 before_seq: int | None = None) -> Iterator[dict[str, Any]]:
         return events.history(job_id, limit, before_seq=before_seq)
 
-    def read_log(self, job: Job, offset: int = 0) -> bytes:
-        return logs.read_log(self.opened.log_dir, job.seq, offset)
+    def log_size(self, job: Job) -> int:
+        return logs.log_size(self.opened.log_dir, job.seq)
+
+    def read_log_range(self, job: Job, start: int, length: int) -> bytes:
+        """At most `length` bytes of the job's log from `start` (a bounded read)."""
+        return logs.read_range(self.opened.log_dir, job.seq, start, length)
 
     # ---------------------------------------------------------------- operator actions
 
-    def retry_dead(self, job_ids: Iterable[str]) -> list[str]:
-        """DLQ retry: back to pending now, attempts reset, all or nothing."""
+    def retry_dead(self, job_ids: Iterable[str]) -> RunAgain:
+        """DLQ retry: back to pending now (blocked while a job it waits for has not
+        completed), attempts reset, all or nothing."""
         ids = _unique(job_ids)
         with self.db.atomic():
             jobs = [self.get(job_id) for job_id in ids]
@@ -789,18 +842,16 @@ class Queue:
                 if job.state != "dead":
                     raise Conflict(f"job {job.id} is {describe_state(job.state)}, not dead; "
                                    "only dead jobs can be retried from the DLQ")
-            self._run_all_again(jobs, "retried from the DLQ", "retried")
-        return ids
+            return self._run_all_again(jobs, "retried from the DLQ", "retried")
 
-    def retry_all_dead(self, queue: str | None = None) -> list[str]:
+    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
         with self.db.atomic():
             query = Job.select(Job.seq, Job.id, Job.state, Job.attempts).where(
                 Job.state == "dead")
             if queue is not None:
                 query = query.where(Job.queue == queues.check_name(queue))
             jobs = list(query.order_by(Job.seq))
-            self._run_all_again(jobs, "retried from the DLQ", "retried")
-        return [job.id for job in jobs]
+            return self._run_all_again(jobs, "retried from the DLQ", "retried")
 
     def cancel(self, job_ids: Iterable[str], grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
         """Cancel unfinished jobs, all or nothing; returns (id, what happened) pairs.
@@ -848,7 +899,7 @@ class Queue:
                       note=f"cancel requested: SIGTERM, then SIGKILL after {grace:g} s")
         return "stopping"
 
-    def requeue(self, job_ids: Iterable[str]) -> list[str]:
+    def requeue(self, job_ids: Iterable[str]) -> RunAgain:
         """Run finished jobs (completed, dead, cancelled) again as the same jobs,
         all or nothing: the retry budget starts afresh, earlier attempts stay."""
         ids = _unique(job_ids)
@@ -858,20 +909,18 @@ class Queue:
                 if job.state not in FINAL:
                     raise Conflict(f"job {job.id} is {describe_state(job.state)}; only "
                                    "completed, dead or cancelled jobs can be requeued")
-            self._run_all_again(jobs, "requeued", "requeued")
-        return ids
+            return self._run_all_again(jobs, "requeued", "requeued")
 
-    def requeue_all(self, state: str) -> list[str]:
+    def requeue_all(self, state: str) -> RunAgain:
         state = state_named(state) or state
         if state not in FINAL:
             raise UsageError(f"--all-state takes one of {', '.join(FINAL)}, got {state!r}")
         with self.db.atomic():
             jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
                         .where(Job.state == state).order_by(Job.seq))
-            self._run_all_again(jobs, "requeued", "requeued")
-        return [job.id for job in jobs]
+            return self._run_all_again(jobs, "requeued", "requeued")
 
-    def _run_all_again(self, jobs: list[Job], note: str, doing: str) -> None:
+    def _run_all_again(self, jobs: list[Job], note: str, doing: str) -> RunAgain:
         """Requeue or DLQ-retry these finished jobs, all or nothing (inside the
         caller's transaction): each goes back to pending, or to blocked while a
         dependency has not completed; refused (Conflict, exit 4) if a dependency
@@ -887,6 +936,7 @@ class Queue:
                                     finished_at=None, claim_token=None,
                                     cancel_requested_at=None, cancel_grace=None):
                 raise Conflict(f"job {job.id} changed state meanwhile; nothing was {doing}")
+        return RunAgain({job.id: targets[job.id] for job in jobs})
 
     def delete(self, job_ids: Iterable[str]) -> list[str]:
         """Remove jobs that are not running, with their logs; all or nothing.

@@ -30,6 +30,7 @@ from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.hooks import HookRunner
 from queuectl_tui.workers.pruner import Pruner
 from queuectl_tui.workers.scheduler import Scheduler
+from queuectl_tui.workers.unblocker import Unblocker
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
@@ -141,6 +142,7 @@ class Supervisor:
         hook_runner = HookRunner(self.queue, self.events)
         hook_runner.start()
         scheduler = Scheduler(self.queue, self.log)
+        unblocker = Unblocker(self.queue, self.log)
         while self._busy():
             time.sleep(POLL_S)
             if self._must_halt():
@@ -154,6 +156,7 @@ class Supervisor:
             if not self.stopping:
                 scheduler.turn()
                 pruner.turn()
+                unblocker.turn()
             if self.unrescued and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
         if self.halted is None:

@@ -688,3 +688,44 @@ async def test_since_filter_lists_recent_jobs_and_bounds_a_bulk_retry(queue_db, 
         assert [state_of(j) for j in ("backup-db", "hook-2", "hook-1")] == ["dead"] * 3
         await press(pilot, "slash", "ctrl+u", *"since:2h", "enter")
         assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
+
+
+def dead_behind_a_requeued_dependency(db: str, clock) -> None:
+    """`late` died after `first` completed, then `first` was requeued: a DLQ
+    retry of `late` puts it back to blocked, not pending. `alone` is plain dead."""
+    q = Queue(open_database(db), clock=clock, ids=Ids(random.Random(4)))
+    q.enqueue(JobSpec(command="true", id="first"))
+    q.enqueue(JobSpec(command="exit 1", id="late", after=("first",), max_retries=0))
+    q.enqueue(JobSpec(command="exit 1", id="alone", max_retries=0))
+    for code in (0, 1, 1):
+        claimed = q.claim("w", 30)
+        q.finish(claimed, "w", exit_code=code, error=None if code == 0 else "exit code 1")
+    q.requeue(["first"])
+    assert {j: q.get(j).state for j in ("first", "late", "alone")} == \
+        {"first": "pending", "late": "dead", "alone": "dead"}
+    q.opened.close()
+
+
+async def test_dlq_retry_says_where_the_job_went(tmp_path, clock):
+    """The toast says the state the engine moved each job to: a job whose
+    dependency has not completed is blocked, not 'pending again'."""
+    db = str(tmp_path / "q.db")
+    dead_behind_a_requeued_dependency(db, clock)
+    app = make_app(db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3")
+        assert shown_ids(app) == ["alone", "late"]
+        await press(pilot, "j", "r")
+        assert state_of("late") == "blocked"
+        assert "late is blocked: it waits for a job that has not completed" in \
+            [n.message for n in app._notifications]
+        assert not any("pending again" in n.message for n in app._notifications)
+    dead_behind_a_requeued_dependency(str(tmp_path / "q2.db"), clock)
+    app = make_app(str(tmp_path / "q2.db"), clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "3", "R", "y")
+        assert (state_of("late"), state_of("alone")) == ("blocked", "pending")
+        assert "1 job pending again, 1 blocked (waiting for jobs not completed)" in \
+            [n.message for n in app._notifications]

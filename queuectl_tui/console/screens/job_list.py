@@ -23,7 +23,7 @@ from queuectl_tui.console.screens.enqueue import EnqueueDialog, similar
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.engine import views
 from queuectl_tui.engine.models import STATES
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.queue import Queue, RunAgain
 from queuectl_tui.engine.views import JobQuery
 from queuectl_tui.errors import QueuectlError
 
@@ -32,10 +32,22 @@ NOT_RUNNING = tuple(s for s in STATES if s != "processing")  # what delete may t
 SHOWN_NAMES = {"processing": "running", "failed": "retrying", "completed": "done"}
 
 
-def retry_matching(queue: Queue, query: JobQuery) -> list[str]:
+def retry_matching(queue: Queue, query: JobQuery) -> RunAgain:
     if query.states == DEAD and not query.has_text:
         return queue.retry_all_dead()
     return queue.retry_dead(views.job_ids_matching(query, now=queue.clock.now()))
+
+
+def retried_said(states: dict[str, str]) -> str:
+    """Where retried jobs went, as the engine moved them (`RunAgain.states`):
+    pending, or blocked while a job they wait for has not completed."""
+    blocked = [job_id for job_id, state in states.items() if state == "blocked"]
+    if len(states) == 1:
+        job_id = next(iter(states))
+        return (f"{job_id} is blocked: it waits for a job that has not completed" if blocked
+                else f"{job_id} is pending again")
+    return f"{plural(len(states) - len(blocked), 'job')} pending again" + (
+        f", {len(blocked)} blocked (waiting for jobs not completed)" if blocked else "")
 
 
 def delete_matching(queue: Queue, query: JobQuery) -> list[str]:
@@ -130,11 +142,17 @@ class JobListScreen(ListScreen):
             return
         job_id = job["id"]
         if job["state"] == "dead":
-            await self._run(self.RETRY_REMOVES, {self.row_id(job)},
-                            lambda q: q.retry_dead([job_id]), done=f"{job_id} is pending again")
+            moved = await self._run(self.RETRY_REMOVES, {self.row_id(job)},
+                                    lambda q: q.retry_dead([job_id]))
+            if moved is not None:
+                self.notify(retried_said(moved.states), timeout=3)
         elif job["state"] in ("completed", "cancelled"):
-            await self._run(False, None, lambda q: q.requeue([job_id]),
-                            done=f"requeued {job_id}: it runs again (attempts start afresh)")
+            moved = await self._run(False, None, lambda q: q.requeue([job_id]))
+            if moved is not None:
+                self.notify(f"requeued {job_id}: " + (
+                    "blocked until what it waits for completes"
+                    if moved.states.get(job_id) == "blocked"
+                    else "it runs again (attempts start afresh)"), timeout=3)
         else:
             self.notify(f"job {job_id} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
                         "r runs again a dead, done or cancelled job", severity="warning")
@@ -219,7 +237,7 @@ class JobListScreen(ListScreen):
             return None
         return sum(summary.counts.get(s, 0) for s in query.states)
 
-    def _bulk(self, verb: str, consequence: str, done: str) -> None:
+    def _bulk(self, verb: str, consequence: str, done: str | Callable[[Any], str]) -> None:
         if self.table.loaded and not self.table.buffer:
             return  # nothing to act on (before the first read, the question still applies)
         scope = self._scope(verb)
@@ -232,7 +250,9 @@ class JobListScreen(ListScreen):
             if yes:
                 ids = await self._run(removes, scope.rows, scope.call)
                 if ids is not None:
-                    self.notify(done.format(n=plural(len(ids), "job")), timeout=4)
+                    said = done(ids) if callable(done) else \
+                        done.format(n=plural(len(ids), "job"))
+                    self.notify(said, timeout=4)
 
         def question(n: int | None) -> str:
             return f"{verb.capitalize()} {scope.what(n)}?"
@@ -260,7 +280,7 @@ class JobListScreen(ListScreen):
 
     def action_retry_bulk(self) -> None:
         self._bulk("retry", "They go back to pending now, with attempts reset.",
-                   "{n} pending again")
+                   lambda moved: retried_said(moved.states))
 
     def action_delete_bulk(self) -> None:
         self._bulk("delete", "Their output logs go too. This cannot be undone.",
