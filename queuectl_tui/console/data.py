@@ -446,6 +446,7 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
         return Detail(job=None)
     job["attempts_log"] = queue.attempts(job_id)
     job["after"] = queue.waiting_for(job_id)
+    job["stranded"] = stranded_note(queue, job)
     data, new_offset = views.log_tail(queue.opened, job["seq"], offset)
     if new_offset or offset is not None:
         return Detail(job=job, output=data.decode("utf-8", errors="replace"),
@@ -456,6 +457,15 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
     if job.get("stderr_tail"):
         parts.append("--- stderr ---\n" + job["stderr_tail"].rstrip("\n"))
     return Detail(job=job, output="\n".join(parts), offset=0, from_log=False)
+
+
+def stranded_note(queue: Queue, job: dict[str, Any]) -> str | None:
+    """Why a `processing` job is not running: its worker is gone (Queue.stranded,
+    what `queuectl show` says); None for any other job, or one whose worker lives."""
+    if job["state"] != "processing":
+        return None
+    gone = queue.stranded([job["id"]])
+    return gone[0]["note"] if gone else None
 
 
 def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:

@@ -5,11 +5,15 @@ whose characters straddle a read's edge."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import threading
 
 from queuectl_tui.clock import Ids
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.widgets.job_detail import FieldsScroll
 from queuectl_tui.console.widgets.output_tail import OutputTail
+from queuectl_tui.engine import registry
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
@@ -64,3 +68,46 @@ async def test_a_job_cancelled_before_it_ran_has_no_output_not_none_yet(queue_db
         await settle(pilot)
         tail = text_of(app, app.screen.query_one(OutputTail))
         assert "(no output)" in tail and "(no output yet)" not in tail, tail
+
+
+def _worker_process(worker_id: str) -> subprocess.Popen:
+    """A process that passes for a worker (its command line names the id, as
+    procs.worker_alive checks), so it can die the way a killed pool does."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", worker_id])
+
+
+async def test_a_running_job_whose_worker_died_says_so_read_off_the_ui_thread(
+        queue_db, clock, monkeypatch):
+    q = _queue(queue_db, clock)
+    proc = _worker_process("doomed-w")
+    try:
+        registry.register("doomed-w", host=q.host, pid=proc.pid, supervisor_pid=None,
+                          now=clock.now())
+        q.enqueue(JobSpec(command="./long.sh", id="long", priority=100))
+        assert q.claim("doomed-w", 30).id == "long"
+        q.opened.close()
+        asked_on: list[threading.Thread] = []
+        real = Queue.stranded
+
+        def stranded(self, job_ids=None):
+            asked_on.append(threading.current_thread())
+            return real(self, job_ids)
+
+        monkeypatch.setattr(Queue, "stranded", stranded)
+        app = make_app(queue_db, clock, threaded=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            fields = app.screen.query_one(FieldsScroll)
+            assert "long" in text_of(app, fields) and "its worker is gone" not in text_of(
+                app, fields)  # alive: it is running
+            proc.kill()
+            proc.wait()
+            await app.refresh_now()
+            await settle(pilot)
+            shown = " ".join(text_of(app, fields).split())
+            assert "its worker is gone: " in shown, shown
+            assert "rescue" in shown
+        assert asked_on and threading.main_thread() not in asked_on
+    finally:
+        proc.kill()
+        proc.wait()

@@ -67,6 +67,8 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         rows.insert(3, ("schedule", Text(printable(job["schedule"]) + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
     parts: list[Any] = [two_columns(rows, width=width)]
+    if job.get("stranded"):  # processing, but nothing runs it (console/data.py)
+        parts.append(Text("\n" + job["stranded"], style="bold #ffaf00"))
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
         parts.append(Text(printable(job["last_error"]), style="#ff875f"))
@@ -169,7 +171,7 @@ class JobDetail(Horizontal):
 
     def _draw_fields(self, job: dict[str, Any], now: float) -> None:
         width = self.fields_width()
-        shape = (job["id"], job["state"], job.get("last_error"),
+        shape = (job["id"], job["state"], job.get("last_error"), job.get("stranded"),
                  len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
         self._now = now
         self._show_fields(fields_table(job, now, width), shape,
