@@ -4,6 +4,7 @@ whose characters straddle a read's edge."""
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -13,11 +14,12 @@ from queuectl_tui.clock import Ids
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.widgets.job_detail import FieldsScroll
 from queuectl_tui.console.widgets.output_tail import OutputTail
-from queuectl_tui.engine import registry
+from queuectl_tui.engine import logs, registry
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
 from tests.console.conftest import W3, make_app
+from tests.console.test_log_viewer import add_job_with_log
 from tests.console.test_safe_output import text_of
 
 SIZE = (140, 60)
@@ -111,3 +113,34 @@ async def test_a_running_job_whose_worker_died_says_so_read_off_the_ui_thread(
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_a_character_split_between_two_reads_shows_whole(queue_db, clock):
+    """A running job has written half of an "é" when the pane reads; the rest
+    comes before the next read: the pane shows "café", never "\ufffd"."""
+    claimed = add_job_with_log(queue_db, clock, "cafe", "first line\ncaf".encode() + b"\xc3",
+                               running=True)
+    app = make_app(queue_db, clock, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tail = app.screen.query_one(OutputTail)
+        assert tail.lines[0] == "first line"
+        opened = open_database(queue_db)
+        fd = logs.open_for_append(opened.log_dir, claimed.seq)
+        os.write(fd, b"\xa9 au lait\n")  # the rest of the "\xc3\xa9"
+        os.close(fd)
+        opened.close()
+        await app.refresh_now()
+        await settle(pilot)
+        assert tail.lines == ["first line", "café au lait"], tail.lines
+        assert "\ufffd" not in text_of(app, tail)
+
+
+def test_whole_characters_holds_a_half_character_and_drops_a_cut_one():
+    from queuectl_tui.console.data import whole_characters
+    e = "é".encode()
+    assert whole_characters(b"ab" + e[:1], 103, jumped=False) == (b"ab", 102)
+    assert whole_characters(b"ab" + e, 104, jumped=False) == (b"ab" + e, 104)
+    assert whole_characters(e[1:] + b"cd", 50, jumped=True) == (b"cd", 50)
+    assert whole_characters(b"x" + "€".encode()[:2], 10, jumped=False) == (b"x", 8)
+    assert whole_characters(b"x\xff", 10, jumped=False) == (b"x\xff", 10)  # not UTF-8: shown
