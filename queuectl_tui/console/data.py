@@ -45,6 +45,9 @@ class FileGone(DatabaseError):
 
 
 RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)  # waits between tries to reach a lost server
+# A PostgreSQL server that silently drops packets would hold a database thread
+# in connect for as long as TCP retries (minutes): libpq gives up after this.
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass
@@ -347,7 +350,8 @@ class Database:
             if not create and not is_postgres_url(self.target) \
                     and not os.path.exists(os.path.expanduser(self.target)):
                 raise MissingDatabase(f"no database at {self.target} yet")
-            self.queue = Queue(open_database(self.db_arg, create=create),
+            self.queue = Queue(open_database(self.db_arg, create=create,
+                                             connect_timeout=CONNECT_TIMEOUT_S),
                                clock=self.clock, ids=self.ids)
         return self.queue
 
