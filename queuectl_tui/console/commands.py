@@ -13,14 +13,16 @@ from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from queuectl_tui.console.screens.jobs import TAB_STATES
+from queuectl_tui.engine.models import STATE_LABELS
+
 VIEWS = (("Jobs", "jobs", "1: every job, live"), ("Workers", "workers", "2: worker processes"),
          ("DLQ", "dlq", "3: dead jobs"), ("History", "history", "4: the event log"),
          ("Config", "config", "5: settings"), ("Queues", "queues", "6: named queues"),
          ("Schedules", "schedules", "7: recurring jobs"),
          ("Trends", "trends", "8: runs, failures and durations over time"))
-STATE_TABS = (("all", "all"), ("pending", "pending"), ("blocked", "blocked"),
-              ("processing", "running"), ("failed", "retrying"), ("dead", "dead"),
-              ("completed", "done"), ("cancelled", "cancelled"))
+STATE_TABS = (("all", "all"),  # the Jobs view's tabs, named in the console's words
+              *((state, STATE_LABELS[state].lower()) for state in TAB_STATES))
 ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else in Jobs
     ("Retry or requeue the selected job", "r: dead, done or cancelled: it runs again",
      "retry"),

@@ -45,6 +45,9 @@ class FileGone(DatabaseError):
 
 
 RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)  # waits between tries to reach a lost server
+# A PostgreSQL server that silently drops packets would hold a database thread
+# in connect for as long as TCP retries (minutes): libpq gives up after this.
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass
@@ -347,7 +350,8 @@ class Database:
             if not create and not is_postgres_url(self.target) \
                     and not os.path.exists(os.path.expanduser(self.target)):
                 raise MissingDatabase(f"no database at {self.target} yet")
-            self.queue = Queue(open_database(self.db_arg, create=create),
+            self.queue = Queue(open_database(self.db_arg, create=create,
+                                             connect_timeout=CONNECT_TIMEOUT_S),
                                clock=self.clock, ids=self.ids)
         return self.queue
 
@@ -446,7 +450,10 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
         return Detail(job=None)
     job["attempts_log"] = queue.attempts(job_id)
     job["after"] = queue.waiting_for(job_id)
+    job["stranded"] = stranded_note(queue, job)
     data, new_offset = views.log_tail(queue.opened, job["seq"], offset)
+    jumped = new_offset - len(data) != offset  # not where the last read ended
+    data, new_offset = whole_characters(data, new_offset, jumped=jumped)
     if new_offset or offset is not None:
         return Detail(job=job, output=data.decode("utf-8", errors="replace"),
                       offset=new_offset, from_log=True)
@@ -456,6 +463,37 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
     if job.get("stderr_tail"):
         parts.append("--- stderr ---\n" + job["stderr_tail"].rstrip("\n"))
     return Detail(job=job, output="\n".join(parts), offset=0, from_log=False)
+
+
+def whole_characters(data: bytes, end: int, *, jumped: bool) -> tuple[bytes, int]:
+    """A log read cut to whole UTF-8 characters, and the offset after them: a
+    character a running job has half written is left for the next read (so it
+    is decoded whole, not as two "\ufffd"), and a read that `jumped` into the log
+    (not where the last one ended) drops the continuation bytes it starts in."""
+    if jumped:
+        skip = 0
+        while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+            skip += 1
+        data = data[skip:]
+    for back in range(1, min(3, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: its lead is further back
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else \
+            4 if byte & 0xF8 == 0xF0 else 1
+        if need > back:  # the character's last bytes are not written yet
+            return data[:-back], end - back
+        break
+    return data, end
+
+
+def stranded_note(queue: Queue, job: dict[str, Any]) -> str | None:
+    """Why a `processing` job is not running: its worker is gone (Queue.stranded,
+    what `queuectl show` says); None for any other job, or one whose worker lives."""
+    if job["state"] != "processing":
+        return None
+    gone = queue.stranded([job["id"]])
+    return gone[0]["note"] if gone else None
 
 
 def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:

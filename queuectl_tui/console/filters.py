@@ -16,20 +16,10 @@ from __future__ import annotations
 import shlex
 
 from queuectl_tui.engine.durations import parse_duration
-from queuectl_tui.engine.models import STATES
+from queuectl_tui.engine.models import STATES, state_named
 from queuectl_tui.engine.views import EventQuery, JobQuery
 from queuectl_tui.errors import QueuectlError
 
-# Words people use for states, mapped to the engine's names.
-STATE_ALIASES = {
-    "pending": "pending", "waiting": "pending", "queued": "pending",
-    "processing": "processing", "running": "processing", "busy": "processing",
-    "completed": "completed", "done": "completed", "ok": "completed",
-    "failed": "failed", "retrying": "failed", "retry": "failed",
-    "dead": "dead", "dlq": "dead",
-    "cancelled": "cancelled", "canceled": "cancelled",
-    "blocked": "blocked", "after": "blocked",
-}
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
               "worker": "workers", "queue": "queues", "q": "queues",
               "schedule": "schedules", "since": "since"}
@@ -59,7 +49,7 @@ def _is_field(name: str, value: str) -> bool:
 def _state(value: str) -> list[str]:
     found = []
     for part in value.split(","):
-        name = STATE_ALIASES.get(part.strip().lower())
+        name = state_named(part)  # the one vocabulary (engine/models.py STATE_ALIASES)
         if name is None:
             raise FilterError(f"unknown state {part!r}; states: {', '.join(STATES)}")
         found.append(name)

@@ -143,11 +143,17 @@ class Opened:
             self.db.close()
 
 
-def open_database(db_arg: str | None = None, *, create: bool = True) -> Opened:
-    """Open (and if needed create and migrate) the queue database."""
+def open_database(db_arg: str | None = None, *, create: bool = True,
+                  connect_timeout: int | None = None) -> Opened:
+    """Open (and if needed create and migrate) the queue database.
+
+    `connect_timeout` (seconds, PostgreSQL): give up a connection the server
+    does not answer (one that silently drops packets) after that long, unless
+    the URL or PGCONNECT_TIMEOUT sets its own. The console passes one; the CLI
+    keeps libpq's default, as its URLs say."""
     target = resolve_target(db_arg)
     if is_postgres_url(target):
-        db, log_dir = _open_postgres(target)
+        db, log_dir = _open_postgres(target, connect_timeout)
     else:
         db, log_dir = _open_sqlite(target, create=create)
     models.database.initialize(db)
@@ -397,11 +403,14 @@ def _check_header(path: Path) -> None:
             f"{pages * page_size}); restore it from a backup")
 
 
-def _open_postgres(url: str) -> tuple[pw.Database, Path]:
+def _open_postgres(url: str, connect_timeout: int | None = None) -> tuple[pw.Database, Path]:
     parsed = urlparse(url)
     # The query's libpq parameters (sslmode, password, connect_timeout, ...) go
     # to the driver as they are, after the URL's own parts.
     options = {key: value for key, value in parse_qsl(parsed.query)}
+    if connect_timeout is not None and "connect_timeout" not in options \
+            and not os.environ.get("PGCONNECT_TIMEOUT"):
+        options["connect_timeout"] = str(connect_timeout)  # every reconnect too
     db = pw.PostgresqlDatabase(
         unquote(parsed.path.lstrip("/")) or "postgres",
         **{"user": unquote(parsed.username) if parsed.username else None,

@@ -513,3 +513,37 @@ def test_picture_of_a_deleted_database(snap_compare, queue_db, clock):
 
     assert snap_compare(make_app(queue_db, clock), terminal_size=SIZE,
                         run_before=delete_then_refresh)
+
+
+async def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout(monkeypatch):
+    """A PostgreSQL address that takes the connection and never says a word (a
+    server dropping packets): the console's thread gives up after its connect
+    timeout and says so, instead of waiting in connect for good."""
+    from queuectl_tui.console import data
+    monkeypatch.setattr(data, "CONNECT_TIMEOUT_S", 2)  # libpq's least
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nothing ever reads
+    url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/test"
+    app = live_app(url, refresh_interval=0.5)
+    async with app.run_test(size=SIZE):
+        try:
+            took = await until(lambda: app.problem is not None, "the problem said",
+                               timeout=20)
+            assert took < 10, took
+            assert "timeout" in app.problem, app.problem
+        finally:
+            silent.close()  # a connect still waiting gets a reset: the app can close
+
+
+def test_the_connect_timeout_is_a_default_a_url_or_pgconnect_timeout_overrides(monkeypatch):
+    from queuectl_tui.engine.db import _open_postgres
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    base = "postgresql://postgres@127.0.0.1:5432/test"
+    assert _open_postgres(base, 5)[0].connect_params["connect_timeout"] == "5"
+    assert "connect_timeout" not in _open_postgres(base)[0].connect_params  # the CLI's way
+    own = _open_postgres(base + "?connect_timeout=30", 5)[0].connect_params
+    assert own["connect_timeout"] == "30"
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "12")
+    assert "connect_timeout" not in _open_postgres(base, 5)[0].connect_params  # libpq reads it

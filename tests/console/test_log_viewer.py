@@ -295,3 +295,24 @@ async def test_the_title_follows_the_job_to_its_end(queue_db, clock):
         await settle(pilot)
         assert "ending · completed" in screen_rows(app)[0]
         assert [r for r in shown(app) if r][-1] == "done"
+
+
+async def test_a_view_number_closes_the_log_first(queue_db, clock):
+    """3 in the log viewer shows the DLQ with the log closed: 1 then shows Jobs,
+    not the log still open over it; the footer says 1-8."""
+    add_job_with_log(queue_db, clock, "printer", b"hello\n")
+    app = make_app(queue_db, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "l")
+        assert viewer(app).job_id == "printer"
+        footer = screen_rows(app)[-1]
+        await press(pilot, "3")
+        assert app.current_mode == "dlq"
+        assert not any(isinstance(s, LogViewerScreen) for s in app.screen_stack)
+        await press(pilot, "1")
+        assert app.current_mode == "jobs"
+        assert not isinstance(app.screen, LogViewerScreen), app.screen
+        await press(pilot, "l", "1")  # the view it came from: just closes the log
+        assert app.current_mode == "jobs" and not isinstance(app.screen, LogViewerScreen)
+        assert "1-8" in footer

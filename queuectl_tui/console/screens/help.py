@@ -96,6 +96,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("r", "the whole log, then each run in turn"),
         ("p", "open it in $PAGER (less if unset), escaped as shown here"),
         ("esc q", "back"),
+        ("1-8", "close the log and go to that view"),
     )),
 )
 

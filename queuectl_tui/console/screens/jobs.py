@@ -19,16 +19,17 @@ from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine import views
+from queuectl_tui.engine.models import STATE_LABELS
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.safe_text import printable
 
-STATE_TABS = (("all", "All", ()), ("pending", "Pending", ("pending",)),
-              ("blocked", "Blocked", ("blocked",)),
-              ("processing", "Running", ("processing",)), ("failed", "Retrying", ("failed",)),
-              ("dead", "Dead", ("dead",)), ("completed", "Done", ("completed",)),
-              ("cancelled", "Cancelled", ("cancelled",)))
+# The state tabs, in the order a job moves through them; their labels are the
+# console's words for the states (engine/models.py STATE_LABELS).
+TAB_STATES = ("pending", "blocked", "processing", "failed", "dead", "completed", "cancelled")
+STATE_TABS = (("all", "All", ()),
+              *((state, STATE_LABELS[state], (state,)) for state in TAB_STATES))
 SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
              "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index

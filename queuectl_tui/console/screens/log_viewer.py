@@ -47,6 +47,10 @@ class LogViewerScreen(Screen):
         Binding("G,end", "end", "End", show=False),
         Binding("r", "run", "Runs"),
         Binding("p", "pager", "$PAGER"),
+        # A view's number closes the log first: the viewer is the job's, not the view's.
+        Binding("1", "leave('jobs')", "Close, go to view", key_display="1-8"),
+        *(Binding(str(n), f"leave('{name}')", show=False) for n, name in enumerate(
+            ("workers", "dlq", "history", "config", "queues", "schedules", "trends"), 2)),
     ]
     DEFAULT_CSS = """
     LogViewerScreen #log-title { height: 1; background: $panel; padding: 0 1; }
@@ -211,6 +215,12 @@ class LogViewerScreen(Screen):
             self.view.focus()
             return
         self.app.pop_screen()
+
+    def action_leave(self, view: str) -> None:
+        """A view's number key: close the log, then show that view (going back to
+        it later finds the view, not this log still open over it)."""
+        self.app.pop_screen()
+        self.app.action_view(view)  # type: ignore[attr-defined]
 
     def action_follow(self) -> None:
         self.follow = not self.follow

@@ -18,9 +18,11 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from queuectl_tui.console.data import Detail
-from queuectl_tui.console.formatting import STATE_STYLE, span, stamp, state_text, two_columns
+from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, span, stamp, state_text,
+                                             two_columns)
 from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.console.widgets.repaint import show
+from queuectl_tui.engine.models import FINAL
 from queuectl_tui.safe_text import printable
 
 
@@ -52,7 +54,7 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         ("started", Text(stamp(job["started_at"], now))),
         ("finished", Text(stamp(job["finished_at"], now))),
         ("duration", Text(duration or "-")),
-        ("exit code", Text("-" if job["exit_code"] is None else str(job["exit_code"]))),
+        ("exit code", Text(exit_text(job["exit_code"]) or "-")),
         ("worker", Text(printable(job["worker_id"] or "-"))),
         *([("waits for", after_text(job["after"]))] if job.get("after") else []),
         *([("unique key", Text(printable(job["unique_key"])))] if job.get("unique_key") else []),
@@ -65,6 +67,8 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         rows.insert(3, ("schedule", Text(printable(job["schedule"]) + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
     parts: list[Any] = [two_columns(rows, width=width)]
+    if job.get("stranded"):  # processing, but nothing runs it (console/data.py)
+        parts.append(Text("\n" + job["stranded"], style="bold #ffaf00"))
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))
         parts.append(Text(printable(job["last_error"]), style="#ff875f"))
@@ -90,16 +94,32 @@ def after_text(after: list[dict[str, Any]]) -> Text:
 def attempts_table(runs: list[dict[str, Any]]) -> Table:
     """Every run of the job's life, requeues included: how each one ended."""
     grid = Table.grid(padding=(0, 1))
-    for _ in range(4):
+    for _ in range(3):
         grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for run in runs:
         took = "-" if run["duration"] is None else span(run["duration"])
-        code = "-" if run["exit_code"] is None else str(run["exit_code"])
-        grid.add_row(Text(f"#{run['number']}"), Text(run["reason"] or "-"),
-                     Text(f"exit {code}"), Text(took),
+        grid.add_row(Text(f"#{run['number']}"), Text(run_end(run)), Text(took),
                      Text(printable(run["worker_id"] or "-")))
     return grid
+
+
+def run_end(run: dict[str, Any]) -> str:
+    """How a run ended, each word once: "exit 0", "timeout SIGTERM", "rescued"."""
+    reason = run["reason"] or "exit"
+    code = exit_text(run["exit_code"])
+    if reason == "exit":
+        return f"exit {code or '-'}"
+    return f"{reason} {code}".rstrip()
+
+
+def no_output(job: dict[str, Any]) -> str:
+    """What an empty output pane says: "yet" only while more may come (a job
+    that is over, run or not, never will print)."""
+    if job["state"] in FINAL:
+        return "(no output)"
+    return "(no output yet)" if job["state"] == "processing" or job["started_at"] is None \
+        else "(no output)"
 
 
 class FieldsScroll(VerticalScroll):
@@ -151,7 +171,7 @@ class JobDetail(Horizontal):
 
     def _draw_fields(self, job: dict[str, Any], now: float) -> None:
         width = self.fields_width()
-        shape = (job["id"], job["state"], job.get("last_error"),
+        shape = (job["id"], job["state"], job.get("last_error"), job.get("stranded"),
                  len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
         self._now = now
         self._show_fields(fields_table(job, now, width), shape,
@@ -192,7 +212,7 @@ class JobDetail(Horizontal):
         running = job["state"] == "processing"
         if detail.from_log:
             out.set_title("output (log, following)" if running else "output (log)",
-                          "(no output yet)" if running else "(no output)")
+                          no_output(job))
             # A read that does not start where the last one ended (the first look
             # at a long log, or a job printing faster than it is read) starts
             # mid-line: the pane starts at its first whole line.
@@ -204,9 +224,7 @@ class JobDetail(Horizontal):
             out.append(detail.output, after_gap=gap)
             self.log_offset = detail.offset
         else:
-            out.set_title("output (last lines stored)",
-                          "(no output yet)" if running or job["started_at"] is None
-                          else "(no output)")
+            out.set_title("output (last lines stored)", no_output(job))
             if self.mode != "tail" or detail.output != self.text:
                 out.set_text(detail.output)
                 self.mode, self.text = "tail", detail.output
