@@ -417,16 +417,16 @@ async def test_cursor_row_is_readable_in_16_colours(queue_db, clock, monkeypatch
         assert (style.color.number, style.bgcolor.number) == (0, 6), style  # black on cyan
 
 
-async def test_history_names_the_signal_and_empty_jobs_count_seven_views(tmp_path, clock,
+async def test_history_names_the_signal_and_empty_jobs_count_eight_views(tmp_path, clock,
                                                                       monkeypatch, queue_db):
     app = make_app(queue_db, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press(pilot, "4")
-        exits = [app.screen.table.get_cell(k, "exit") for k in app.screen.table.rows]
+        exits = [str(app.screen.table.get_cell(k, "exit")) for k in app.screen.table.rows]
         assert "SIGTERM" in exits and "-15" not in exits, exits
         await press(pilot, "1", "slash", *"id:nothing-here", "enter")
-        assert "1..7 for other views" in str(app.screen.query_one("#empty", Static).render())
+        assert "1..8 for other views" in str(app.screen.query_one("#empty", Static).render())
 
 
 async def test_stop_all_for_one_worker_says_so(queue_db, clock):
