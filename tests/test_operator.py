@@ -78,10 +78,17 @@ def test_closing_the_terminal_of_a_foreground_pool_finishes_its_job(tmp_path):
     """Item 13: SIGHUP is a graceful stop; before, the pool died and the job
     stayed `processing` with its worker gone."""
     db = tmp_path / "q.db"
-    job = enqueue(db, "sleep 1.5; echo finished")
+    started = tmp_path / "started"
+    job = enqueue(db, f"touch {started}; sleep 1.5; echo finished")
     pool = TerminalPool(db)
     try:
         pool.wait_for_text(f"job {job} in queue default attempt 1/4 claimed")
+        # Hang up once the job's shell runs in its own session: a hangup in the
+        # microseconds while it is being spawned reaches it too (docs/reliability.md).
+        deadline = time.monotonic() + 20
+        while not started.exists():
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.01)
         pool.close_terminal()
         assert pool.proc.wait(20) == 0
         shown = cli_json(db, "show", job)
