@@ -279,7 +279,8 @@ class JobListScreen(ListScreen):
             dialog.set_question(question(n))
 
     def action_retry_bulk(self) -> None:
-        self._bulk("retry", "They go back to pending now, with attempts reset.",
+        self._bulk("retry", "They run again now, attempts reset (blocked first if a job "
+                   "they wait for has not completed).",
                    lambda moved: retried_said(moved.states))
 
     def action_delete_bulk(self) -> None:
