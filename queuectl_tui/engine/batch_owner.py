@@ -22,14 +22,20 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, Iterator, Protocol
 
 import peewee as pw
 
 from queuectl_tui.errors import DatabaseError
 
-if TYPE_CHECKING:
-    from queuectl_tui.engine.queue import Queue
+
+
+class Queue(Protocol):
+    """What the lock needs of a queue: its database and backend (not the Queue
+    class itself, which imports batches, which imports this)."""
+
+    db: pw.Database
+    backend: Any
 
 PG_LOCK_CLASS = 724013  # beside db.py's 724011 (schema) and backends' 724012 (limits)
 
