@@ -1,1 +1,153 @@
-"""The queue engine: data, state changes and config. Imports neither face nor Textual."""
+"""The queue engine's face: everything the CLI, the console and the workers may use.
+
+The faces import names from here and never from an engine submodule
+(`tests/test_layout.py` reads every import and fails on a breach); what is
+not named below is the engine's own business and may move freely.
+
+Names resolve lazily (PEP 562), so a headless command imports only the
+modules behind the names it touches: `status` on a SQLite file still never
+loads Textual, the PostgreSQL driver or the metrics server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# face name -> "submodule:attribute" (the attribute defaults to the face name)
+_FACE: dict[str, str] = {
+    # the facade, its value types and its errors
+    "Queue": "queue",
+    "Lease": "queue",
+    "Rescued": "queue",
+    "RunAgain": "queue",
+    "BLOCKED_S": "queue",
+    "DEFAULT_GRACE_S": "queue",
+    "current_host": "queue",
+    "job_dict": "queue",
+    "check_state": "queue",
+    "Taken": "uniqueness",
+    # states: one vocabulary
+    "STATES": "models",
+    "STATE_LABELS": "models",
+    "FINAL": "models",
+    "state_named": "models",
+    # opening a database, and what can go wrong there
+    "Opened": "db",
+    "open_database": "db",
+    "schema_moved": "db",
+    "GaveUp": "db",
+    "Unreachable": "db",
+    "CREATE_HINT": "db",
+    "describe_db_error": "db",
+    "is_sqlite_error": "db",
+    "resolve_target": "location",
+    "skip_postgres_driver": "location",
+    "is_postgres_url": "location",
+    "secrets_of": "location",
+    "redact": "location",
+    # what a job is made of
+    "JobSpec": "jobspec",
+    "spec_from_mapping": "jobspec:from_mapping",
+    "parse_job_json": "jobspec:parse_json",
+    "looks_like_json": "jobspec:looks_like_json",
+    "parse_duration": "durations",
+    # reads for the faces
+    "JobQuery": "views",
+    "EventQuery": "views",
+    "Window": "views",
+    "START": "views",
+    "END": "views",
+    "JOB_SORTS": "views",
+    "StateCounts": "views",
+    "count_jobs": "views",
+    "job_window": "views",
+    "job_ids_matching": "views",
+    "job_detail": "views",
+    "event_window": "views",
+    "throughput": "views",
+    "queue_activity": "views",
+    "log_tail": "views",
+    "TREND_SPANS": "trends:SPANS",
+    "TREND_MAX_ATTEMPTS": "trends:MAX_ATTEMPTS",
+    "QueueTrend": "trends",
+    "Trends": "trends",
+    "read_trends": "trends:read",
+    # config
+    "CONFIG_KEYS": "config:KEYS",
+    "config_key": "config:canonical",
+    "check_config": "config:validate",
+    "config_value": "config:get",
+    "config_values": "config:get_all",
+    "config_defaults": "config:defaults",
+    # queues
+    "check_queue_name": "queues:check_name",
+    "parse_queue_names": "queues:parse_names",
+    "parse_queue_limit": "queues:parse_limit",
+    "queue_rules": "queues:read_rules",
+    # schedules
+    "add_schedule": "schedules:add",
+    "remove_schedule": "schedules:remove",
+    "list_schedules": "schedules:list_all",
+    "run_schedule_now": "schedules:run_now",
+    "pause_schedule": "schedules:set_paused",
+    "fire_due_schedules": "schedules:fire_due",
+    "check_schedule_name": "schedules:check_name",
+    "check_cron": "schedules:check_cron",
+    "check_zone": "schedules:check_zone",
+    # a job's output
+    "TAIL_CHARS": "logs",
+    "decode_tail": "logs",
+    "make_private_dir": "logs",
+    "open_log_for_append": "logs:open_for_append",
+    "log_size": "logs",
+    "read_log_range": "logs:read_range",
+    "find_in_log": "logs:find",
+    # workers and their bookkeeping
+    "LIVE_STATES": "registry",
+    "register_worker": "registry:register",
+    "worker_beat": "registry:beat",
+    "worker_stopped": "registry:stopped",
+    "worker_gone": "registry:gone",
+    "CLAIM_MARKER": "procs:MARKER",
+    "Claimed": "backends",
+    "HOOKS_CHANNEL": "backends",
+    "backend_for": "backends",
+    "refresh_stored_counts": "counts:refresh_stored",
+    # finish hooks
+    "HOOK_MAX_TRIES": "hooks:MAX_TRIES",
+    "hooks_waiting": "hooks:waiting",
+    "take_hooks": "hooks:take",
+    "settle_hook": "hooks:settle",
+    "hook_env": "hooks:env_for",
+    # metrics
+    "serve_metrics": "metrics:serve",
+    "metrics_exposition": "metrics:exposition",
+    # completion lookups (fast, capped)
+    "known_timeouts": "lookups:timeouts",
+    "known_job_ids": "lookups:job_ids",
+    "known_config_keys": "lookups:config_keys",
+    "known_schedule_names": "lookups:schedule_names",
+}
+
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a face name on first use and keep the value."""
+    where = _FACE.get(name)
+    if where is None:
+        raise AttributeError(f"queuectl_tui.engine has no {name!r} in its face")
+    module_name, _, attribute = where.partition(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = getattr(module, attribute or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
+    from .queue import Queue
