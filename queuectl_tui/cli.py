@@ -652,7 +652,7 @@ def job_row(job: dict) -> list:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from queuectl_tui.engine.queue import check_state, job_dict
+    from queuectl_tui.engine import check_state, job_dict
     states = None
     if args.state is not None:
         states = [check_state(st.strip()) for st in args.state.split(",")]

@@ -191,7 +191,7 @@ def config_keys() -> list[str]:
 
 
 def _states() -> tuple[str, ...]:
-    from queuectl_tui.engine.queue import STATES
+    from queuectl_tui.engine import STATES
     return tuple(STATES)
 
 

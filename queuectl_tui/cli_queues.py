@@ -159,7 +159,7 @@ def print_queues(found: list[dict]) -> None:
 
 def cmd_prune(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:
     from queuectl_tui.engine import queues
-    from queuectl_tui.engine.queue import check_state
+    from queuectl_tui.engine import check_state
     states = list(FINAL)
     if args.state is not None:
         states = [check_state(st.strip()) for st in args.state.split(",") if st.strip()]

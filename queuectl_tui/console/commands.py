@@ -14,7 +14,7 @@ from typing import Any, Callable
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from queuectl_tui.console.screens.jobs import TAB_STATES
-from queuectl_tui.engine.models import STATE_LABELS
+from queuectl_tui.engine import STATE_LABELS
 
 VIEWS = (("Jobs", "jobs", "1: every job, live"), ("Workers", "workers", "2: worker processes"),
          ("DLQ", "dlq", "3: dead jobs"), ("History", "history", "4: the event log"),

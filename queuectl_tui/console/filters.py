@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 
 from queuectl_tui.engine.durations import parse_duration
-from queuectl_tui.engine.models import STATES, state_named
+from queuectl_tui.engine import STATES, state_named
 from queuectl_tui.engine.views import EventQuery, JobQuery
 from queuectl_tui.errors import QueuectlError
 
@@ -49,7 +49,7 @@ def _is_field(name: str, value: str) -> bool:
 def _state(value: str) -> list[str]:
     found = []
     for part in value.split(","):
-        name = state_named(part)  # the one vocabulary (engine/models.py STATE_ALIASES)
+        name = state_named(part)  # the one vocabulary (engine/states.py STATE_ALIASES)
         if name is None:
             raise FilterError(f"unknown state {part!r}; states: {', '.join(STATES)}")
         found.append(name)

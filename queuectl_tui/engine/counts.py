@@ -29,7 +29,8 @@ from typing import Any
 
 import peewee as pw
 
-from queuectl_tui.engine.models import STATES, Event, Job, Meta
+from queuectl_tui.engine.models import Event, Job, Meta
+from queuectl_tui.engine.states import STATES
 
 BASELINE_KEY = "counts.baseline"
 PRUNED_KEY = "pruned."  # + state: how many jobs of that state were ever pruned

@@ -25,7 +25,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFam
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from queuectl_tui.engine import config, registry, retention
-from queuectl_tui.engine.models import FINAL, STATES
+from queuectl_tui.engine.states import FINAL, STATES
 
 DEFAULT_HOST = "127.0.0.1"  # --metrics-host: this host only unless told otherwise
 WINDOW_S = 600.0  # durations and pickup delays: runs of the last 10 minutes

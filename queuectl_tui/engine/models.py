@@ -11,36 +11,6 @@ import peewee as pw
 
 database = pw.DatabaseProxy()
 
-STATES = ("pending", "processing", "completed", "failed", "dead", "cancelled", "blocked")
-CLAIMABLE = ("pending", "failed")  # `failed` means: waiting for its retry
-# `blocked`: waiting for the jobs it was enqueued --after (engine/dependencies.py)
-WAITING = (*CLAIMABLE, "blocked")  # not running, not finished: cancelled at once
-FINAL = ("completed", "dead", "cancelled")  # a run series is over: requeue starts another
-# The console's word for each state (its tabs). `failed` is not final: it is a
-# job waiting for its retry ("Retrying"); a final failure is `dead`.
-STATE_LABELS = {"pending": "Pending", "blocked": "Blocked", "processing": "Running",
-                "failed": "Retrying", "dead": "Dead", "completed": "Done",
-                "cancelled": "Cancelled"}
-# Every word accepted for a state, by every command and filter: the names, the
-# console's labels, and a few more people use. Stored and printed: the names.
-STATE_ALIASES = {**{state: state for state in STATES},
-                 **{label.lower(): state for state, label in STATE_LABELS.items()},
-                 "waiting": "pending", "queued": "pending", "busy": "processing",
-                 "ok": "completed", "retry": "failed", "dlq": "dead",
-                 "canceled": "cancelled", "after": "blocked"}
-
-
-def state_named(word: str) -> str | None:
-    """The state a word means (`running` -> processing), or None."""
-    return STATE_ALIASES.get(word.strip().lower())
-
-
-def describe_state(state: str) -> str:
-    """A state for a message: its name, and the console's word when it differs
-    (`processing (running)`), so both vocabularies read the same sentence."""
-    label = STATE_LABELS.get(state, state).lower()
-    return state if label == state else f"{state} ({label})"
-
 
 class BaseModel(pw.Model):
     class Meta:

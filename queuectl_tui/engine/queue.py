@@ -24,8 +24,9 @@ from queuectl_tui.engine import (attempts, batches, config, counts, dependencies
                                   procs, queues, registry, uniqueness)
 from queuectl_tui.engine.backends import HOOKS_CHANNEL, Claimed
 from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.models import (FINAL, STATES, WAITING, Job, describe_state,
-                                        state_named)
+from queuectl_tui.engine.models import Job
+from queuectl_tui.engine.states import (FINAL, MOVES, STATES, WAITING, check_state,
+                                        describe_state, state_named)
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -35,23 +36,6 @@ if TYPE_CHECKING:
     from queuectl_tui.engine import hooks, retention
     from queuectl_tui.engine.jobspec import JobSpec
 
-# The state machine: which moves exist at all.
-MOVES: dict[str, tuple[str, ...]] = {
-    "pending": ("processing", "cancelled"),     # claimed; cancelled
-    "failed": ("processing", "cancelled"),      # retried; cancelled
-    # finished, failed (retry later), DLQ, back to the queue (rescue, stop now), cancelled
-    "processing": ("completed", "failed", "dead", "pending", "cancelled"),
-    # dlq retry, requeue; blocked again while a dependency has not completed
-    "dead": ("pending", "blocked"),
-    "completed": ("pending", "blocked"),
-    "cancelled": ("pending", "blocked"),
-    # waiting for its dependencies: released when they complete, cancelled with
-    # the reason when one of them ends dead or cancelled (engine/dependencies.py)
-    "blocked": ("pending", "cancelled"),
-    # A big bulk enqueue's rows before its batch is sealed and published; moved in
-    # slices by engine/batches.py (one UPDATE … RETURNING per slice, with events).
-    "staged": ("pending",),
-}
 DEFAULT_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (cancel, stop now)
 
 # Getting the write lock for a rescue took longer than this: everyone was blocked.
@@ -142,15 +126,6 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
 def current_host() -> str:
     """This host's name; QUEUECTL_HOSTNAME overrides it (containers, tests of many hosts)."""
     return os.environ.get("QUEUECTL_HOSTNAME") or socket.gethostname()
-
-
-def check_state(state: str) -> str:
-    """The state a word names, console words included (`running`, `done`)."""
-    name = state_named(state)
-    if name is None:
-        raise UsageError(f"unknown state {state!r}; states: "
-                         + ", ".join(describe_state(st) for st in STATES))
-    return name
 
 
 class Queue:

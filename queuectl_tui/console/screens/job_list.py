@@ -22,7 +22,7 @@ from queuectl_tui.console.screens.log_viewer import LogViewerScreen
 from queuectl_tui.console.screens.enqueue import EnqueueDialog, similar
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.engine import views
-from queuectl_tui.engine.models import STATES
+from queuectl_tui.engine import STATES
 from queuectl_tui.engine.queue import Queue, RunAgain
 from queuectl_tui.engine.views import JobQuery
 from queuectl_tui.errors import QueuectlError

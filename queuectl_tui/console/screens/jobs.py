@@ -19,7 +19,7 @@ from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
 from queuectl_tui.engine import views
-from queuectl_tui.engine.models import STATE_LABELS
+from queuectl_tui.engine import STATE_LABELS
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.views import JobQuery, Window
 from queuectl_tui.errors import QueuectlError

@@ -22,7 +22,7 @@ from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, span, stamp
                                              two_columns)
 from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine.models import FINAL
+from queuectl_tui.engine import FINAL
 from queuectl_tui.safe_text import printable
 
 
