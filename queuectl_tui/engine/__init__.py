@@ -114,7 +114,7 @@ _FACE: dict[str, str] = {
     "worker_stopped": "registry:stopped",
     "worker_gone": "registry:gone",
     "CLAIM_MARKER": "procs:MARKER",
-    "Claimed": "backends",
+    "Claimed": "columns",
     "HOOKS_CHANNEL": "backends",
     "backend_for": "backends",
     "refresh_stored_counts": "counts:refresh_stored",

@@ -12,10 +12,11 @@ import os
 import select
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import peewee as pw
+
+from queuectl_tui.engine.columns import CLAIM_RETURNING, Claimed
 
 CHANNEL = "queuectl_jobs"
 HOOKS_CHANNEL = "queuectl_hooks"  # a finish hook queued (engine/hooks.py): wakes hook runners
@@ -45,11 +46,6 @@ _CLAIM_PICK = """
 _CLAIM_UNLESS_STOPPING = """
     AND NOT EXISTS (SELECT 1 FROM worker WHERE id = {p} AND stop_requested)
 """
-_CLAIM_RETURNING = """
-    RETURNING seq, id, command, attempts, max_retries, timeout, prev_state, claim_token, runs,
-              cwd, env, queue, unique_key, unique_for, no_retry_on
-"""
-
 EXTRA_INDEXES = (
     # The claim order over every queue, only over claimable rows: the console's
     # "run" order lists waiting jobs by it without sorting them.
@@ -77,27 +73,6 @@ EXTRA_INDEXES = (
 )
 # Indexes of earlier schemas that v4 replaced with per-queue ones.
 OLD_INDEXES = ("job_due",)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What a worker needs to run a job it now holds."""
-
-    seq: int
-    id: str
-    command: str
-    attempts: int
-    max_retries: int
-    timeout: float | None
-    prev_state: str
-    claim_token: str
-    runs: int = 1  # this claim's number in the job's whole life (its attempt record)
-    cwd: str | None = None
-    env: str | None = None  # JSON object text
-    queue: str = "default"
-    unique_key: str | None = None  # let go (or kept for unique_for) when it finishes
-    unique_for: float | None = None
-    no_retry_on: str | None = None  # "126,127,timeout": those end it in the DLQ at once
 
 
 class Backend:
@@ -271,7 +246,7 @@ class SqliteBackend(Backend):
     claim_sql = (
         "UPDATE job SET" + _CLAIM_SET.format(p="?")
         + "WHERE seq = (" + _CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim_q") + ")"
-        + _CLAIM_UNLESS_STOPPING.format(p="?") + _CLAIM_RETURNING
+        + _CLAIM_UNLESS_STOPPING.format(p="?") + CLAIM_RETURNING
     )
 
     _seen: Any = None
@@ -427,7 +402,7 @@ class PostgresBackend(Backend):
     claim_sql = (
         "UPDATE job SET" + _CLAIM_SET.format(p="%s")
         + "WHERE seq = (" + _CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
-        + _CLAIM_UNLESS_STOPPING.format(p="%s") + _CLAIM_RETURNING
+        + _CLAIM_UNLESS_STOPPING.format(p="%s") + CLAIM_RETURNING
     )
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

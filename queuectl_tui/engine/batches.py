@@ -220,7 +220,7 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None,
     each with its events. Several processes may publish one batch at once: they
     share the work. True when it is all done. Ids this call had to rename go
     into `renamed` (old → new)."""
-    from queuectl_tui.engine.queue import JOB_INSERT
+    from queuectl_tui.engine.columns import JOB_INSERT
     columns = columns or JOB_INSERT
     turns = _Turns(queue)
     for _ in itertools.count() if max_slices is None else range(max_slices):

@@ -22,8 +22,9 @@ import peewee as pw
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
 from queuectl_tui.engine import (attempts, batches, config, counts, dependencies, events, logs,
                                   procs, queues, registry, uniqueness)
-from queuectl_tui.engine.backends import HOOKS_CHANNEL, Claimed
+from queuectl_tui.engine.backends import HOOKS_CHANNEL
 from queuectl_tui.engine.db import Opened
+from queuectl_tui.engine.columns import JOB_INSERT, LIST_FIELDS, QUEUE_COLUMN, Claimed
 from queuectl_tui.engine.models import Job
 from queuectl_tui.engine.states import (FINAL, MOVES, STATES, WAITING, check_state,
                                         describe_state, state_named)
@@ -43,17 +44,6 @@ BLOCKED_S = 1.0
 # On this host, a live worker keeps a job whose lease ran out this many leases ago
 # (it may be retrying its outcome through a full disk); past that it is wedged.
 LIVE_WORKER_GRACE = 6
-
-JOB_INSERT = ("id", "command", "state", "attempts", "max_retries", "priority", "run_at",
-              "timeout", "created_at", "updated_at", "cwd", "env", "queue", "schedule",
-              "schedule_tick", "unique_key", "unique_for", "no_retry_on")
-QUEUE_COLUMN = JOB_INSERT.index("queue")
-LIST_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
-               Job.priority, Job.run_at, Job.timeout, Job.created_at, Job.updated_at,
-               Job.started_at, Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id,
-               Job.runs, Job.cwd, Job.env, Job.cancel_requested_at, Job.queue, Job.schedule,
-               Job.schedule_tick, Job.unique_key, Job.no_retry_on)
-
 
 @dataclass(frozen=True)
 class Outcome:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import peewee as pw
 
 from queuectl_tui.engine import counts, logs
+from queuectl_tui.engine.columns import ROW_FIELDS
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import Event, Job
 
@@ -31,10 +32,6 @@ JOB_SORTS: dict[str, tuple[tuple[pw.Field, bool], ...]] = {
     "run": ((Job.priority, True), (Job.run_at, False), (Job.seq, False)),
 }
 WAITING = ("pending", "failed")  # what the "run" order lists: jobs that will run
-
-ROW_FIELDS = (Job.seq, Job.id, Job.command, Job.state, Job.attempts, Job.max_retries,
-              Job.priority, Job.run_at, Job.created_at, Job.updated_at, Job.started_at,
-              Job.finished_at, Job.exit_code, Job.last_error, Job.worker_id, Job.queue)
 
 START = None  # anchor: the first row in display order
 END = "end"   # anchor: the last row in display order
