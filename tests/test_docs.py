@@ -1,7 +1,7 @@
 """The docs are checked like code: every relative link resolves, the README
-stays short and keeps CI's test command, and the state diagram in
-docs/architecture.md is the engine's state table, so neither can fall behind
-the other."""
+stays short and keeps CI's test command, DECISIONS.md cites code by name, and
+the state diagram in docs/architecture.md is the engine's state table, so
+neither can fall behind the other."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from queuectl_tui.engine.states import MOVES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+DECISIONS = ROOT / "DECISIONS.md"
+PAGES = [README, DECISIONS, *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 400
 
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
@@ -74,6 +75,12 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert re.search(r"pip install (--quiet )?-e '\.\[test\]'", ci)
     assert re.search(r"^pytest -q$", ci, re.M)
     assert "pytest -q" in readme
+
+
+def test_decisions_cite_code_by_name_not_line() -> None:
+    """Line numbers go stale with the next edit; module and function names do not."""
+    cited = re.findall(r"\w+\.py:\d+|`:\d+(?:-\d+)?`", DECISIONS.read_text(encoding="utf-8"))
+    assert not cited, f"DECISIONS.md cites lines: {cited}"
 
 
 def diagram_moves(text: str) -> dict[str, set[str]]:
