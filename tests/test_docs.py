@@ -62,6 +62,15 @@ def test_every_relative_link_resolves(page: Path) -> None:
     assert not broken, f"{page.name}: " + "; ".join(broken)
 
 
+def test_cited_test_files_exist() -> None:
+    """A guarantee or decision names the tests that hold it; a moved test file
+    must take its citations along."""
+    stale = sorted({cited for page in PAGES
+                    for cited in re.findall(r"tests/[\w/*.]+\.py", page.read_text(encoding="utf-8"))
+                    if not any(ROOT.glob(cited))})
+    assert not stale, f"cited test files that do not exist: {stale}"
+
+
 def test_readme_is_short() -> None:
     lines = README.read_text(encoding="utf-8").count("\n")
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
