@@ -11,7 +11,7 @@ completed exactly once in the record (one processing->completed event), none
 left pending/processing/failed/dead, every id ran at least once, and
 `PRAGMA integrity_check` is ok. With kills: the worst delay from a kill to the
 rescue of the job it held. Exits 1 if any invariant fails. Small defaults run in
-CI through tests/test_chaos.py; the README quotes a large run.
+CI through tests/workers/test_chaos.py; the README quotes a large run.
 
 The mix (tests/chaos_mix.py) adds the features that keep state between jobs:
 dependencies (some enqueued `--after` a job that is finishing at that moment),

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 from tests.helpers import cli_env, cli_json, run_cli, wait_for
-from tests.test_workers import enqueue, state_of, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
 
 
 def history(db, job: str) -> list[dict]:

@@ -19,7 +19,7 @@ from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.models import HookRun, UniqueLock
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 from tests.helpers import cli_env, cli_json, run_cli, wait_for
-from tests.test_workers import enqueue, state_of, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
 
 
 def run_one(queue, worker="w", *, exit_code=0, ended="exit"):

@@ -14,7 +14,7 @@ import pytest
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.models import Attempt, Event, Job
 from tests.helpers import cli_json, run_cli, wait_for
-from tests.test_workers import enqueue, state_of, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
 
 
 # ------------------------------------------------------------------ engine rules

@@ -21,7 +21,7 @@ from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import Conflict
 from tests.helpers import cli_env, cli_json, run_cli, wait_for
-from tests.test_workers import enqueue, state_of, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
 
 PG_ONLY = pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                   indirect=True)

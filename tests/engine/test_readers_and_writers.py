@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.helpers import cli_env, run_cli
-from tests.test_survival_round2 import hold_write_lock
+from tests.workers.test_pool_faults import hold_write_lock
 
 
 def test_readers_answer_while_another_process_holds_the_write_lock(db_path):

@@ -212,7 +212,7 @@ def test_version_3_database_made_by_the_last_release_keeps_everything(db_path):
     (commit 094d36e): jobs in every state, events, attempts, a config value. It
     opens with every job in `default` and nothing lost, and its jobs still run."""
     import shutil
-    shutil.copy(Path(__file__).parent / "fixtures" / "v3-release.db", db_path)
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "v3-release.db", db_path)
     job_columns = ("id, command, state, attempts, max_retries, priority, run_at, created_at, "
                    "updated_at, finished_at, exit_code, last_error, runs, cwd")
     with sqlite3.connect(db_path) as conn:

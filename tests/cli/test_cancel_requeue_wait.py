@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.helpers import cli_json, run_cli, wait_for
-from tests.test_workers import enqueue, procs_running, state_of, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, procs_running, state_of, wait_state
 
 
 def test_cancel_a_running_job_stops_its_process_group_within_the_grace(db, pools, tmp_path):

@@ -13,7 +13,7 @@ from queuectl_tui.engine import counts
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.models import Job
 from tests.helpers import cli_json, run_cli
-from tests.test_survival_round2 import hold_write_lock
+from tests.workers.test_pool_faults import hold_write_lock
 
 
 def test_the_stored_count_followed_equals_a_full_count_through_every_kind_of_change(queue, clock):

@@ -4,7 +4,7 @@ now (the console's `A` jumps to them). SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from queuectl_tui.engine.jobspec import JobSpec
-from tests.test_work_over_time import run_one
+from tests.engine.test_dependencies_keys_retries_hooks import run_one
 
 
 def test_needed_by_lists_every_dependent_in_order_with_its_state(queue):

@@ -20,7 +20,7 @@ from queuectl_tui.engine import hooks
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.models import HookRun
 from tests.helpers import cli_json, run_cli, wait_for
-from tests.test_work_over_time import HookRun_count
+from tests.engine.test_dependencies_keys_retries_hooks import HookRun_count
 
 
 def set_config(db, key: str, value: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from queuectl_tui.workers.runner import RunResult, run_command
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

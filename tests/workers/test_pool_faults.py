@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import WorkerPool, cli_env, cli_json, run_cli, wait_for
-from tests.test_damage import tmpfs  # noqa: F401 - a fixture
-from tests.test_workers import enqueue, procs_running, state_of, wait_state
+from tests.engine.test_database_files import tmpfs  # noqa: F401 - a fixture
+from tests.workers.test_pool_lifecycle import enqueue, procs_running, state_of, wait_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 

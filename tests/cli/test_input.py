@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.helpers import cli_json, run_cli
-from tests.test_workers import enqueue, wait_state
+from tests.workers.test_pool_lifecycle import enqueue, wait_state
 
 
 def test_shell_lines_are_never_mistaken_for_json(db, pools, tmp_path):
