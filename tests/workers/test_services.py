@@ -118,6 +118,30 @@ def test_database_trouble_in_a_round_is_survived_and_said_once_by_the_rescuer(qu
     assert "rescued by supervisor" in said(log)[-1]
 
 
+@pytest.mark.parametrize("service, hidden", [
+    (Scheduler, "schedule"), (Pruner, "job"), (Unblocker, "job"), (CountsRefresher, "job")])
+def test_the_other_services_survive_database_trouble_in_silence(queue, clock: FakeClock,
+                                                                 pool_log, service, hidden):
+    """The same trouble in any other round only means later: no error leaves
+    the turn and nothing is said (the rescuer's line is the pool's one)."""
+    add_schedule(queue, "nightly", "0 3 * * *", "echo night")
+    queue.config_set("retention-completed", 1)
+    finish_one(queue, "old")
+    events, log = pool_log
+    turned = service(queue, events, clock.monotonic)
+    clock.advance(86400)
+    queue.db.execute_sql(f"ALTER TABLE {hidden} RENAME TO hidden_away")
+    try:
+        turned.turn()
+        dropped = queue.db.is_closed()  # the next use opens a fresh connection
+    finally:
+        queue.db.execute_sql(f"ALTER TABLE hidden_away RENAME TO {hidden}")
+    assert said(log) == []
+    assert dropped or (service is CountsRefresher and queue.backend.name != "sqlite")
+    clock.advance(turned.every)
+    turned.turn()  # and the next round goes on as if nothing had happened
+
+
 def test_the_scheduler_enqueues_a_due_tick_on_its_turn(queue, clock: FakeClock, pool_log):
     add_schedule(queue, "nightly", "0 3 * * *", "echo night")
     events, log = pool_log
