@@ -257,8 +257,8 @@ class Worker:
               started: float | None = None) -> None:
         with self._watching_for_blocks():
             stop, grace = worker_beat(self.id, state=state, now=self.clock.now(),
-                                        job_id=claimed.id if claimed else None,
-                                        job_started_at=started)
+                                      job_id=claimed.id if claimed else None,
+                                      job_started_at=started)
         if grace is not None:
             self.stop_now("stop now requested", grace)
         elif stop:
