@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import JobSpec, Queue
 
 DEMO_JOBS: tuple[JobSpec, ...] = (
     JobSpec(command="echo 'hello from queuectl'"),

@@ -1,1 +1,3 @@
-"""Worker processes: the loop that claims and runs jobs, and the supervisor that keeps them."""
+"""Worker processes: the loop that claims and runs jobs (worker.py), the
+supervisor that keeps them (supervisor.py), and the pool's background duties,
+one module each, in services/."""

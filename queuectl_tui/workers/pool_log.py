@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from queuectl_tui.safe_text import printable
 
 if TYPE_CHECKING:  # types only: this module must stay cheap to import
-    from queuectl_tui.engine import Claimed
-    from queuectl_tui.engine.queue import Rescued
+    from queuectl_tui.engine import Claimed, Rescued
     from queuectl_tui.workers.runner import RunResult
 
 FORMATS = ("text", "json")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from queuectl_tui.engine.logs import TAIL_CHARS, decode_tail
+from queuectl_tui.engine import TAIL_CHARS, decode_tail
 
 CHUNK = 65536
 TAIL_BYTES = TAIL_CHARS * 4
@@ -100,7 +100,7 @@ def run_command(command: str, *, timeout: float | None,
     enforced, because the process's exit is watched through a pidfd.
     The shell is reaped only after its group has been killed, so the group id
     cannot have been reused by an unrelated process when we signal it.
-    `open_log=None` keeps only the tails (a finish hook's output: workers/hooks.py).
+    `open_log=None` keeps only the tails (a finish hook's output: workers/services/hooks.py).
     """
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()

@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
-from queuectl_tui.engine import counts, registry
-from queuectl_tui.engine.db import redact, schema_moved
-from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
+from queuectl_tui.engine import DEFAULT_GRACE_S, Queue, redact, schema_moved
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
-from queuectl_tui.workers.hooks import HookRunner
-from queuectl_tui.workers.pruner import Pruner
-from queuectl_tui.workers.scheduler import Scheduler
-from queuectl_tui.workers.unblocker import Unblocker
+from queuectl_tui.workers.services.base import Service
+from queuectl_tui.workers.services.checkpoint import Checkpointer
+from queuectl_tui.workers.services.counts import CountsRefresher
+from queuectl_tui.workers.services.hooks import HookRunner
+from queuectl_tui.workers.services.pruner import Pruner
+from queuectl_tui.workers.services.rescue import Rescuer
+from queuectl_tui.workers.services.scheduler import Scheduler
+from queuectl_tui.workers.services.unblocker import Unblocker
+from queuectl_tui.workers.trouble import DB_TROUBLE
 from queuectl_tui.workers.worker import new_worker_id
 
 POLL_S = 0.1
-CHECKPOINT_EVERY_S = 0.2  # the workers leave WAL checkpoints to us (see backends)
 SCHEMA_CHECK_S = 1.0  # a newer queuectl's migration stops the pool within this
-COUNTS_EVERY_S = 5.0  # the stored count `status` follows (engine/counts.py)
 FAST_CRASH_S = 2.0  # a worker dying sooner than this after start counts as a crash loop
 MAX_RESTART_DELAY_S = 30.0
 # A stop after the running jobs. SIGHUP is a closed terminal (a tmux pane, an ssh
@@ -62,20 +61,18 @@ class Supervisor:
     events: PoolLog = field(default_factory=PoolLog)  # its workers log the same way
     children: list[Child] = field(default_factory=list)
     stopping: int = 0  # 0 running, 1 graceful stop asked, 2 stop now, 3 killed
-    # Dead workers whose job is still to be taken back (worker id, attempt counted?):
-    # the database may be down for a while.
-    unrescued: list[tuple[str, bool]] = field(default_factory=list)
-    trouble: str | None = None  # the database problem being ridden out, said once
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
-    next_checkpoint: float = 0.0  # monotonic
-    next_counts: float = 0.0  # monotonic
     halted: str | None = None  # why the pool stops writing at once (file gone, newer schema)
     next_schema_check: float = 0.0  # monotonic
+    rescuer: Rescuer = field(init=False)
+    services: list[Service] = field(init=False)
 
-    def log(self, line: str) -> None:
-        """A plain line in the pool's log (for parts that only say things)."""
-        self.events.note(line)
+    def __post_init__(self) -> None:
+        """The pool's background duties, turned in this order on every pass."""
+        self.rescuer = Rescuer(self.queue, self.events)
+        self.services = [self.rescuer, *(service(self.queue, self.events) for service in (
+            Checkpointer, CountsRefresher, HookRunner, Scheduler, Pruner, Unblocker))]
 
     def _spawn(self, crashes: int = 0) -> Child:
         worker_id = new_worker_id()
@@ -138,29 +135,21 @@ class Supervisor:
                              f"{redact(self.target)} (pids {pids}; workers "
                              f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
                              workers=workers, database=redact(self.target))
-        pruner = Pruner(self.queue, self.log)
-        hook_runner = HookRunner(self.queue, self.events)
-        hook_runner.start()
-        scheduler = Scheduler(self.queue, self.log)
-        unblocker = Unblocker(self.queue, self.log)
+        for service in self.services:
+            service.start()
         while self._busy():
             time.sleep(POLL_S)
             if self._must_halt():
                 continue  # only waiting for the workers to exit now
             for i, child in enumerate(self.children):
                 self.children[i] = self._check(child)
-            self._rescue_pending()
-            self._checkpoint()
-            self._keep_counts()
-            hook_runner.turn(self.stopping)
-            if not self.stopping:
-                scheduler.turn()
-                pruner.turn()
-                unblocker.turn()
-            if self.unrescued and self.stopping and not self._alive():
+            for service in self.services:
+                service.turn(self.stopping)
+            if self.rescuer.pending and self.stopping and not self._alive():
                 break  # stopping with the database down: the leases will bring them back
         if self.halted is None:
-            hook_runner.stop()  # it records the hooks it ran: not into a file that is gone
+            for service in self.services:  # not into a file that is gone: hooks record their runs
+                service.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
         self.events.pool("stopped", "all workers stopped")
@@ -178,7 +167,7 @@ class Supervisor:
                 self.next_schema_check = time.monotonic() + SCHEMA_CHECK_S
                 try:
                     reason = schema_moved(self.queue.opened)
-                except (pw.DatabaseError, pw.InterfaceError):
+                except DB_TROUBLE:
                     reason = None  # the rescuer reports database trouble
             if reason is None:
                 return False
@@ -186,7 +175,7 @@ class Supervisor:
             self.events.pool("stopping", f"stopping: {reason}; nothing more is written to "
                              "it", ERROR, reason=reason)
             self.stopping = max(self.stopping, 1)
-            self.unrescued.clear()
+            self.rescuer.pending.clear()
             for child in self.children:
                 child.restart_at = None
             self._signal_children(signal.SIGTERM)
@@ -194,39 +183,13 @@ class Supervisor:
             child.reaped = child.reaped or child.proc.poll() is not None
         return True
 
-    def _checkpoint(self) -> None:
-        """Fold the WAL back every few turns, here rather than in a worker's
-        commit. Trouble here is the rescuer's to report: it only means later."""
-        now = time.monotonic()
-        if now < self.next_checkpoint:
-            return
-        self.next_checkpoint = now + CHECKPOINT_EVERY_S
-        try:
-            self.queue.backend.checkpoint()
-        except (pw.DatabaseError, pw.InterfaceError):
-            pass
-
-    def _keep_counts(self) -> None:
-        """Bring the stored count of jobs per state up to date every few seconds,
-        so a `status` or a console opening follows a few seconds of events, not
-        a whole table. Only a saving: trouble here is ignored."""
-        now = time.monotonic()
-        if now < self.next_counts:
-            return
-        self.next_counts = now + COUNTS_EVERY_S
-        try:
-            counts.refresh_stored(self.queue)
-        except (pw.DatabaseError, pw.InterfaceError):
-            if not self.queue.db.in_transaction():
-                self.queue.db.close()
-
     def _serve_metrics(self) -> Any:
         """/metrics from a thread of this process (engine/metrics.py; its
         collector opens its own connection in the serving thread)."""
         if self.metrics is None:
             return None
-        from queuectl_tui.engine.metrics import serve
-        server, url = serve(self.queue, *self.metrics)
+        from queuectl_tui.engine import serve_metrics  # only a pool that serves loads it
+        server, url = serve_metrics(self.queue, *self.metrics)
         self.events.pool("metrics", f"serving metrics at {url}", url=url)
         return server
 
@@ -236,34 +199,10 @@ class Supervisor:
         dies between two turns must still be restarted and its job rescued, or the
         pool would end with the job left `processing` until its lease ran out."""
         return any(not c.reaped or c.restart_at is not None for c in self.children) \
-            or bool(self.unrescued)
+            or bool(self.rescuer.pending)
 
     def _alive(self) -> bool:
         return any(c.proc.poll() is None for c in self.children)
-
-    def _rescue_pending(self) -> None:
-        """Take back the jobs of dead workers. The database may be down or locked
-        for a while: the pool stays up, says so once, and tries again."""
-        while self.unrescued:
-            worker_id, counted = self.unrescued[0]
-            try:
-                rescued = self.queue.rescue_runs(worker_id=worker_id, counted=counted)
-                registry.gone(worker_id)
-            except (pw.DatabaseError, pw.InterfaceError) as exc:
-                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                if text != self.trouble:
-                    self.trouble = text
-                    self.events.pool("trouble", f"database trouble: {text}; the pool keeps "
-                                     "running and retries", ERROR, error=text)
-                if not self.queue.db.in_transaction():
-                    self.queue.db.close()
-                return
-            if self.trouble is not None:
-                self.events.pool("recovered", "database reachable again")
-                self.trouble = None
-            self.unrescued.pop(0)
-            for run in rescued:
-                self.events.rescued("supervisor", run)
 
     def _check(self, child: Child) -> Child:
         now = time.monotonic()
@@ -288,7 +227,7 @@ class Supervisor:
             return child  # it stopped for the pool's reason: not a death to restart
         if self.stopping >= 3 or code != 0:
             # Killed by us on purpose (third Ctrl+C): its job's attempt is not counted.
-            self.unrescued.append((child.worker_id, self.stopping < 3))
+            self.rescuer.add(child.worker_id, self.stopping < 3)
         if code == 0 or self.stopping:
             return child  # a clean exit (stop requested) is not restarted
         crashes = child.crashes + 1 if now - child.started < FAST_CRASH_S else 0

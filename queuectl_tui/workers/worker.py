@@ -19,16 +19,15 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-import peewee as pw
-
 from queuectl_tui.clock import Clock, iso
-from queuectl_tui.engine import config, logs, procs, queues, registry
-from queuectl_tui.engine import Claimed
-from queuectl_tui.engine.db import open_database, schema_moved
-from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
+from queuectl_tui.engine import (
+    BLOCKED_S, CLAIM_MARKER, DEFAULT_GRACE_S, Claimed, Lease, Queue, config_values,
+    current_host, open_database, open_log_for_append, parse_queue_names, register_worker,
+    schema_moved, worker_beat, worker_stopped)
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
 from queuectl_tui.workers.runner import Abort, run_command
+from queuectl_tui.workers.trouble import DB_BUSY, drop_connection, first_line
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
 FIRST_TICK_S = 0.05  # a job still running this long gets its process group recorded
@@ -63,7 +62,7 @@ class Worker:
     def _reload(self) -> None:
         """Read the live settings (every beat: a `config set` reaches running
         workers within a second)."""
-        settings = config.get_all()
+        settings = config_values()
         self.lease = float(settings["lease-seconds"])
         self.poll = float(settings["poll-interval"])
         # Beat at least every second: the beat also reads the stop flag.
@@ -125,7 +124,7 @@ class Worker:
         """Work until stopped (or, with `until_idle`, until nothing is due); returns jobs run."""
         # A replacement worker may start while the database is locked or down:
         # it waits (saying so once) instead of dying with a traceback.
-        self._persist("registering", lambda: registry.register(
+        self._persist("registering", lambda: register_worker(
             self.id, host=self.queue.host, pid=os.getpid(),
             supervisor_pid=self.supervisor_pid, now=self.clock.now(),
             queues=self.queue.serving), tries=None)
@@ -147,7 +146,7 @@ class Worker:
                             claimed = self.queue.claim(self.id, self.lease)
                         if claimed is not None:
                             self.log.claimed(self.id, claimed)
-                    except (pw.OperationalError, pw.InterfaceError) as exc:
+                    except DB_BUSY as exc:
                         self._db_trouble(exc, "looking for work")
                         self.clock.sleep(1.0)
                         continue
@@ -169,7 +168,7 @@ class Worker:
                 else:
                     try:
                         self._idle()
-                    except (pw.OperationalError, pw.InterfaceError) as exc:
+                    except DB_BUSY as exc:
                         self._db_trouble(exc, "waiting for work")
                         self.clock.sleep(1.0)
         finally:
@@ -180,7 +179,7 @@ class Worker:
                 self.log.released(self.id, claimed)
             if not self.file_gone():
                 self._persist("recording the stop",
-                              lambda: registry.stopped(self.id, now=self.clock.now()))
+                              lambda: worker_stopped(self.id, now=self.clock.now()))
             self.log.worker("stopped", self.id, f"stopped after {ran} job(s)", jobs=ran)
         return ran
 
@@ -195,7 +194,7 @@ class Worker:
                 return
             self._reload()
             self._take_back_orphans()
-        except (pw.OperationalError, pw.InterfaceError) as exc:
+        except DB_BUSY as exc:
             self._db_trouble(exc, "looking for lost jobs")
 
     def _take_back_orphans(self) -> None:
@@ -207,13 +206,12 @@ class Worker:
     def _db_trouble(self, exc: Exception, doing: str) -> None:
         """Say what is wrong once per episode (not once per retry), and drop a
         connection that may be broken so the next use opens a fresh one."""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         if first != self._trouble:
             self._trouble = first
             self.log.worker("trouble", self.id, f"database trouble while {doing}: {first} "
                             "(retrying)", ERROR, doing=doing, error=first)
-        if not self.queue.db.in_transaction():
-            self.queue.db.close()  # a broken connection is reopened on next use
+        drop_connection(self.queue.db)  # a broken connection is reopened on next use
 
     def _persist(self, doing: str, write: Callable[[], Any], *, tries: int | None = 8) -> Any:
         """Retry a write through a locked, full or briefly unreachable database.
@@ -233,7 +231,7 @@ class Worker:
                     self.log.worker("recovered", self.id, "database writable again")
                     self._trouble = None
                 return result
-            except (pw.OperationalError, pw.InterfaceError) as exc:
+            except DB_BUSY as exc:
                 limit = tries if tries is not None else (8 if self.stop_reason else None)
                 if limit is not None and attempt >= limit:
                     raise  # told to stop: do not hang on a database that will not come back
@@ -258,9 +256,9 @@ class Worker:
     def _beat(self, state: str, claimed: Claimed | None = None,
               started: float | None = None) -> None:
         with self._watching_for_blocks():
-            stop, grace = registry.beat(self.id, state=state, now=self.clock.now(),
-                                        job_id=claimed.id if claimed else None,
-                                        job_started_at=started)
+            stop, grace = worker_beat(self.id, state=state, now=self.clock.now(),
+                                      job_id=claimed.id if claimed else None,
+                                      job_started_at=started)
         if grace is not None:
             self.stop_now("stop now requested", grace)
         elif stop:
@@ -274,7 +272,7 @@ class Worker:
         started = self.clock.monotonic()
         try:
             yield
-        except (pw.OperationalError, pw.InterfaceError):
+        except DB_BUSY:
             self.queue.distrust_leases(self.lease)
             raise
         if self.clock.monotonic() - started > BLOCKED_S:
@@ -325,7 +323,7 @@ class Worker:
                     lease = self.queue.extend_lease(
                         claimed, self.lease, None if recorded else pid[0])
                 recorded.extend(pid[:1])
-            except (pw.OperationalError, pw.InterfaceError):
+            except DB_BUSY:
                 lease = Lease(held=True)  # a locked moment is not a lost claim
             if not lease.held:
                 return Abort("lost", "claim lost (job was rescued elsewhere); run abandoned")
@@ -339,11 +337,11 @@ class Worker:
 
         result = run_command(
             claimed.command, timeout=claimed.timeout,
-            open_log=lambda: logs.open_for_append(log_dir, claimed.seq), log_header=header,
+            open_log=lambda: open_log_for_append(log_dir, claimed.seq), log_header=header,
             on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every,
             env={**(json.loads(claimed.env) if claimed.env else {}),
                  "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
-                 procs.MARKER: claimed.claim_token},
+                 CLAIM_MARKER: claimed.claim_token},
             cwd=claimed.cwd)
         took = self.clock.now() - started
         if self.file_gone():
@@ -414,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     queue = Queue(opened, worker=True)
     if args.supervisor_pid:  # it checkpoints; workers never wait for one mid-commit
         queue.backend.leave_checkpoints()
-    queue.serving = queues.parse_names(args.queues) if args.queues else None
+    queue.serving = parse_queue_names(args.queues) if args.queues else None
     worker = Worker(queue, args.id, args.supervisor_pid, log=log)
     for signum in early:  # a pool stopped while this worker started
         on_signal(signum, None)

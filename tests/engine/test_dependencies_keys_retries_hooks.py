@@ -272,7 +272,7 @@ def test_a_hook_queued_before_a_crash_runs_later_and_the_job_does_not(queue, tmp
     queue.enqueue(JobSpec(command="true", id="early"))
     run_one(queue)
     assert HookRun.select().count() == 1 and not out.exists()
-    from queuectl_tui.workers.hooks import HookRunner
+    from queuectl_tui.workers.services.hooks import HookRunner
     from queuectl_tui.workers.pool_log import PoolLog
     runner = HookRunner(queue, PoolLog(fd=os.open(os.devnull, os.O_WRONLY)))
     runner.start()

@@ -109,7 +109,7 @@ def test_only_a_runners_death_counts_toward_the_drop(queue, tmp_path):
     runner that then died (its lease ran out) is a try; after MAX_TRIES of those
     it is dropped, with a line saying why. A run handed back by a stopping pool
     is not a try."""
-    from queuectl_tui.workers.hooks import HookRunner
+    from queuectl_tui.workers.services.hooks import HookRunner
     from queuectl_tui.workers.pool_log import PoolLog
     out = tmp_path / "ran.txt"
     queue.config_set("finish-hook", f"echo ran >> {out}")

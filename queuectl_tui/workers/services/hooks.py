@@ -1,4 +1,4 @@
-"""The supervisor's finish-hook duty: run what engine/hooks.py queued.
+"""Finish hooks: run what engine/hooks.py queued.
 
 A hook is a shell command in its own session and process group, with the job's
 id, state, exit code, queue and attempt in its environment and stdin from
@@ -28,15 +28,18 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import peewee as pw
-
-from queuectl_tui.engine import config, hooks
-from queuectl_tui.engine.backends import HOOKS_CHANNEL, backend_for
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import (
+    HOOK_MAX_TRIES, HOOKS_CHANNEL, backend_for, config_value, hook_env, hooks_waiting,
+    settle_hook, take_hooks)
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.runner import Abort, RunResult, describe_exit, run_command
+from queuectl_tui.workers.services.base import Service
+from queuectl_tui.workers.trouble import DB_TROUBLE, drop_connection
+
+if TYPE_CHECKING:
+    from queuectl_tui.engine import Queue
 
 SLACK_S = 10.0  # lease beyond the timeout: its stop (1 s), settling, a busy database
 STOP_GRACE_S = 5.0  # a stopping pool's hooks: how long after its workers are done
@@ -48,15 +51,17 @@ SETTINGS_S = 1.0  # the timeout and concurrency are re-read this often
 MAX_SLOTS = 64  # the highest `finish-hook-concurrency` (engine/config.py)
 
 
-class HookRunner:
+class HookRunner(Service):
     """Runs finish hooks from threads of the supervisor: `start`, then `stop`
-    (graceful: what runs may finish for a while) or `stop_now` then `stop`."""
+    (graceful: what runs may finish for a while) or `stop_now` then `stop`.
+    Its rounds run on its own dispatcher thread, not in the supervisor's turns."""
+
+    name = "hooks"
+    while_stopping = True
 
     def __init__(self, queue: Queue, events: PoolLog,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.queue = queue
-        self.events = events
-        self.clock = clock
+        super().__init__(queue, events, clock)
         self.owner = f"{queue.host}:{os.getpid()}"
         self._lock = threading.Lock()
         self._wake = threading.Event()  # a hook ended or the stop moved on
@@ -77,7 +82,7 @@ class HookRunner:
     def start(self) -> None:
         self._thread.start()
 
-    def turn(self, stopping: int) -> None:
+    def turn(self, stopping: int = 0) -> None:
         """Called from the supervisor's loop: a stop now (second Ctrl+C) stops
         running hooks at once; a graceful stop lets them run on."""
         if stopping >= 2:
@@ -138,14 +143,13 @@ class HookRunner:
                 timeout, concurrency = self._read_settings()
                 free = max(0, concurrency - running) if phase != "stop" else 0
                 now = self.queue.clock.now()
-                want = free and hooks.waiting(self.queue.db, now)
+                want = free and hooks_waiting(self.queue.db, now)
                 taken = self._exchange(ended, back, free if want else 0, timeout, now) \
                     if ended or back or want else []
-            except (pw.DatabaseError, pw.InterfaceError):
+            except DB_TROUBLE:
                 with self._lock:  # settled next time
                     self._ended[:0], self._back[:0] = ended, back
-                if not self.queue.db.in_transaction():
-                    self.queue.db.close()
+                drop_connection(self.queue.db)
                 listening = False
                 if phase == "stop" and running == 0:
                     break  # their leases run out and the next pool runs them
@@ -171,8 +175,8 @@ class HookRunner:
     def _read_settings(self) -> tuple[float, int]:
         timeout, concurrency, read_at = self._settings
         if self.clock() - read_at >= SETTINGS_S:
-            timeout = float(config.get("finish-hook-timeout"))
-            concurrency = int(config.get("finish-hook-concurrency"))
+            timeout = float(config_value("finish-hook-timeout"))
+            concurrency = int(config_value("finish-hook-concurrency"))
             self._settings = (timeout, concurrency, self.clock())
         return timeout, concurrency
 
@@ -182,12 +186,12 @@ class HookRunner:
         whose runners died too often are dropped here."""
         db = self.queue.db
         with db.atomic():
-            hooks.settle(db, self.owner, ended, back)
-            taken = hooks.take(db, self.owner, now, limit, timeout + SLACK_S,
+            settle_hook(db, self.owner, ended, back)
+            taken = take_hooks(db, self.owner, now, limit, timeout + SLACK_S,
                                self.queue.backend.lock_rows) if limit else []
         runs = []
         for run in taken:
-            if run.tries > hooks.MAX_TRIES:
+            if run.tries > HOOK_MAX_TRIES:
                 self.events.hook(run, "dropped", f"dropped: its runner died {run.tries - 1} "
                                  "times while running it (SIGKILL, a crash; perhaps the "
                                  "hook's doing)", level=WARNING)
@@ -212,7 +216,7 @@ class HookRunner:
         settle = "ended"  # or "back" (untried), or "" (left to its lease)
         try:
             result = run_command(run.command, timeout=timeout, open_log=None,
-                                 env=hooks.env_for(run), tick=lambda: self._abort,
+                                 env=hook_env(run), tick=lambda: self._abort,
                                  first_tick=TICK_S, tick_every=TICK_S)
             if self._report(run, result, timeout):
                 settle = "back"
