@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from queuectl_tui.console import data  # noqa: E402
+from queuectl_tui.console import reads  # noqa: E402
 from queuectl_tui.engine import views  # noqa: E402
 from queuectl_tui.engine.db import open_database  # noqa: E402
 from queuectl_tui.engine.models import Event, Job  # noqa: E402
@@ -88,7 +88,7 @@ def refresh_loads(queue: Queue) -> dict[str, object]:
     return {
         "jobs (top, detail)": lambda q: (
             views.job_window(views.JobQuery(), views.START, span, span + PAGE),
-            data.job_detail(q, "job00000001", None)),
+            reads.job_detail(q, "job00000001", None)),
         "jobs (middle of the list)": lambda q: views.job_window(
             views.JobQuery(), (middle,), span, span + PAGE),
         "jobs, pending tab": lambda q: views.job_window(
@@ -101,7 +101,7 @@ def refresh_loads(queue: Queue) -> dict[str, object]:
             views.JobQuery(states=("dead",)), views.START, span, span + PAGE),
         "history": lambda q: views.event_window(views.EventQuery(), views.START, span,
                                                 span + PAGE),
-        "workers": lambda q: data.workers(q, False),
+        "workers": lambda q: reads.workers(q, False),
     }
 
 
@@ -109,13 +109,13 @@ def measure_refresh(path: Path, runs: int = 15) -> list[tuple[str, float, float]
     queue = Queue(open_database(str(path)))
     counter = views.StateCounts()
     t = time.perf_counter()
-    data.summary(queue, counter)
+    reads.summary(queue, counter)
     first = (time.perf_counter() - t) * 1000
     results = [("header, first (full count)", first, first)]
     header = []
     for _ in range(runs):
         t = time.perf_counter()
-        data.summary(queue, counter)
+        reads.summary(queue, counter)
         header.append((time.perf_counter() - t) * 1000)
     results.append(("header, later (counts from events)", statistics.median(header),
                     max(header)))
@@ -123,7 +123,7 @@ def measure_refresh(path: Path, runs: int = 15) -> list[tuple[str, float, float]
         times = []
         for _ in range(runs):
             t = time.perf_counter()
-            data.refresh(queue, counter, load)
+            reads.refresh(queue, counter, load)
             times.append((time.perf_counter() - t) * 1000)
         results.append((f"refresh: {name}", statistics.median(times), max(times)))
     queue.opened.close()

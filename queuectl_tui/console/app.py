@@ -26,10 +26,12 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from queuectl_tui.clock import Clock, Ids
-from queuectl_tui.console import data
+from queuectl_tui.console import reads
 from queuectl_tui.console.collector import IdleCollector
 from queuectl_tui.console.commands import ConsoleCommands
-from queuectl_tui.console.data import Backoff, Database, FileGone, MissingDatabase, Summary
+from queuectl_tui.console.database import Database
+from queuectl_tui.console.faults import Backoff, FileGone, MissingDatabase
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.config import ConfigScreen
 from queuectl_tui.console.screens.dlq import DlqScreen
@@ -42,8 +44,7 @@ from queuectl_tui.console.screens.schedules import SchedulesScreen
 from queuectl_tui.console.screens.trends import TrendsScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.console.trail import Trail
-from queuectl_tui.engine import views
-from queuectl_tui.engine.db import GaveUp, Unreachable, redact
+from queuectl_tui.engine import GaveUp, StateCounts, Unreachable, redact
 from queuectl_tui.errors import QueuectlError
 
 T = TypeVar("T")
@@ -207,7 +208,7 @@ class ConsoleApp(App):
         load = view.loader() if with_view else None
         self._read_since = self.db.clock.monotonic()
         try:
-            snap = await self.db.call(data.refresh, self.db.counter if with_summary else None,
+            snap = await self.db.call(reads.refresh, self.db.counter if with_summary else None,
                                       load)
         except QueuectlError as exc:
             self._refresh_failed(exc)
@@ -320,7 +321,7 @@ class ConsoleApp(App):
         """The full count of every state, on the slow thread: the header says
         "counting" until it comes, and keys never wait for it."""
         try:
-            baseline = await self.db.call_slow("states", views.StateCounts.full_count)
+            baseline = await self.db.call_slow("states", StateCounts.full_count)
         except QueuectlError:
             return  # the next refresh says what is wrong, and asks again
         if baseline is not None:

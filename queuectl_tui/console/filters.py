@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import shlex
 
-from queuectl_tui.engine.durations import parse_duration
-from queuectl_tui.engine import STATES, state_named
-from queuectl_tui.engine.views import EventQuery, JobQuery
+from queuectl_tui.engine import STATES, EventQuery, JobQuery, parse_duration, state_named
 from queuectl_tui.errors import QueuectlError
 
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",

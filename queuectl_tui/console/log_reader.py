@@ -1,7 +1,7 @@
 """What the log viewer reads: where a job's log is, its runs, and a bounded window of it.
 
 `log_source` runs on the console's database thread (it reads the job and its
-runs); `LogWindow` reads the log file itself through `engine.logs` (never the
+runs); `LogWindow` reads the log file itself through the engine's log reads (never the
 whole file: a window of whole lines, at most MAX_BYTES, moved or grown a chunk
 at a time), on a thread of its own. Every line is escaped for the screen by
 `safe_text.output_line`, the escaping `queuectl show` uses.
@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from queuectl_tui.engine import logs
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import Queue, find_in_log, log_size, read_log_range
 from queuectl_tui.safe_text import output_line
 
 CHUNK = 256 * 1024  # bytes read per step (a screen's worth many times over)
@@ -42,15 +41,15 @@ class LogSource:
     stored: str = ""  # the tails the database keeps: shown when this host has no log file
 
     def size(self) -> int:
-        return logs.log_size(self.log_dir, self.seq)
+        return log_size(self.log_dir, self.seq)
 
     def read(self, start: int, length: int) -> bytes:
-        return logs.read_range(self.log_dir, self.seq, start, length)
+        return read_log_range(self.log_dir, self.seq, start, length)
 
     def find(self, needle: bytes, start: int, end: int, *, backwards: bool = False,
              ignore_case: bool = False) -> int | None:
-        return logs.find(self.log_dir, self.seq, needle, start, end, backwards=backwards,
-                         ignore_case=ignore_case)
+        return find_in_log(self.log_dir, self.seq, needle, start, end, backwards=backwards,
+                           ignore_case=ignore_case)
 
 
 def log_source(queue: Queue, job_id: str) -> LogSource:

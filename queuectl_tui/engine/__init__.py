@@ -45,6 +45,8 @@ _FACE: dict[str, str] = {
     "CREATE_HINT": "db",
     "describe_db_error": "db",
     "is_sqlite_error": "db",
+    "interrupt": "db",
+    "was_cancelled": "db",
     "resolve_target": "location",
     "skip_postgres_driver": "location",
     "is_postgres_url": "location",

@@ -137,7 +137,7 @@ async def test_a_character_split_between_two_reads_shows_whole(queue_db, clock):
 
 
 def test_whole_characters_holds_a_half_character_and_drops_a_cut_one():
-    from queuectl_tui.console.data import whole_characters
+    from queuectl_tui.console.reads import whole_characters
     e = "é".encode()
     assert whole_characters(b"ab" + e[:1], 103, jumped=False) == (b"ab", 102)
     assert whole_characters(b"ab" + e, 104, jumped=False) == (b"ab" + e, 104)

@@ -490,7 +490,7 @@ async def test_a_server_out_of_reach_marks_the_rows_stale_and_is_retried(pg_data
 
 
 def test_backoff_waits_longer_after_each_failure_and_resets_on_success():
-    from queuectl_tui.console.data import Backoff
+    from queuectl_tui.console.faults import Backoff
     backoff = Backoff()
     assert backoff.wait_left(100.0) == 0
     waits = [backoff.failed(100.0) for _ in range(7)]
@@ -519,8 +519,8 @@ async def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout
     """A PostgreSQL address that takes the connection and never says a word (a
     server dropping packets): the console's thread gives up after its connect
     timeout and says so, instead of waiting in connect for good."""
-    from queuectl_tui.console import data
-    monkeypatch.setattr(data, "CONNECT_TIMEOUT_S", 2)  # libpq's least
+    from queuectl_tui.console import database
+    monkeypatch.setattr(database, "CONNECT_TIMEOUT_S", 2)  # libpq's least
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

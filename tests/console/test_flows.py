@@ -243,7 +243,7 @@ async def test_unreadable_file_is_a_message_not_a_traceback(tmp_path, clock, mon
 async def test_locked_database_is_a_message_and_the_data_stays(queue_db, clock, monkeypatch):
     import sqlite3
 
-    from queuectl_tui.console import data
+    from queuectl_tui.console import reads
 
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -254,7 +254,7 @@ async def test_locked_database_is_a_message_and_the_data_stays(queue_db, clock, 
             raise sqlite3.OperationalError("database is locked")
 
         with monkeypatch.context() as patch:  # (undo() would undo the fixture's chdir too)
-            patch.setattr(data, "summary", locked)
+            patch.setattr(reads, "summary", locked)
             app.request_refresh()
             await settle(pilot)
             strip = str(app.screen.query_one("#counts").render())
@@ -330,7 +330,7 @@ async def test_a_refresh_read_before_the_retry_does_not_bring_the_row_back(queue
                                                                            monkeypatch):
     import threading
 
-    from queuectl_tui.console import data
+    from queuectl_tui.console import reads
 
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -346,19 +346,19 @@ async def test_a_refresh_read_before_the_retry_does_not_bring_the_row_back(queue
 
         monkeypatch.setattr(table, "show_window", recording_show)
         gate = threading.Event()
-        real_refresh = data.refresh
+        real_refresh = reads.refresh
 
         def slow_refresh(*args):
             snap = real_refresh(*args)  # reads the DLQ as it is now: backup-db is dead
             gate.wait(10)
             return snap
 
-        monkeypatch.setattr(data, "refresh", slow_refresh)
+        monkeypatch.setattr(reads, "refresh", slow_refresh)
         app.request_refresh()
         await pilot.pause()
         await pilot.press("r")  # the retry queues behind the slow refresh
         assert "backup-db" not in shown_ids(app)
-        monkeypatch.setattr(data, "refresh", real_refresh)
+        monkeypatch.setattr(reads, "refresh", real_refresh)
         gate.set()
         await settle(pilot)
         assert state_of("backup-db") == "pending"
@@ -429,13 +429,13 @@ async def test_jobs_retry_marked_dead_jobs(queue_db, clock):
 async def test_a_slow_view_is_reread_every_fifth_tick_but_keys_read_at_once(queue_db, clock,
                                                                             monkeypatch):
     from queuectl_tui.console import app as app_module
-    from queuectl_tui.console import data
+    from queuectl_tui.console import reads as console_reads
 
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         reads: list[bool] = []
-        real_refresh = data.refresh
+        real_refresh = console_reads.refresh
 
         def counting(queue, counter, load):
             reads.append(load is not None)
@@ -444,7 +444,7 @@ async def test_a_slow_view_is_reread_every_fifth_tick_but_keys_read_at_once(queu
                 snap.view_seconds = 1.0  # as if a rare text filter scanned a big table
             return snap
 
-        monkeypatch.setattr(data, "refresh", counting)
+        monkeypatch.setattr(console_reads, "refresh", counting)
         for _ in range(app_module.VIEW_EVERY_WHEN_SLOW * 2 + 1):
             app._tick()
             await settle(pilot)

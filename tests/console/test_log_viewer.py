@@ -91,13 +91,13 @@ async def test_a_huge_log_is_read_a_window_at_a_time(queue_db, clock, monkeypatc
     add_job_with_log(queue_db, clock, "big", big_log())
 
     asked: list[int] = []
-    read_range = logs.read_range
+    read_range = log_reader.read_log_range
 
     def counted(log_dir, seq, start, length):
         asked.append(length)
         return read_range(log_dir, seq, start, length)
 
-    monkeypatch.setattr(logs, "read_range", counted)
+    monkeypatch.setattr(log_reader, "read_log_range", counted)
     app = make_app(queue_db, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -13,8 +13,8 @@ from textual.widgets import Static
 
 from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
+from queuectl_tui.console.screens import dlq, job_list
 from queuectl_tui.console.screens.confirm import ConfirmDialog
-from queuectl_tui.engine import views
 from tests.console.conftest import make_app
 
 SIZE = (120, 36)
@@ -51,7 +51,8 @@ async def test_every_bulk_question_says_how_many(queue_db, clock, monkeypatch):
 
         def refuse(query):
             raise AssertionError("an unfiltered bulk question counted jobs")
-        monkeypatch.setattr(views, "count_jobs", refuse)
+        for screen in (job_list, dlq):
+            monkeypatch.setattr(screen, "count_jobs", refuse)
         await press(pilot, "D")
         assert question(app) == "Delete the 15 jobs that are not running?"
         await press(pilot, "escape", *"]]]]]", "D")  # the Dead tab

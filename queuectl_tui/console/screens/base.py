@@ -2,12 +2,13 @@
 
 A view screen says what it needs from the database (`loader`, run on the
 database thread) and shows what came back (`apply`, on the UI thread). The
-app drives the refresh; a view never touches the database itself.
+app drives the refresh; a view never touches the database itself, and sees
+the app only as a `ConsoleContext` (context.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from textual import events
 from textual.app import ComposeResult
@@ -16,15 +17,13 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Static, Tabs
 
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console.context import ConsoleContext, console_of
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.trail import Place
 from queuectl_tui.console.widgets.footer import Footer
 from queuectl_tui.console.widgets.status_strip import StatusStrip
 from queuectl_tui.console.widgets.view_tabs import ViewTabs
-from queuectl_tui.engine.queue import Queue
-
-if TYPE_CHECKING:
-    from queuectl_tui.console.app import ConsoleApp
+from queuectl_tui.engine import Queue
 
 
 class ViewScreen(Screen):
@@ -35,8 +34,8 @@ class ViewScreen(Screen):
     BINDINGS = [Binding("escape", "back_here", "Back", show=False)]
 
     @property
-    def console(self) -> "ConsoleApp":
-        return self.app  # type: ignore[return-value]
+    def console(self) -> ConsoleContext:
+        return console_of(self)
 
     def compose(self) -> ComposeResult:
         yield StatusStrip(id="strip")

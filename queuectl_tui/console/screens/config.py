@@ -9,12 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from queuectl_tui.console import data
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.edit_value import EditValueDialog
-from queuectl_tui.engine import config
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import CONFIG_KEYS, Queue, check_config
 
 
 class ConfigScreen(ViewScreen):
@@ -37,22 +36,22 @@ class ConfigScreen(ViewScreen):
         table = self.query_one(DataTable)
         # The key whole, first: it is the name `config set` takes.
         table.add_column(Text("KEY", style="bold"), key="key",
-                         width=max(len(name) for name in config.KEYS))
+                         width=max(len(name) for name in CONFIG_KEYS))
         table.add_column(Text("VALUE", style="bold"), key="value", width=10)
         table.add_column(Text("DEFAULT", style="bold"), key="default", width=8)
         table.add_column(Text("MEANING", style="bold"), key="help")
-        for name, key in config.KEYS.items():
+        for name, key in CONFIG_KEYS.items():
             table.add_row(Text(name), "", cell(str(key.default)), cell(key.help), key=name)
         table.focus()
 
     def loader(self) -> Callable[[Queue], Any]:
-        return data.config_rows
+        return reads.config_rows
 
     def apply(self, values: dict[str, Any], summary: Summary) -> None:
         self.values = values
         table = self.query_one(DataTable)
         for name, value in values.items():
-            shown = cell(str(value), "bold" if value != config.KEYS[name].default else "")
+            shown = cell(str(value), "bold" if value != CONFIG_KEYS[name].default else "")
             if table.get_cell(name, "value") != shown:
                 table.update_cell(name, "value", shown)
         self._describe()
@@ -66,7 +65,7 @@ class ConfigScreen(ViewScreen):
             return
         name = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         self.query_one("#config-help", Static).update(
-            f"[b]{name}[/b]: {config.KEYS[name].help}")
+            f"[b]{name}[/b]: {CONFIG_KEYS[name].help}")
 
     def action_cursor(self, step: int) -> None:
         table = self.query_one(DataTable)
@@ -90,7 +89,7 @@ def cell(text: str, style: str = "") -> Text:
 def edit_config_dialog(key: str, value: Any) -> EditValueDialog:
     """The config key's own validator checks the text; the engine stores it."""
     return EditValueDialog(
-        key, config.KEYS[key].help, "" if value is None else str(value),
-        check=lambda text: config.validate(key, text),
+        key, CONFIG_KEYS[key].help, "" if value is None else str(value),
+        check=lambda text: check_config(key, text),
         save=lambda queue, text: queue.config_set(key, text),
         done=lambda stored: f"{key} = {stored}")

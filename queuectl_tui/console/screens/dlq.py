@@ -7,13 +7,11 @@ from typing import Any, Callable
 from rich.text import Text
 
 from queuectl_tui.console import filters
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import ago, one_line, tries
 from queuectl_tui.console.screens.job_list import DEAD, JobListScreen
 from queuectl_tui.console.widgets.window_table import Column
-from queuectl_tui.engine import views
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.views import JobQuery, Window
+from queuectl_tui.engine import JobQuery, Queue, Window, count_jobs, job_window
 from queuectl_tui.safe_text import printable
 
 
@@ -40,8 +38,8 @@ class DlqScreen(JobListScreen):
 
     def fetch(self, query: JobQuery, anchor: Any, before: int,
               after: int) -> Callable[[Queue], Window]:
-        return lambda queue: views.job_window(query, anchor, before, after,
-                                             now=queue.clock.now())
+        return lambda queue: job_window(query, anchor, before, after,
+                                        now=queue.clock.now())
 
     def empty_message(self, summary: Summary) -> str:
         if self.filter_text and summary.counts.get("dead"):
@@ -57,7 +55,7 @@ class DlqScreen(JobListScreen):
         only a one-thread console (pictures, tests) counts here, with the rows."""
         if not self.filter_text or self.console.db.threaded:
             return {}
-        return {"matching": views.count_jobs(self.effective_query(), now=queue.clock.now())}
+        return {"matching": count_jobs(self.effective_query(), now=queue.clock.now())}
 
     def apply_extra(self, data: dict[str, Any], summary: Summary) -> None:
         if "matching" in data or not self.filter_text:
@@ -66,7 +64,7 @@ class DlqScreen(JobListScreen):
         query = self.effective_query()
         self.matching = self.console.slow_read(
             f"dlq-matching:{self.filter_text}",
-            lambda queue: views.count_jobs(query, now=queue.clock.now()), 5.0)
+            lambda queue: count_jobs(query, now=queue.clock.now()), 5.0)
 
     def set_filter(self, text: str) -> bool:
         self.matching = None  # "counting…" until the new filter's count arrives

@@ -14,7 +14,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.console.context import console_of
+from queuectl_tui.engine import Queue
 from queuectl_tui.errors import QueuectlError
 
 
@@ -45,7 +46,7 @@ class EditValueDialog(ModalScreen[None]):
                 yield Button("Save", id="save", variant="success")
 
     def on_mount(self) -> None:
-        self.app.steady_inputs(self)  # type: ignore[attr-defined]
+        console_of(self).steady_inputs(self)
         self.query_one("#dialog").can_focus = False  # it scrolls; the focus goes to the value
         self.query_one("#value", Input).focus()
 
@@ -74,11 +75,10 @@ class EditValueDialog(ModalScreen[None]):
     async def _save(self, text: str) -> None:
         try:
             self.check(text)
-            result = await self.app.db.write(  # type: ignore[attr-defined]
-                lambda q: self.save(q, text))
+            result = await console_of(self).db.write(lambda q: self.save(q, text))
         except QueuectlError as exc:
             self.query_one("#error", Static).update(f"⚠ {exc}")
             return
-        self.app.notify(self.done(result), timeout=3)
-        self.app.request_refresh()  # type: ignore[attr-defined]
+        console_of(self).notify(self.done(result), timeout=3)
+        console_of(self).request_refresh()
         self.dismiss(None)

@@ -19,10 +19,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from queuectl_tui.console.context import console_of
 from queuectl_tui.console.formatting import one_line
-from queuectl_tui.engine import jobspec
-from queuectl_tui.engine.durations import parse_duration
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import JobSpec, Queue, parse_duration, spec_from_mapping
 from queuectl_tui.errors import QueuectlError, UsageError
 
 FIELDS = (
@@ -52,7 +51,7 @@ def _seconds(name: str, text: str) -> float:
 
 
 def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None
-                   ) -> jobspec.JobSpec:
+                   ) -> JobSpec:
     """The form's text -> a validated JobSpec (the engine's checks, the CLI's
     durations); `keep` adds fields the form does not show (a similar job's
     directory and environment)."""
@@ -69,10 +68,10 @@ def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None
     for name in ("delay", "timeout"):
         if values.get(name, "").strip():
             mapping[name] = _seconds(name, values[name].strip())
-    return jobspec.from_mapping(mapping)
+    return spec_from_mapping(mapping)
 
 
-def _enqueue(queue: Queue, spec: jobspec.JobSpec) -> dict[str, Any]:
+def _enqueue(queue: Queue, spec: JobSpec) -> dict[str, Any]:
     return queue.enqueue(spec, default_cwd=os.getcwd())  # where the console was started
 
 
@@ -119,7 +118,7 @@ class EnqueueDialog(ModalScreen[None]):
                 yield Button("Enqueue", id="save", variant="success")
 
     def on_mount(self) -> None:
-        self.app.steady_inputs(self)  # type: ignore[attr-defined]
+        console_of(self).steady_inputs(self)
         self.query_one("#form-scroll").can_focus = False  # Tab goes field to field
         self.query_one("#error", Static).display = False
         self.query_one("#f-command", Input).focus()
@@ -175,14 +174,14 @@ class EnqueueDialog(ModalScreen[None]):
         self._fit()
         self.call_after_refresh(self._fit)  # again once the error's height is known
 
-    async def _save(self, spec: jobspec.JobSpec) -> None:
-        console = self.app
+    async def _save(self, spec: JobSpec) -> None:
+        console = console_of(self)
         try:
-            job = await console.db.write(_enqueue, spec, create=True)  # type: ignore[attr-defined]
+            job = await console.db.write(_enqueue, spec, create=True)
         except QueuectlError as exc:
             self._error(str(exc))
             return
         console.notify(f"enqueued {job['id']}: {one_line(job['command'], 60)}", timeout=4,
                        markup=False)
-        console.request_refresh()  # type: ignore[attr-defined]
+        console.request_refresh()
         self.dismiss(None)

@@ -7,13 +7,11 @@ from typing import Any, Callable
 from rich.text import Text
 
 from queuectl_tui.console import filters
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import ago, exit_text, one_line, state_text
 from queuectl_tui.console.screens.listing import ListScreen
 from queuectl_tui.console.widgets.window_table import Column
-from queuectl_tui.engine import views
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.views import EventQuery, Window
+from queuectl_tui.engine import EventQuery, Queue, Window, event_window
 from queuectl_tui.safe_text import printable
 
 
@@ -41,7 +39,7 @@ class HistoryScreen(ListScreen):
 
     def fetch(self, query: EventQuery, anchor: Any, before: int,
               after: int) -> Callable[[Queue], Window]:
-        return lambda queue: views.event_window(query, anchor, before, after)
+        return lambda queue: event_window(query, anchor, before, after)
 
     def empty_message(self, summary: Summary) -> str:
         if self.filter_text:

@@ -21,10 +21,8 @@ from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.log_viewer import LogViewerScreen
 from queuectl_tui.console.screens.enqueue import EnqueueDialog, similar
 from queuectl_tui.console.screens.listing import ListScreen
-from queuectl_tui.engine import views
-from queuectl_tui.engine import STATES
-from queuectl_tui.engine.queue import Queue, RunAgain
-from queuectl_tui.engine.views import JobQuery
+from queuectl_tui.engine import (STATES, JobQuery, Queue, RunAgain, count_jobs, job_detail,
+                                 job_ids_matching)
 from queuectl_tui.errors import QueuectlError
 
 DEAD = ("dead",)
@@ -35,7 +33,7 @@ SHOWN_NAMES = {"processing": "running", "failed": "retrying", "completed": "done
 def retry_matching(queue: Queue, query: JobQuery) -> RunAgain:
     if query.states == DEAD and not query.has_text:
         return queue.retry_all_dead()
-    return queue.retry_dead(views.job_ids_matching(query, now=queue.clock.now()))
+    return queue.retry_dead(job_ids_matching(query, now=queue.clock.now()))
 
 
 def retried_said(states: dict[str, str]) -> str:
@@ -53,7 +51,7 @@ def retried_said(states: dict[str, str]) -> str:
 def delete_matching(queue: Queue, query: JobQuery) -> list[str]:
     if query.states == DEAD and not query.has_text:
         return queue.purge_dead()
-    return queue.delete(views.job_ids_matching(query, now=queue.clock.now()))
+    return queue.delete(job_ids_matching(query, now=queue.clock.now()))
 
 
 class JobListScreen(ListScreen):
@@ -178,7 +176,7 @@ class JobListScreen(ListScreen):
         if job is None:
             return
         job_id = job["id"]
-        full = await self.console.act(lambda queue: views.job_detail(job_id))
+        full = await self.console.act(lambda queue: job_detail(job_id))
         if full is None:
             self.notify(f"job {job_id} is gone", severity="warning")
             return
@@ -272,7 +270,7 @@ class JobListScreen(ListScreen):
         self._counts += 1
         try:
             n = await self.console.db.call_slow(f"bulk-count-{self._counts}",
-                                                lambda q: views.count_jobs(query))
+                                                lambda q: count_jobs(query))
         except QueuectlError:
             return
         if n is not None and dialog.is_attached:

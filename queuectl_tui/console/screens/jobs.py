@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Tab, Tabs
 
-from queuectl_tui.console import data, filters
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import filters, reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import (duration, one_line, plural, shown_state,
                                              state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
@@ -18,10 +18,7 @@ from queuectl_tui.console.screens.job_list import JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
-from queuectl_tui.engine import views
-from queuectl_tui.engine import STATE_LABELS
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.views import JobQuery, Window
+from queuectl_tui.engine import STATE_LABELS, JobQuery, Queue, Window, job_window
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.safe_text import printable
 
@@ -32,7 +29,7 @@ STATE_TABS = (("all", "All", ()),
               *((state, STATE_LABELS[state], (state,)) for state in TAB_STATES))
 SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
              "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
-SORTS = ("age", "run")  # see engine.views.JOB_SORTS: each one served by an index
+SORTS = ("age", "run")  # see the engine's JOB_SORTS: each one served by an index
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
@@ -96,8 +93,8 @@ class JobsScreen(JobListScreen):
 
     def fetch(self, query: JobQuery, anchor: Any, before: int,
               after: int) -> Callable[[Queue], Window]:
-        return lambda queue: views.job_window(query, anchor, before, after,
-                                             now=queue.clock.now())
+        return lambda queue: job_window(query, anchor, before, after,
+                                        now=queue.clock.now())
 
     def compose_above(self) -> ComposeResult:
         yield Tabs(*[Tab(label, id=f"state-{name}") for name, label, _ in STATE_TABS],
@@ -134,7 +131,7 @@ class JobsScreen(JobListScreen):
                     target = rows[WindowTable.landing(result["window"], wanted, row_id,
                                                       at_end)]["id"]
             asked = offset if target == job_id else None
-            result["detail"] = data.job_detail(queue, target, asked)
+            result["detail"] = reads.job_detail(queue, target, asked)
             result["detail_offset"] = asked
             result["detail_for"] = target
             return result
@@ -218,7 +215,7 @@ class JobsScreen(JobListScreen):
         if job_id is None:
             return
         try:
-            found = await self.console.db.call(data.job_detail, job_id, offset)
+            found = await self.console.db.call(reads.job_detail, job_id, offset)
         except QueuectlError:
             return  # the next refresh says what is wrong
         if self.console.leaving(self):

@@ -13,14 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.filters import FilterError
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.trail import Place
 from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.views import Window
+from queuectl_tui.engine import Queue, Window
 
 
 class ListScreen(ViewScreen):

@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
+from queuectl_tui.console.context import console_of
 from queuectl_tui.console.log_reader import CHUNK, LogSource, LogWindow, log_source
 from queuectl_tui.console.widgets.footer import Footer
 from queuectl_tui.console.widgets.log_view import LogView
@@ -96,7 +97,7 @@ class LogViewerScreen(Screen):
     async def _open(self) -> None:
         """Find the job's log and runs (database thread), then its last lines."""
         try:
-            self.source = await self.app.db.call(log_source, self.job_id)  # type: ignore
+            self.source = await console_of(self).db.call(log_source, self.job_id)
         except QueuectlError as exc:
             self.message = str(exc)
             self._draw_status()
@@ -144,10 +145,10 @@ class LogViewerScreen(Screen):
         if source is None or source.state != "processing":
             return
         try:
-            state = await self.app.db.call(  # type: ignore[attr-defined]
+            state = await console_of(self).db.call(
                 lambda queue: queue.get(self.job_id).state)
             if state != "processing":
-                fresh = await self.app.db.call(log_source, self.job_id)  # type: ignore
+                fresh = await console_of(self).db.call(log_source, self.job_id)
                 source.state, source.runs = fresh.state, fresh.runs
         except QueuectlError:
             return  # deleted meanwhile: what is held stays on screen
@@ -220,7 +221,7 @@ class LogViewerScreen(Screen):
         """A view's number key: close the log, then show that view (going back to
         it later finds the view, not this log still open over it)."""
         self.app.pop_screen()
-        self.app.action_view(view)  # type: ignore[attr-defined]
+        console_of(self).action_view(view)
 
     def action_follow(self) -> None:
         self.follow = not self.follow

@@ -12,13 +12,12 @@ from textual import work
 from textual.binding import Binding
 from textual.widgets import Static
 
-from queuectl_tui.console import data
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.screens.edit_value import EditValueDialog
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.queues import parse_limit
+from queuectl_tui.engine import Queue, parse_queue_limit
 
 SPARK = " ▁▂▃▄▅▆▇█"
 # The name sized to the longest (None): it is what `queue` commands take.
@@ -68,9 +67,9 @@ class QueuesScreen(KeyedTableView):
         summary = self.console.summary
         header = summary.counts if summary is not None and summary.counted else None
         inline = not self.console.db.threaded
-        return lambda queue: data.queue_rows(queue, per_queue, header, count_here=inline)
+        return lambda queue: reads.queue_rows(queue, per_queue, header, count_here=inline)
 
-    def apply(self, result: data.QueueRows, summary: Summary) -> None:
+    def apply(self, result: reads.QueueRows, summary: Summary) -> None:
         if (result.per_queue_needed or not result.counted) and self.console.db.threaded:
             # Per-queue counts scan every job: read on the slow thread, at most
             # every 5 s, and shown when they come.
@@ -113,7 +112,7 @@ def limit_dialog(name: str, limit: int | None) -> EditValueDialog:
     return EditValueDialog(
         f"Limit for {name}", "at most this many of its jobs run at once, across every "
         "worker and host; 0 or none: no limit", str(limit or 0),
-        check=parse_limit,
-        save=lambda queue, text: queue.queue_set(name, max_running=parse_limit(text)),
+        check=parse_queue_limit,
+        save=lambda queue, text: queue.queue_set(name, max_running=parse_queue_limit(text)),
         done=lambda row: f"{name}: " + (f"at most {row['limit']} at once" if row["limit"]
                                         else "no limit"))

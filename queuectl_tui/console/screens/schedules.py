@@ -17,13 +17,12 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from queuectl_tui.clock import parse_iso
-from queuectl_tui.console import data
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import ago, state_text, until
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine import schedules
-from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine import Queue, pause_schedule, run_schedule_now
 from queuectl_tui.safe_text import printable
 
 # Names and expressions sized to their longest (None): the name is what
@@ -72,7 +71,7 @@ class SchedulesScreen(KeyedTableView):
     # ------------------------------------------------------------ refresh
 
     def loader(self) -> Callable[[Queue], Any]:
-        return data.schedule_rows
+        return reads.schedule_rows
 
     def apply(self, found: list[dict[str, Any]], summary: Summary) -> None:
         self.show_rows(found, lambda s: schedule_cells(s, summary.now))
@@ -93,7 +92,7 @@ class SchedulesScreen(KeyedTableView):
             return
         pause = not s["paused"]
         await self.console.act(
-            lambda queue: schedules.set_paused(queue, s["name"], pause),
+            lambda queue: pause_schedule(queue, s["name"], pause),
             done=(f"paused {s['name']}: no ticks fire until resumed" if pause
                   else f"resumed {s['name']}: it fires from its next tick"))
 
@@ -102,7 +101,7 @@ class SchedulesScreen(KeyedTableView):
         s = self.selected()
         if s is None:
             return
-        job = await self.console.act(lambda queue: schedules.run_now(queue, s["name"]),
+        job = await self.console.act(lambda queue: run_schedule_now(queue, s["name"]),
                                      create=True)
         if job is not None:
             self.console.notify(f"enqueued {job['id']}", timeout=3)

@@ -20,14 +20,13 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from queuectl_tui.clock import iso
-from queuectl_tui.console import data
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import span as took
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.screens.queues import sparkline
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.trends import SPANS, MAX_ATTEMPTS, QueueTrend, Trends
+from queuectl_tui.engine import TREND_MAX_ATTEMPTS, TREND_SPANS, Queue, QueueTrend, Trends
 
 ALL = "(all)"  # the row of every queue together: sorts first, and no queue name has "("
 SPAN_MAX_AGE = {"5m": 5.0, "1h": 15.0, "24h": 60.0}  # seconds before a span is read again
@@ -112,14 +111,14 @@ class TrendsScreen(KeyedTableView):
     def loader(self) -> Callable[[Queue], Any]:
         span = self.span
         if not self.console.db.threaded:  # one thread (pictures, tests): read here
-            return lambda queue: data.trends(queue, span)
+            return lambda queue: reads.trends(queue, span)
         return lambda queue: None  # read on the slow thread: see apply
 
     def apply(self, result: Trends | None, summary: Summary) -> None:
         if result is None:
             span = self.span
             result = self.console.slow_read(f"trends-{span}",
-                                            lambda queue: data.trends(queue, span),
+                                            lambda queue: reads.trends(queue, span),
                                             SPAN_MAX_AGE[span])
         if result is None or result.span != self.span:
             show(self.query_one("#status", Static), f"[b]{SPAN_WORDS[self.span]}[/b]  "
@@ -138,7 +137,7 @@ class TrendsScreen(KeyedTableView):
             notes.append(f"[b #ffaf00]busy span: counts cover runs since "
                          f"{iso(result.capped_from)}[/]")
         if result.durations_capped:
-            notes.append(f"[b #ffaf00]durations of the newest {MAX_ATTEMPTS:,} runs[/]")
+            notes.append(f"[b #ffaf00]durations of the newest {TREND_MAX_ATTEMPTS:,} runs[/]")
         show(self.query_one("#status", Static),
              f"[b]{SPAN_WORDS[result.span]}[/b], per {BUCKET_WORDS[result.span]}"
              + ("  " + " · ".join(notes) if notes else "")
@@ -189,8 +188,8 @@ class TrendsScreen(KeyedTableView):
     # ------------------------------------------------------------ keys
 
     def action_span(self, step: int) -> None:
-        at = SPANS.index(self.span)
-        self.span = SPANS[max(0, min(len(SPANS) - 1, at + step))]
+        at = TREND_SPANS.index(self.span)
+        self.span = TREND_SPANS[max(0, min(len(TREND_SPANS) - 1, at + step))]
         self.console.request_refresh(summary=False)
 
     def action_open_jobs(self) -> None:

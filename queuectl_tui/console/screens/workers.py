@@ -15,15 +15,14 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Static
 
-from queuectl_tui.console import data
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console import reads
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import plural
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.widgets.worker_pane import WorkerPane
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.registry import LIVE_STATES
+from queuectl_tui.engine import LIVE_STATES, Queue
 
 
 def start_workers(queue: Queue, count: int) -> int:
@@ -70,7 +69,7 @@ class WorkersScreen(ViewScreen):
 
     def loader(self) -> Callable[[Queue], Any]:
         include = self.include_stopped
-        return lambda queue: data.workers(queue, include)
+        return lambda queue: reads.workers(queue, include)
 
     def apply(self, workers: list[dict[str, Any]], summary: Summary) -> None:
         self.worker_rows = workers

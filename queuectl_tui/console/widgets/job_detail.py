@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.binding import Binding
 from textual.widgets import Static
 
-from queuectl_tui.console.data import Detail
+from queuectl_tui.console.reads import Detail
 from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, span, stamp, state_text,
                                              two_columns)
 from queuectl_tui.console.widgets.output_tail import OutputTail
@@ -67,7 +67,7 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         rows.insert(3, ("schedule", Text(printable(job["schedule"]) + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
     parts: list[Any] = [two_columns(rows, width=width)]
-    if job.get("stranded"):  # processing, but nothing runs it (console/data.py)
+    if job.get("stranded"):  # processing, but nothing runs it (console/reads.py)
         parts.append(Text("\n" + job["stranded"], style="bold #ffaf00"))
     if job.get("last_error"):
         parts.append(Text("\nlast error", style="bold #ff5f5f"))

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from queuectl_tui.console.data import Summary
+from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
 from queuectl_tui.console.widgets.repaint import show
 

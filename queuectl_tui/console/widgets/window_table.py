@@ -23,7 +23,7 @@ from textual.cache import LRUCache
 from textual.message import Message
 from textual.widgets import DataTable
 
-from queuectl_tui.engine.views import END, START, Window
+from queuectl_tui.engine import END, START, Window
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,18 @@
-"""The console's database threads and the snapshots they hand to the screens.
+"""The console's database threads: every read, write and slow read goes through here.
 
 Every read the console makes runs on one thread, in order, through
 `Database.call`; every write on another, through `Database.write`, so a write
 that waits for a lock (another process inside BEGIN IMMEDIATE) never holds up
 the reads behind it, and the UI thread waits on neither. Peewee keeps one
 connection per thread, so no connection is used by two threads at once. The
-functions below run on those threads; they call `Queue` methods and
-`engine.views` (no SQL here) and return plain data, so screens only format.
+functions run on those threads (see reads.py) call `Queue` methods and the
+engine's reads (no SQL here) and return plain data, so screens only format.
 
-Faults are met here: a connection the server dropped is reopened (at once for
-a read; a write is never repeated, it says it may not have been saved), and a
-SQLite file deleted or replaced under the console stops every write
-(`Opened.file_gone`, looked at before and after each one) until `reopen`.
+Faults are met here (see faults.py): a connection the server dropped is
+reopened (at once for a read; a write is never repeated, it says it may not
+have been saved), and a SQLite file deleted or replaced under the console stops
+every write (`Opened.file_gone`, looked at before and after each one) until
+`reopen`.
 """
 
 from __future__ import annotations
@@ -19,60 +20,22 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from queuectl_tui.clock import Clock, Ids
-from queuectl_tui.engine import views
-from queuectl_tui.engine.db import (GaveUp, Opened, Unreachable, describe_db_error,
-                                    interrupt, is_postgres_url, is_sqlite_error, open_database,
-                                    redact, resolve_target, was_cancelled)
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.errors import DatabaseError, QueuectlError
+from queuectl_tui.console.faults import (Cancelled, FileGone, Lost, MissingDatabase, drop_lost,
+                                         ready_connection, translated)
+from queuectl_tui.engine import (GaveUp, Queue, StateCounts, Unreachable, interrupt,
+                                 is_postgres_url, open_database, redact, resolve_target)
+from queuectl_tui.errors import DatabaseError
 
 T = TypeVar("T")
 
-
-class MissingDatabase(DatabaseError):
-    """No database file yet: the console says how to make one."""
-
-
-class FileGone(DatabaseError):
-    """The SQLite file the console opened was deleted or replaced: what it
-    shows is as it was, and nothing is written until the path is reopened."""
-
-
-RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)  # waits between tries to reach a lost server
 # A PostgreSQL server that silently drops packets would hold a database thread
 # in connect for as long as TCP retries (minutes): libpq gives up after this.
 CONNECT_TIMEOUT_S = 5
-
-
-@dataclass
-class Backoff:
-    """When to try a server that cannot be reached again: 1 s after the first
-    failure, then 2, 4, 8 and every 15 s, so a console left open on a server
-    that is down does not knock on it every second; reset by a success."""
-
-    failures: int = 0
-    next_at: float | None = None  # monotonic; None: try whenever asked
-
-    def failed(self, now: float) -> float:
-        """Count a failure; returns the wait before the next try."""
-        wait = RETRY_S[min(self.failures, len(RETRY_S) - 1)]
-        self.failures += 1
-        self.next_at = now + wait
-        return wait
-
-    def succeeded(self) -> None:
-        self.failures, self.next_at = 0, None
-
-    def wait_left(self, now: float) -> float:
-        """Seconds before the next try is due (0: due)."""
-        return 0.0 if self.next_at is None else max(0.0, self.next_at - now)
-
 
 @dataclass
 class Write:
@@ -82,48 +45,6 @@ class Write:
     give_up: threading.Event = field(default_factory=threading.Event)
     connection: Any = None  # the write thread's driver connection while it runs
 
-
-@dataclass
-class Summary:
-    """What the header strip shows: counts per state, live workers, throughput."""
-
-    now: float
-    counts: dict[str, int]
-    live_workers: int
-    throughput: list[int]  # finished runs per 10 s bucket, oldest first
-    counted: bool = True  # False: the first full count is still running (counts empty)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def rate(self) -> float:
-        """Jobs finished per second over the last minute."""
-        return sum(self.throughput[-6:]) / 60.0
-
-
-@dataclass
-class Detail:
-    """One job's fields and the output read since the last look."""
-
-    job: dict[str, Any] | None
-    output: str = ""
-    offset: int = 0
-    from_log: bool = False
-
-
-@dataclass
-class Snapshot:
-    """One refresh: the summary plus what the current view asked for."""
-
-    summary: Summary | None  # None: not asked for (a key's read)
-    view: Any = None
-    view_seconds: float = 0.0  # how long the view's own read took
-
-
-def _is_driver_error(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in ("peewee", "psycopg2", "psycopg")
 
 
 class Database:
@@ -148,7 +69,7 @@ class Database:
         self.queue: Queue | None = None
         # Header counts, followed through the event log from a full count that
         # (threaded) runs on the slow thread.
-        self.counter = views.StateCounts(inline=not threaded)
+        self.counter = StateCounts(inline=not threaded)
         self._executor = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db")
                           if threaded else None)
         self._slow = (ThreadPoolExecutor(1, thread_name_prefix="queuectl-db-slow")
@@ -272,12 +193,12 @@ class Database:
         if gone:
             raise FileGone(gone)
         try:
-            return self._translated(fn, queue, args)
-        except _Lost:
+            return translated(fn, queue, args, self.target)
+        except Lost:
             queue.opened.reconnect()  # Unreachable if the server does not answer
             try:
-                return self._translated(fn, queue, args)
-            except _Lost as lost:
+                return translated(fn, queue, args, self.target)
+            except Lost as lost:
                 raise Unreachable(lost.message) from None
 
     def _guarded_write(self, write: Write, fn: Callable[..., T], args: tuple,
@@ -291,23 +212,23 @@ class Database:
             raise FileGone(f"{gone}; nothing was written")
         try:
             # Connecting (a first use, a server down) fails like any call would.
-            write.connection = self._translated(_ready_connection, queue, ())
+            write.connection = translated(ready_connection, queue, (), self.target)
             opened.give_up_when(write.give_up.is_set)
             try:
-                result = self._translated(fn, queue, args)
+                result = translated(fn, queue, args, self.target)
             finally:
                 opened.give_up_when(None)
                 write.connection = None
-        except _Lost as lost:
-            self._drop_lost(opened)
+        except Lost as lost:
+            drop_lost(opened)
             raise DatabaseError(f"{lost.message}: the connection was lost during the change, "
                                 "which may or may not have been saved; look before trying "
                                 "again") from None
-        except (DatabaseError, _Cancelled) as exc:
+        except (DatabaseError, Cancelled) as exc:
             if write.give_up.is_set():
                 raise GaveUp(f"gave up waiting for {redact(self.target)}; nothing was "
                              "changed") from None
-            if isinstance(exc, _Cancelled):
+            if isinstance(exc, Cancelled):
                 raise DatabaseError(exc.message) from None
             raise
         gone = opened.file_gone()
@@ -315,35 +236,6 @@ class Database:
             raise FileGone(f"{gone} during the change: it went into the old file and is "
                            "not saved")
         return result
-
-    def _translated(self, fn: Callable[..., T], queue: Queue, args: tuple) -> T:
-        """`fn(queue, *args)` with driver errors turned into one-line messages
-        (_Lost when the connection itself is gone)."""
-        try:
-            return fn(queue, *args)
-        except QueuectlError:
-            raise
-        except Exception as exc:
-            if is_sqlite_error(exc) or _is_driver_error(exc):
-                message = describe_db_error(exc, self.target)
-                if queue.opened.connection_lost():
-                    raise _Lost(message) from None
-                if queue.opened.failed_to_connect():
-                    raise Unreachable(message) from None
-                if was_cancelled(exc):
-                    raise _Cancelled(message) from None
-                raise DatabaseError(message) from None
-            if isinstance(exc, OSError):
-                raise DatabaseError(f"{exc.strerror or exc} ({exc.filename or self.target})"
-                                    ) from None
-            raise
-
-    @staticmethod
-    def _drop_lost(opened: Opened) -> None:
-        try:
-            opened.reconnect()
-        except Unreachable:
-            pass  # the next call tries again
 
     def _open(self, create: bool) -> Queue:
         if self.queue is None:
@@ -369,7 +261,7 @@ class Database:
         if not self.threaded:
             self._close_connection(old)
         self.queue = None
-        self.counter = views.StateCounts(inline=not self.threaded)
+        self.counter = StateCounts(inline=not self.threaded)
         self.slow_results.clear()
 
     def close(self) -> None:
@@ -397,151 +289,3 @@ class Database:
         except Exception:  # noqa: BLE001 - a broken connection: closing it is all we want
             pass
 
-
-def _ready_connection(queue: Queue) -> Any:
-    """This thread's connection, answering (renewed if it was dropped while idle)."""
-    queue.opened.check_connection()
-    return queue.opened.current_connection()
-
-
-class _Lost(Exception):
-    """The connection was dropped under a call (see Opened.connection_lost)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class _Cancelled(Exception):
-    """A PostgreSQL statement stopped by a cancel request (see Database.give_up)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-# ---------------------------------------------------------------- snapshots (db thread)
-
-def summary(queue: Queue, counter: views.StateCounts) -> Summary:
-    now = queue.clock.now()
-    counts = counter.read(queue, queue.clock.monotonic())
-    return Summary(now=now, counts=counts or {}, counted=counts is not None,
-                   live_workers=len(queue.live_workers()), throughput=views.throughput(now))
-
-
-def refresh(queue: Queue, counter: views.StateCounts | None,
-            load: Callable[[Queue], Any] | None) -> Snapshot:
-    """The summary (unless `counter` is None) and, if given, the current view's
-    own data, in one trip."""
-    head = summary(queue, counter) if counter is not None else None
-    if load is None:
-        return Snapshot(summary=head)
-    started = time.perf_counter()
-    view = load(queue)
-    return Snapshot(summary=head, view=view, view_seconds=time.perf_counter() - started)
-
-
-def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail | None:
-    """A job's fields, plus its log since `offset` (None: the tail), or its stored tails."""
-    if job_id is None:
-        return None
-    job = views.job_detail(job_id)
-    if job is None:
-        return Detail(job=None)
-    job["attempts_log"] = queue.attempts(job_id)
-    job["after"] = queue.waiting_for(job_id)
-    job["stranded"] = stranded_note(queue, job)
-    data, new_offset = views.log_tail(queue.opened, job["seq"], offset)
-    jumped = new_offset - len(data) != offset  # not where the last read ended
-    data, new_offset = whole_characters(data, new_offset, jumped=jumped)
-    if new_offset or offset is not None:
-        return Detail(job=job, output=data.decode("utf-8", errors="replace"),
-                      offset=new_offset, from_log=True)
-    parts = []
-    if job.get("stdout_tail"):
-        parts.append(job["stdout_tail"].rstrip("\n"))
-    if job.get("stderr_tail"):
-        parts.append("--- stderr ---\n" + job["stderr_tail"].rstrip("\n"))
-    return Detail(job=job, output="\n".join(parts), offset=0, from_log=False)
-
-
-def whole_characters(data: bytes, end: int, *, jumped: bool) -> tuple[bytes, int]:
-    """A log read cut to whole UTF-8 characters, and the offset after them: a
-    character a running job has half written is left for the next read (so it
-    is decoded whole, not as two "\ufffd"), and a read that `jumped` into the log
-    (not where the last one ended) drops the continuation bytes it starts in."""
-    if jumped:
-        skip = 0
-        while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
-            skip += 1
-        data = data[skip:]
-    for back in range(1, min(3, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:
-            continue  # a continuation byte: its lead is further back
-        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else \
-            4 if byte & 0xF8 == 0xF0 else 1
-        if need > back:  # the character's last bytes are not written yet
-            return data[:-back], end - back
-        break
-    return data, end
-
-
-def stranded_note(queue: Queue, job: dict[str, Any]) -> str | None:
-    """Why a `processing` job is not running: its worker is gone (Queue.stranded,
-    what `queuectl show` says); None for any other job, or one whose worker lives."""
-    if job["state"] != "processing":
-        return None
-    gone = queue.stranded([job["id"]])
-    return gone[0]["note"] if gone else None
-
-
-def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
-    """Worker dicts as `queuectl worker list --json` shows them (gone ones included)."""
-    return queue.workers(include_stopped=include_stopped)
-
-
-@dataclass
-class QueueRows:
-    """The Queues view: `queue list --json` rows plus each queue's finished runs
-    per 10 s over two minutes. `counted` False: the per-queue counts are still
-    being read (the rows show none yet)."""
-
-    rows: list[dict[str, Any]]
-    counted: bool = True
-    per_queue_needed: bool = False  # named queues: their counts come from the slow thread
-
-
-def queue_rows(queue: Queue, per_queue: dict[str, dict[str, int]] | None,
-               header: dict[str, int] | None, count_here: bool = False) -> QueueRows:
-    """Counts come from what was read already: the header's (only `default`
-    exists) or the slow thread's last count per queue; a count here only with
-    `count_here` (one thread: pictures and tests)."""
-    named = queue.has_named_queues()
-    if named and per_queue is None and count_here:
-        per_queue = queue.counts_by_queue()
-    if not named and header is not None:
-        found, counted = queue.queue_list(counts=header), True
-    else:
-        found, counted = queue.queue_list(by_queue=per_queue or {}), per_queue is not None
-    activity = views.queue_activity(queue.clock.now())
-    for q in found:
-        q["activity"] = activity.get(q["name"], [0] * 12)
-    return QueueRows(found, counted=counted, per_queue_needed=named)
-
-
-
-def schedule_rows(queue: Queue) -> list[dict[str, Any]]:
-    """`schedule list --json`: every schedule with its next run and last job."""
-    from queuectl_tui.engine import schedules
-    return schedules.list_all()
-
-
-def trends(queue: Queue, span: str) -> Any:
-    """The Trends view's figures for one span, ending now (engine/trends.py)."""
-    from queuectl_tui.engine import trends as engine_trends
-    return engine_trends.read(queue.db, queue.clock.now(), span)
-
-
-def config_rows(queue: Queue) -> dict[str, Any]:
-    return queue.config_all()
