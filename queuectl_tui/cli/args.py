@@ -1,5 +1,7 @@
 """Argument types of the headless commands: each turns one word of the command
-line into a value, or refuses it with a one-line usage error (exit 2).
+line into a value, or refuses it with a one-line usage error (exit 2). And the
+options more than one command takes: `--env`, and a pool's `--metrics-port`
+(`worker start`, `service unit`).
 
 Nothing here opens a database; the engine checks ranges it owns and says so.
 """
@@ -12,6 +14,7 @@ from queuectl_tui.errors import UsageError
 
 MAX_LIMIT = 1_000_000_000
 MAX_WORKERS = 64  # per pool: each worker is an interpreter (~25 MB); more pools for more
+DEFAULT_METRICS_HOST = "127.0.0.1"  # the engine's metrics server binds this unless told
 DEFAULT_GRACE_S = 10.0  # the engine's default too; kept here so --help needs no import
 
 
@@ -73,3 +76,28 @@ def env_option(pairs: list[str]) -> dict[str, str]:
             raise UsageError(f"--env takes KEY=VALUE, got {pair!r}")
         env[name] = value
     return env
+
+
+def add_metrics_options(start: argparse.ArgumentParser) -> None:
+    """`worker start --metrics-port PORT [--metrics-host HOST]` (and `service unit`'s)."""
+    start.add_argument("--metrics-port", type=port, metavar="PORT",
+                       help="serve Prometheus metrics at http://HOST:PORT/metrics from the "
+                            "pool's supervisor (default: off)")
+    start.add_argument("--metrics-host", type=host, metavar="HOST",
+                       help=f"the address --metrics-port binds (default "
+                            f"{DEFAULT_METRICS_HOST}: this host only; 0.0.0.0 for every "
+                            "interface)")
+
+
+def metrics_options(args: argparse.Namespace) -> list[str]:
+    """The same options on the command line of a detached pool or a service's pool."""
+    if args.metrics_port is None:
+        return []
+    return ["--metrics-port", str(args.metrics_port)] + (
+        ["--metrics-host", args.metrics_host] if args.metrics_host else [])
+
+
+def check_metrics_options(args: argparse.Namespace) -> None:
+    """A host to bind means nothing without a port to serve."""
+    if args.metrics_host is not None and args.metrics_port is None:
+        raise UsageError("--metrics-host goes with --metrics-port PORT")

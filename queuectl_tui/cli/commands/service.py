@@ -17,9 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-from queuectl_tui.cli.args import duration, worker_count
-from queuectl_tui.cli.commands.metrics import (add_worker_options, check_worker_options,
-                                               worker_options)
+from queuectl_tui.cli.args import (add_metrics_options, check_metrics_options, duration,
+                                   metrics_options, worker_count)
 from queuectl_tui.cli.opening import open_queue, target_of
 from queuectl_tui.cli.output import say
 from queuectl_tui.cli.parser import Builder
@@ -54,7 +53,7 @@ def add_parser(build: Builder) -> None:
     u.add_argument("--stop-timeout", type=duration, metavar="DURATION",
                    help="how long a stop may wait for running jobs (default: the longest job "
                         f"timeout plus {STOP_MARGIN_S} s)")
-    add_worker_options(u)
+    add_metrics_options(u)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         target = str(Path(target).expanduser().absolute())
     if args.queues is not None:
         check_queues(args.queues)
-    check_worker_options(args)
+    check_metrics_options(args)
     stop_s, why = stop_timeout(args, target)
     secret = _password(target)
     env_file = (f"%h/.config/queuectl/{UNIT_NAME}.env" if args.user
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         target=None if secret else target, env_file=env_file if secret else None,
         user=args.user, count=args.count, queues=args.queues, stop_s=stop_s, why=why,
         options=(["--log-format", "json"] if args.log_format == "json" else [])
-        + (["--quiet"] if args.quiet else []) + worker_options(args),
+        + (["--quiet"] if args.quiet else []) + metrics_options(args),
         network=is_postgres_url(target)))
     say(f"queuectl: TimeoutStopSec={stop_s}: {why}")
     if secret:

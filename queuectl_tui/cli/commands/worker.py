@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from queuectl_tui.cli.args import (DEFAULT_GRACE_S, MAX_WORKERS, duration, positive_int,
-                                   worker_count)
-from queuectl_tui.cli.commands.metrics import (add_worker_options, check_worker_options,
-                                               worker_options)
+from queuectl_tui.cli.args import (DEFAULT_GRACE_S, MAX_WORKERS, add_metrics_options,
+                                   check_metrics_options, duration, metrics_options,
+                                   positive_int, worker_count)
 from queuectl_tui.cli.opening import open_queue, target_of
 from queuectl_tui.cli.output import print_workers, reply, say
 from queuectl_tui.cli.parser import Builder
@@ -42,7 +41,7 @@ def add_parser(build: Builder) -> None:
     w.add_argument("--queues", metavar="NAME[,NAME…]",
                    help="serve only these queues, earlier names first (default: every "
                         "queue, in one order by priority and due time)")
-    add_worker_options(w)
+    add_metrics_options(w)
     w = build.action(actions, "stop", "ask the pools of this host (or --host, --pool, --all) "
                      "to finish their jobs and exit")
     w.add_argument("--host", metavar="HOST",
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         from queuectl_tui.engine import parse_queue_names  # loads the engine: after parsing
         serving = parse_queue_names(args.queues)
     if args.action == "start":
-        check_worker_options(args)
+        check_metrics_options(args)
         check_log_option(args)
     try:
         queue = open_queue(args, create=args.action == "start")
@@ -148,7 +147,7 @@ def start_detached(queue: Queue, args: argparse.Namespace, serving: list[str] | 
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
                               log_options(args.log_format == "json", args.quiet, serving)
-                              + worker_options(args))
+                              + metrics_options(args))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
     try:
