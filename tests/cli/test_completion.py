@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from queuectl_tui.cli import build_parser
+from queuectl_tui.cli.commands import build_parser
 from tests.helpers import cli_env, cli_json, run_cli
 
 
@@ -117,7 +117,7 @@ def test_queue_names(jobs_db):
 def test_schedule_names(db_path):
     """Offered to a `schedule` command's NAME (and any --schedule), from the
     database; the commands themselves may not have landed yet."""
-    from queuectl_tui.cli_completion import completer_for
+    from queuectl_tui.cli.commands.completion import completer_for
     from queuectl_tui.engine import models
     from queuectl_tui.engine.db import open_database
     if not hasattr(models, "Schedule"):

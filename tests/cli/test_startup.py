@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from queuectl_tui.cli import COMMANDS, Parser, build_parser, command_in
+from queuectl_tui.cli.commands import COMMANDS, build_parser, command_in
+from queuectl_tui.cli.parser import Parser
 from tests.helpers import cli_env, run_cli
 
 SAMPLES = [

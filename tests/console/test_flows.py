@@ -490,7 +490,7 @@ async def test_long_ids_are_shown_whole_when_there_is_room(tmp_path, clock, monk
 
 def test_console_never_imports_the_cli_and_has_no_import_circle():
     """Issue 9: each console module imports in a fresh interpreter, and none
-    pulls in cli.py (the headless face)."""
+    pulls in the cli package (the headless face)."""
     import pathlib
     root = pathlib.Path(__file__).resolve().parents[2]
     modules = sorted("queuectl_tui." + ".".join(p.relative_to(root / "queuectl_tui")

@@ -16,9 +16,14 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable
 
-from queuectl_tui.errors import UsageError
+from queuectl_tui.cli.args import (add_metrics_options, check_metrics_options, duration,
+                                   metrics_options, worker_count)
+from queuectl_tui.cli.opening import open_queue, target_of
+from queuectl_tui.cli.output import say
+from queuectl_tui.cli.parser import Builder
+from queuectl_tui.engine import is_postgres_url, redact, secrets_of
+from queuectl_tui.errors import DatabaseError, UsageError
 
 UNIT_NAME = "queuectl-worker"
 STOP_MARGIN_S = 60  # after the longest job timeout: the runner's SIGKILL grace, recording, exit
@@ -26,21 +31,15 @@ NO_TIMEOUT_STOP_S = 600  # when no job has a timeout, how long a stop waits for 
 _PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
 
 
-def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser,
-                worker_count: Callable[[str], int], duration: Callable[[str], float],
-                parser_class: type) -> None:
-    """The `service` command group, added to the CLI's parser by cli.py (which
-    passes its argument types in: this module must not import cli.py at load)."""
-    p = add("service", "run the worker pool under systemd")
-    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
-                            parser_class=parser_class)
+def add_parser(build: Builder) -> None:
+    ssub = build.actions(build.add("service", "run the worker pool under systemd"))
     u = ssub.add_parser(
         "unit", help="print a systemd unit that runs a worker pool on this database",
         description="Print a systemd unit (on stdout) that runs `queuectl worker start` in "
                     "the foreground on this database, restarts it on failure, stops it "
                     "gracefully and logs to the journal. Install it with: queuectl service "
                     f"unit --user > ~/.config/systemd/user/{UNIT_NAME}.service",
-        parents=[common])
+        parents=[build.common])
     u.add_argument("--user", action="store_true",
                    help="a user unit (systemctl --user); default: a system unit that runs "
                         "as you")
@@ -54,20 +53,17 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.Ar
     u.add_argument("--stop-timeout", type=duration, metavar="DURATION",
                    help="how long a stop may wait for running jobs (default: the longest job "
                         f"timeout plus {STOP_MARGIN_S} s)")
-    from queuectl_tui import cli_metrics  # light: argparse types only
-    cli_metrics.add_worker_options(u)
+    add_metrics_options(u)
 
 
-def cmd_service(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Print the unit on stdout; say on stderr what was chosen and why."""
-    from queuectl_tui.engine.location import is_postgres_url, resolve_target
-    target = resolve_target(getattr(args, "db", None))
+    target = target_of(args)
     if not is_postgres_url(target):
         target = str(Path(target).expanduser().absolute())
     if args.queues is not None:
         check_queues(args.queues)
-    from queuectl_tui import cli_metrics
-    cli_metrics.check_worker_options(args)
+    check_metrics_options(args)
     stop_s, why = stop_timeout(args, target)
     secret = _password(target)
     env_file = (f"%h/.config/queuectl/{UNIT_NAME}.env" if args.user
@@ -76,12 +72,10 @@ def cmd_service(args: argparse.Namespace) -> int:
         target=None if secret else target, env_file=env_file if secret else None,
         user=args.user, count=args.count, queues=args.queues, stop_s=stop_s, why=why,
         options=(["--log-format", "json"] if args.log_format == "json" else [])
-        + (["--quiet"] if args.quiet else []) + cli_metrics.worker_options(args),
+        + (["--quiet"] if args.quiet else []) + metrics_options(args),
         network=is_postgres_url(target)))
-    from queuectl_tui.cli_output import say
     say(f"queuectl: TimeoutStopSec={stop_s}: {why}")
     if secret:
-        from queuectl_tui.engine.db import redact
         where = env_file.replace("%h", "~")
         say(f"queuectl: the database URL carries a password, so it is not written into the "
             f"unit (unit files and `systemctl show` are readable by every user): put the line "
@@ -91,8 +85,8 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 def check_queues(text: str) -> None:
     """The engine's own rules, so the unit never carries a list `worker start` refuses."""
-    from queuectl_tui.engine.queues import parse_names
-    parse_names(text)
+    from queuectl_tui.engine import parse_queue_names  # loads the engine: after parsing
+    parse_queue_names(text)
 
 
 def stop_timeout(args: argparse.Namespace, target: str) -> tuple[int, str]:
@@ -117,18 +111,16 @@ def stop_timeout(args: argparse.Namespace, target: str) -> tuple[int, str]:
 def _read_timeouts(args: argparse.Namespace) -> tuple[float | None, float | None]:
     """The timeouts in the database; none yet if it does not exist yet (the
     pool creates it when the service starts)."""
-    from queuectl_tui.cli import open_queue
-    from queuectl_tui.engine.db import CREATE_HINT
-    from queuectl_tui.errors import DatabaseError
     try:
         queue = open_queue(args, create=False)
     except DatabaseError as exc:
+        from queuectl_tui.engine import CREATE_HINT
         if CREATE_HINT in str(exc):  # the marker of "no queue here yet"
             return None, None
         raise
-    from queuectl_tui.engine import lookups
+    from queuectl_tui.engine import known_timeouts
     try:
-        return lookups.timeouts()
+        return known_timeouts()
     finally:
         queue.opened.close()
 
@@ -206,7 +198,6 @@ def _human(seconds: float) -> str:
 def _password(target: str) -> bool:
     """Whether the URL carries a secret in any form (user:pass@, password=,
     sslpassword=): then it goes into the EnvironmentFile, not the unit."""
-    from queuectl_tui.engine.location import secrets_of
     return bool(secrets_of(target))
 
 

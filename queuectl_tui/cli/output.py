@@ -1,16 +1,32 @@
 """Printing for the headless commands: plain tables for people, strict JSON for programs.
 
 With `--json`, stdout carries one JSON document (or JSON lines where a command
-says so) and nothing else; messages for people go to stderr.
+says so) and nothing else; messages for people go to stderr. Every command ends
+with `reply`, which makes that choice in one place.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from queuectl_tui.safe_text import printable
+
+
+def reply(args: argparse.Namespace, value: Any, text: Any,
+          emit: Callable[[Any], Any] | None = None) -> None:
+    """The end of every command: `value` as JSON with --json (through `emit`,
+    `emit_json` unless a command streams an array or lines), else `text` for
+    people: printed, or called when it is a function that prints."""
+    if getattr(args, "json", False):
+        (emit or emit_json)(value)
+    elif callable(text):
+        text()
+    else:
+        print(text)
 
 
 def emit_json(value: Any, out: TextIO | None = None) -> None:
@@ -76,3 +92,19 @@ def say(message: str) -> None:
     """A line for people, on stderr, so stdout stays clean for data."""
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+def has_terminal() -> bool:
+    """Whether the console can draw and read keys: stdin and stdout both a tty."""
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):  # closed or replaced streams
+        return False
+
+
+def print_workers(workers: list[dict]) -> None:
+    """The workers table of `status` and `worker list`."""
+    table([(w["id"], w["host"], w["pid"], w["state"], w["job_id"] or "-",
+            w["jobs_done"], w["jobs_failed"], f"{w['heartbeat_age']:.1f}s")
+           for w in workers],
+          ["WORKER", "HOST", "PID", "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"])

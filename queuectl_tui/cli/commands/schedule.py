@@ -1,8 +1,7 @@
-"""The headless commands for recurring schedules: `schedule add|list|pause|resume|remove|run`.
+"""`queuectl schedule add|list|pause|resume|remove|run`: recurring jobs.
 
-The same rules as cli.py: no SQL and no Textual here, JSON only on stdout with
---json, one-line errors with exit codes (2 usage, 3 unknown schedule, 4 a name
-already taken).
+One-line errors with exit codes as every command: 2 usage, 3 unknown
+schedule, 4 a name already taken.
 """
 
 from __future__ import annotations
@@ -10,23 +9,22 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-from typing import Any, Callable
+from typing import Any
 
-from queuectl_tui.cli_output import emit_json, say, table
+from queuectl_tui.cli.args import duration, env_option, whole_number
+from queuectl_tui.cli.opening import open_queue
+from queuectl_tui.cli.output import reply, say, table
+from queuectl_tui.cli.parser import Builder
 from queuectl_tui.errors import UsageError
 
 
-def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.ArgumentParser,
-                as_json: argparse.ArgumentParser, duration: Callable[[str], float],
-                whole_number: Callable[[str], int], parser_class: type) -> None:
-    p = add("schedule", "recurring jobs from cron expressions: add, list, pause, resume, "
-                        "remove, run now")
-    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
-                            parser_class=parser_class)
-    ssub._parser_class = _command_words_parser(parser_class)  # `add NAME … -- ARGS…`
-    s = ssub.add_parser("add", help="a new schedule: `schedule add NAME --cron EXPR "
-                        "[options] COMMAND` or `… -- ARGS…`", parents=[common, as_json])
-    ssub._parser_class = parser_class
+def add_parser(build: Builder) -> None:
+    ssub = build.actions(build.add("schedule", "recurring jobs from cron expressions: add, "
+                                               "list, pause, resume, remove, run now"))
+    ssub._parser_class = _command_words_parser(build.parser_class)  # `add NAME … -- ARGS…`
+    s = build.action(ssub, "add", "a new schedule: `schedule add NAME --cron EXPR "
+                     "[options] COMMAND` or `… -- ARGS…`")
+    ssub._parser_class = build.parser_class
     s.add_argument("name", metavar="NAME")
     s.add_argument("--cron", required=True, metavar="EXPR",
                    help="minute hour day-of-month month day-of-week, e.g. '30 2 * * *' "
@@ -44,13 +42,12 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.Ar
                    help="its jobs run in this directory (default: the one you add it from)")
     s.add_argument("--env", action="append", metavar="KEY=VALUE", default=[],
                    help="an extra environment variable for its jobs (repeatable)")
-    ssub.add_parser("list", help="every schedule with its next run, last run and last job",
-                    parents=[common, as_json])
+    build.action(ssub, "list", "every schedule with its next run, last run and last job")
     for action, text in (("pause", "no ticks fire until resumed"),
                          ("resume", "fire again from the next tick (missed ones are skipped)"),
                          ("remove", "delete the schedule (the jobs it made stay)"),
                          ("run", "enqueue one job of the schedule now, outside its ticks")):
-        s = ssub.add_parser(action, help=text, parents=[common, as_json])
+        s = build.action(ssub, action, text)
         s.add_argument("name", metavar="NAME")
 
 
@@ -74,65 +71,50 @@ def _command_words_parser(base: type) -> type:
     return CommandWordsParser
 
 
-def cmd_schedule(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:
-    from queuectl_tui.engine import schedules
+def run(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import (check_schedule_name, list_schedules,  # after parsing
+                                     pause_schedule, remove_schedule, run_schedule_now)
     if args.action == "list":
         open_queue(args, create=False)  # a missing database is exit 5 with the hint
-        found = schedules.list_all()
-        if args.json:
-            emit_json(found)
-        else:
-            print_schedules(found)
+        found = list_schedules()
+        reply(args, found, lambda: print_schedules(found))
         return 0
-    schedules.check_name(args.name)
+    check_schedule_name(args.name)
     if args.action == "add":
-        return schedule_add(args, open_queue)
+        return schedule_add(args)
     queue = open_queue(args, create=False)
     if args.action in ("pause", "resume"):
-        row = schedules.set_paused(queue, args.name, args.action == "pause")
-        if args.json:
-            emit_json(row)
-        elif row["paused"]:
-            print(f"paused schedule {row['name']}: no ticks fire until `schedule resume`")
-        else:
-            print(f"resumed schedule {row['name']}: next run {_when(row['next_run_at'])}")
+        row = pause_schedule(queue, args.name, args.action == "pause")
+        reply(args, row, f"paused schedule {row['name']}: no ticks fire until `schedule resume`"
+              if row["paused"] else
+              f"resumed schedule {row['name']}: next run {_when(row['next_run_at'])}")
         return 0
     if args.action == "remove":
-        row = schedules.remove(queue, args.name)
-        if args.json:
-            emit_json(row)
-        else:
-            print(f"removed schedule {row['name']} (the jobs it made stay)")
+        row = remove_schedule(queue, args.name)
+        reply(args, row, f"removed schedule {row['name']} (the jobs it made stay)")
         return 0
-    job = schedules.run_now(queue, args.name)
-    if args.json:
-        emit_json(job)
-    else:
-        print(f"enqueued {job['id']}")
+    job = run_schedule_now(queue, args.name)
+    reply(args, job, f"enqueued {job['id']}")
     return 0
 
 
-def schedule_add(args: argparse.Namespace, open_queue: Callable[..., Any]) -> int:
-    from queuectl_tui.cli import env_option
-    from queuectl_tui.engine import schedules
+def schedule_add(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import add_schedule, check_cron, check_zone
     words = args.words
     if not words:
         raise UsageError("give the command to run: `schedule add NAME --cron EXPR 'COMMAND'` "
                          "or `… -- ARGS…`")
     command = words[0] if len(words) == 1 else shlex.join(words)
-    zone = schedules.check_zone(args.tz)
-    schedules.check_cron(args.cron, zone)  # bad input fails before the database is opened
+    zone = check_zone(args.tz)
+    check_cron(args.cron, zone)  # bad input fails before the database is opened
     cwd = os.path.abspath(args.cwd) if args.cwd is not None else os.getcwd()
-    row = schedules.add(open_queue(args), args.name, args.cron, command, tz=args.tz,
-                        catch_up=args.catch_up, queue_name=args.queue,
-                        max_retries=args.max_retries, timeout=args.timeout,
-                        priority=args.priority or 0, cwd=cwd,
-                        env=env_option(args.env) or None)
-    if args.json:
-        emit_json(row)
-    else:
-        print(f"added schedule {row['name']} ({row['cron']}, {row['tz']}): next run "
-              f"{_when(row['next_run_at'])}")
+    row = add_schedule(open_queue(args), args.name, args.cron, command, tz=args.tz,
+                       catch_up=args.catch_up, queue_name=args.queue,
+                       max_retries=args.max_retries, timeout=args.timeout,
+                       priority=args.priority or 0, cwd=cwd,
+                       env=env_option(args.env) or None)
+    reply(args, row, f"added schedule {row['name']} ({row['cron']}, {row['tz']}): next run "
+                     f"{_when(row['next_run_at'])}")
     return 0
 
 

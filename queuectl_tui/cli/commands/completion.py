@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Any, Callable, Iterable
 
+from queuectl_tui.cli.parser import Builder
+from queuectl_tui.engine import FINAL, STATES, resolve_target, skip_postgres_driver
 from queuectl_tui.errors import QueuectlError
 
 SHELLS = ("bash", "zsh", "fish")
@@ -32,19 +34,17 @@ JOB_STATES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("dlq", "retry"): ("dead",),
     ("delete",): ("pending", "failed", "completed", "dead", "cancelled"),
 }
-FINISHED = ("completed", "dead", "cancelled")
 FILE_DESTS = {"db", "file", "log", "spec"}  # paths (or commands): the shell's own completion
 
 
-def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
-    """The `completion` command, added to the CLI's parser by cli.py."""
-    p = add("completion", f"print the tab-completion script for {', '.join(SHELLS)} "
+def add_parser(build: Builder) -> None:
+    p = build.add("completion", f"print the tab-completion script for {', '.join(SHELLS)} "
                           "(see README: Shell completion)")
     p.add_argument("shell", choices=SHELLS, metavar="SHELL",
                    help=f"one of {', '.join(SHELLS)}")
 
 
-def cmd_completion(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Print the script for `args.shell` on stdout."""
     argcomplete = _argcomplete()
     sys.stdout.write(argcomplete.shellcode([PROG], shell=args.shell))
@@ -116,7 +116,7 @@ def completer_for(path: tuple[str, ...], action: argparse.Action) -> Callable[..
     if dest == "state":
         return Words(_states, comma_list=True)
     if dest == "all_state":
-        return Words(lambda: FINISHED)
+        return Words(lambda: FINAL)
     if dest == "queues" or dest == "queue" or (group == "queue" and dest in ("name", "names")):
         return Words(queue_names, comma_list=dest == "queues", needs_db=True)
     if dest in ("schedule", "schedules", "schedule_name") or (
@@ -164,9 +164,9 @@ class JobIds:
 
     def __call__(self, prefix: str, parsed_args: argparse.Namespace | None = None,
                  **_: Any) -> list[str]:
-        from queuectl_tui.engine import lookups
+        from queuectl_tui.engine import known_job_ids
         try:
-            return _with_db(parsed_args, lambda db: lookups.job_ids(db, prefix, self.states))
+            return _with_db(parsed_args, lambda db: known_job_ids(db, prefix, self.states))
         except Exception:  # noqa: BLE001 - no database yet, locked, ...: offer nothing
             return []
 
@@ -174,10 +174,9 @@ class JobIds:
 def _with_db(parsed_args: argparse.Namespace | None, read: Callable[[Any], Iterable[str]]
              ) -> list[str]:
     """Open the database read-only (never create it), read, close."""
-    from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
     db_arg = getattr(parsed_args, "db", None)
     skip_postgres_driver(resolve_target(db_arg))
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine import open_database  # after the driver is skipped
     opened = open_database(db_arg, create=False)
     try:
         return list(read(opened.db))
@@ -186,22 +185,21 @@ def _with_db(parsed_args: argparse.Namespace | None, read: Callable[[Any], Itera
 
 
 def config_keys() -> list[str]:
-    from queuectl_tui.engine import lookups
-    return lookups.config_keys()
+    from queuectl_tui.engine import known_config_keys
+    return known_config_keys()
 
 
 def _states() -> tuple[str, ...]:
-    from queuectl_tui.engine import STATES
     return tuple(STATES)
 
 
 def queue_names(db: Any) -> list[str]:
     """The named queues (`--queue`, `--queues`, the `queue` commands' NAME)."""
-    from queuectl_tui.engine import queues
-    return sorted(queues.read_rules(db).names)
+    from queuectl_tui.engine import queue_rules
+    return sorted(queue_rules(db).names)
 
 
 def schedule_names(db: Any) -> list[str]:
     """Recurring jobs' names (the `schedule` commands' NAME arguments)."""
-    from queuectl_tui.engine import lookups
-    return lookups.schedule_names()
+    from queuectl_tui.engine import known_schedule_names
+    return known_schedule_names()

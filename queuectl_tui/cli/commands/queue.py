@@ -1,0 +1,133 @@
+"""`queuectl queue list|pause|resume|limit|retention|hook`: the named queues."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from queuectl_tui.cli.opening import open_queue
+from queuectl_tui.cli.output import reply, say, table
+from queuectl_tui.cli.parser import Builder
+from queuectl_tui.engine import FINAL
+
+KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--cancelled"}
+
+
+def add_parser(build: Builder) -> None:
+    actions = build.actions(build.add(
+        "queue", "named queues: list them, pause, resume, limit, retention, finish hook"))
+    build.action(actions, "list", "every queue with its counts, limit and state")
+    q = build.action(actions, "pause", "claim nothing new from these queues (running jobs "
+                     "finish; enqueues are still accepted)")
+    q.add_argument("names", nargs="+", metavar="NAME")
+    q = build.action(actions, "resume", "claim from these queues again")
+    q.add_argument("names", nargs="+", metavar="NAME")
+    q = build.action(actions, "limit", "at most N jobs of the queue run at once, across "
+                     "every worker and host (0 or none: no limit)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("limit", metavar="N|none")
+    q = build.action(actions, "retention", "how long the queue keeps finished jobs, per "
+                     "state (default: the config's retention-* keys)")
+    q.add_argument("name", metavar="NAME")
+    for state, flag in KEEP_FLAGS.items():
+        q.add_argument(flag, metavar="DURATION", dest=f"keep_{state}",
+                       help=f"keep {state} jobs this long (e.g. 1h, 7d), 'forever', or "
+                            "'default' to follow the config")
+    q = build.action(actions, "hook", "the command run after each of the queue's jobs "
+                     "finishes ('none': no hook for this queue; 'default': the config's "
+                     "finish-hook)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("hook_command", metavar="COMMAND|none|default")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        found = open_queue(args, create=False).queue_list()
+        reply(args, found, lambda: print_queues(found))
+        return 0
+    if args.action in ("pause", "resume"):
+        return pause_or_resume(args)
+    if args.action == "limit":
+        return set_limit(args)
+    if args.action == "hook":
+        return set_hook(args)
+    return set_retention(args)
+
+
+def pause_or_resume(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_queue_name  # loads the engine: after parsing
+    names = [check_queue_name(name) for name in args.names]
+    queue = open_queue(args)
+    done = [queue.queue_set(name, paused=args.action == "pause") for name in names]
+    verb = "paused" if args.action == "pause" else "resumed"
+    reply(args, done, "\n".join(f"{verb} {q['name']} ({q['running']} running, "
+                                f"{q['counts'].get('pending', 0)} pending)" for q in done))
+    return 0
+
+
+def set_limit(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_queue_name, parse_queue_limit
+    name, limit = check_queue_name(args.name), parse_queue_limit(args.limit)
+    row = open_queue(args).queue_set(name, max_running=limit)
+    reply(args, row, f"{name}: " + (f"at most {limit} running at once" if limit else "no limit"))
+    return 0
+
+
+def set_hook(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_config, check_queue_name
+    name = check_queue_name(args.name)
+    text = args.hook_command.strip()
+    hook = None if text.lower() == "default" else check_config("finish-hook", text)
+    row = open_queue(args).queue_set(name, finish_hook=hook)
+    reply(args, row, f"{name}: the config's finish-hook" if hook is None else
+          f"{name}: " + (f"runs {hook!r} after each job finishes" if hook else "no hook"))
+    return 0
+
+
+def set_retention(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_config, check_queue_name
+    name = check_queue_name(args.name)
+    fields: dict[str, float | None] = {}
+    for state in FINAL:
+        raw = getattr(args, f"keep_{state}")
+        if raw is None:
+            continue
+        if raw.strip().lower() == "default":
+            fields[f"keep_{state}"] = None
+        else:
+            fields[f"keep_{state}"] = check_config(f"retention-{state}", raw)
+    queue = open_queue(args, create=bool(fields))
+    row = queue.queue_set(name, **fields) if fields else queue.queue_get(name)
+    reply(args, row, lambda: print_retention(name, row, queue.config_all()))
+    return 0
+
+
+def print_retention(name: str, row: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for state in FINAL:
+        own = row["retention"][state]
+        keep = defaults[f"retention-{state}"] if own is None else own
+        print(f"{name} keeps {state} jobs {describe_keep(keep)}"
+              + (" (the config default)" if own is None else ""))
+
+
+def describe_keep(seconds: float) -> str:
+    if not seconds:
+        return "forever"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def print_queues(found: list[dict]) -> None:
+    if not found:
+        say("no queues yet; enqueue a job with --queue NAME to make one")
+        return
+    table([(q["name"], "paused" if q["paused"] else "active",
+            f"{q['running']}/{q['limit']}" if q["limit"] else f"{q['running']}/-",
+            q["counts"].get("pending", 0) + q["counts"].get("failed", 0),
+            q["counts"].get("completed", 0), q["counts"].get("dead", 0),
+            q["counts"].get("cancelled", 0), q["finished_last_minute"])
+           for q in found],
+          ["QUEUE", "STATE", "RUNNING", "WAITING", "COMPLETED", "DEAD", "CANCELLED",
+           "DONE/MIN"])

@@ -1,0 +1,54 @@
+"""`queuectl show ID`: everything about one job, its output tails and its runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from queuectl_tui.cli.opening import open_queue
+from queuectl_tui.cli.output import reply, table
+from queuectl_tui.cli.parser import Builder
+from queuectl_tui.safe_text import printable
+
+HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone")  # shown below the fields
+
+
+def add_parser(build: Builder) -> None:
+    p = build.add("show", "everything about one job", build.as_json)
+    p.add_argument("job_id", metavar="ID")
+
+
+def run(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import job_dict  # loads the engine: after parsing
+    queue = open_queue(args, create=False)
+    job = job_dict(queue.get(args.job_id), with_output=True)  # with the output tails
+    job["after"] = queue.job_dict(args.job_id)["after"]
+    job["attempts_log"] = queue.attempts(args.job_id)
+    gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
+    job["worker_gone"] = bool(gone)
+    reply(args, job, lambda: print_job(job, gone))
+    return 0
+
+
+def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
+    """One field a line, then the output tails and the table of runs."""
+    for key, value in job.items():
+        if key == "after":
+            value = ", ".join(f"{d['id']} ({d['state'] or 'gone'})" for d in value) or None
+        if key not in HIDDEN:
+            shown = "-" if value is None else printable(str(value), keep_newlines=False)
+            print(f"{key + ':':<13} {shown}")
+    if gone:
+        print(f"{'note:':<13} {gone[0]['note']}")
+    for key in ("stdout_tail", "stderr_tail"):
+        if job[key]:
+            print(f"--- {key.replace('_tail', '')} (last {len(job[key])} chars) ---")
+            print(printable(job[key].rstrip("\n")))
+    if job["attempts_log"]:
+        print("--- attempts ---")
+        table([(a["number"], (a["started_at"] or "")[:19].replace("T", " "),
+                "-" if a["duration"] is None else f"{a['duration']:.3f}s",
+                "-" if a["exit_code"] is None else a["exit_code"], a["reason"],
+                a["worker_id"] or "-", a["error"] or "")
+               for a in job["attempts_log"]],
+              ["RUN", "STARTED (UTC)", "TOOK", "EXIT", "ENDED BY", "WORKER", "ERROR"])
