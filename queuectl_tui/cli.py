@@ -311,9 +311,9 @@ def build_parser(only: str | None = None) -> Parser:
 def open_queue(args: argparse.Namespace, *, create: bool = True):
     """The queue the command works on. Commands that only read pass
     `create=False`: a mistyped path is an error, not a new empty database."""
-    from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+    from queuectl_tui.engine import resolve_target, skip_postgres_driver
     skip_postgres_driver(resolve_target(getattr(args, "db", None)))
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine import open_database
     from queuectl_tui.engine.queue import Queue
     return Queue(open_database(getattr(args, "db", None), create=create))
 
@@ -500,7 +500,7 @@ def _pool_said(log, start: int) -> str | None:
 def no_pool_runs(args: argparse.Namespace) -> int:
     """`worker stop` where no database exists yet: no pool can run, so there
     is nothing to stop (exit 0), and nothing is created."""
-    from queuectl_tui.engine.location import redact, resolve_target
+    from queuectl_tui.engine import redact, resolve_target
     if args.json:
         emit_json({"asked": [], "still_running": [] if args.wait else None, "host": None,
                    "pool": args.pool, "others_running": 0})
@@ -602,7 +602,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         stranded = [s for s in stranded if s["id"] in
                     {j.id for j in queue.jobs(state="processing", queue=args.queue)}]
     if args.json:
-        from queuectl_tui.engine.db import redact
+        from queuectl_tui.engine import redact
         emit_json({"counts": counts, "total": sum(counts.values()), "active_workers": active,
                    "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
                    "queues": per_queue, "stranded": stranded,
@@ -925,7 +925,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from queuectl_tui.demo import enqueue_demo
     queue = open_queue(args)
     ids = enqueue_demo(queue)
-    from queuectl_tui.engine.db import redact
+    from queuectl_tui.engine import redact
     print(f"enqueued {len(ids)} demo jobs into {redact(queue.opened.target)}")
     if args.no_workers:
         print("start workers with: queuectl worker start --count 2")
@@ -994,7 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before any handler imports the engine: a command on a SQLite file never
         # needs the PostgreSQL driver, which Peewee imports (with ssl) if it can:
         # 15-30 ms that `list`, `show`, `config`... paid before this.
-        from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+        from queuectl_tui.engine import resolve_target, skip_postgres_driver
         skip_postgres_driver(resolve_target(getattr(args, "db", None)))
     handler = COMMANDS.get(args.command or "tui")
     if args.command is None and not has_terminal():
@@ -1027,7 +1027,7 @@ def _dash_dash_hint(args: argparse.Namespace) -> str:
 
 
 def _unexpected(exc: Exception, args: argparse.Namespace) -> int:
-    from queuectl_tui.engine.db import describe_db_error, is_sqlite_error, resolve_target
+    from queuectl_tui.engine import describe_db_error, is_sqlite_error, resolve_target
     from queuectl_tui.errors import EXIT_DATABASE, EXIT_FAILURE
     if is_sqlite_error(exc) or _is_driver_error(exc):
         say(f"queuectl: error: {describe_db_error(exc, resolve_target(getattr(args, 'db', None)))}")

@@ -174,10 +174,10 @@ class JobIds:
 def _with_db(parsed_args: argparse.Namespace | None, read: Callable[[Any], Iterable[str]]
              ) -> list[str]:
     """Open the database read-only (never create it), read, close."""
-    from queuectl_tui.engine.location import resolve_target, skip_postgres_driver
+    from queuectl_tui.engine import resolve_target, skip_postgres_driver
     db_arg = getattr(parsed_args, "db", None)
     skip_postgres_driver(resolve_target(db_arg))
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine import open_database
     opened = open_database(db_arg, create=False)
     try:
         return list(read(opened.db))

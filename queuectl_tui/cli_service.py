@@ -60,7 +60,7 @@ def add_parsers(add: Callable[..., argparse.ArgumentParser], common: argparse.Ar
 
 def cmd_service(args: argparse.Namespace) -> int:
     """Print the unit on stdout; say on stderr what was chosen and why."""
-    from queuectl_tui.engine.location import is_postgres_url, resolve_target
+    from queuectl_tui.engine import is_postgres_url, resolve_target
     target = resolve_target(getattr(args, "db", None))
     if not is_postgres_url(target):
         target = str(Path(target).expanduser().absolute())
@@ -81,7 +81,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     from queuectl_tui.cli_output import say
     say(f"queuectl: TimeoutStopSec={stop_s}: {why}")
     if secret:
-        from queuectl_tui.engine.db import redact
+        from queuectl_tui.engine import redact
         where = env_file.replace("%h", "~")
         say(f"queuectl: the database URL carries a password, so it is not written into the "
             f"unit (unit files and `systemctl show` are readable by every user): put the line "
@@ -118,7 +118,7 @@ def _read_timeouts(args: argparse.Namespace) -> tuple[float | None, float | None
     """The timeouts in the database; none yet if it does not exist yet (the
     pool creates it when the service starts)."""
     from queuectl_tui.cli import open_queue
-    from queuectl_tui.engine.db import CREATE_HINT
+    from queuectl_tui.engine import CREATE_HINT
     from queuectl_tui.errors import DatabaseError
     try:
         queue = open_queue(args, create=False)
@@ -206,7 +206,7 @@ def _human(seconds: float) -> str:
 def _password(target: str) -> bool:
     """Whether the URL carries a secret in any form (user:pass@, password=,
     sslpassword=): then it goes into the EnvironmentFile, not the unit."""
-    from queuectl_tui.engine.location import secrets_of
+    from queuectl_tui.engine import secrets_of
     return bool(secrets_of(target))
 
 

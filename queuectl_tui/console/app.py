@@ -43,7 +43,7 @@ from queuectl_tui.console.screens.trends import TrendsScreen
 from queuectl_tui.console.screens.workers import WorkersScreen
 from queuectl_tui.console.trail import Trail
 from queuectl_tui.engine import views
-from queuectl_tui.engine.db import GaveUp, Unreachable, redact
+from queuectl_tui.engine import GaveUp, Unreachable, redact
 from queuectl_tui.errors import QueuectlError
 
 T = TypeVar("T")

@@ -26,9 +26,9 @@ from typing import Any, Callable, TypeVar
 
 from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.engine import views
-from queuectl_tui.engine.db import (GaveUp, Opened, Unreachable, describe_db_error,
-                                    interrupt, is_postgres_url, is_sqlite_error, open_database,
-                                    redact, resolve_target, was_cancelled)
+from queuectl_tui.engine import (GaveUp, Opened, Unreachable, describe_db_error, interrupt,
+                                 is_postgres_url, is_sqlite_error, open_database, redact,
+                                 resolve_target, was_cancelled)
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import DatabaseError, QueuectlError
 

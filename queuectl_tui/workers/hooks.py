@@ -33,7 +33,7 @@ from typing import Any, Callable
 import peewee as pw
 
 from queuectl_tui.engine import config, hooks
-from queuectl_tui.engine.backends import HOOKS_CHANNEL, backend_for
+from queuectl_tui.engine import HOOKS_CHANNEL, backend_for
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.runner import Abort, RunResult, describe_exit, run_command

@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from queuectl_tui.engine import counts, registry
-from queuectl_tui.engine.db import redact, schema_moved
+from queuectl_tui.engine import redact, schema_moved
 from queuectl_tui.engine.queue import DEFAULT_GRACE_S, Queue
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.hooks import HookRunner

@@ -24,7 +24,7 @@ import peewee as pw
 from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import config, logs, procs, queues, registry
 from queuectl_tui.engine import Claimed
-from queuectl_tui.engine.db import open_database, schema_moved
+from queuectl_tui.engine import open_database, schema_moved
 from queuectl_tui.engine.queue import BLOCKED_S, DEFAULT_GRACE_S, Lease, Queue, current_host
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
