@@ -10,7 +10,8 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-from queuectl_tui.engine import StorageError, describe_db_error, is_postgres_url
+from queuectl_tui.engine import (StorageError, StorageUnavailable, describe_db_error,
+                                 is_postgres_url)
 from queuectl_tui.engine.storage.opening import open_database
 
 
@@ -32,6 +33,7 @@ def test_a_locked_sqlite_file_is_a_storage_error_and_peewees(db_path: Path) -> N
                 opened.db.execute_sql("DELETE FROM job")
         exc = caught.value
         assert isinstance(exc, pw.OperationalError)
+        assert isinstance(exc, StorageUnavailable)  # a worker says so and tries again
         assert type(exc).__name__ == "OperationalError"  # log lines that name it read as before
         assert isinstance(exc.orig, sqlite3.OperationalError)
         assert "is locked by another process" in describe_db_error(exc, str(db_path))
@@ -46,6 +48,7 @@ def test_a_broken_constraint_is_a_storage_error_and_peewees(opened) -> None:
         with opened.db.atomic():
             opened.db.execute_sql("INSERT INTO meta (key, value) VALUES ('schema_version', 'x')")
     assert isinstance(caught.value, StorageError)
+    assert not isinstance(caught.value, StorageUnavailable)  # waiting will not mend it
     assert type(caught.value).__name__ == "IntegrityError"
 
 
@@ -73,13 +76,13 @@ def test_a_terminated_postgresql_backend_is_a_storage_error_and_peewees(opened, 
         pytest.skip("PostgreSQL only: nothing can terminate a SQLite connection")
     pid = opened.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     _terminate(db, pid)
-    with pytest.raises(StorageError) as caught:
+    with pytest.raises(StorageUnavailable) as caught:
         opened.db.execute_sql("SELECT 1").fetchone()
     assert isinstance(caught.value, (pw.OperationalError, pw.InterfaceError))
     assert opened.connection_lost()
     with pytest.raises(pw.InterfaceError) as again:  # "connection already closed"
         opened.db.execute_sql("SELECT 1")
-    assert isinstance(again.value, StorageError)
+    assert isinstance(again.value, StorageUnavailable)
     opened.reconnect()
     assert opened.db.execute_sql("SELECT 1").fetchone() == (1,)
 
@@ -90,7 +93,7 @@ def test_a_wake_up_wait_on_a_terminated_backend_is_a_storage_error(opened, db) -
     opened.backend.listen()
     pid = opened.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     _terminate(db, pid)
-    with pytest.raises(StorageError) as caught:
+    with pytest.raises(StorageUnavailable) as caught:
         for _ in range(50):  # the termination notice arrives within one wait
             opened.backend.wait_for_change(0.2, lambda _s: None)
     assert isinstance(caught.value, pw.OperationalError)

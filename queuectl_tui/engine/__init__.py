@@ -46,6 +46,7 @@ _FACE: dict[str, str] = {
     "describe_db_error": "storage.errors",
     "is_sqlite_error": "storage.errors",
     "StorageError": "storage.driver_errors",
+    "StorageUnavailable": "storage.driver_errors",
     "interrupt": "storage.databases",
     "was_cancelled": "storage.errors",
     "resolve_target": "storage.location",

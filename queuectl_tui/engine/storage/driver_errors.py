@@ -26,6 +26,15 @@ class StorageError(Exception):
     `describe_db_error`."""
 
 
+class StorageUnavailable(StorageError):
+    """The database could not be used just now: locked, busy, the connection
+    lost or refused. A loop that goes on (a worker) says so and tries again;
+    the other storage errors (a constraint broken, a statement refused) do not
+    go away by waiting."""
+
+
+# Peewee's classes, each also a storage error; the same names, so a line that
+# names the class reads as before.
 class DatabaseError(pw.DatabaseError, StorageError):
     pass
 
@@ -38,7 +47,7 @@ class IntegrityError(pw.IntegrityError, StorageError):
     pass
 
 
-class InterfaceError(pw.InterfaceError, StorageError):
+class InterfaceError(pw.InterfaceError, StorageUnavailable):
     pass
 
 
@@ -50,7 +59,7 @@ class NotSupportedError(pw.NotSupportedError, StorageError):
     pass
 
 
-class OperationalError(pw.OperationalError, StorageError):
+class OperationalError(pw.OperationalError, StorageUnavailable):
     pass
 
 
