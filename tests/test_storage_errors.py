@@ -11,7 +11,7 @@ import peewee as pw
 import pytest
 
 from queuectl_tui.engine import (StorageError, StorageUnavailable, describe_db_error,
-                                 is_postgres_url)
+                                 is_postgres_url, is_storage_error)
 from queuectl_tui.engine.storage.opening import open_database
 
 
@@ -97,3 +97,14 @@ def test_a_wake_up_wait_on_a_terminated_backend_is_a_storage_error(opened, db) -
         for _ in range(50):  # the termination notice arrives within one wait
             opened.backend.wait_for_change(0.2, lambda _s: None)
     assert isinstance(caught.value, pw.OperationalError)
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (sqlite3.OperationalError("disk I/O error"), True),  # a row read after the statement ran
+    (pw.InterfaceError("connection already closed"), True),
+    (pw.OperationalError("database is locked"), True),
+    (ValueError("not a database's"), False),
+    (OSError(28, "No space left on device"), False),
+])
+def test_a_face_can_tell_a_storage_error_without_the_librarys_names(exc, expected) -> None:
+    assert is_storage_error(exc) is expected

@@ -45,6 +45,7 @@ _FACE: dict[str, str] = {
     "CREATE_HINT": "storage.errors",
     "describe_db_error": "storage.errors",
     "is_sqlite_error": "storage.errors",
+    "is_storage_error": "storage.errors",
     "StorageError": "storage.driver_errors",
     "StorageUnavailable": "storage.driver_errors",
     "interrupt": "storage.databases",

@@ -72,6 +72,14 @@ def is_sqlite_error(exc: BaseException) -> bool:
     return isinstance(exc, (sqlite3.Error, pw.DatabaseError, StorageError))
 
 
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether `exc` came from the database library or its driver, whatever
+    path it took (`describe_db_error` puts it in words): what a face asks
+    before showing an unexpected error, without knowing the library's names."""
+    return is_sqlite_error(exc) or \
+        type(exc).__module__.split(".")[0] in ("peewee", "psycopg2", "psycopg")
+
+
 def was_cancelled(exc: BaseException) -> bool:
     """Whether a driver error is PostgreSQL's answer to a cancel request
     (SQLSTATE 57014, query_canceled), looked for through peewee's wrapping."""
