@@ -1,8 +1,8 @@
 """One module per schema version, each holding the step that brings a database
 to that version from the one before (`schema.py` runs them in order).
 
-Steps are written to be run again safely: a column or table already there is
-left as it is, so a step interrupted half way completes on the next open.
+A step leaves alone a column or table already there: step 1 creates missing
+tables from today's models, so later steps may find theirs in place.
 """
 
 from __future__ import annotations
