@@ -19,9 +19,9 @@ from queuectl_tui.engine.storage.schema import SCHEMA_VERSION
 from tests.helpers import cli_env, run_cli, wait_for
 
 NEWER = SCHEMA_VERSION + 1
-NEWER_CLI = ("import sys; from queuectl_tui.engine.storage import schema; "
+NEWER_CLI = ("import sys; from queuectl_tui.engine.storage import migrations, schema; "
              f"schema.SCHEMA_VERSION = {NEWER}; "
-             f"schema.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
+             f"migrations.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
              "from queuectl_tui.cli import main; sys.exit(main(sys.argv[1:]))")
 
 

@@ -11,7 +11,6 @@ import peewee as pw
 from queuectl_tui.engine.storage import models
 from queuectl_tui.engine.storage.errors import CREATE_HINT
 from queuectl_tui.engine.storage.location import redact
-from queuectl_tui.engine.storage.migrations import MIGRATIONS
 from queuectl_tui.engine.storage.opened import Opened
 from queuectl_tui.errors import DatabaseError, NoDatabase
 
@@ -53,12 +52,19 @@ def ensure_schema(opened: Opened, *, create: bool = True) -> None:
                 f"(v{SCHEMA_VERSION}): upgrade queuectl")
         if version < SCHEMA_VERSION:
             _refuse_with_older_workers(opened, version)
-        for step in range(version, SCHEMA_VERSION):
-            MIGRATIONS[step](opened)
-        if version < SCHEMA_VERSION:
-            models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
-                conflict_target=[models.Meta.key],
-                update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
+            _migrate(opened, version)
+
+
+def _migrate(opened: Opened, version: int) -> None:
+    """Run the steps from `version` up to today's, and record today's version.
+    The steps' modules load only here: opening a current database (nearly
+    every start) never pays for them."""
+    from queuectl_tui.engine.storage.migrations import MIGRATIONS
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](opened)
+    models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
+        conflict_target=[models.Meta.key],
+        update={models.Meta.value: str(SCHEMA_VERSION)}).execute()
 
 
 def schema_moved(opened: Opened) -> str | None:
