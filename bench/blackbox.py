@@ -233,9 +233,9 @@ def pickup_summary(res: dict[str, Any], outlier_s: float = 0.2) -> dict[str, Any
 def _enqueue_loop(db: str, k: int) -> None:
     """Run inside the tree measured: enqueue k `true` jobs through the engine, one
     at a time with pauses; print [[id, time the enqueue returned], ...]."""
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import from_mapping
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     queue = Queue(open_database(db))
     sent = []
     for _ in range(k):

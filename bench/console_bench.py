@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from queuectl_tui.console import reads  # noqa: E402
 from queuectl_tui.engine import views  # noqa: E402
-from queuectl_tui.engine.db import open_database  # noqa: E402
-from queuectl_tui.engine.models import Event, Job  # noqa: E402
 from queuectl_tui.engine.queue import Queue  # noqa: E402
+from queuectl_tui.engine.storage.models import Event, Job  # noqa: E402
+from queuectl_tui.engine.storage.opening import open_database  # noqa: E402
 
 PAGE = 30  # rows on screen at 120x36; the console fetches two pages each side
 STATES = [("completed", 0.96), ("dead", 0.02), ("pending", 0.01), ("failed", 0.005),

@@ -74,9 +74,9 @@ SCENARIOS: list[tuple[str, list[str], list[str]]] = [
 
 FEEDER = """
 import sys, time
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 db, per_second = sys.argv[1], float(sys.argv[2])
 queue = Queue(open_database(db))
 n, run = 0, int(time.time())

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from queuectl_tui.engine import metrics  # noqa: E402
-from queuectl_tui.engine.db import open_database  # noqa: E402
 from queuectl_tui.engine.jobspec import from_mapping  # noqa: E402
 from queuectl_tui.engine.queue import Queue  # noqa: E402
+from queuectl_tui.engine.storage.opening import open_database  # noqa: E402
 
 QUEUES = ("default", "mail", "reports", "thumbnails")
 CHUNK = 100_000

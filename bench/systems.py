@@ -98,8 +98,8 @@ class Queuectl:
         return proc, pids
 
     def _open_queue(self, db: str):
-        from queuectl_tui.engine.db import open_database
         from queuectl_tui.engine.queue import Queue
+        from queuectl_tui.engine.storage.opening import open_database
         return Queue(open_database(db))
 
     def prepared(self, tag: str) -> str:

@@ -49,7 +49,7 @@ class Target:
     @staticmethod
     def init_schema(db: str) -> None:
         # queuectl creates its own schema on first open; do it through the engine.
-        from queuectl_tui.engine.db import open_database
+        from queuectl_tui.engine.storage.opening import open_database
         open_database(db).close()
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from queuectl_tui.engine import trends, views  # noqa: E402
-from queuectl_tui.engine.db import is_postgres_url, open_database  # noqa: E402
-from queuectl_tui.engine.models import Attempt, Event, Job  # noqa: E402
+from queuectl_tui.engine.storage.location import is_postgres_url  # noqa: E402
+from queuectl_tui.engine.storage.models import Attempt, Event, Job  # noqa: E402
+from queuectl_tui.engine.storage.opening import open_database  # noqa: E402
 
 QUEUES = ("default", "mail", "reports", "thumbnails")
 BATCH = 2000

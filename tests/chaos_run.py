@@ -36,9 +36,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.chaos_mix import Mix, check_mix
 
 

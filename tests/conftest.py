@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import pytest
 
 from queuectl_tui.clock import FakeClock, Ids
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.helpers import WorkerPool
 
 PG_URL = os.environ.get("QUEUECTL_TEST_PG")

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 WORKER_LOOK_S = 5.0  # how often `wait` and `logs -f` look whether any worker is alive
 NO_WORKER = ("queuectl: no worker is running on this database: start one with "
              "`queuectl worker start` (or `worker start --detach`)")
-DRIVER_MODULES = ("peewee", "psycopg2", "psycopg")  # their errors are database errors
 
 
 def target_of(args: argparse.Namespace) -> str:
@@ -75,8 +74,8 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
 
 def unexpected(exc: Exception, args: argparse.Namespace) -> int:
     """An error no command expected: a database's (exit 5), the system's, or a bug."""
-    from queuectl_tui.engine import describe_db_error, is_sqlite_error
-    if is_sqlite_error(exc) or is_driver_error(exc):
+    from queuectl_tui.engine import describe_db_error, is_storage_error
+    if is_storage_error(exc):
         say(f"queuectl: error: {describe_db_error(exc, target_of(args))}")
         return EXIT_DATABASE
     if isinstance(exc, OSError):
@@ -85,9 +84,3 @@ def unexpected(exc: Exception, args: argparse.Namespace) -> int:
     say(f"queuectl: internal error: {exc.__class__.__name__}: {exc} "
         "(please report this with the command you ran)")
     return EXIT_FAILURE
-
-
-def is_driver_error(exc: Exception) -> bool:
-    """Raised by Peewee or a PostgreSQL driver: told by its module, so that
-    nothing here imports them."""
-    return type(exc).__module__.split(".")[0] in DRIVER_MODULES

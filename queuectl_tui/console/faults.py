@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from queuectl_tui.engine import (Opened, Queue, Unreachable, describe_db_error,
-                                 is_sqlite_error, was_cancelled)
+                                 is_storage_error, was_cancelled)
 from queuectl_tui.errors import DatabaseError, QueuectlError
 
 T = TypeVar("T")
 
 RETRY_S = (1.0, 2.0, 4.0, 8.0, 15.0)  # waits between tries to reach a lost server
-DRIVER_MODULES = ("peewee", "psycopg2", "psycopg")
 
 
 class MissingDatabase(DatabaseError):
@@ -75,11 +74,6 @@ class Backoff:
         return 0.0 if self.next_at is None else max(0.0, self.next_at - now)
 
 
-def is_driver_error(exc: BaseException) -> bool:
-    """Raised by the database library or a PostgreSQL driver (by its module)."""
-    return type(exc).__module__.split(".")[0] in DRIVER_MODULES
-
-
 def translated(fn: Callable[..., T], queue: Queue, args: tuple, target: str) -> T:
     """`fn(queue, *args)` with driver errors turned into one-line messages
     (Lost when the connection itself is gone)."""
@@ -88,7 +82,7 @@ def translated(fn: Callable[..., T], queue: Queue, args: tuple, target: str) -> 
     except QueuectlError:
         raise
     except Exception as exc:
-        if is_sqlite_error(exc) or is_driver_error(exc):
+        if is_storage_error(exc):
             message = describe_db_error(exc, target)
             if queue.opened.connection_lost():
                 raise Lost(message) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine.models import Attempt
+from queuectl_tui.engine.storage.models import Attempt
 
 # How a run ended. "exit": the command exited by itself (well or not).
 REASONS = ("exit", "timeout", "cancelled", "stopped", "rescued", "lost")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Iterator
 import peewee as pw
 
 from queuectl_tui.engine import batch_owner
-from queuectl_tui.engine.models import Batch, Job
+from queuectl_tui.engine.storage.models import Batch, Job
 from queuectl_tui.errors import Conflict
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None,
     each with its events. Several processes may publish one batch at once: they
     share the work. True when it is all done. Ids this call had to rename go
     into `renamed` (old → new)."""
-    from queuectl_tui.engine.columns import JOB_INSERT
+    from queuectl_tui.engine.storage.columns import JOB_INSERT
     columns = columns or JOB_INSERT
     turns = _Turns(queue)
     for _ in itertools.count() if max_slices is None else range(max_slices):

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from queuectl_tui.engine.models import Setting
+from queuectl_tui.engine.storage.models import Setting
 from queuectl_tui.errors import UsageError
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import peewee as pw
 
-from queuectl_tui.engine.models import Event, Job, Meta
 from queuectl_tui.engine.states import STATES
+from queuectl_tui.engine.storage.models import Event, Job, Meta
 
 BASELINE_KEY = "counts.baseline"
 PRUNED_KEY = "pruned."  # + state: how many jobs of that state were ever pruned

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine.models import Dependency, Job
+from queuectl_tui.engine.storage.models import Dependency, Job
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 
 ENDED_BADLY = ("dead", "cancelled")

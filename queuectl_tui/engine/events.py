@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine.models import Event
+from queuectl_tui.engine.storage.models import Event
 
 
 def record(job_id: str, from_state: str | None, to_state: str, *, at: float,

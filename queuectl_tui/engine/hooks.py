@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import peewee as pw
 
 from queuectl_tui.engine import config
-from queuectl_tui.engine.models import HookRun, NamedQueue
+from queuectl_tui.engine.storage.models import HookRun, NamedQueue
 
 CACHE_S = 1.0  # a config change reaches running workers within a second
 # A hook whose runner died this often while running it (SIGKILL, a crash, the

@@ -11,8 +11,9 @@ from typing import Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine import config, models
-from queuectl_tui.engine.models import Job
+from queuectl_tui.engine import config
+from queuectl_tui.engine.storage import models
+from queuectl_tui.engine.storage.models import Job
 
 # States whose jobs a pool may still run, so whose timeout a stop may wait out.
 UNFINISHED = ("staged", "pending", "failed", "processing")

@@ -22,10 +22,10 @@ import peewee as pw
 from queuectl_tui.clock import Clock, Ids, SyncedClock, iso
 from queuectl_tui.engine import (attempts, batches, config, counts, dependencies, events, logs,
                                   procs, queues, registry, uniqueness)
-from queuectl_tui.engine.backends import HOOKS_CHANNEL
-from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.columns import JOB_INSERT, LIST_FIELDS, QUEUE_COLUMN, Claimed
-from queuectl_tui.engine.models import Job
+from queuectl_tui.engine.storage.backends.base import HOOKS_CHANNEL
+from queuectl_tui.engine.storage.columns import JOB_INSERT, LIST_FIELDS, QUEUE_COLUMN, Claimed
+from queuectl_tui.engine.storage.models import Job
+from queuectl_tui.engine.storage.opened import Opened
 from queuectl_tui.engine.states import (FINAL, MOVES, STATES, WAITING, check_state,
                                         describe_state, state_named)
 from queuectl_tui.errors import Conflict, DatabaseError, NotFound, UsageError

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine.models import Job, NamedQueue
+from queuectl_tui.engine.storage.models import Job, NamedQueue
 from queuectl_tui.errors import NotFound, UsageError
 
 DEFAULT = "default"

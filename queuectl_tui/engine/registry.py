@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine import db as schema
 from queuectl_tui.engine import procs
-from queuectl_tui.engine.models import Job, Worker
+from queuectl_tui.engine.storage import schema
+from queuectl_tui.engine.storage.models import Job, Worker
 
 LIVE_STATES = ("idle", "busy", "stopping")
 # What a job left `processing` by a worker that is no longer alive waits for:

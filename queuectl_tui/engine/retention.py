@@ -26,8 +26,8 @@ from typing import Callable, Iterable
 import peewee as pw
 
 from queuectl_tui.engine import counts, logs
-from queuectl_tui.engine.models import Meta, NamedQueue
 from queuectl_tui.engine.states import FINAL
+from queuectl_tui.engine.storage.models import Meta, NamedQueue
 
 BATCH_ROWS = 500  # jobs per transaction: a few milliseconds of write lock
 PAUSE_S = 0.02  # between batches: writers waiting for the lock get it

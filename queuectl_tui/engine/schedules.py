@@ -35,8 +35,8 @@ from cronsim import CronSim, CronSimError
 from queuectl_tui.clock import iso
 from queuectl_tui.engine import jobspec
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Job, Schedule
 from queuectl_tui.engine.queue import job_dict
+from queuectl_tui.engine.storage.models import Job, Schedule
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 
 # No `@` (it separates the name from the tick in job ids) and short enough that

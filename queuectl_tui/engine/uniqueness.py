@@ -20,7 +20,7 @@ from typing import Any
 import peewee as pw
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine.models import Job, UniqueLock
+from queuectl_tui.engine.storage.models import Job, UniqueLock
 from queuectl_tui.errors import Conflict
 
 HELD = 9.0e15  # `until` while the holder is unfinished: later than any real time

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import peewee as pw
 
 from queuectl_tui.engine import counts, logs
-from queuectl_tui.engine.columns import ROW_FIELDS
-from queuectl_tui.engine.db import Opened
-from queuectl_tui.engine.models import Event, Job
+from queuectl_tui.engine.storage.columns import ROW_FIELDS
+from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.storage.opened import Opened
 
 # Finishing moves: a run ended (well or not). Counted by the throughput sparkline.
 FINISHED = ("completed", "failed", "dead")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import peewee as pw
+from queuectl_tui.engine import StorageError, StorageUnavailable
 
 # Any failure of the database or its connection: a background turn only tries later.
-DB_TROUBLE: tuple[type[Exception], ...] = (pw.DatabaseError, pw.InterfaceError)
+DB_TROUBLE: tuple[type[Exception], ...] = (StorageError,)
 # A worker's own writes and reads: what may pass if it waits (locked, unreachable).
-DB_BUSY: tuple[type[Exception], ...] = (pw.OperationalError, pw.InterfaceError)
+DB_BUSY: tuple[type[Exception], ...] = (StorageUnavailable,)
 
 
 def first_line(exc: BaseException) -> str:

@@ -118,8 +118,8 @@ def test_schedule_names(db_path):
     """Offered to a `schedule` command's NAME (and any --schedule), from the
     database; the commands themselves may not have landed yet."""
     from queuectl_tui.cli.commands.completion import completer_for
-    from queuectl_tui.engine import models
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage import models
+    from queuectl_tui.engine.storage.opening import open_database
     if not hasattr(models, "Schedule"):
         pytest.skip("this schema has no schedules")
     opened = open_database(str(db_path))

@@ -156,8 +156,8 @@ def test_status_counts_active_workers_and_hides_long_gone_ones(db, pools):
     status = cli_json(db, "status")
     assert status["active_workers"] == 2 and isinstance(status["active_workers"], int)
     assert "2 workers active" in run_cli(db, "status").stdout
-    from queuectl_tui.engine.db import open_database
-    from queuectl_tui.engine.models import Worker
+    from queuectl_tui.engine.storage.models import Worker
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(db)
     try:
         long_ago = time.time() - 5 * 3600

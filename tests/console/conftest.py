@@ -20,9 +20,9 @@ from queuectl_tui.clock import FakeClock, Ids
 from queuectl_tui.console.app import ConsoleApp
 from queuectl_tui.console.pilot import press_and_settle, settle
 from queuectl_tui.engine import logs, registry
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 
 START = 1_800_000_000.0
 HOST = "fixture-host"  # not this machine: stopping a fixture worker signals no process

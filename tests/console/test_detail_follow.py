@@ -15,9 +15,9 @@ from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.widgets.job_detail import FieldsScroll
 from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.engine import logs, registry
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.console.conftest import W3, make_app
 from tests.console.test_log_viewer import add_job_with_log
 from tests.console.test_safe_output import text_of

@@ -9,9 +9,9 @@ from queuectl_tui.clock import Ids
 from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.widgets.job_detail import FieldsScroll
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.console.conftest import make_app
 from tests.console.test_safe_output import screen_rows, text_of
 

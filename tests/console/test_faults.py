@@ -22,7 +22,7 @@ from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.screens.help import HelpScreen
 from queuectl_tui.console.widgets.window_table import WindowTable
-from queuectl_tui.engine.models import Job
+from queuectl_tui.engine.storage.models import Job
 
 SIZE = (120, 36)
 KEY_BOUND_S = 2.0  # a key answered within this while a write waits (the lock holds 10 s)
@@ -538,7 +538,7 @@ async def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout
 
 
 def test_the_connect_timeout_is_a_default_a_url_or_pgconnect_timeout_overrides(monkeypatch):
-    from queuectl_tui.engine.db import _open_postgres
+    from queuectl_tui.engine.storage.opening import _open_postgres
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
     base = "postgresql://postgres@127.0.0.1:5432/test"
     assert _open_postgres(base, 5)[0].connect_params["connect_timeout"] == "5"

@@ -12,13 +12,13 @@ import time
 import pytest
 
 from queuectl_tui.clock import Ids
-from queuectl_tui.engine.db import open_database
-from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Job, Worker
-from queuectl_tui.engine.queue import Queue
-from queuectl_tui.console.widgets.window_table import WindowTable
 from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
+from queuectl_tui.console.widgets.window_table import WindowTable
+from queuectl_tui.engine.jobspec import JobSpec
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.models import Job, Worker
+from queuectl_tui.engine.storage.opening import open_database
 from tests.console.conftest import W1, W2, make_app
 
 SIZE = (120, 36)

@@ -16,9 +16,9 @@ from queuectl_tui.console.pilot import settle
 from queuectl_tui.console.screens.log_viewer import (LogViewerScreen, escaped_chunks,
                                                      pipe_to_pager)
 from queuectl_tui.engine import logs
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.console.conftest import W3, make_app
 from tests.console.test_safe_output import SHOWN, add_hostile_job, controls_in, screen_rows
 

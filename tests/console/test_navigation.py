@@ -173,9 +173,9 @@ async def test_jumps_go_both_ways_between_a_job_and_what_waits_for_it(queue_db, 
     import random
 
     from queuectl_tui.clock import Ids
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import JobSpec
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     from tests.console.test_flows import shown_ids
     q = Queue(open_database(queue_db), clock=clock, ids=Ids(random.Random(5)))
     q.enqueue(JobSpec(command="./publish.sh", id="publish", after=("digest",)))
@@ -224,9 +224,9 @@ async def test_ids_keep_their_ends_and_cut_text_ends_in_an_ellipsis(tmp_path, cl
     import random
 
     from queuectl_tui.clock import Ids
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import JobSpec
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     monkeypatch.chdir(tmp_path)
     q = Queue(open_database("ticks.db"), clock=clock, ids=Ids(random.Random(1)))
     q.enqueue_many([JobSpec(command="curl -fsS https://example.invalid/a/very/long/path",
@@ -345,7 +345,7 @@ async def test_an_unknown_field_is_said_and_the_status_names_the_tab(queue_db, c
 # ---------------------------------------------------------------- 7. act as the CLI can
 
 async def test_r_requeues_done_and_cancelled_jobs(queue_db, clock):
-    from queuectl_tui.engine.models import Job
+    from queuectl_tui.engine.storage.models import Job
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -370,7 +370,7 @@ async def test_copy_id_and_command(queue_db, clock):
 
 
 async def test_enqueue_takes_a_queue_and_after_and_n_fills_in_a_similar_job(queue_db, clock):
-    from queuectl_tui.engine.models import Dependency, Job
+    from queuectl_tui.engine.storage.models import Dependency, Job
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -446,8 +446,8 @@ async def test_a_six_field_cron_shows_whole(schedules_db, clock):
 
     from queuectl_tui.clock import Ids
     from queuectl_tui.engine import schedules
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     q = Queue(open_database(schedules_db), clock=clock, ids=Ids(random.Random(7)))
     schedules.add(q, "every-ten-seconds", "*/10 * * * * *", "echo tick")
     q.opened.close()

@@ -81,7 +81,7 @@ def finish_elsewhere(db: str, job_id: str, now: float) -> None:
     completes them, up to `job_id`, at the test clock's time."""
     code = ("import sys\n"
             "from queuectl_tui.clock import FakeClock\n"
-            "from queuectl_tui.engine.db import open_database\n"
+            "from queuectl_tui.engine.storage.opening import open_database\n"
             "from queuectl_tui.engine.queue import Queue\n"
             "q = Queue(open_database(sys.argv[1]), clock=FakeClock(float(sys.argv[3])))\n"
             "while True:\n"

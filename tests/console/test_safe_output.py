@@ -11,9 +11,9 @@ from queuectl_tui.clock import Ids
 from queuectl_tui.console.pilot import press_and_settle as press
 from queuectl_tui.console.pilot import settle
 from queuectl_tui.engine import logs
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from queuectl_tui.safe_text import output_lines, overwritten
 from tests.console.conftest import W3, make_app
 

@@ -83,14 +83,14 @@ def test_help(snap_compare, queue_db, clock):
 
 
 def test_empty_queue_says_how_to_start(snap_compare, tmp_path, clock, monkeypatch):
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.opening import open_database
     monkeypatch.chdir(tmp_path)
     open_database("empty.db").close()
     assert _snap(snap_compare, make_app("empty.db", clock))
 
 
 def test_empty_workers_say_how_to_start(snap_compare, tmp_path, clock, monkeypatch):
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.opening import open_database
     monkeypatch.chdir(tmp_path)
     open_database("empty.db").close()
     assert _snap(snap_compare, make_app("empty.db", clock), "2")

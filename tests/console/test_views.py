@@ -8,10 +8,10 @@ import pytest
 
 from queuectl_tui.clock import Ids
 from queuectl_tui.engine import views
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Job
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.models import Job
+from queuectl_tui.engine.storage.opening import open_database
 from queuectl_tui.engine.views import END, START, EventQuery, JobQuery
 
 

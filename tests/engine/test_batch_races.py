@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from queuectl_tui.engine.db import open_database
-from queuectl_tui.engine.models import Batch, Job
+from queuectl_tui.engine.storage.models import Batch, Job
+from queuectl_tui.engine.storage.opening import open_database
 from tests.helpers import cli_env, cli_json, run_cli, wait_for
 
 LINES = 60_000  # three slices of batches.SLICE_ROWS: the staging takes a second or two

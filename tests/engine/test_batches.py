@@ -8,7 +8,7 @@ import pytest
 
 from queuectl_tui.engine import batches
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Batch, Event, Job, StagedJob
+from queuectl_tui.engine.storage.models import Batch, Event, Job, StagedJob
 
 SLICE = 50
 
@@ -217,8 +217,9 @@ def test_a_version_5_database_gets_the_staging_table_and_keeps_its_batch(db_path
     enqueues stage in the new table."""
     import sqlite3
 
-    from queuectl_tui.engine.db import SCHEMA_VERSION, open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
+    from queuectl_tui.engine.storage.schema import SCHEMA_VERSION
     open_database(str(db_path)).close()
     with sqlite3.connect(db_path) as conn:  # what v5 left: rows staged in job, sealed
         conn.execute("DROP TABLE staged_job")

@@ -11,7 +11,7 @@ import pytest
 
 from queuectl_tui.engine import counts
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Job
+from queuectl_tui.engine.storage.models import Job
 from tests.helpers import cli_json, run_cli
 from tests.workers.test_pool_faults import hold_write_lock
 
@@ -81,7 +81,7 @@ def test_an_unreadable_or_old_stored_count_is_made_again(queue, clock):
     sqlite_only(queue)
     queue.enqueue(JobSpec(command="true"))
     queue.counts()
-    from queuectl_tui.engine.models import Meta
+    from queuectl_tui.engine.storage.models import Meta
     Meta.update(value="not json").where(Meta.key == counts.BASELINE_KEY).execute()
     assert queue.counts()["pending"] == 1
     assert counts.stored() is not None, "overwritten with a good one"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from queuectl_tui.engine.db import SCHEMA_VERSION
+from queuectl_tui.engine.storage.schema import SCHEMA_VERSION
 from tests.helpers import cli_env, cli_json, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -128,8 +128,8 @@ def test_wal_and_logs_are_owner_only(db_path):
     holder = sqlite3.connect(db_path)  # keep the WAL files in existence while we look
     holder.execute("SELECT 1 FROM job").fetchall()
     try:
-        from queuectl_tui.engine.db import open_database
         from queuectl_tui.engine.queue import Queue
+        from queuectl_tui.engine.storage.opening import open_database
         from queuectl_tui.workers.worker import Worker
         opened = open_database(str(db_path))
         Worker(Queue(opened), "w").run(until_idle=True)

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import HookRun, UniqueLock
+from queuectl_tui.engine.storage.models import HookRun, UniqueLock
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 from tests.helpers import cli_env, cli_json, run_cli, wait_for
 from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
@@ -255,7 +255,7 @@ def hang_running(command: str) -> bool:
 
 
 def HookRun_count(db) -> int:
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(db)
     try:
         return HookRun.select().count()

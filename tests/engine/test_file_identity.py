@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from queuectl_tui.engine.db import open_database
+from queuectl_tui.engine.storage.opening import open_database
 from tests.helpers import WorkerPool, jobs_by_id, run_cli, wait_for
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from queuectl_tui.engine import config
 from queuectl_tui.engine.jobspec import JobSpec, from_mapping
-from queuectl_tui.engine.models import Event, Job
-from queuectl_tui.engine.models import Worker as WorkerRow
+from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.storage.models import Worker as WorkerRow
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 from queuectl_tui.workers.worker import Worker
 
@@ -266,8 +266,8 @@ def test_leases_use_the_database_clock_across_skewed_hosts(db):
     if not db.startswith("postgresql://"):
         pytest.skip("the database clock matters where hosts share a server")
     from queuectl_tui.clock import Clock, SyncedClock
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
 
     class HourFast(Clock):
         def now(self) -> float:
@@ -332,8 +332,8 @@ def test_an_id_taken_concurrently_is_a_clear_refusal(queue, monkeypatch):
 
 
 def test_only_workers_relax_durability_and_only_when_configured(db_path):
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
 
     def synchronous(**kw) -> int:
         opened = open_database(str(db_path))
@@ -353,8 +353,8 @@ def test_only_workers_relax_durability_and_only_when_configured(db_path):
 
 
 def test_a_worker_keeps_its_durability_after_reconnecting(db_path):
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(str(db_path))
     try:
         Queue(opened, worker=True)

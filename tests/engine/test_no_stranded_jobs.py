@@ -169,7 +169,7 @@ def test_dependents_enqueued_while_a_real_pool_finishes_their_dependencies(db, p
     """The issue's repro through the engine beside a real pool: A_i runs 50 ms,
     B_i --after A_i is enqueued 0-120 ms later, so many land while A_i
     finishes. Before the fix about one in five B stayed blocked on PostgreSQL."""
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(db)
     try:
         queue = Queue(opened)
@@ -192,7 +192,7 @@ def test_jobs_the_old_race_left_blocked_are_settled_by_a_pool(db, pools):
     them (made here by writing the dependencies' outcomes without their moves).
     A pool started on it settles them by the normal moves and events; a job
     that rightly waits stays blocked."""
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(db)
     try:
         queue = Queue(opened)
@@ -286,8 +286,8 @@ def test_after_an_id_a_bulk_enqueue_is_still_writing_is_no_job(db, tmp_path):
     """A bulk enqueue of named ids is killed between slices: its rows exist,
     staged, and `show` says no job. `--after` one of them is refused the same
     way (exit 3) instead of waiting for a job that is discarded."""
-    from queuectl_tui.engine.db import open_database
-    from queuectl_tui.engine.models import Batch, Job
+    from queuectl_tui.engine.storage.models import Batch, Job
+    from queuectl_tui.engine.storage.opening import open_database
     path = tmp_path / "bulk.jsonl"
     path.write_text("".join(f'{{"id": "N{i}", "command": "true"}}\n' for i in range(60_000)))
     bulk = subprocess.Popen([sys.executable, "-m", "queuectl_tui", "enqueue", "--file",

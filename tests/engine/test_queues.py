@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Attempt, Event, Job
+from queuectl_tui.engine.storage.models import Attempt, Event, Job
 from tests.helpers import cli_json, run_cli, wait_for
 from tests.workers.test_pool_lifecycle import enqueue, state_of, wait_state
 
@@ -79,8 +79,8 @@ def test_a_full_queue_is_skipped_until_a_job_finishes(queue):
 
 def test_claim_uses_the_per_queue_index_on_sqlite(tmp_path):
     import sqlite3
-    from queuectl_tui.engine.backends import SqliteBackend
-    from queuectl_tui.engine.db import open_database
+    from queuectl_tui.engine.storage.backends.sqlite import SqliteBackend
+    from queuectl_tui.engine.storage.opening import open_database
     opened = open_database(str(tmp_path / "q.db"))
     opened.close()
     conn = sqlite3.connect(tmp_path / "q.db")

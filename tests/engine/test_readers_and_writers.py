@@ -130,9 +130,9 @@ def test_a_sealed_batch_is_published_even_if_its_writer_dies(db_path, monkeypatc
     """After the seal the enqueue is durable: a crash while publishing (simulated
     by a publish that fails) leaves a batch that recovery publishes whole."""
     from queuectl_tui.engine import batches
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import JobSpec
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     monkeypatch.setattr(batches, "SLICE_ROWS", 100)
     real_publish = batches.publish
 

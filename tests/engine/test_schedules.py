@@ -13,7 +13,7 @@ import pytest
 
 from queuectl_tui.clock import parse_iso
 from queuectl_tui.engine import schedules
-from queuectl_tui.engine.models import Job, Schedule
+from queuectl_tui.engine.storage.models import Job, Schedule
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 from tests.helpers import cli_json, run_cli, wait_for
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from queuectl_tui.engine.db import SCHEMA_VERSION, open_database
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import Event, Job
 from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.storage.opening import open_database
+from queuectl_tui.engine.storage.schema import SCHEMA_VERSION
 from tests.helpers import cli_env, run_cli, wait_for
 
 NEWER = SCHEMA_VERSION + 1
-NEWER_CLI = ("import sys; from queuectl_tui.engine import db; "
-             f"db.SCHEMA_VERSION = {NEWER}; "
-             f"db.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
+NEWER_CLI = ("import sys; from queuectl_tui.engine.storage import migrations, schema; "
+             f"schema.SCHEMA_VERSION = {NEWER}; "
+             f"migrations.MIGRATIONS[{SCHEMA_VERSION}] = lambda opened: None; "
              "from queuectl_tui.cli import main; sys.exit(main(sys.argv[1:]))")
 
 

@@ -10,7 +10,7 @@ import time
 import peewee as pw
 import pytest
 
-from queuectl_tui.engine.backends import SqliteBackend
+from queuectl_tui.engine.storage.backends.sqlite import SqliteBackend
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
-from queuectl_tui.engine.writer_lock import WriterLock
+from queuectl_tui.engine.storage.opening import open_database
+from queuectl_tui.engine.storage.writer_lock import WriterLock
 
 
 def lock_taken(path: Path) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from queuectl_tui.engine import hooks
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.models import HookRun
+from queuectl_tui.engine.storage.models import HookRun
 from tests.helpers import cli_json, run_cli, wait_for
 from tests.engine.test_dependencies_keys_retries_hooks import HookRun_count
 

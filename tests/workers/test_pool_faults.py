@@ -220,9 +220,9 @@ def test_postgres_connections_terminated_under_a_pool(pg_database, monkeypatch, 
 def test_an_enqueue_into_a_deleted_wal_is_not_reported_saved(db_path):
     """#5: with the -wal file deleted under live connections, the old enqueue
     printed success for jobs that were then gone."""
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import JobSpec
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     from queuectl_tui.errors import DatabaseError
     opened = open_database(str(db_path))
     try:
@@ -260,8 +260,8 @@ def test_an_unwritable_logs_folder_fails_no_worker(db_path):
 def test_durability_changes_reach_a_running_worker(db_path):
     """#14: the old worker set its durability once at start; `config set
     durability full` reached only workers started after it."""
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     from queuectl_tui.workers.worker import Worker
     opened = open_database(str(db_path))
     try:

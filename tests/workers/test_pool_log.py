@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from queuectl_tui.engine.columns import Claimed
+from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.workers.pool_log import PoolLog, under_journal
 from tests.helpers import WorkerPool, cli_json, run_cli, wait_for
 

@@ -92,9 +92,9 @@ def test_200mb_of_output_keeps_worker_memory_flat(db_path, pools):
 
 WRITER = textwrap.dedent("""
     import sys
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.jobspec import JobSpec
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     q = Queue(open_database(None))
     tag, n = sys.argv[1], int(sys.argv[2])
     for i in range(n):
@@ -102,8 +102,8 @@ WRITER = textwrap.dedent("""
 """)
 READER = textwrap.dedent("""
     import sys, time
-    from queuectl_tui.engine.db import open_database
     from queuectl_tui.engine.queue import Queue
+    from queuectl_tui.engine.storage.opening import open_database
     q = Queue(open_database(None))
     deadline = time.monotonic() + float(sys.argv[1])
     reads = 0

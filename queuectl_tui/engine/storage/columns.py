@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 import peewee as pw
 
-from queuectl_tui.engine.models import Job
+from queuectl_tui.engine.storage.models import Job
 
 # Written by enqueue and by the staged bulk path, in this order.
 JOB_INSERT: tuple[str, ...] = (

@@ -1,6 +1,6 @@
 """Where the database is, decided without importing any database code.
 
-Kept apart from db.py so the CLI can choose before Peewee is imported: Peewee
+Kept apart from opening.py so the CLI can choose before Peewee is imported: Peewee
 imports the PostgreSQL driver (and with it ssl) whenever it is installed,
 about 15 ms that a command on a local SQLite file should not pay.
 """

@@ -1,0 +1,23 @@
+"""Version 4: named queues. Every existing job lands in `default` (a column
+default: no row is rewritten, so this is instant on a big table), the claim
+and due indexes become per queue, and finished jobs get an index by finish
+time for retention."""
+
+from __future__ import annotations
+
+import time
+
+from queuectl_tui.engine.storage import models
+from queuectl_tui.engine.storage.opened import Opened
+
+
+def migrate(opened: Opened) -> None:
+    db = opened.db
+    columns = {c.name for c in db.get_columns("job")}
+    if "queue" not in columns:
+        db.execute_sql("ALTER TABLE job ADD COLUMN queue VARCHAR(32) NOT NULL DEFAULT 'default'")
+    if "queues" not in {c.name for c in db.get_columns("worker")}:
+        db.execute_sql("ALTER TABLE worker ADD COLUMN queues TEXT")
+    db.create_tables([models.NamedQueue], safe=True)
+    models.NamedQueue.insert(name="default", created_at=time.time()).on_conflict_ignore().execute()
+    opened.backend.drop_old_indexes()
