@@ -16,7 +16,8 @@ from queuectl_tui.engine import config
 from queuectl_tui.engine.db import open_database
 from queuectl_tui.engine.jobspec import check_id, from_mapping, parse_json
 from queuectl_tui.engine.models import Event, Job, Setting
-from queuectl_tui.engine.queue import Queue, job_dict
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.reads import job_dict
 from queuectl_tui.errors import Conflict, QueuectlError, UsageError
 from queuectl_tui.workers.worker import Worker
 

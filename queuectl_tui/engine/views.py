@@ -17,6 +17,7 @@ import peewee as pw
 
 from queuectl_tui.engine import counts, logs
 from queuectl_tui.engine.columns import ROW_FIELDS
+from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import Event, Job
 
@@ -337,26 +338,26 @@ class StateCounts:
         self._adopted = (baseline, monotonic)
         self.due = False
 
-    def read(self, queue: Any, monotonic: float) -> dict[str, int] | None:
+    def read(self, handle: Store, monotonic: float) -> dict[str, int] | None:
         if self._adopted is not None:
             (self.base, self.counted_at), self._adopted = self._adopted, None
-        followable = counts.followable(queue)
+        followable = counts.followable(handle)
         age = monotonic - self.counted_at
         if self.base is None or age >= (self.recount_s if followable else self.pg_recount_s):
             if self.inline:
-                self.base, self.counted_at = self.full_count(queue), monotonic
+                self.base, self.counted_at = self.full_count(handle), monotonic
                 return dict(self.base.counts)
             self.due = True
             if self.base is None:
                 return None
         if not followable:
             return dict(self.base.counts)
-        found = counts.follow(queue, self.base, max_moves=None)
+        found = counts.follow(handle, self.base, max_moves=None)
         if found is None or found[1] > self.max_delta:
             self.due = True  # pruned under it, or a burst: count again soon
             if self.inline:
                 self.base = None
-                return self.read(queue, monotonic)
+                return self.read(handle, monotonic)
         if found is not None:
             self.base = found[0]
         return dict(self.base.counts)
