@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from queuectl_tui.engine import config, registry, retention
 from queuectl_tui.engine.context import Store
-from queuectl_tui.engine.states import FINAL, STATES
+from queuectl_tui.engine.states import FINAL, STATES, State
 
 DEFAULT_HOST = "127.0.0.1"  # --metrics-host: this host only unless told otherwise
 WINDOW_S = 600.0  # durations and pickup delays: runs of the last 10 minutes
@@ -155,7 +155,7 @@ def families(snap: Snapshot) -> Iterator[Any]:
     dlq = GaugeMetricFamily("queuectl_dlq_jobs", "Dead jobs waiting in the DLQ per queue",
                             labels=["queue"])
     for queue in snap.queues:
-        dlq.add_metric([queue], snap.jobs.get((queue, "dead"), 0))
+        dlq.add_metric([queue], snap.jobs.get((queue, State.DEAD), 0))
     yield dlq
 
     oldest = GaugeMetricFamily(

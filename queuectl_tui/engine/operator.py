@@ -123,10 +123,10 @@ def cancel(ctx: Context, job_ids: Iterable[str],
 def _cancel_one(ctx: Context, job: Job, grace: float) -> str:
     now = ctx.clock.now()
     if job.state in WAITING:
-        if not transitions.move(ctx, job, State.CANCELLED, note="cancelled",
-                                last_error="cancelled", finished_at=now):
+        if not transitions.move(ctx, job, State.CANCELLED, note=State.CANCELLED.value,
+                                last_error=State.CANCELLED.value, finished_at=now):
             raise _Moved()
-        return "cancelled"
+        return State.CANCELLED.value
     if job.cancel_requested_at is not None:
         return "stopping"  # asked already: the first request's grace stands
     p = ctx.db.param

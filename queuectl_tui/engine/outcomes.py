@@ -27,7 +27,7 @@ class Outcome:
 def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
                      exit_code: int | None, error: str | None, stdout_tail: str = "",
                      stderr_tail: str = "", next_lease: float | None = None,
-                     ended: str = "exit", started_at: float | None = None,
+                     ended: str = attempts.EXIT, started_at: float | None = None,
                      log_offset: int | None = None) -> Outcome:
     """Record a run's outcome and, with `next_lease`, claim the next job in the
     same transaction: a busy worker pays one commit (one fsync) per job, and
@@ -82,9 +82,9 @@ def held(claimed: Claimed) -> Job:
 def _decide(job: Job, error: str | None, ended: str, now: float,
             exit_code: int | None = None) -> tuple[State, dict[str, Any]]:
     """Where a run's job goes, and the fields that move sets."""
-    if ended == "cancelled":
+    if ended == attempts.CANCELLED:
         return State.CANCELLED, {"last_error": error}
-    if ended == "stopped":  # not the job's fault: not counted against its budget
+    if ended == attempts.STOPPED:  # not the job's fault: not counted against its budget
         return State.PENDING, {"last_error": error, "attempts": job.attempts - 1,
                                "run_at": now, "finished_at": None}  # overrides the outcome's
     if error is None:

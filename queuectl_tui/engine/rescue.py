@@ -118,7 +118,7 @@ def _take_back(ctx: Context, job: Job, dead_worker: str | None,
     if not moved:
         return ""
     attempts.record(job.id, job.runs, started_at=job.started_at, ended_at=now,
-                    exit_code=None, reason="rescued", error=verdict.note,
+                    exit_code=None, reason=attempts.RESCUED, error=verdict.note,
                     worker_id=job.worker_id, host=job.run_host, log_offset=None)
     return Rescued(job.id, job.worker_id, job.attempts, job.max_retries, verdict.to,
                    verdict.note, getattr(job, "queue", None))

@@ -20,9 +20,10 @@ from queuectl_tui.engine.columns import ROW_FIELDS
 from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.db import Opened
 from queuectl_tui.engine.models import Event, Job
+from queuectl_tui.engine.states import CLAIMABLE, ENDED_BADLY, State
 
 # Finishing moves: a run ended (well or not). Counted by the throughput sparkline.
-FINISHED = ("completed", "failed", "dead")
+FINISHED = (State.COMPLETED, *ENDED_BADLY)
 
 # Sort name -> ((column, descending), ...) in display order. Keyset paging needs
 # NOT NULL columns ending in a unique one, and an index serving the order: "age"
@@ -32,7 +33,7 @@ JOB_SORTS: dict[str, tuple[tuple[pw.Field, bool], ...]] = {
     "age": ((Job.seq, True),),
     "run": ((Job.priority, True), (Job.run_at, False), (Job.seq, False)),
 }
-WAITING = ("pending", "failed")  # what the "run" order lists: jobs that will run
+WAITING = CLAIMABLE  # what the "run" order lists: jobs that will run
 
 START = None  # anchor: the first row in display order
 END = "end"   # anchor: the last row in display order
@@ -110,7 +111,7 @@ def _job_where(q: JobQuery, now: float | None = None) -> list[pw.Expression]:
     if states:  # a name that is no state matches nothing, which is what it means
         where.append(Job.state.in_(list(states)))
     else:
-        where.append(Job.state != "staged")  # a bulk enqueue not yet published
+        where.append(Job.state != State.STAGED)  # a bulk enqueue not yet published
     if q.ids:
         where.append(_any_of([Job.id.startswith(t) for t in q.ids]))
     if q.commands:
