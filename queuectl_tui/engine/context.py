@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl_tui.clock import Clock, Ids
+from queuectl_tui.engine.procs import LocalProcesses, ProcessControl
 
 if TYPE_CHECKING:
     import peewee as pw
@@ -38,6 +39,8 @@ class Context:
     clock: Clock
     ids: Ids
     host: str
+    # Signals to this host's processes (a rescue's leftovers, a stop).
+    processes: ProcessControl = field(default_factory=LocalProcesses)
     # The queues this process claims from, earlier first (None: every queue).
     serving: list[str] | None = None
     # Remembered between calls, never shared between processes:

@@ -5,8 +5,6 @@ overwritten."""
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import Iterable, Iterator
 
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
@@ -223,11 +221,8 @@ def stop_workers(ctx: Context, worker_ids: list[str] | None = None,
         if w.host == ctx.host and pid not in signalled:
             if worker_ids is not None and w.supervisor_pid:
                 continue  # one worker of a pool: its flag is enough, spare its siblings
-            try:
-                os.kill(pid, signal.SIGTERM)
+            if ctx.processes.ask_to_stop(pid):
                 signalled.add(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
     return [w.id for w in flagged]
 
 

@@ -11,13 +11,11 @@ the job is engine/retry_policy.py's decision.
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass
 
 import peewee as pw
 
-from queuectl_tui.engine import attempts, config, dependencies, procs, registry, retry_policy
+from queuectl_tui.engine import attempts, config, dependencies, registry, retry_policy
 from queuectl_tui.engine import transitions
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.models import Job
@@ -97,7 +95,7 @@ def _needs_rescue(ctx: Context, job: Job, dead_worker: str | None, lease: float)
     if job.lease_expires_at is None or job.lease_expires_at >= now:
         return False  # renewed while we waited for the lock
     if job.run_host == ctx.host and now - job.lease_expires_at < LIVE_WORKER_GRACE * lease:
-        return not procs.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
+        return not ctx.processes.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
     return True
 
 
@@ -106,7 +104,8 @@ def _take_back(ctx: Context, job: Job, dead_worker: str | None,
     """Kill what is left of the run on this host, then pending again (or dead,
     or cancelled if someone asked), with the run's attempt record."""
     now = ctx.clock.now()
-    _kill_leftovers(ctx, job)
+    if job.run_host == ctx.host:  # so two runs never overlap
+        ctx.processes.kill_run(job.run_pid, job.claim_token)
     verdict = retry_policy.rescue(
         worker_id=job.worker_id, worker_known_dead=dead_worker is not None,
         cancel_requested=job.cancel_requested_at is not None, counted=counted,
@@ -129,25 +128,6 @@ def distrust_leases(ctx: Context, lease: float) -> None:
     all): so, most likely, did every lease holder. Judge no lease until they
     have had one whole lease period to renew."""
     ctx.leases_trusted_from = ctx.clock.monotonic() + lease
-
-
-def _kill_leftovers(ctx: Context, job: Job) -> None:
-    """Kill the dead worker's command, if it ran here, so two runs never overlap:
-    its recorded process group, and every process carrying the claim's marker."""
-    if job.run_host != ctx.host:
-        return
-    groups = {job.run_pid} if job.run_pid else set()
-    if job.claim_token:
-        for pid in procs.processes_of_claim(job.claim_token):
-            try:
-                groups.add(os.getpgid(pid))
-            except ProcessLookupError:
-                pass
-    for group in groups:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def release_stuck(ctx: Context, after_seq: int = 0, limit: int = dependencies.SWEEP_BATCH
