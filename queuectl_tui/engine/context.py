@@ -46,7 +46,7 @@ class Context:
     # Remembered between calls, never shared between processes:
     update_sql: dict[tuple[tuple[str, ...], bool], str] = field(default_factory=dict)
     hooks: HookConfig | None = None  # finish-hook commands, re-read once a second
-    finished_now: list[tuple[str, str]] | None = None  # transitions.after_move's work list
+    finished_now: list[tuple[str, str]] | None = None  # transitions._after_move's work list
     leases_trusted_from: float = 0.0  # monotonic; see rescue.distrust_leases
 
 

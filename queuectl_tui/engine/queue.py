@@ -248,7 +248,8 @@ class Queue:
     def retry_all_dead(self, queue: str | None = None) -> RunAgain:
         return operator.retry_all_dead(self.ctx, queue)
 
-    def cancel(self, job_ids: Iterable[str], grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
+    def cancel(self, job_ids: Iterable[str],
+               grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
         return operator.cancel(self.ctx, job_ids, grace)
 
     def requeue(self, job_ids: Iterable[str]) -> RunAgain:
