@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 _FACE: dict[str, str] = {
     # the facade, its value types and its errors
     "Queue": "queue",
-    "Lease": "queue",
-    "Rescued": "queue",
-    "RunAgain": "queue",
-    "BLOCKED_S": "queue",
-    "DEFAULT_GRACE_S": "queue",
-    "current_host": "queue",
-    "job_dict": "queue",
+    "Lease": "claim",
+    "Rescued": "rescue",
+    "RunAgain": "operator",
+    "BLOCKED_S": "rescue",
+    "DEFAULT_GRACE_S": "claim",
+    "current_host": "context",
+    "job_dict": "reads",
     "Taken": "uniqueness",
     # states: one vocabulary
     "State": "states",

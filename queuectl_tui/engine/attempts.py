@@ -13,8 +13,11 @@ from typing import Any
 from queuectl_tui.clock import iso
 from queuectl_tui.engine.storage.models import Attempt
 
-# How a run ended. "exit": the command exited by itself (well or not).
+# How a run ended, a vocabulary of its own beside the job's states (a run
+# "cancelled" ends its job in the state cancelled, but "stopped" puts it back).
+# "exit": the command exited by itself (well or not).
 REASONS = ("exit", "timeout", "cancelled", "stopped", "rescued", "lost")
+EXIT, TIMEOUT, CANCELLED, STOPPED, RESCUED, LOST = REASONS
 
 
 def record(job_id: str, number: int, *, started_at: float | None, ended_at: float,

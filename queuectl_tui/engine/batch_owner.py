@@ -22,20 +22,12 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from typing import Iterator
 
 import peewee as pw
 
+from queuectl_tui.engine.context import Context
 from queuectl_tui.errors import DatabaseError
-
-
-
-class Queue(Protocol):
-    """What the lock needs of a queue: its database and backend (not the Queue
-    class itself, which imports batches, which imports this)."""
-
-    db: pw.Database
-    backend: Any
 
 PG_LOCK_CLASS = 724013  # beside db.py's 724011 (schema) and backends' 724012 (limits)
 
@@ -43,30 +35,30 @@ _files: dict[str, int] = {}  # SQLite: path -> this process's one descriptor of 
 _held: set[str] = set()  # batches whose lock this process holds (its own or one it clears)
 
 
-def hold(queue: Queue, batch: str) -> None:
+def hold(ctx: Context, batch: str) -> None:
     """Take the lock of a new batch of ours (before its row is written)."""
-    if not _try(queue, batch, wait=True):  # an interrupted wait: ids are 64 random bits
+    if not _try(ctx, batch, wait=True):  # an interrupted wait: ids are 64 random bits
         raise DatabaseError(f"could not lock the new bulk enqueue {batch}; nothing was enqueued")
     _held.add(batch)
 
 
-def let_go(queue: Queue, batch: str) -> None:
+def let_go(ctx: Context, batch: str) -> None:
     """The batch is published or discarded: its lock is no longer needed."""
     if batch in _held:
         _held.discard(batch)
         try:
-            _unlock(queue, batch)
+            _unlock(ctx, batch)
         except (OSError, pw.DatabaseError, pw.InterfaceError):
             pass  # a lost connection or descriptor took the lock with it
 
 
 @contextmanager
-def if_abandoned(queue: Queue, batch: str) -> Iterator[bool]:
+def if_abandoned(ctx: Context, batch: str) -> Iterator[bool]:
     """True, holding the batch's lock meanwhile, when its writer is gone; False
     while the writer (or another process clearing it) holds the lock, and for
     this process's own batches."""
     try:
-        free = batch not in _held and _try(queue, batch, wait=False)
+        free = batch not in _held and _try(ctx, batch, wait=False)
     except DatabaseError:  # no lock file to look at: leave the batch to its writer
         free = False
     if not free:
@@ -76,15 +68,15 @@ def if_abandoned(queue: Queue, batch: str) -> Iterator[bool]:
     try:
         yield True
     finally:
-        let_go(queue, batch)
+        let_go(ctx, batch)
 
 
-def _try(queue: Queue, batch: str, *, wait: bool) -> bool:
-    if queue.backend.name == "postgresql":
+def _try(ctx: Context, batch: str, *, wait: bool) -> bool:
+    if ctx.backend.name == "postgresql":
         verb = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-        row = queue.db.execute_sql(f"SELECT {verb}({PG_LOCK_CLASS}, {_pg_key(batch)})").fetchone()
+        row = ctx.db.execute_sql(f"SELECT {verb}({PG_LOCK_CLASS}, {_pg_key(batch)})").fetchone()
         return row[0] is not False
-    fd = _file(queue)
+    fd = _file(ctx)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, _offset(batch))
     except OSError:
@@ -92,17 +84,17 @@ def _try(queue: Queue, batch: str, *, wait: bool) -> bool:
     return True
 
 
-def _unlock(queue: Queue, batch: str) -> None:
-    if queue.backend.name == "postgresql":
-        queue.db.execute_sql(f"SELECT pg_advisory_unlock({PG_LOCK_CLASS}, {_pg_key(batch)})")
+def _unlock(ctx: Context, batch: str) -> None:
+    if ctx.backend.name == "postgresql":
+        ctx.db.execute_sql(f"SELECT pg_advisory_unlock({PG_LOCK_CLASS}, {_pg_key(batch)})")
         return
-    fcntl.lockf(_file(queue), fcntl.LOCK_UN, 1, _offset(batch))
+    fcntl.lockf(_file(ctx), fcntl.LOCK_UN, 1, _offset(batch))
 
 
-def _file(queue: Queue) -> int:
+def _file(ctx: Context) -> int:
     """One descriptor per process, never closed: closing any descriptor of a
     file drops every POSIX lock the process holds on it."""
-    path = f"{queue.db.database}.batches"
+    path = f"{ctx.db.database}.batches"
     fd = _files.get(path)
     if fd is None:  # non-inheritable (Python's default): a job never holds a batch's lock
         try:

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import peewee as pw
 
 from queuectl_tui.engine import batch_owner
+from queuectl_tui.engine.storage.columns import JOB_INSERT
+from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Batch, Job
+from queuectl_tui.engine.states import State
 from queuectl_tui.errors import Conflict
-
-if TYPE_CHECKING:
-    from queuectl_tui.engine.queue import Queue
 
 SLICE_ROWS = 20_000  # about 0.1-0.4 s of writing: the longest the lock is held
 # Between slices the lock is left free for a moment. Without it the next slice
@@ -57,7 +57,7 @@ RACE_WAIT_S = 600.0  # the longest a bulk enqueue waits for a younger one holdin
 RACE_POLL_S = 0.05
 
 
-def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
+def enqueue_staged(ctx: Context, rows: list[tuple], columns: tuple[str, ...],
                    given_ids: list[str]) -> list[str]:
     """Stage `rows` (in `columns` order, state 'pending') in slices, seal, publish;
     returns the jobs' ids as published.
@@ -67,83 +67,83 @@ def enqueue_staged(queue: Queue, rows: list[tuple], columns: tuple[str, ...],
     still caught by the unique index in the slice that meets it: see `_settle`."""
     in_job = bool(given_ids)
     if in_job:
-        free_ids(queue, given_ids, publish_sealed=True)
+        free_ids(ctx, given_ids, publish_sealed=True)
         state = columns.index("state")
-        rows = [row[:state] + ("staged",) + row[state + 1:] for row in rows]
+        rows = [row[:state] + (State.STAGED.value,) + row[state + 1:] for row in rows]
     else:
-        rows = _distinct_ids(queue, rows)
+        rows = _distinct_ids(ctx, rows)
     batch = os.urandom(8).hex()
-    batch_owner.hold(queue, batch)  # from before the batch exists: see batch_owner.py
+    batch_owner.hold(ctx, batch)  # from before the batch exists: see batch_owner.py
     try:
-        with queue.db.atomic():
-            me = Batch.create(id=batch, host=queue.host, pid=os.getpid(),
-                              created_at=queue.clock.now())
-        renamed = _stage_and_seal(queue, me, rows, columns, in_job)
-        publish(queue, batch, columns=columns, renamed=renamed)
+        with ctx.db.atomic():
+            me = Batch.create(id=batch, host=ctx.host, pid=os.getpid(),
+                              created_at=ctx.clock.now())
+        renamed = _stage_and_seal(ctx, me, rows, columns, in_job)
+        publish(ctx, batch, columns=columns, renamed=renamed)
     finally:
-        batch_owner.let_go(queue, batch)
+        batch_owner.let_go(ctx, batch)
     return [renamed.get(row[0], row[0]) for row in rows]
 
 
-def _stage_and_seal(queue: Queue, me: Batch, rows: list[tuple], columns: tuple[str, ...],
+def _stage_and_seal(ctx: Context, me: Batch, rows: list[tuple], columns: tuple[str, ...],
                     in_job: bool) -> dict[str, str]:
     """Write the slices and seal them; on any failure remove them (nothing was
     enqueued). Returns the generated ids the seal had to rename."""
     batch = me.id
-    turns = _Turns(queue)
+    turns = _Turns(ctx)
     try:
         for chunk in _chunks(rows, SLICE_ROWS):
             turns.start()
             if in_job:
-                _stage_named(queue, me, columns + ("batch",), [row + (batch,) for row in chunk])
+                _stage_named(ctx, me, columns + ("batch",), [row + (batch,) for row in chunk])
             else:
-                with queue.db.atomic():
-                    queue.backend.insert_rows("staged_job", ("batch",) + columns,
+                with ctx.db.atomic():
+                    ctx.backend.insert_rows("staged_job", ("batch",) + columns,
                                               [(batch,) + row for row in chunk])
             turns.done()
         # A plain read, before the seal's transaction: it reads an index entry
         # per row (0.2-0.6 s at a million) and must not hold the lock meanwhile.
-        taken = [] if in_job else _taken(queue, batch)
-        with queue.db.atomic():  # the commit point
-            renamed = _rename(queue, taken)
-            sealed = Batch.update(sealed_at=queue.clock.now(), rows=len(rows)).where(
+        taken = [] if in_job else _taken(ctx, batch)
+        with ctx.db.atomic():  # the commit point
+            renamed = _rename(ctx, taken)
+            sealed = Batch.update(sealed_at=ctx.clock.now(), rows=len(rows)).where(
                 Batch.id == batch, Batch.sealed_at.is_null(), Batch.rows >= 0).execute()
             if sealed != 1:  # another process judged us gone and is removing the batch
                 raise Conflict("this bulk enqueue was cleared by another process that "
                                "found its writer gone; nothing was enqueued")
     except BaseException:
-        discard(queue, batch)
+        discard(ctx, batch)
         raise
     return renamed
 
 
-def _stage_named(queue: Queue, me: Batch, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _stage_named(ctx: Context, me: Batch, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """One slice of named ids into `job`, in its own transaction; an id another
     enqueue holds is settled by `_settle` (which may refuse the whole file)."""
     ids = [row[0] for row in rows]
     waited_since = None
     while True:
         try:
-            with queue.db.atomic():
-                queue.backend.insert_rows("job", columns, rows)
+            with ctx.db.atomic():
+                ctx.backend.insert_rows("job", columns, rows)
             return
         except pw.IntegrityError:
             pass
         except pw.OperationalError as exc:  # PostgreSQL: two slices waiting on each other
             if "deadlock" not in str(exc).lower():
                 raise
-        if _settle(queue, ids, me):
+        if _settle(ctx, ids, me):
             waited_since = None
             continue
-        now = queue.clock.monotonic()
+        now = ctx.clock.monotonic()
         waited_since = now if waited_since is None else waited_since
         if now - waited_since > RACE_WAIT_S:
             raise Conflict(f"ids of this file are still being enqueued by another bulk "
                            f"enqueue after {RACE_WAIT_S:g} s; nothing was enqueued")
-        queue.clock.sleep(RACE_POLL_S)
+        ctx.clock.sleep(RACE_POLL_S)
 
 
-def free_ids(queue: Queue, ids: list[str], *, publish_sealed: bool = False) -> None:
+def free_ids(ctx: Context, ids: list[str], *, publish_sealed: bool = False) -> None:
     """Refuse ids a job already has (Conflict), after clearing any that only rows
     of a dead bulk enqueue hold. With `publish_sealed`, a sealed batch holding
     one is published first, so the refusal names a job `show` can find."""
@@ -152,32 +152,32 @@ def free_ids(queue: Queue, ids: list[str], *, publish_sealed: bool = False) -> N
             holder = Job.select(Job.id, Job.state, Job.batch).where(Job.id.in_(chunk)).first()
             if holder is None:
                 break
-            if holder.state != "staged":
+            if holder.state != State.STAGED:
                 raise Conflict(f"a job with id {holder.id!r} already exists; "
                                "nothing was enqueued")
-            verdict = _verdict(queue, holder.batch, None)
+            verdict = _verdict(ctx, holder.batch, None)
             if verdict == "sealed" and publish_sealed:
-                publish(queue, holder.batch)
+                publish(ctx, holder.batch)
             if verdict != "cleared":
                 raise Conflict(_held_by(holder.id, verdict))
 
 
-def _settle(queue: Queue, ids: list[str], me: Batch) -> bool:
+def _settle(ctx: Context, ids: list[str], me: Batch) -> bool:
     """A slice of ours met ids held by others. True when something was cleared
     (try again now); False to wait for an unsealed batch that started after
     ours (it gives way when it meets our rows); Conflict when we lose: to a
     job, a sealed batch, or an unsealed one that started first. So two bulk
     enqueues racing for the same ids end with exactly one winner."""
-    p = queue.db.param
+    p = ctx.db.param
     wait = False
     for chunk in _chunks(ids, 500):
-        holders = queue.db.execute_sql(
+        holders = ctx.db.execute_sql(
             f"SELECT id, state, batch FROM job WHERE id IN ({', '.join([p] * len(chunk))}) "
             f"AND (batch IS NULL OR batch <> {p})", (*chunk, me.id)).fetchall()
         for job_id, state, batch in holders:
-            if state != "staged":
+            if state != State.STAGED:
                 raise Conflict(f"a job with id {job_id!r} already exists; nothing was enqueued")
-            verdict = _verdict(queue, batch, me)
+            verdict = _verdict(ctx, batch, me)
             if verdict == "cleared":
                 return True
             if verdict != "younger":
@@ -186,7 +186,7 @@ def _settle(queue: Queue, ids: list[str], me: Batch) -> bool:
     return not wait  # nothing held any more (the holder gave way meanwhile): try again
 
 
-def _verdict(queue: Queue, batch: str, me: Batch | None) -> str:
+def _verdict(ctx: Context, batch: str, me: Batch | None) -> str:
     """What to do about a row staged by `batch`: 'cleared' (its writer was gone:
     removed now), 'sealed' (it will be published: the id is taken), 'older' or
     'younger' (a live writer that started before or after `me`)."""
@@ -194,11 +194,11 @@ def _verdict(queue: Queue, batch: str, me: Batch | None) -> str:
     if other is not None and other.sealed_at is not None:
         return "sealed"
     if other is None or other.rows == DISCARDED:
-        discard(queue, batch)  # left over from a clearing that did not finish
+        discard(ctx, batch)  # left over from a clearing that did not finish
         return "cleared"
-    with batch_owner.if_abandoned(queue, batch) as abandoned:
+    with batch_owner.if_abandoned(ctx, batch) as abandoned:
         if abandoned:
-            discard(queue, batch)
+            discard(ctx, batch)
             return "cleared"
     if me is not None and (other.created_at, other.id) > (me.created_at, me.id):
         return "younger"
@@ -213,30 +213,29 @@ def _held_by(job_id: str, verdict: str) -> str:
             "nothing was enqueued")
 
 
-def publish(queue: Queue, batch: str, max_slices: int | None = None,
+def publish(ctx: Context, batch: str, max_slices: int | None = None,
             columns: tuple[str, ...] | None = None,
             renamed: dict[str, str] | None = None) -> bool:
     """Move a sealed batch's rows into `job` as `pending`, a slice per transaction,
     each with its events. Several processes may publish one batch at once: they
     share the work. True when it is all done. Ids this call had to rename go
     into `renamed` (old → new)."""
-    from queuectl_tui.engine.storage.columns import JOB_INSERT
     columns = columns or JOB_INSERT
-    turns = _Turns(queue)
+    turns = _Turns(ctx)
     for _ in itertools.count() if max_slices is None else range(max_slices):
         turns.start()
         try:
-            with queue.db.atomic():
-                now = queue.clock.now()
-                moved = queue.backend.publish_staged(batch, columns, SLICE_ROWS, now) \
-                    or _publish_in_job(queue, batch, now)
+            with ctx.db.atomic():
+                now = ctx.clock.now()
+                moved = ctx.backend.publish_staged(batch, columns, SLICE_ROWS, now) \
+                    or _publish_in_job(ctx, batch, now)
                 if not moved:
                     Batch.delete().where(Batch.id == batch).execute()
                     return True
-                queue.backend.notify()
+                ctx.backend.notify()
         except pw.IntegrityError:  # a generated id was taken after the seal
-            with queue.db.atomic():
-                fixed = _rename(queue, _taken(queue, batch))
+            with ctx.db.atomic():
+                fixed = _rename(ctx, _taken(ctx, batch))
             if not fixed:
                 raise
             _compose(renamed if renamed is not None else {}, fixed)
@@ -246,19 +245,19 @@ def publish(queue: Queue, batch: str, max_slices: int | None = None,
     return False
 
 
-def _publish_in_job(queue: Queue, batch: str, now: float) -> int:
+def _publish_in_job(ctx: Context, batch: str, now: float) -> int:
     """A slice of a batch staged in `job` (named ids): `staged` → `pending`."""
-    p = queue.db.param
-    ids = [row[0] for row in queue.db.execute_sql(
-        f"UPDATE job SET state = 'pending', batch = NULL, updated_at = {p} "
-        f"WHERE seq IN (SELECT seq FROM job WHERE batch = {p} AND state = 'staged' "
+    p = ctx.db.param
+    ids = [row[0] for row in ctx.db.execute_sql(
+        f"UPDATE job SET state = '{State.PENDING.value}', batch = NULL, updated_at = {p} "
+        f"WHERE seq IN (SELECT seq FROM job WHERE batch = {p} AND state = '{State.STAGED.value}' "
         f"ORDER BY seq LIMIT {SLICE_ROWS}) RETURNING id", (now, batch)).fetchall()]
-    queue.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                              [(job_id, "pending", now, 0) for job_id in ids])
+    ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
+                              [(job_id, State.PENDING.value, now, 0) for job_id in ids])
     return len(ids)
 
 
-def _distinct_ids(queue: Queue, rows: list[tuple]) -> list[tuple]:
+def _distinct_ids(ctx: Context, rows: list[tuple]) -> list[tuple]:
     """Generated ids are 50 random bits: among a million, two may match."""
     if len({row[0] for row in rows}) == len(rows):  # the usual case, 10x faster than the loop
         return rows
@@ -267,35 +266,35 @@ def _distinct_ids(queue: Queue, rows: list[tuple]) -> list[tuple]:
     for row in rows:
         job_id = row[0]
         while job_id in seen:
-            job_id = queue.ids.new()
+            job_id = ctx.ids.new()
         seen.add(job_id)
         out.append(row if job_id == row[0] else (job_id,) + row[1:])
     return out
 
 
-def _taken(queue: Queue, batch: str) -> list[tuple[int, str]]:
+def _taken(ctx: Context, batch: str) -> list[tuple[int, str]]:
     """The batch's staged rows (seq, id) whose generated id a job already has."""
-    p = queue.db.param
-    return queue.db.execute_sql(
+    p = ctx.db.param
+    return ctx.db.execute_sql(
         f"SELECT s.seq, s.id FROM staged_job s JOIN job j ON j.id = s.id "
         f"WHERE s.batch = {p}", (batch,)).fetchall()
 
 
-def _rename(queue: Queue, taken: list[tuple[int, str]]) -> dict[str, str]:
+def _rename(ctx: Context, taken: list[tuple[int, str]]) -> dict[str, str]:
     """Give these staged rows a new id that neither a job nor a staged row has
     (inside the caller's transaction): at the seal (about once in 10,000 bulk
     enqueues) and at publish after the unique index refused a slice. A rename
     made by another process publishing the same batch is not in this process's
     `renamed`: its printed ids then miss that one (DECISIONS.md)."""
-    p = queue.db.param
+    p = ctx.db.param
     renamed: dict[str, str] = {}
     for seq, old in taken:
-        new = queue.ids.new()
-        while queue.db.execute_sql(
+        new = ctx.ids.new()
+        while ctx.db.execute_sql(
                 f"SELECT 1 FROM job WHERE id = {p} UNION ALL "
                 f"SELECT 1 FROM staged_job WHERE id = {p}", (new, new)).fetchone():
-            new = queue.ids.new()
-        queue.db.execute_sql(f"UPDATE staged_job SET id = {p} WHERE seq = {p}", (new, seq))
+            new = ctx.ids.new()
+        ctx.db.execute_sql(f"UPDATE staged_job SET id = {p} WHERE seq = {p}", (new, seq))
         renamed[old] = new
     return renamed
 
@@ -311,8 +310,8 @@ def _compose(renamed: dict[str, str], more: dict[str, str]) -> None:
 class _Turns:
     """Leaves the write lock free between slices (see YIELD_S)."""
 
-    def __init__(self, queue: Queue) -> None:
-        self.clock = queue.clock
+    def __init__(self, ctx: Context) -> None:
+        self.clock = ctx.clock
         self.held = 0.0
         self.since = self.clock.monotonic()
 
@@ -327,42 +326,42 @@ class _Turns:
         self.clock.sleep(LONG_YIELD_S if long else YIELD_S)
 
 
-def discard(queue: Queue, batch: str) -> None:
+def discard(ctx: Context, batch: str) -> None:
     """Remove an unsealed batch whole: mark it (so its seal fails, should its
     writer still be at work), then its staged rows, then the batch itself. A
     sealed batch is never touched: it is committed and will be published."""
-    p = queue.db.param
-    with queue.db.atomic():
+    p = ctx.db.param
+    with ctx.db.atomic():
         marked = Batch.update(rows=DISCARDED).where(
             Batch.id == batch, Batch.sealed_at.is_null()).execute()
         if not marked and Batch.select().where(Batch.id == batch).exists():
             return  # sealed meanwhile
     while True:
-        with queue.db.atomic():
-            gone = queue.db.execute_sql(
+        with ctx.db.atomic():
+            gone = ctx.db.execute_sql(
                 f"DELETE FROM staged_job WHERE seq IN (SELECT seq FROM staged_job "
                 f"WHERE batch = {p} LIMIT {SLICE_ROWS})", (batch,)).rowcount
-            gone += queue.db.execute_sql(
+            gone += ctx.db.execute_sql(
                 f"DELETE FROM job WHERE seq IN (SELECT seq FROM job WHERE batch = {p} "
-                f"AND state = 'staged' LIMIT {SLICE_ROWS})", (batch,)).rowcount
+                f"AND state = '{State.STAGED.value}' LIMIT {SLICE_ROWS})", (batch,)).rowcount
             if gone == 0:
                 Batch.delete().where(Batch.id == batch, Batch.sealed_at.is_null()).execute()
                 return
 
 
-def recover(queue: Queue, max_slices: int = 5) -> None:
+def recover(ctx: Context, max_slices: int = 5) -> None:
     """Finish what dead bulk enqueues left: publish sealed batches, remove unsealed
     ones whose writer is gone (its lock is free: batch_owner.py). Cheap when
     there is nothing (one tiny SELECT)."""
     for batch in list(Batch.select()):
         if batch.sealed_at is not None:
-            publish(queue, batch.id, max_slices)
+            publish(ctx, batch.id, max_slices)
         elif batch.rows == DISCARDED:
-            discard(queue, batch.id)
+            discard(ctx, batch.id)
         else:
-            with batch_owner.if_abandoned(queue, batch.id) as abandoned:
+            with batch_owner.if_abandoned(ctx, batch.id) as abandoned:
                 if abandoned:
-                    discard(queue, batch.id)
+                    discard(ctx, batch.id)
 
 
 def _chunks(rows: list[tuple], size: int) -> Iterator[list[tuple]]:

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import peewee as pw
 
 from queuectl_tui.engine.states import STATES
 from queuectl_tui.engine.storage.models import Event, Job, Meta
+
+if TYPE_CHECKING:
+    from queuectl_tui.engine.context import Store
 
 BASELINE_KEY = "counts.baseline"
 PRUNED_KEY = "pruned."  # + state: how many jobs of that state were ever pruned
@@ -65,23 +68,23 @@ def count_states(queue_name: str | None = None) -> dict[str, int]:
     return found
 
 
-def full(queue: Any) -> Baseline:
+def full(handle: Store) -> Baseline:
     """Count every state now (any thread, any connection of this database)."""
-    now = queue.clock.now()
-    if not followable(queue):
+    now = handle.clock.now()
+    if not followable(handle):
         return Baseline(count_states(), None, {}, now)
-    with queue.db.atomic("DEFERRED"):  # one read snapshot for every statement
+    with handle.db.atomic("DEFERRED"):  # one read snapshot for every statement
         seq = Event.select(pw.fn.MAX(Event.seq)).scalar() or 0
         return Baseline(count_states(), seq, pruned_so_far(), now)
 
 
-def follow(queue: Any, base: Baseline,
+def follow(handle: Store, base: Baseline,
            max_moves: int | None = MAX_MOVES) -> tuple[Baseline, int] | None:
     """`base` brought up to date, and how many events that read; None when it
     cannot be (events it needs were pruned, or more than `max_moves` happened)."""
     if base.event_seq is None:
         return None
-    with queue.db.atomic("DEFERRED"):  # the counters and the events in one snapshot
+    with handle.db.atomic("DEFERRED"):  # the counters and the events in one snapshot
         if pruned_through() > base.event_seq:
             return None
         moves = list(Event.select(Event.from_state, Event.to_state, pw.fn.COUNT(pw.SQL("*")),
@@ -106,39 +109,39 @@ def follow(queue: Any, base: Baseline,
     return Baseline(counts, seq, pruned, base.counted_at), moved
 
 
-def fresh(queue: Any) -> Baseline:
+def fresh(handle: Store) -> Baseline:
     """Jobs per state now, the cheap way when it can be: the stored count
     followed, else a full count, which is then stored for the next reader."""
-    if not followable(queue):
-        return full(queue)
+    if not followable(handle):
+        return full(handle)
     base = stored()
-    if base is not None and 0 <= queue.clock.now() - base.counted_at < MAX_AGE_S:
-        found = follow(queue, base)
+    if base is not None and 0 <= handle.clock.now() - base.counted_at < MAX_AGE_S:
+        found = follow(handle, base)
         if found is not None:
             if found[1] >= STORE_AFTER_MOVES:
-                store(queue, found[0])
+                store(handle, found[0])
             return found[0]
-    base = full(queue)
-    store(queue, base)
+    base = full(handle)
+    store(handle, base)
     return base
 
 
-def refresh_stored(queue: Any) -> None:
+def refresh_stored(handle: Store) -> None:
     """Store the count as of now (the supervisor, every few seconds), so that
     readers follow only the events since."""
-    if followable(queue):
-        base = fresh(queue)
+    if followable(handle):
+        base = fresh(handle)
         if base.event_seq != (stored() or base).event_seq:
-            store(queue, base)
+            store(handle, base)
 
 
-def current(queue: Any) -> dict[str, int]:
+def current(handle: Store) -> dict[str, int]:
     """`fresh`'s counts, for those that want only them (`status`)."""
-    return dict(fresh(queue).counts)
+    return dict(fresh(handle).counts)
 
 
-def followable(queue: Any) -> bool:
-    return queue.backend.name == "sqlite"
+def followable(handle: Store) -> bool:
+    return handle.backend.name == "sqlite"
 
 
 def stored() -> Baseline | None:
@@ -155,14 +158,14 @@ def stored() -> Baseline | None:
         return None  # written by something else: count again, and overwrite it
 
 
-def store(queue: Any, base: Baseline) -> bool:
+def store(handle: Store, base: Baseline) -> bool:
     """Keep `base` for the next reader if the write lock is free right now.
     A reader must never wait for a writer over this: it is only a saving."""
     if base.event_seq is None:
         return False
     value = json.dumps({"counts": base.counts, "event_seq": base.event_seq,
                         "pruned": base.pruned, "counted_at": base.counted_at})
-    return queue.backend.try_write(
+    return handle.backend.try_write(
         lambda: Meta.insert(key=BASELINE_KEY, value=value)
         .on_conflict(conflict_target=[Meta.key], update={Meta.value: value}).execute())
 

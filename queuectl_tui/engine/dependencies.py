@@ -30,9 +30,11 @@ from typing import Any, Callable, Iterable
 import peewee as pw
 
 from queuectl_tui.engine.storage.models import Dependency, Job
+from queuectl_tui.engine.states import State
 from queuectl_tui.errors import Conflict, NotFound, UsageError
 
-ENDED_BADLY = ("dead", "cancelled")
+# A dependency that ended so will never complete: its dependents can never run.
+NEVER_COMPLETES = (State.DEAD, State.CANCELLED)
 
 
 def check(specs: list[Any], ids: list[str], lock: str = "") -> dict[str, str]:
@@ -44,17 +46,18 @@ def check(specs: list[Any], ids: list[str], lock: str = "") -> dict[str, str]:
     named = sorted({dep for spec in specs for dep in spec.after} - in_batch)
     stored = _states(named, lock)
     for dep in named:
-        if stored.get(dep, "staged") == "staged":
+        if stored.get(dep, State.STAGED) == State.STAGED:
             raise NotFound(f"--after names {dep!r}, which is no job; nothing was enqueued")
-        if stored[dep] in ENDED_BADLY:
+        if stored[dep] in NEVER_COMPLETES:
             raise Conflict(f"--after names {dep!r}, which ended {stored[dep]}: the job "
                            "would never run; nothing was enqueued")
     _refuse_cycles(specs, ids)
     initial = {}
     for spec, job_id in zip(specs, ids):
         if spec.after:
-            waits = any(dep in in_batch or stored[dep] != "completed" for dep in spec.after)
-            initial[job_id] = "blocked" if waits else "pending"
+            waits = any(dep in in_batch or stored[dep] != State.COMPLETED
+                        for dep in spec.after)
+            initial[job_id] = State.BLOCKED if waits else State.PENDING
     return initial
 
 
@@ -127,13 +130,13 @@ def dependents(db: pw.Database, job_id: str, lock: str = "") -> list[Job]:
     Almost always finds nothing: a plain-SQL probe first (about 10 us), and only
     when a job has dependents the model query (building it with Peewee cost more
     than 100 us per job). A job ending on the workers' path does not get here
-    unless the INSERT of its event found a dependency (Queue._transition)."""
+    unless the INSERT of its event found a dependency (transitions.move)."""
     if db.execute_sql(f"SELECT 1 FROM dependency WHERE needs = {db.param} LIMIT 1",
                       (job_id,)).fetchone() is None:
         return []
     query = (Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.run_at, Job.queue,
                         Job.unique_key, Job.unique_for)
-             .where(Job.state == "blocked", Job.id.in_(
+             .where(Job.state == State.BLOCKED, Job.id.in_(
                  Dependency.select(Dependency.job_id).where(Dependency.needs == job_id)))
              .order_by(Job.seq))
     return list(query.for_update() if lock else query)
@@ -144,7 +147,7 @@ def unmet(job_id: str) -> bool:
     that is gone counts as completed: see the module's docstring.)"""
     return (Dependency.select(Dependency.seq)
             .join(Job, on=(Job.id == Dependency.needs))
-            .where(Dependency.job_id == job_id, Job.state != "completed")
+            .where(Dependency.job_id == job_id, Job.state != State.COMPLETED)
             .exists())
 
 
@@ -161,14 +164,15 @@ def again(job_ids: list[str], together: set[str], lock: str = "",
                      .where(Dependency.job_id.in_(job_ids[start:start + 500]))
                      .order_by(Dependency.seq).tuples())
     states = _states(sorted({dep for _, dep in links} - together), lock)
-    out = {job_id: "pending" for job_id in job_ids}
+    out = {job_id: State.PENDING for job_id in job_ids}
     for job_id, dep in links:
         state = "again" if dep in together else states.get(dep)
-        if state in ENDED_BADLY:
+        if state in NEVER_COMPLETES:
             raise Conflict(f"job {job_id} waits for {dep}, which ended {state}: it would "
                            f"never run; nothing was {doing} (requeue {dep} with it, or first)")
-        if state not in (None, "completed", "staged"):  # gone (or no job yet): completed
-            out[job_id] = "blocked"
+        # gone (or no job yet): as if completed
+        if state not in (None, State.COMPLETED, State.STAGED):
+            out[job_id] = State.BLOCKED
     return out
 
 
@@ -180,7 +184,7 @@ def on_final(db: pw.Database, job_id: str, state: str, now: float,
     (and a cancelled dependent's own dependents follow through the same call).
     `lock`: the backend's lock_rows (see the module's docstring)."""
     for dependent in dependents(db, job_id, lock):
-        if state == "completed":
+        if state == State.COMPLETED:
             if not unmet(dependent.id):
                 release(dependent, f"released: {job_id} completed", now, move)
         else:
@@ -190,7 +194,7 @@ def on_final(db: pw.Database, job_id: str, state: str, now: float,
 def release(dependent: Job, note: str, now: float,
             move: Callable[[Job, str, str, dict[str, Any]], bool]) -> bool:
     """A blocked job whose dependencies have all completed becomes pending."""
-    return move(dependent, "pending", note, {"run_at": max(dependent.run_at, now)})
+    return move(dependent, State.PENDING, note, {"run_at": max(dependent.run_at, now)})
 
 
 def cancel(dependent: Job, dep: str, state: str, now: float,
@@ -199,7 +203,7 @@ def cancel(dependent: Job, dep: str, state: str, now: float,
     deleted) can never run: cancelled, naming it."""
     reason = (f"dependency {dep} was deleted" if state == "deleted"
               else f"dependency {dep} ended {state}")
-    return move(dependent, "cancelled", reason, {"last_error": reason, "finished_at": now})
+    return move(dependent, State.CANCELLED, reason, {"last_error": reason, "finished_at": now})
 
 
 # ---------------------------------------------------------------- the sweep
@@ -237,14 +241,14 @@ def verdicts(job_ids: list[str], lock: str = "") -> dict[str, Verdict]:
     waiting: set[str] = set()
     for job_id, dep in links:
         state = states.get(dep)
-        if state in ENDED_BADLY and out.get(job_id, ("",))[0] != "cancelled":
-            out[job_id] = ("cancelled", dep, state)
-        elif state not in (None, "completed"):
+        if state in NEVER_COMPLETES and out.get(job_id, ("",))[0] != State.CANCELLED:
+            out[job_id] = (State.CANCELLED, dep, state)
+        elif state not in (None, State.COMPLETED):
             waiting.add(job_id)
         elif job_id not in out:
-            out[job_id] = ("pending", None, None)
+            out[job_id] = (State.PENDING, None, None)
     return {job_id: v for job_id, v in out.items()
-            if v[0] == "cancelled" or job_id not in waiting}
+            if v[0] == State.CANCELLED or job_id not in waiting}
 
 
 def forget(job_ids: Iterable[str]) -> None:

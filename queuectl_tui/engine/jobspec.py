@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from queuectl_tui.clock import parse_iso
+from queuectl_tui.engine.states import State
 from queuectl_tui.errors import UsageError
 
 FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
@@ -197,7 +198,7 @@ def check_env(value: Any) -> dict[str, str]:
 
 def _record_fields(data: dict[str, Any]) -> dict[str, float]:
     """The assignment's job object: accepted as a new job only."""
-    if data.get("state", "pending") != "pending":
+    if data.get("state", State.PENDING) != State.PENDING:
         raise UsageError(f"state must be \"pending\" for a new job, got "
                          f"{json.dumps(data['state'])[:40]}; finished jobs cannot be imported")
     if "attempts" in data and (isinstance(data["attempts"], bool) or data["attempts"] != 0):

@@ -14,9 +14,8 @@ import peewee as pw
 from queuectl_tui.engine import config
 from queuectl_tui.engine.storage import models
 from queuectl_tui.engine.storage.models import Job
+from queuectl_tui.engine.states import UNFINISHED
 
-# States whose jobs a pool may still run, so whose timeout a stop may wait out.
-UNFINISHED = ("staged", "pending", "failed", "processing")
 MAX_COMPLETIONS = 200  # a shell shows no more usefully; keeps a TAB fast at 1M jobs
 
 
@@ -25,7 +24,8 @@ def timeouts() -> tuple[float | None, float | None]:
     where there is none (0 and null both mean "no limit")."""
     setting = float(config.get("job-timeout")) or None
     largest = (Job.select(pw.fn.MAX(Job.timeout))
-               .where(Job.state.in_(UNFINISHED), Job.timeout > 0).scalar())
+               .where(Job.state.in_(UNFINISHED), Job.timeout > 0)  # a stop may wait for them
+               .scalar())
     return setting, (float(largest) if largest else None)
 
 

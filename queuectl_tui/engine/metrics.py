@@ -25,7 +25,8 @@ from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFam
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from queuectl_tui.engine import config, registry, retention
-from queuectl_tui.engine.states import FINAL, STATES
+from queuectl_tui.engine.context import Store
+from queuectl_tui.engine.states import FINAL, STATES, State
 
 DEFAULT_HOST = "127.0.0.1"  # --metrics-host: this host only unless told otherwise
 WINDOW_S = 600.0  # durations and pickup delays: runs of the last 10 minutes
@@ -154,7 +155,7 @@ def families(snap: Snapshot) -> Iterator[Any]:
     dlq = GaugeMetricFamily("queuectl_dlq_jobs", "Dead jobs waiting in the DLQ per queue",
                             labels=["queue"])
     for queue in snap.queues:
-        dlq.add_metric([queue], snap.jobs.get((queue, "dead"), 0))
+        dlq.add_metric([queue], snap.jobs.get((queue, State.DEAD), 0))
     yield dlq
 
     oldest = GaugeMetricFamily(
@@ -217,20 +218,20 @@ def snapshot(db: pw.Database) -> Any:
     return db.atomic(isolation_level="REPEATABLE READ")
 
 
-def registry_for(queue: Any) -> CollectorRegistry:
+def registry_for(handle: Store) -> CollectorRegistry:
     """A registry holding only the queue's collector (no process or GC metrics:
     the numbers describe the queue, not whichever process serves them)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(QueueCollector(queue.db, queue.backend, queue.clock.now))
+    reg.register(QueueCollector(handle.db, handle.backend, handle.clock.now))
     return reg
 
 
-def exposition(queue: Any) -> str:
+def exposition(handle: Store) -> str:
     from prometheus_client import generate_latest
-    return generate_latest(registry_for(queue)).decode("utf-8")
+    return generate_latest(registry_for(handle)).decode("utf-8")
 
 
-def serve(queue: Any, port: int, host: str | None = None) -> tuple[Any, str]:
+def serve(handle: Store, port: int, host: str | None = None) -> tuple[Any, str]:
     """Serve /metrics from a thread of this process (a pool's supervisor):
     returns the server (`.shutdown()` stops it) and its URL. A port that cannot
     be bound is a QueuectlError, said before any worker starts."""
@@ -240,7 +241,7 @@ def serve(queue: Any, port: int, host: str | None = None) -> tuple[Any, str]:
     where = host or DEFAULT_HOST
     shown = f"[{where}]:{port}" if ":" in where else f"{where}:{port}"
     try:
-        server, _thread = start_http_server(port, addr=where, registry=registry_for(queue))
+        server, _thread = start_http_server(port, addr=where, registry=registry_for(handle))
     except OSError as exc:
         why = ("the address is already in use (another pool or program serves that port)"
                if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))

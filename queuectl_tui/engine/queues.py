@@ -16,16 +16,19 @@ claims happen one at a time and each sees the previous one committed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import peewee as pw
 
 from queuectl_tui.engine.storage.models import Job, NamedQueue
+from queuectl_tui.engine.states import FINAL, State
 from queuectl_tui.errors import NotFound, UsageError
+
+if TYPE_CHECKING:
+    from queuectl_tui.engine.context import Context
 
 DEFAULT = "default"
 MAX_LIMIT = 100_000
-RETENTION_STATES = ("completed", "dead", "cancelled")
 
 
 def check_name(value: Any) -> str:
@@ -104,7 +107,7 @@ def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
         return {}
     p = db.param
     rows = db.execute_sql(
-        f"SELECT queue, COUNT(*) FROM job WHERE state = 'processing' "
+        f"SELECT queue, COUNT(*) FROM job WHERE state = '{State.PROCESSING.value}' "
         f"AND queue IN ({', '.join([p] * len(names))}) GROUP BY queue", names).fetchall()
     return {name: count for name, count in rows}
 
@@ -147,11 +150,11 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "name": row.name,
             "paused": bool(row.paused),
             "limit": row.max_running,
-            "running": per_state.get("processing", 0),
+            "running": per_state.get(State.PROCESSING, 0),
             "counts": per_state,
             "total": sum(per_state.values()),
             "finished_last_minute": recent.get(row.name, 0),
-            "retention": {state: getattr(row, f"keep_{state}") for state in RETENTION_STATES},
+            "retention": {state.value: getattr(row, f"keep_{state.value}") for state in FINAL},
             "finish_hook": row.finish_hook,
         })
     return out
@@ -165,9 +168,12 @@ def counts_by_queue(only: str | None = None) -> dict[str, dict[str, int]]:
         query = query.where(Job.queue == only)
     counts: dict[str, dict[str, int]] = {}
     for queue, state, n in query.group_by(Job.queue, Job.state).tuples():
-        if state != "staged":  # a bulk enqueue still being written
+        if state != State.STAGED:  # a bulk enqueue still being written
             counts.setdefault(queue, {})[state] = n
     return counts
+
+
+_FINAL_SQL = ", ".join(f"'{state.value}'" for state in FINAL)
 
 
 def _finished_since(db: pw.Database, since: float) -> dict[str, int]:
@@ -177,6 +183,40 @@ def _finished_since(db: pw.Database, since: float) -> dict[str, int]:
     p = db.param
     rows = db.execute_sql(
         "SELECT j.queue, COUNT(*) FROM event e JOIN job j ON j.id = e.job_id "
-        f"WHERE e.at >= {p} AND e.to_state IN ('completed', 'dead', 'cancelled') "
+        f"WHERE e.at >= {p} AND e.to_state IN ({_FINAL_SQL}) "
         "GROUP BY j.queue", (since,)).fetchall()
     return {queue: n for queue, n in rows}
+
+
+# ---------------------------------------------------------------- the facade's calls
+
+def listing(ctx: Context, recent: bool = True, counts: dict[str, int] | None = None,
+            by_queue: dict[str, dict[str, int]] | None = None) -> list[dict[str, Any]]:
+    """Every queue with its counts, limit, pause flag and (`recent`) how many
+    jobs it finished in the last minute. `counts` (this database's counts per
+    state) stands for the queues' when only `default` exists: no second count.
+    `by_queue` (queue -> state -> n, counted earlier) saves the count too."""
+    if counts is not None and not has_named(ctx.db):
+        by_queue = {DEFAULT: {st: n for st, n in counts.items() if n}}
+    return summary(ctx.db, ctx.clock.now(), 60.0 if recent else None, counts=by_queue)
+
+
+def has_named(db: pw.Database) -> bool:
+    """More than `default`, or a paused or limited queue: worth a line each."""
+    rules = read_rules(db)
+    return len(rules.names) > 1 or bool(rules.paused or rules.limits)
+
+
+def one(ctx: Context, name: str) -> dict[str, Any]:
+    get(name)  # NotFound for a queue nothing has named
+    return summary(ctx.db, ctx.clock.now(), only=name)[0]
+
+
+def set_rules(ctx: Context, name: str, **fields: Any) -> dict[str, Any]:
+    """Pause, resume, limit or set retention; a queue named here for the first
+    time exists from now on. Resuming or raising a limit wakes idle workers."""
+    check_name(name)
+    with ctx.db.atomic():
+        update(name, ctx.clock.now(), **fields)
+        ctx.backend.notify()
+    return one(ctx, name)

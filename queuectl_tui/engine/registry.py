@@ -11,8 +11,8 @@ from typing import Any
 
 from queuectl_tui.clock import iso
 from queuectl_tui.engine import procs
-from queuectl_tui.engine.storage import schema
 from queuectl_tui.engine.storage.models import Job, Worker
+from queuectl_tui.engine.states import State
 
 LIVE_STATES = ("idle", "busy", "stopping")
 # What a job left `processing` by a worker that is no longer alive waits for:
@@ -123,7 +123,7 @@ def stranded(*, now: float, lease: float, host: str,
     of this host is judged by its process at once, others by their lease."""
     live = {w.id for w in live_workers(now=now, lease=lease)
             if w.host != host or procs.worker_alive(w.pid, w.id)}
-    query = Job.select(Job.id, Job.worker_id).where(Job.state == "processing")
+    query = Job.select(Job.id, Job.worker_id).where(Job.state == State.PROCESSING)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))
     note = GONE_UNTIL_LEASE if live else GONE_UNTIL_POOL

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine import counts, logs
-from queuectl_tui.engine.states import FINAL
+from queuectl_tui.engine import config, counts, logs, queues
 from queuectl_tui.engine.storage.models import Meta, NamedQueue
+from queuectl_tui.engine.states import FINAL, check_state
+from queuectl_tui.errors import UsageError
+
+if TYPE_CHECKING:
+    from queuectl_tui.engine.context import Context
 
 BATCH_ROWS = 500  # jobs per transaction: a few milliseconds of write lock
 PAUSE_S = 0.02  # between batches: writers waiting for the lock get it
@@ -139,6 +143,24 @@ def _delete_batch(db: pw.Database, rule: Rule, limit: int) -> list[int]:
         return [seq for seq, _, _ in gone]
 
 
+def prune_now(ctx: Context, *, queue: str | None = None, states: Iterable[str] = FINAL,
+              older_than: float | None = None, dry_run: bool = False,
+              max_batches: int | None = None) -> tuple[Pruned, bool]:
+    """Delete finished jobs past their keep time (or `older_than` seconds),
+    with their events, attempts and logs, in short transactions."""
+    if queue is not None:
+        queues.check_name(queue)
+    states = [check_state(st) for st in states]
+    if any(st not in FINAL for st in states):
+        raise UsageError(f"only finished jobs are pruned ({', '.join(FINAL)})")
+    settings = config.get_all()
+    defaults = {st: float(settings[f"retention-{st}"]) for st in FINAL}
+    rules = rules_now(defaults, ctx.clock.now(), queue=queue, states=states,
+                      older_than=older_than)
+    return prune(ctx.db, rules, ctx.opened.log_dir, dry_run=dry_run,
+                 max_batches=max_batches, sleep=ctx.clock.sleep)
+
+
 def prune(db: pw.Database, rules: list[Rule], log_dir, *, dry_run: bool = False,
           max_batches: int | None = None, sleep: Callable[[float], None] | None = None,
           batch_rows: int = BATCH_ROWS) -> tuple[Pruned, bool]:
@@ -171,7 +193,7 @@ REMOVED_KEY = "removed."  # + state + "." + queue: finished jobs that left, per 
 
 def count_removed(db: pw.Database, state: str, queues: Iterable[str]) -> None:
     """Finished jobs of `state` that left the table, one queue name per job:
-    pruned here, or deleted and purged by hand (`Queue._delete_rows`). Inside
+    pruned here, or deleted and purged by hand (`operator.delete`, `operator.purge_dead`). Inside
     the caller's transaction, so the count and the delete commit together. The
     metrics' finished counters add these to the rows still there; the per-state
     `pruned.` counters (engine/counts.py) stay for the console, which sees deletes as events."""

@@ -26,7 +26,7 @@ import math
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee as pw
@@ -35,9 +35,12 @@ from cronsim import CronSim, CronSimError
 from queuectl_tui.clock import iso
 from queuectl_tui.engine import jobspec
 from queuectl_tui.engine.jobspec import JobSpec
-from queuectl_tui.engine.queue import job_dict
 from queuectl_tui.engine.storage.models import Job, Schedule
+from queuectl_tui.engine.reads import job_dict
 from queuectl_tui.errors import Conflict, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from queuectl_tui.engine.queue import Queue
 
 # No `@` (it separates the name from the tick in job ids) and short enough that
 # NAME@TICK stays within the job id alphabet and length.
@@ -182,7 +185,7 @@ def list_all(name: str | None = None) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- changes
 
-def add(queue: Any, name: str, cron: str, command: str, *, tz: str = "UTC",
+def add(queue: Queue, name: str, cron: str, command: str, *, tz: str = "UTC",
         catch_up: bool = False, queue_name: str | None = None,
         max_retries: int | None = None, timeout: float | None = None, priority: int = 0,
         cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -211,7 +214,7 @@ def add(queue: Any, name: str, cron: str, command: str, *, tz: str = "UTC",
     return list_all(name)[0]
 
 
-def set_paused(queue: Any, name: str, paused: bool) -> dict[str, Any]:
+def set_paused(queue: Queue, name: str, paused: bool) -> dict[str, Any]:
     """Pause: no ticks fire. Resume: the next tick is the first after now (ticks
     that fell in the pause are skipped, not caught up: pausing meant "not now")."""
     with queue.db.atomic():
@@ -224,7 +227,7 @@ def set_paused(queue: Any, name: str, paused: bool) -> dict[str, Any]:
     return list_all(name)[0]
 
 
-def remove(queue: Any, name: str) -> dict[str, Any]:
+def remove(queue: Queue, name: str) -> dict[str, Any]:
     """Delete a schedule; the jobs it made stay (with its name on them)."""
     with queue.db.atomic():
         found = list_all(name)[0]
@@ -232,7 +235,7 @@ def remove(queue: Any, name: str) -> dict[str, Any]:
     return found
 
 
-def run_now(queue: Any, name: str) -> dict[str, Any]:
+def run_now(queue: Queue, name: str) -> dict[str, Any]:
     """Enqueue one job of the schedule now, outside its ticks: its own id
     (NAME@run-…), no tick; it counts as the schedule's last run."""
     with queue.db.atomic():
@@ -271,7 +274,7 @@ def due_ticks(row: Schedule, now: float) -> tuple[list[float], float | None]:
     return ticks, next_after(row.cron, zone, ticks[-1])
 
 
-def fire_due(queue: Any, now: float | None = None) -> list[tuple[str, list[str]]]:
+def fire_due(queue: Queue, now: float | None = None) -> list[tuple[str, list[str]]]:
     """Enqueue the jobs of every due schedule; returns (schedule, job ids) for the
     ones this process fired. One indexed read when nothing is due."""
     now = queue.clock.now() if now is None else now
@@ -291,7 +294,7 @@ def fire_due(queue: Any, now: float | None = None) -> list[tuple[str, list[str]]
     return fired
 
 
-def _fire(queue: Any, row: Schedule, now: float) -> list[str]:
+def _fire(queue: Queue, row: Schedule, now: float) -> list[str]:
     ticks, following = due_ticks(row, now)
     ids = [tick_id(row.name, tick) for tick in ticks]
     with queue.db.atomic():

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from queuectl_tui.engine.states import ENDED_BADLY, State
+
 SPANS = ("5m", "1h", "24h")
 SPAN_S = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0}
 BUCKET_S = {"5m": 10.0, "1h": 60.0, "24h": 1800.0}  # 30, 60 and 48 buckets
 MAX_EVENTS = 100_000  # finishing events read per span at most, newest first
 MAX_ATTEMPTS = 20_000  # attempt rows read for durations at most, newest first
-FAILED = ("failed", "dead")  # a run that ended badly: retrying, or given up
+FAILED = ENDED_BADLY  # a run that ended badly: retrying, or given up
 
 
 @dataclass
@@ -105,7 +107,7 @@ def _read(db: pw.Database, now: float, span: str, max_events: int,
     rows, oldest, read_events = _counts(db, start, now, bucket_s, max_events)
     for queue, state, slot, count in rows:
         t = trend(queue)
-        target = t.completed if state == "completed" else t.failed
+        target = t.completed if state == State.COMPLETED else t.failed
         target[max(0, min(n - 1, int(slot)))] += int(count)
     if read_events >= max_events and oldest is not None:
         found.capped_from = oldest
@@ -152,7 +154,7 @@ def _counts(db: pw.Database, start: float, now: float, bucket_s: float,
     the oldest event read and how many were read. The inner
     LIMIT walks the index on event.at from `now` backwards and stops there."""
     p = db.param
-    states = ", ".join(f"'{s}'" for s in ("completed", *FAILED))
+    states = ", ".join(f"'{s.value}'" for s in (State.COMPLETED, *FAILED))
     slot = _floor(db, f"(e.at - {p}) / {p}")
     rows = db.execute_sql(
         f"SELECT {_queue_of('e')} AS queue, CASE WHEN e.to_state = 'completed' "

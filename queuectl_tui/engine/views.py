@@ -17,11 +17,13 @@ import peewee as pw
 
 from queuectl_tui.engine import counts, logs
 from queuectl_tui.engine.storage.columns import ROW_FIELDS
-from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.storage.opened import Opened
+from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.states import CLAIMABLE, ENDED_BADLY, State
 
 # Finishing moves: a run ended (well or not). Counted by the throughput sparkline.
-FINISHED = ("completed", "failed", "dead")
+FINISHED = (State.COMPLETED, *ENDED_BADLY)
 
 # Sort name -> ((column, descending), ...) in display order. Keyset paging needs
 # NOT NULL columns ending in a unique one, and an index serving the order: "age"
@@ -31,7 +33,7 @@ JOB_SORTS: dict[str, tuple[tuple[pw.Field, bool], ...]] = {
     "age": ((Job.seq, True),),
     "run": ((Job.priority, True), (Job.run_at, False), (Job.seq, False)),
 }
-WAITING = ("pending", "failed")  # what the "run" order lists: jobs that will run
+WAITING = CLAIMABLE  # what the "run" order lists: jobs that will run
 
 START = None  # anchor: the first row in display order
 END = "end"   # anchor: the last row in display order
@@ -109,7 +111,7 @@ def _job_where(q: JobQuery, now: float | None = None) -> list[pw.Expression]:
     if states:  # a name that is no state matches nothing, which is what it means
         where.append(Job.state.in_(list(states)))
     else:
-        where.append(Job.state != "staged")  # a bulk enqueue not yet published
+        where.append(Job.state != State.STAGED)  # a bulk enqueue not yet published
     if q.ids:
         where.append(_any_of([Job.id.startswith(t) for t in q.ids]))
     if q.commands:
@@ -337,26 +339,26 @@ class StateCounts:
         self._adopted = (baseline, monotonic)
         self.due = False
 
-    def read(self, queue: Any, monotonic: float) -> dict[str, int] | None:
+    def read(self, handle: Store, monotonic: float) -> dict[str, int] | None:
         if self._adopted is not None:
             (self.base, self.counted_at), self._adopted = self._adopted, None
-        followable = counts.followable(queue)
+        followable = counts.followable(handle)
         age = monotonic - self.counted_at
         if self.base is None or age >= (self.recount_s if followable else self.pg_recount_s):
             if self.inline:
-                self.base, self.counted_at = self.full_count(queue), monotonic
+                self.base, self.counted_at = self.full_count(handle), monotonic
                 return dict(self.base.counts)
             self.due = True
             if self.base is None:
                 return None
         if not followable:
             return dict(self.base.counts)
-        found = counts.follow(queue, self.base, max_moves=None)
+        found = counts.follow(handle, self.base, max_moves=None)
         if found is None or found[1] > self.max_delta:
             self.due = True  # pruned under it, or a burst: count again soon
             if self.inline:
                 self.base = None
-                return self.read(queue, monotonic)
+                return self.read(handle, monotonic)
         if found is not None:
             self.base = found[0]
         return dict(self.base.counts)

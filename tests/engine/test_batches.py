@@ -86,11 +86,11 @@ def test_a_generated_id_taken_after_the_seal_is_renamed_at_publish(queue, monkey
     (a 50-bit draw matching, or a person typing it): both jobs survive."""
     real_publish = batches.publish
 
-    def race(q, batch, **kwargs):
+    def race(ctx, batch, **kwargs):
         [victim] = [s.id for s in StagedJob.select().order_by(StagedJob.seq).offset(60).limit(1)]
-        q.enqueue(JobSpec(command="the other job", id=victim))
+        queue.enqueue(JobSpec(command="the other job", id=victim))
         seen.append(victim)
-        return real_publish(q, batch, **kwargs)
+        return real_publish(ctx, batch, **kwargs)
 
     seen: list[str] = []
     monkeypatch.setattr(batches, "publish", race)
@@ -111,13 +111,13 @@ def test_taken_ids_are_looked_for_outside_the_write_lock_and_a_race_after_is_ren
     real_taken = batches._taken
     seen: list[tuple[bool, str]] = []
 
-    def look_then_race(q, batch):
-        found = real_taken(q, batch)
+    def look_then_race(ctx, batch):
+        found = real_taken(ctx, batch)
         if not seen:  # the look before the seal (the publish looks again, after the race)
             [victim] = [s.id for s in
                         StagedJob.select().order_by(StagedJob.seq).offset(60).limit(1)]
-            seen.append((q.db.in_transaction(), victim))
-            q.enqueue(JobSpec(command="the other job", id=victim))
+            seen.append((ctx.db.in_transaction(), victim))
+            queue.enqueue(JobSpec(command="the other job", id=victim))
         return found
 
     monkeypatch.setattr(batches, "_taken", look_then_race)
@@ -142,8 +142,8 @@ def test_a_sealed_generated_batch_is_published_by_recovery(queue, monkeypatch):
     rest, each job once, in order."""
     real_publish = batches.publish
 
-    def crash(q, batch, **kwargs):
-        real_publish(q, batch, max_slices=1)
+    def crash(ctx, batch, **kwargs):
+        real_publish(ctx, batch, max_slices=1)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(batches, "publish", crash)
@@ -185,7 +185,7 @@ def test_a_writer_whose_batch_was_cleared_cannot_seal_it(queue, monkeypatch, nam
         calls.append(1)
         if len(calls) == 1:
             [batch] = Batch.select()
-            batches.discard(queue, batch.id)
+            batches.discard(queue.ctx, batch.id)
 
     monkeypatch.setattr(batches._Turns, "done", cleared_after_the_first_slice)
     jobs = [JobSpec(command="x", id=f"n{i}" if named else None) for i in range(170)]

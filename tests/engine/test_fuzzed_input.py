@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from queuectl_tui.clock import ID_ALPHABET, FakeClock, Ids
 from queuectl_tui.engine import config
 from queuectl_tui.engine.jobspec import check_id, from_mapping, parse_json
-from queuectl_tui.engine.queue import Queue, job_dict
 from queuectl_tui.engine.storage.models import Event, Job, Setting
-from queuectl_tui.engine.storage.opening import open_database
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.reads import job_dict
 from queuectl_tui.errors import Conflict, QueuectlError, UsageError
 from queuectl_tui.workers.worker import Worker
 

@@ -17,6 +17,8 @@ import psycopg2
 import pytest
 
 from queuectl_tui.clock import Ids
+from queuectl_tui.engine import enqueue as enqueue_module
+from queuectl_tui.engine import transitions
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.errors import Conflict
@@ -96,15 +98,15 @@ def test_a_dependency_ending_while_its_dependent_is_enqueued(db, queue, monkeypa
         else:
             beside.delete(["A"])
 
-    original = Queue.insert_job_rows
+    original = enqueue_module.insert_job_rows
     threads = []
 
-    def insert_then_race(self, columns, rows):
-        original(self, columns, rows)
-        if self is queue and not threads:  # inside B's enqueue, before its commit
+    def insert_then_race(ctx, columns, rows):
+        original(ctx, columns, rows)
+        if ctx is queue.ctx and not threads:  # inside B's enqueue, before its commit
             threads.append(run_beside(db, end_a))
 
-    monkeypatch.setattr(Queue, "insert_job_rows", insert_then_race)
+    monkeypatch.setattr(enqueue_module, "insert_job_rows", insert_then_race)
     queue.enqueue(JobSpec(command="true", id="B", after=("A",)))
     threads[0].join(20)
     assert not threads[0].is_alive() and not threads[0].failures
@@ -149,16 +151,16 @@ def test_a_dependency_completing_while_its_dependent_is_requeued(db, queue, monk
     queue.cancel(["B"])
     beside = other_queue(queue)
     claimed = beside.claim("w", 30)
-    original = Queue._transition
+    original = transitions.move
     threads = []
 
-    def move_then_race(self, job, to, **kwargs):
-        moved = original(self, job, to, **kwargs)
-        if self is queue and job.id == "B" and not threads:  # inside the requeue
+    def move_then_race(ctx, job, to, **kwargs):
+        moved = original(ctx, job, to, **kwargs)
+        if ctx is queue.ctx and job.id == "B" and not threads:  # inside the requeue
             threads.append(run_beside(db, lambda: finish(beside, claimed)))
         return moved
 
-    monkeypatch.setattr(Queue, "_transition", move_then_race)
+    monkeypatch.setattr(transitions, "move", move_then_race)
     queue.requeue(["B"])
     threads[0].join(20)
     assert not threads[0].is_alive() and not threads[0].failures
@@ -236,16 +238,16 @@ def test_the_stuck_job_sweep_waits_for_a_dependency_being_requeued(db, queue, mo
     queue.enqueue(JobSpec(command="true", id="B", after=("A",)))
     queue.db.execute_sql("UPDATE job SET state = 'completed' WHERE id = 'A'")  # no move
     beside = other_queue(queue)
-    original = Queue._transition
+    original = transitions.move
     threads = []
 
-    def move_then_race(self, job, to, **kwargs):
-        moved = original(self, job, to, **kwargs)
-        if self is queue and job.id == "A" and not threads:  # inside the requeue
+    def move_then_race(ctx, job, to, **kwargs):
+        moved = original(ctx, job, to, **kwargs)
+        if ctx is queue.ctx and job.id == "A" and not threads:  # inside the requeue
             threads.append(run_beside(db, beside.release_stuck))
         return moved
 
-    monkeypatch.setattr(Queue, "_transition", move_then_race)
+    monkeypatch.setattr(transitions, "move", move_then_race)
     queue.requeue(["A"])
     threads[0].join(20)
     assert not threads[0].is_alive() and not threads[0].failures

@@ -1,0 +1,64 @@
+"""What the engine's concept modules work with: one open database, its backend,
+a clock, an id source and this host, plus the little each process remembers
+between calls (the claim's queues, cached SQL, the lease distrust window).
+
+`Queue` builds one `Context` and hands it to transitions, enqueue, claim,
+outcomes, rescue, operator actions and reads, so none of them needs the whole
+facade and none imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from queuectl_tui.clock import Clock, Ids
+from queuectl_tui.engine.procs import LocalProcesses, ProcessControl
+
+if TYPE_CHECKING:
+    import peewee as pw
+
+    from queuectl_tui.engine.storage.opened import Opened
+    from queuectl_tui.engine.hooks import HookConfig
+
+
+def current_host() -> str:
+    """This host's name; QUEUECTL_HOSTNAME overrides it (containers, tests of many hosts)."""
+    return os.environ.get("QUEUECTL_HOSTNAME") or socket.gethostname()
+
+
+@dataclass(eq=False)
+class Context:
+    """One process's handle on one database (peewee keeps a connection per thread)."""
+
+    opened: Opened
+    db: pw.Database
+    backend: Any
+    clock: Clock
+    ids: Ids
+    host: str
+    # Signals to this host's processes (a rescue's leftovers, a stop).
+    processes: ProcessControl = field(default_factory=LocalProcesses)
+    # The queues this process claims from, earlier first (None: every queue).
+    serving: list[str] | None = None
+    # Remembered between calls, never shared between processes:
+    update_sql: dict[tuple[tuple[str, ...], bool], str] = field(default_factory=dict)
+    hooks: HookConfig | None = None  # finish-hook commands, re-read once a second
+    finished_now: list[tuple[str, str]] | None = None  # transitions._after_move's work list
+    leases_trusted_from: float = 0.0  # monotonic; see rescue.distrust_leases
+
+
+class Store(Protocol):
+    """An open database with its backend and clock: a `Context`, or the `Queue`
+    that owns one (what the faces hold when they call counts or metrics)."""
+
+    @property
+    def db(self) -> pw.Database: ...
+
+    @property
+    def backend(self) -> Any: ...
+
+    @property
+    def clock(self) -> Clock: ...
