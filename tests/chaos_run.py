@@ -39,6 +39,7 @@ from pathlib import Path
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.storage.opening import open_database
+from queuectl_tui.workers.signals import LocalProcesses
 from tests.chaos_mix import Mix, check_mix
 
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
     db = getattr(args, "db", None) or str(workdir / "chaos.db")
     ran = workdir / "ran.txt"
     rng = random.Random(args.seed)
-    queue = Queue(open_database(db))
+    queue = Queue(open_database(db), processes=LocalProcesses())
     queue.config_set("lease-seconds", args.lease)
     queue.config_set("max-retries", 1000)  # kills must never push a job into the DLQ
     queue.config_set("durability", args.durability)

@@ -11,6 +11,7 @@ import pytest
 from queuectl_tui.clock import FakeClock, Ids
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.storage.opening import open_database
+from queuectl_tui.workers.signals import LocalProcesses
 from tests.helpers import WorkerPool
 
 PG_URL = os.environ.get("QUEUECTL_TEST_PG")
@@ -80,7 +81,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def queue(db: str, clock: FakeClock):
     opened = open_database(db)
-    yield Queue(opened, clock=clock, ids=Ids(random.Random(7)), host="testhost")
+    yield Queue(opened, clock=clock, ids=Ids(random.Random(7)), host="testhost",
+                processes=LocalProcesses())
     opened.close()
 
 

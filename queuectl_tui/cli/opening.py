@@ -42,7 +42,9 @@ def open_queue(args: argparse.Namespace, *, create: bool = True) -> Queue:
     `create=False`: a mistyped path is an error, not a new empty database."""
     skip_unneeded_driver(args)
     from queuectl_tui.engine import Queue, open_database  # after the driver is skipped
-    return Queue(open_database(getattr(args, "db", None), create=create))
+    from queuectl_tui.workers.signals import LocalProcesses
+    return Queue(open_database(getattr(args, "db", None), create=create),
+                 processes=LocalProcesses())
 
 
 def say_if_no_worker(queue: Queue) -> bool:

@@ -30,6 +30,7 @@ from queuectl_tui.console.faults import (Cancelled, FileGone, Lost, MissingDatab
 from queuectl_tui.engine import (GaveUp, Queue, StateCounts, Unreachable, interrupt,
                                  is_postgres_url, open_database, redact, resolve_target)
 from queuectl_tui.errors import DatabaseError
+from queuectl_tui.workers.signals import LocalProcesses
 
 T = TypeVar("T")
 
@@ -244,7 +245,7 @@ class Database:
                 raise MissingDatabase(f"no database at {self.target} yet")
             self.queue = Queue(open_database(self.db_arg, create=create,
                                              connect_timeout=CONNECT_TIMEOUT_S),
-                               clock=self.clock, ids=self.ids)
+                               clock=self.clock, ids=self.ids, processes=LocalProcesses())
         return self.queue
 
     async def reopen(self) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl_tui.clock import Clock, Ids
-from queuectl_tui.engine.procs import LocalProcesses, ProcessControl
+from queuectl_tui.engine.procs import ProcessControl
+from queuectl_tui.errors import QueuectlError
 
 if TYPE_CHECKING:
     import peewee as pw
@@ -39,8 +40,9 @@ class Context:
     clock: Clock
     ids: Ids
     host: str
-    # Signals to this host's processes (a rescue's leftovers, a stop).
-    processes: ProcessControl = field(default_factory=LocalProcesses)
+    # Signals to this host's processes (a rescue's leftovers, a stop), given
+    # by whoever builds the Queue; None: this Queue acts on no process.
+    processes: ProcessControl | None = None
     # The queues this process claims from, earlier first (None: every queue).
     serving: list[str] | None = None
     # Remembered between calls, never shared between processes:
@@ -62,3 +64,12 @@ class Store(Protocol):
 
     @property
     def clock(self) -> Clock: ...
+
+
+def processes_of(ctx: Context) -> ProcessControl:
+    """The ProcessControl a rescue or a stop needs. A Queue built without one
+    refuses rather than leave a dead worker's run alive beside the next one."""
+    if ctx.processes is None:
+        raise QueuectlError("this Queue was built without a ProcessControl: it cannot "
+                            "rescue runs or stop workers on this host")
+    return ctx.processes

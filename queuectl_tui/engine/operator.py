@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
                                  registry, transitions, uniqueness)
 from queuectl_tui.engine.claim import DEFAULT_GRACE_S
-from queuectl_tui.engine.context import Context
+from queuectl_tui.engine.context import Context, processes_of
 from queuectl_tui.engine.storage.models import Job
 from queuectl_tui.engine.states import FINAL, WAITING, State, describe_state, state_named
 from queuectl_tui.errors import Conflict, UsageError
@@ -221,7 +221,7 @@ def stop_workers(ctx: Context, worker_ids: list[str] | None = None,
         if w.host == ctx.host and pid not in signalled:
             if worker_ids is not None and w.supervisor_pid:
                 continue  # one worker of a pool: its flag is enough, spare its siblings
-            if ctx.processes.ask_to_stop(pid):
+            if processes_of(ctx).ask_to_stop(pid):
                 signalled.add(pid)
     return [w.id for w in flagged]
 

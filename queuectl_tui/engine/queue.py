@@ -29,6 +29,9 @@ from queuectl_tui.engine.outcomes import Outcome
 from queuectl_tui.engine.rescue import Rescued
 from queuectl_tui.engine.states import FINAL
 
+if TYPE_CHECKING:
+    from queuectl_tui.engine.procs import ProcessControl
+
 
 if TYPE_CHECKING:
     import peewee as pw
@@ -44,11 +47,12 @@ class Queue:
     """The engine's one entry point, bound to an open database, a clock and an id source."""
 
     def __init__(self, opened: Opened, clock: Clock | None = None, ids: Ids | None = None,
-                 host: str | None = None, worker: bool = False) -> None:
+                 host: str | None = None, worker: bool = False,
+                 processes: ProcessControl | None = None) -> None:
         if clock is None and opened.backend.shared_by_hosts:
             clock = SyncedClock(opened.backend.db_time)  # lease times on the server's clock
         self.ctx = Context(opened, opened.db, opened.backend, clock or Clock(), ids or Ids(),
-                           host or current_host())
+                           host or current_host(), processes)
         self._durability = "full"  # how every connection opens (db.py)
         if worker:
             self.apply_durability(config.get("durability"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from queuectl_tui.clock import iso
 from queuectl_tui.engine import procs
+from queuectl_tui.engine.storage import schema
 from queuectl_tui.engine.storage.models import Job, Worker
 from queuectl_tui.engine.states import State
 

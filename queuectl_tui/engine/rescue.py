@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from queuectl_tui.engine import attempts, config, dependencies, registry, retry_policy
+from queuectl_tui.engine import attempts, config, dependencies, procs, registry, retry_policy
 from queuectl_tui.engine import transitions
-from queuectl_tui.engine.context import Context
+from queuectl_tui.engine.context import Context, processes_of
 from queuectl_tui.engine.storage.models import Job
 from queuectl_tui.engine.states import State
 
@@ -95,7 +95,7 @@ def _needs_rescue(ctx: Context, job: Job, dead_worker: str | None, lease: float)
     if job.lease_expires_at is None or job.lease_expires_at >= now:
         return False  # renewed while we waited for the lock
     if job.run_host == ctx.host and now - job.lease_expires_at < LIVE_WORKER_GRACE * lease:
-        return not ctx.processes.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
+        return not procs.worker_alive(registry.pid_of(job.worker_id), job.worker_id)
     return True
 
 
@@ -105,7 +105,7 @@ def _take_back(ctx: Context, job: Job, dead_worker: str | None,
     or cancelled if someone asked), with the run's attempt record."""
     now = ctx.clock.now()
     if job.run_host == ctx.host:  # so two runs never overlap
-        ctx.processes.kill_run(job.run_pid, job.claim_token)
+        processes_of(ctx).kill_run(job.run_pid, job.claim_token)
     verdict = retry_policy.rescue(
         worker_id=job.worker_id, worker_known_dead=dead_worker is not None,
         cancel_requested=job.cancel_requested_at is not None, counted=counted,

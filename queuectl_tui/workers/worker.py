@@ -27,6 +27,7 @@ from queuectl_tui.engine import (
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
 from queuectl_tui.workers.runner import Abort, run_command
+from queuectl_tui.workers.signals import LocalProcesses
 from queuectl_tui.workers.trouble import DB_BUSY, drop_connection, first_line
 
 RESCUE_EVERY_S = 1.0  # how often an idle worker looks for jobs of dead workers
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         log.worker("trouble", args.id or "?", f"cannot open the database: {exc}", ERROR,
                    error=str(exc))
         return 1
-    queue = Queue(opened, worker=True)
+    queue = Queue(opened, worker=True, processes=LocalProcesses())
     if args.supervisor_pid:  # it checkpoints; workers never wait for one mid-commit
         queue.backend.leave_checkpoints()
     queue.serving = parse_queue_names(args.queues) if args.queues else None

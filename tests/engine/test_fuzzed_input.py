@@ -15,6 +15,7 @@ from queuectl_tui.clock import ID_ALPHABET, FakeClock, Ids
 from queuectl_tui.engine import config
 from queuectl_tui.engine.jobspec import check_id, from_mapping, parse_json
 from queuectl_tui.engine.storage.models import Event, Job, Setting
+from queuectl_tui.engine.storage.opening import open_database
 from queuectl_tui.engine.queue import Queue
 from queuectl_tui.engine.reads import job_dict
 from queuectl_tui.errors import Conflict, QueuectlError, UsageError
