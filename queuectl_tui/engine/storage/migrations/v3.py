@@ -5,6 +5,7 @@ their new columns are NULL (run where the worker runs, nothing to cancel)."""
 from __future__ import annotations
 
 from queuectl_tui.engine.storage import models
+from queuectl_tui.engine.storage.migrations.alter import add_missing_columns
 from queuectl_tui.engine.storage.opened import Opened
 
 COLUMNS = (("job", "cwd", "TEXT"), ("job", "env", "TEXT"),
@@ -14,11 +15,7 @@ COLUMNS = (("job", "cwd", "TEXT"), ("job", "env", "TEXT"),
 
 
 def migrate(opened: Opened) -> None:
-    real = "DOUBLE PRECISION" if opened.backend.name == "postgresql" else "REAL"
-    for table, name, kind in COLUMNS:
-        if name not in {c.name for c in opened.db.get_columns(table)}:
-            opened.db.execute_sql(
-                f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(real=real)}")
-            if name == "runs":  # the runs so far are at least those of this series
-                opened.db.execute_sql("UPDATE job SET runs = attempts")
+    if "runs" in add_missing_columns(opened, COLUMNS):
+        # the runs so far are at least those of this series
+        opened.db.execute_sql("UPDATE job SET runs = attempts")
     opened.db.create_tables([models.Attempt, models.Batch], safe=True)

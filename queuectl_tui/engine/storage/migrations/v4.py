@@ -8,16 +8,13 @@ from __future__ import annotations
 import time
 
 from queuectl_tui.engine.storage import models
+from queuectl_tui.engine.storage.migrations.alter import add_missing_columns
 from queuectl_tui.engine.storage.opened import Opened
 
 
 def migrate(opened: Opened) -> None:
-    db = opened.db
-    columns = {c.name for c in db.get_columns("job")}
-    if "queue" not in columns:
-        db.execute_sql("ALTER TABLE job ADD COLUMN queue VARCHAR(32) NOT NULL DEFAULT 'default'")
-    if "queues" not in {c.name for c in db.get_columns("worker")}:
-        db.execute_sql("ALTER TABLE worker ADD COLUMN queues TEXT")
-    db.create_tables([models.NamedQueue], safe=True)
+    add_missing_columns(opened, (("job", "queue", "VARCHAR(32) NOT NULL DEFAULT 'default'"),
+                                 ("worker", "queues", "TEXT")))
+    opened.db.create_tables([models.NamedQueue], safe=True)
     models.NamedQueue.insert(name="default", created_at=time.time()).on_conflict_ignore().execute()
     opened.backend.drop_old_indexes()

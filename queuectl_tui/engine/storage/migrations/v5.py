@@ -4,6 +4,7 @@ New columns are NULL for existing jobs (none of it applies to them)."""
 from __future__ import annotations
 
 from queuectl_tui.engine.storage import models
+from queuectl_tui.engine.storage.migrations.alter import add_missing_columns
 from queuectl_tui.engine.storage.opened import Opened
 
 COLUMNS = (("job", "schedule", "VARCHAR(64)"), ("job", "schedule_tick", "{real}"),
@@ -12,11 +13,7 @@ COLUMNS = (("job", "schedule", "VARCHAR(64)"), ("job", "schedule_tick", "{real}"
 
 
 def migrate(opened: Opened) -> None:
-    real = "DOUBLE PRECISION" if opened.backend.name == "postgresql" else "REAL"
-    for table, name, kind in COLUMNS:
-        if name not in {c.name for c in opened.db.get_columns(table)}:
-            opened.db.execute_sql(
-                f"ALTER TABLE {table} ADD COLUMN {name} {kind.format(real=real)}")
+    add_missing_columns(opened, COLUMNS)
     opened.db.create_tables([models.Dependency, models.UniqueLock, models.Schedule,
                              models.HookRun], safe=True)
     opened.backend.create_extra_indexes()

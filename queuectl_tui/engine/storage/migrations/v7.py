@@ -3,9 +3,9 @@ migration can see live workers of an older queuectl (and refuse)."""
 
 from __future__ import annotations
 
+from queuectl_tui.engine.storage.migrations.alter import add_missing_columns
 from queuectl_tui.engine.storage.opened import Opened
 
 
 def migrate(opened: Opened) -> None:
-    if "schema_version" not in {c.name for c in opened.db.get_columns("worker")}:
-        opened.db.execute_sql("ALTER TABLE worker ADD COLUMN schema_version INTEGER")
+    add_missing_columns(opened, (("worker", "schema_version", "INTEGER"),))
