@@ -1,6 +1,6 @@
 """How fast the console answers keys, on a live queue of any size (issue 15).
 
-    python bench/console_keys.py --jobs 10,100000,1000000      # the README table
+    python bench/console_keys.py --jobs 10,100000,1000000      # the table in docs/performance.md
     python bench/console_keys.py --jobs 20000 --presses 5       # a CI smoke run
 
 For each size it builds a database (bench/console_bench.py's mix: 96% completed,

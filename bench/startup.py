@@ -39,7 +39,7 @@ from abtrees import add_tree_option, cached_pyc_env, trees, write_result  # noqa
 
 COMMANDS = {"status": ["status"], "list --limit 20": ["list", "--limit", "20"]}
 # queuectl keeps Peewee from importing the PostgreSQL driver for a SQLite file
-# (engine/location.py); the Peewee floor does the same.
+# (engine/storage/location.py); the Peewee floor does the same.
 PEEWEE = "import sys; sys.modules.update(psycopg2=None, psycopg=None); import peewee"
 FLOORS = {"python -c pass": ["-c", "pass"], "python -I -S -c pass": ["-I", "-S", "-c", "pass"],
           "import peewee (no driver)": ["-c", PEEWEE]}

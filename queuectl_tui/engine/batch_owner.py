@@ -29,7 +29,7 @@ import peewee as pw
 from queuectl_tui.engine.context import Context
 from queuectl_tui.errors import DatabaseError
 
-PG_LOCK_CLASS = 724013  # beside db.py's 724011 (schema) and backends' 724012 (limits)
+PG_LOCK_CLASS = 724013  # beside the PostgreSQL backend's 724011 (schema) and 724012 (limits)
 
 _files: dict[str, int] = {}  # SQLite: path -> this process's one descriptor of `<db>.batches`
 _held: set[str] = set()  # batches whose lock this process holds (its own or one it clears)

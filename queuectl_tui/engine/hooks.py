@@ -6,7 +6,7 @@ with an empty command). The transaction that finishes the job also writes a
 whichever process finished the job (a worker, a rescuer, `cancel`, a
 dependency's failure), and a crash after the commit delays the hook instead of
 losing it; the job itself never runs again for it. Supervisors take the rows
-(workers/hooks.py) and run them, bounded by `finish-hook-timeout`; the commit
+(workers/services/hooks.py) and run them, bounded by `finish-hook-timeout`; the commit
 also sends a wake-up (HOOKS_CHANNEL on PostgreSQL, the WAL's own write on
 SQLite), so a runner takes a row as soon as it exists.
 """

@@ -6,7 +6,7 @@ them (`queuectl metrics`, or a pool's `/metrics` with `worker start
 --metrics-port`). Only those two import this module (and prometheus_client).
 
 Cost per scrape: one GROUP BY over the index (queue, state, seq) for the
-counts (the bulk of it at 1,000,000 jobs: README, Metrics; measured by
+counts (the bulk of it at 1,000,000 jobs: docs/production.md, Metrics; measured by
 bench/metrics_scrape.py), one index seek per queue for the
 oldest due job, a few `meta` rows, the worker rows, and the runs of a recent
 window (WINDOW_S, at most SAMPLE_ROWS of the newest attempt and event rows, by

@@ -53,7 +53,7 @@ class Queue:
             clock = SyncedClock(opened.backend.db_time)  # lease times on the server's clock
         self.ctx = Context(opened, opened.db, opened.backend, clock or Clock(), ids or Ids(),
                            host or current_host(), processes)
-        self._durability = "full"  # how every connection opens (db.py)
+        self._durability = "full"  # how every connection opens (storage/opening.py)
         if worker:
             self.apply_durability(config.get("durability"))
 

@@ -25,7 +25,7 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
              now: float, queues: list[str] | None = None) -> None:
-    """Record a starting worker, with the schema it was built for (db.py refuses
+    """Record a starting worker, with the schema it was built for (storage/schema.py refuses
     a migration while live workers of an older one run)."""
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",

@@ -1,7 +1,7 @@
 """Recurring schedules: a cron expression in a time zone and the job it enqueues.
 
 Schedules live in the `schedule` table, so every host sees the same ones. Each
-pool's supervisor calls `fire_due` about ten times a second (workers/scheduler.py);
+pool's supervisor calls `fire_due` about ten times a second (workers/services/scheduler.py);
 whichever process gets there first enqueues a tick's job:
 
 - A tick's job id is derived from the schedule's name and the tick

@@ -416,7 +416,7 @@ def test_a_requeued_job_takes_its_own_key_inside_its_window(queue, clock):
 # ------------------------------------------------------------------ 5: a pruned key holder
 
 def test_if_absent_answers_for_a_holder_pruned_inside_its_window(db, pools):
-    """The README's nightly pattern with a retention shorter than --unique-for:
+    """The nightly pattern of docs/schedules.md with a retention shorter than --unique-for:
     the holder is pruned, the key still holds it, and --if-absent still answers."""
     nightly = ("--unique-key", "nightly", "--unique-for", "1d")
     enqueue(db, "true", "--id", "U1", *nightly)

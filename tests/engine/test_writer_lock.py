@@ -1,4 +1,4 @@
-"""The writers' flock (engine/writer_lock.py): held exactly for a write
+"""The writers' flock (engine/storage/writer_lock.py): held exactly for a write
 transaction, never by a reader or another thread, and never a way to hang."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from queuectl_tui.errors import QueuectlError
 from queuectl_tui.safe_text import printable
 
 # The state tabs, in the order a job moves through them; their labels are the
-# console's words for the states (engine/models.py STATE_LABELS).
+# console's words for the states (engine/states.py STATE_LABELS).
 TAB_STATES = ("pending", "blocked", "processing", "failed", "dead", "completed", "cancelled")
 STATE_TABS = (("all", "All", ()),
               *((state, STATE_LABELS[state], (state,)) for state in TAB_STATES))
