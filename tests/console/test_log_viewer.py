@@ -12,7 +12,7 @@ from queuectl_tui.clock import Ids
 from queuectl_tui.console import log_reader
 from queuectl_tui.console.log_reader import LogWindow
 from queuectl_tui.console.pilot import press_and_settle as press
-from queuectl_tui.console.pilot import settle
+from queuectl_tui.console.pilot import settle, until
 from queuectl_tui.console.screens.log_viewer import (LogViewerScreen, escaped_chunks,
                                                      pipe_to_pager)
 from queuectl_tui.engine import logs
@@ -108,12 +108,15 @@ async def test_a_huge_log_is_read_a_window_at_a_time(queue_db, clock, monkeypatc
         def bounded() -> bool:
             return window.end - window.start <= log_reader.MAX_BYTES + 64
 
-        assert shown(app)[-1] == f"line {BIG_LINES - 1:07d} of the big job"
+        last = f"line {BIG_LINES - 1:07d} of the big job"
+        await until(pilot, lambda: shown(app)[-1] == last)  # placed once laid out
         assert bounded() and not window.at_start
         await press(pilot, "g")
-        assert shown(app)[0] == "line 0000000 of the big job" and bounded()
+        await until(pilot, lambda: shown(app)[0] == "line 0000000 of the big job")
+        assert bounded()
         await press(pilot, "G")
-        assert shown(app)[-1] == f"line {BIG_LINES - 1:07d} of the big job" and bounded()
+        await until(pilot, lambda: shown(app)[-1] == last)
+        assert bounded()
 
         await press(pilot, "slash", *"MARKER", "enter")  # nothing after the last line
         assert "not found after this line" in screen_rows(app)[-2]

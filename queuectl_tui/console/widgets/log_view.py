@@ -76,11 +76,11 @@ class LogView(ScrollView, can_focus=True):
         first layout the view has no height, and a scroll is clamped to nothing."""
         self._stick_end, self._want = end, None if end else row
 
-        def go() -> None:
+        def go() -> None:  # forced: the scrollbar may not be shown yet for new lines
             if end:
-                self.scroll_end(animate=False, immediate=True, x_axis=False)
+                self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
             else:
-                self.scroll_to(y=row, animate=False, immediate=True)
+                self.scroll_to(y=row, animate=False, immediate=True, force=True)
         go()
         self.call_after_refresh(go)
 
