@@ -15,7 +15,6 @@ from queuectl_tui.errors import UsageError
 MAX_LIMIT = 1_000_000_000
 MAX_WORKERS = 64  # per pool: each worker is an interpreter (~25 MB); more pools for more
 DEFAULT_METRICS_HOST = "127.0.0.1"  # the engine's metrics server binds this unless told
-DEFAULT_GRACE_S = 10.0  # the engine's default too; kept here so --help needs no import
 
 
 def duration(text: str) -> float:

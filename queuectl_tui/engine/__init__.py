@@ -22,7 +22,7 @@ _FACE: dict[str, str] = {
     "Rescued": "rescue",
     "RunAgain": "operator",
     "BLOCKED_S": "rescue",
-    "DEFAULT_GRACE_S": "claim",
+    "DEFAULT_GRACE_S": "procs",
     "current_host": "context",
     "job_dict": "reads",
     "Taken": "uniqueness",

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from queuectl_tui.engine import events, queues, registry
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
+from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.states import State
 
-DEFAULT_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (cancel, stop now)
 
 
 @dataclass(frozen=True)

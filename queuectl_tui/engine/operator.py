@@ -9,8 +9,8 @@ from typing import Iterable, Iterator
 
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
                                  registry, transitions, uniqueness)
-from queuectl_tui.engine.claim import DEFAULT_GRACE_S
 from queuectl_tui.engine.context import Context, processes_of
+from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.storage.models import Job
 from queuectl_tui.engine.states import FINAL, WAITING, State, describe_state, state_named
 from queuectl_tui.errors import Conflict, UsageError

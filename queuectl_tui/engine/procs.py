@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 MARKER = "QUEUECTL_CLAIM"
+DEFAULT_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (cancel, stop now)
 
 
 def worker_alive(pid: int | None, worker_id: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from queuectl_tui.cli.args import DEFAULT_GRACE_S, duration
+from queuectl_tui.cli.args import duration
+from queuectl_tui.engine import DEFAULT_GRACE_S
 from queuectl_tui.cli.opening import open_queue
 from queuectl_tui.cli.output import reply
 from queuectl_tui.cli.parser import Builder

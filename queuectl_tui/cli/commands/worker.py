@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from queuectl_tui.cli.args import (DEFAULT_GRACE_S, MAX_WORKERS, add_metrics_options,
-                                   check_metrics_options, duration, metrics_options,
-                                   positive_int, worker_count)
+from queuectl_tui.cli.args import (MAX_WORKERS, add_metrics_options, check_metrics_options,
+                                   duration, metrics_options, positive_int, worker_count)
 from queuectl_tui.cli.opening import open_queue, target_of
+from queuectl_tui.engine import DEFAULT_GRACE_S
 from queuectl_tui.cli.output import print_workers, reply, say
 from queuectl_tui.cli.parser import Builder
 from queuectl_tui.errors import NoDatabase, QueuectlError, UsageError
