@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import peewee as pw
 
-from queuectl_tui.engine.storage.driver_errors import as_storage_errors
+from queuectl_tui.engine.storage.driver_errors import PEEWEE_ERRORS, narrow
 from queuectl_tui.engine.storage.errors import BUSY_TIMEOUT_S, GaveUp, is_busy
 from queuectl_tui.engine.storage.writer_lock import WriterLock
 
@@ -22,31 +22,51 @@ LOCK_SLICE_MS = 100  # a write that may be given up waits for the lock in slices
 
 
 class RaisesStorageErrors(pw.Database):
-    """Peewee's database with its exceptions raised as storage errors."""
+    """Peewee's database with its exceptions raised as storage errors. Each
+    entry point catches rather than entering a context: a `try` costs nothing
+    until it catches, and these run several times for every job."""
 
     def connect(self, reuse_if_open: bool = False) -> bool:
-        with as_storage_errors:
+        try:
             return super().connect(reuse_if_open)
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
     def close(self) -> bool:
-        with as_storage_errors:
+        try:
             return super().close()
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        with as_storage_errors:
+        try:
             return super().execute_sql(sql, params)
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
     def begin(self, *args: Any, **kwargs: Any) -> None:
-        with as_storage_errors:
+        try:
             super().begin(*args, **kwargs)
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
     def commit(self) -> None:
-        with as_storage_errors:
+        try:
             super().commit()
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
     def rollback(self) -> None:
-        with as_storage_errors:
+        try:
             super().rollback()
+        except PEEWEE_ERRORS as exc:
+            narrow(exc)
+            raise
 
 
 class PostgresqlDatabase(RaisesStorageErrors, pw.PostgresqlDatabase):

@@ -75,6 +75,16 @@ TWINS: dict[type, type] = {
 }
 
 
+PEEWEE_ERRORS: tuple[type[Exception], ...] = tuple(TWINS)
+
+
+def narrow(exc: BaseException) -> None:
+    """Give a Peewee exception its storage twin's class (the same object goes on)."""
+    twin = TWINS.get(type(exc))
+    if twin is not None:
+        exc.__class__ = twin
+
+
 class _AsStorageErrors:
     """A context whose Peewee exceptions leave it as their storage twins."""
 
@@ -85,9 +95,8 @@ class _AsStorageErrors:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:
-        twin = TWINS.get(kind) if kind is not None else None
-        if twin is not None:
-            exc.__class__ = twin  # the same object goes on: only its class is narrowed
+        if exc is not None:
+            narrow(exc)
         return False
 
 
