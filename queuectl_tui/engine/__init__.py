@@ -34,7 +34,6 @@ _FACE: dict[str, str] = {
     "WAITING": "states",
     "UNFINISHED": "states",
     "state_named": "states",
-    "describe_state": "states",
     "check_state": "states",
     # opening a database, and what can go wrong there
     "Opened": "storage.opened",
@@ -44,7 +43,6 @@ _FACE: dict[str, str] = {
     "Unreachable": "storage.errors",
     "CREATE_HINT": "storage.errors",
     "describe_db_error": "storage.errors",
-    "is_sqlite_error": "storage.errors",
     "is_storage_error": "storage.errors",
     "StorageError": "storage.driver_errors",
     "StorageUnavailable": "storage.driver_errors",
