@@ -58,6 +58,13 @@ _FACE: dict[str, str] = {
     "spec_from_mapping": "jobspec:from_mapping",
     "parse_job_json": "jobspec:parse_json",
     "looks_like_json": "jobspec:looks_like_json",
+    # resources: what a job needs and a pool can give
+    "Capacity": "resources",
+    "Needs": "resources",
+    "parse_capacity": "resources",
+    "parse_devices": "resources",
+    "parse_size": "resources",
+    "format_size": "resources",
     "parse_duration": "durations",
     # reads for the faces
     "JobQuery": "views",
