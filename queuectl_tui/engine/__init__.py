@@ -60,6 +60,7 @@ _FACE: dict[str, str] = {
     "looks_like_json": "jobspec:looks_like_json",
     # resources: what a job needs and a pool can give
     "Capacity": "resources",
+    "Usage": "attempts",
     "Needs": "resources",
     "parse_capacity": "resources",
     "parse_devices": "resources",

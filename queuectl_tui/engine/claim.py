@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from queuectl_tui.engine import events, queues, registry
+from typing import Any
+
+from queuectl_tui.engine import events, flow, queues, registry
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.procs import DEFAULT_GRACE_S
@@ -43,25 +45,50 @@ def claim(ctx: Context, worker_id: str, lease_seconds: float) -> Claimed | None:
 def take(ctx: Context, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
     """Take the next job; the caller writes the worker row (registry.working)."""
     token = os.urandom(8).hex()
-    serving = queues.claimable(ctx.db, ctx.serving, lock=ctx.backend.lock_limited_claims)
+    rules = queues.read_rules(ctx.db)
+    serving = _open(ctx, rules, now, lock=ctx.backend.lock_limited_claims)
     if ctx.serving is None:  # every queue: one global order (priority, due, age)
         serving = ctx.backend.by_head(serving, now)
-    claimed = ctx.backend.claim(now, worker_id, token, now + lease_seconds, ctx.host, serving)
+    gates = flow.gates(ctx, rules, serving, now) if rules.gated(serving) else None
+    claimed = ctx.backend.claim(now, worker_id, token, now + lease_seconds, ctx.host, serving,
+                                ctx.pool, gates)
     if claimed is not None:
+        if rules.gated([claimed.queue]) or claimed.gpus:
+            claimed = flow.after_claim(ctx, rules, claimed, now)
         events.record(claimed.id, claimed.prev_state, State.PROCESSING, at=now,
                       attempt=claimed.attempts, worker_id=worker_id)
     return claimed
 
 
+def _open(ctx: Context, rules: queues.Rules, now: float, lock: Any = None) -> list[str]:
+    """The queues this process may take from now: not paused, not at their
+    limit, not at their rate."""
+    serving = queues.claimable(ctx.db, ctx.serving, lock=lock, rules=rules)
+    if any(name in rules.rates for name in serving):
+        closed = flow.rated_closed(ctx.db, rules, serving, now)
+        serving = [name for name in serving if name not in closed]
+    return serving
+
+
 def has_due_job(ctx: Context) -> bool:
     """A read-only look, so idle workers do not take the write lock for nothing.
-    Only queues this process may claim from now count: a paused or full
-    queue's due jobs must not wake it again and again."""
-    return ctx.backend.has_due_job(ctx.clock.now(), queues.claimable(ctx.db, ctx.serving))
+    Only queues this process may claim from now count: a paused, full or
+    rate-closed queue's due jobs must not wake it again and again."""
+    now = ctx.clock.now()
+    return ctx.backend.has_due_job(now, _open(ctx, queues.read_rules(ctx.db), now))
 
 
 def next_run_at(ctx: Context) -> float | None:
-    return ctx.backend.next_run_at(queues.claimable(ctx.db, ctx.serving))
+    """When a job may next be claimable by time alone: the earliest due job of an
+    open queue, or the moment a rate-closed queue (or key) opens again."""
+    now = ctx.clock.now()
+    rules = queues.read_rules(ctx.db)
+    due = ctx.backend.next_run_at(_open(ctx, rules, now))
+    if not rules.rates:
+        return due
+    wanted = list(rules.names) if ctx.serving is None else ctx.serving
+    reopens = flow.reopens_at(ctx.db, rules, [n for n in wanted if n not in rules.paused], now)
+    return min((t for t in (due, reopens) if t is not None), default=None)
 
 
 def extend_lease(ctx: Context, claimed: Claimed, lease_seconds: float,

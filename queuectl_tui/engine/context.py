@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from queuectl_tui.engine.storage.opened import Opened
     from queuectl_tui.engine.hooks import HookConfig
+    from queuectl_tui.engine.resources import Capacity
 
 
 def current_host() -> str:
@@ -45,6 +46,10 @@ class Context:
     processes: ProcessControl | None = None
     # The queues this process claims from, earlier first (None: every queue).
     serving: list[str] | None = None
+    # The pool this process claims for (engine/flow.py) and what it can give
+    # (None: no capacity rule: a process outside a pool, such as a test's).
+    pool: str | None = None
+    capacity: Capacity | None = None
     # Remembered between calls, never shared between processes:
     update_sql: dict[tuple[tuple[str, ...], bool], str] = field(default_factory=dict)
     hooks: HookConfig | None = None  # finish-hook commands, re-read once a second

@@ -36,17 +36,19 @@ def enqueue_many(ctx: Context, specs: list[JobSpec], default_cwd: str | None = N
             raise UsageError(f"duplicate job id {job_id!r} in the input")
         seen.add(job_id)
     named = {row[QUEUE_COLUMN] for row in rows}
+    needing = {spec.queue or queues.DEFAULT for spec in specs
+               if spec.cpus or spec.mem or spec.gpus}
     special = any(s.after or s.unique_key for s in specs)
     if staged and special:
         raise UsageError(f"after and unique_key work in files of up to "
                          f"{batches.SLICE_ROWS:,} jobs; split the file")
     if staged:
         with ctx.db.atomic():
-            queues.ensure(named, now)
+            queues.ensure(named, now, needing)
         ids = batches.enqueue_staged(ctx, rows, JOB_INSERT, given)
     else:
         with ctx.db.atomic():
-            queues.ensure(named, now)
+            queues.ensure(named, now, needing)
             batches.free_ids(ctx, given)
             if special:
                 rows = _with_rules(ctx, specs, rows, now)
@@ -107,5 +109,6 @@ def _rows(ctx: Context, specs: list[JobSpec], default_cwd: str | None = None) ->
                      None if not spec.env else json.dumps(spec.env),
                      spec.queue or queues.DEFAULT, spec.schedule, spec.schedule_tick,
                      spec.unique_key, spec.unique_for,
-                     no_retry if spec.no_retry_on is None else spec.no_retry_on or None))
+                     no_retry if spec.no_retry_on is None else spec.no_retry_on or None,
+                     spec.key, spec.cpus, spec.mem, spec.gpus))
     return rows

@@ -18,7 +18,8 @@ from queuectl_tui.engine.states import State
 from queuectl_tui.errors import UsageError
 
 FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
-          "queue", "after", "unique_key", "unique_for", "no_retry_on")
+          "queue", "after", "unique_key", "unique_for", "no_retry_on", "key", "cpus", "mem",
+          "gpus")
 # The assignment's own job object carries these too: accepted when they describe a
 # new job (pending, no attempts yet); its timestamps are kept.
 RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
@@ -57,6 +58,10 @@ class JobSpec:
     unique_key: str | None = None
     unique_for: float | None = None  # seconds the key stays taken after the job finished
     no_retry_on: str | None = None  # "126,127,timeout": straight to the DLQ; None: config
+    key: str | None = None  # per-key limits count by it (engine/flow.py)
+    cpus: float | None = None  # what it needs of its pool (engine/resources.py)
+    mem: int | None = None  # bytes; also the run's enforced memory limit
+    gpus: int | None = None
     schedule: str | None = None  # set by the scheduler only, never from input
     schedule_tick: float | None = None
 
@@ -133,7 +138,7 @@ def check_queue(value: Any) -> str:
 
 MAX_AFTER = 1000
 UNIQUE_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
-NO_RETRY_WORDS = ("timeout",)
+NO_RETRY_WORDS = ("timeout", "oom")
 
 
 def check_after(value: Any) -> tuple[str, ...]:
@@ -166,14 +171,14 @@ def check_no_retry_on(value: Any) -> str:
     found: list[str] = []
     for item in items:
         if isinstance(item, bool):  # JSON true is not exit code 1
-            raise UsageError(f"no_retry_on: {json.dumps(item)} is not an exit code (0-255) "
-                             "or 'timeout'")
+            raise UsageError(f"no_retry_on: {json.dumps(item)} is not an exit code (0-255), "
+                             "'timeout' or 'oom'")
         word = str(item).strip().lower()
         if word in NO_RETRY_WORDS or (word.isascii() and word.isdigit() and int(word) <= 255):
             found.append(str(int(word)) if word.isdigit() else word)
         elif word:
-            raise UsageError(f"no_retry_on: {str(item)[:20]!r} is not an exit code (0-255) "
-                             "or 'timeout'")
+            raise UsageError(f"no_retry_on: {str(item)[:20]!r} is not an exit code (0-255), "
+                             "'timeout' or 'oom'")
     return ",".join(dict.fromkeys(found))
 
 
@@ -194,6 +199,23 @@ def check_env(value: Any) -> dict[str, str]:
     if size > MAX_ENV_BYTES:
         raise UsageError(f"env is {size} bytes; the limit is {MAX_ENV_BYTES}")
     return dict(value)
+
+
+def _needs(data: dict[str, Any]) -> dict[str, Any]:
+    """The key and resource needs, where given (resources.py checks them)."""
+    if not any(data.get(name) is not None for name in ("key", "cpus", "mem", "gpus")):
+        return {}
+    from queuectl_tui.engine import resources
+    out: dict[str, Any] = {}
+    if data.get("key") is not None:
+        out["key"] = resources.check_key(data["key"])
+    if data.get("cpus") is not None:
+        out["cpus"] = resources.check_cpus(data["cpus"])
+    if data.get("mem") is not None:
+        out["mem"] = resources.parse_size(data["mem"])
+    if data.get("gpus") is not None:
+        out["gpus"] = resources.check_gpus(data["gpus"]) or None
+    return out
 
 
 def _record_fields(data: dict[str, Any]) -> dict[str, float]:
@@ -261,6 +283,7 @@ def from_mapping(data: Any) -> JobSpec:
         else _seconds("unique_for", data["unique_for"]),
         no_retry_on=None if data.get("no_retry_on") is None
         else check_no_retry_on(data["no_retry_on"]),
+        **_needs(data),
         **_record_fields(data),
     )
 

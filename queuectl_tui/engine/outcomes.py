@@ -28,7 +28,8 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
                      exit_code: int | None, error: str | None, stdout_tail: str = "",
                      stderr_tail: str = "", next_lease: float | None = None,
                      ended: str = attempts.EXIT, started_at: float | None = None,
-                     log_offset: int | None = None) -> Outcome:
+                     log_offset: int | None = None,
+                     usage: attempts.Usage | None = None) -> Outcome:
     """Record a run's outcome and, with `next_lease`, claim the next job in the
     same transaction: a busy worker pays one commit (one fsync) per job, and
     reads its stop flag there too (a stopping worker claims nothing).
@@ -48,7 +49,8 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
         if ok:
             attempts.record(claimed.id, claimed.runs, started_at=started_at, ended_at=now,
                             exit_code=exit_code, reason=ended, error=error,
-                            worker_id=worker_id, host=ctx.host, log_offset=log_offset)
+                            worker_id=worker_id, host=ctx.host, log_offset=log_offset,
+                            usage=usage)
         # The claim takes nothing from a worker asked to stop (its SQL reads
         # the flag); the worker row is then written once, busy or idle.
         following = None if next_lease is None else claim.take(ctx, worker_id, next_lease, now)

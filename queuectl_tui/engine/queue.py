@@ -31,6 +31,8 @@ from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.states import FINAL
 
 if TYPE_CHECKING:
+    from queuectl_tui.engine.attempts import Usage
+    from queuectl_tui.engine.resources import Capacity
     from queuectl_tui.engine.claim import Lease
     from queuectl_tui.engine.operator import RunAgain
     from queuectl_tui.engine.outcomes import Outcome
@@ -94,6 +96,10 @@ class Queue:
     @serving.setter
     def serving(self, names: list[str] | None) -> None:
         self.ctx.serving = names
+
+    def claim_for(self, pool: str, capacity: Capacity | None) -> None:
+        """Claim as a member of `pool`, whose jobs must fit in `capacity` (engine/flow.py)."""
+        self.ctx.pool, self.ctx.capacity = pool, capacity
 
     def apply_durability(self, setting: str) -> None:
         """A worker's own bookkeeping (claims, outcomes) need not wait for the
@@ -169,12 +175,12 @@ class Queue:
                          error: str | None, stdout_tail: str = "", stderr_tail: str = "",
                          next_lease: float | None = None, ended: str = "exit",
                          started_at: float | None = None,
-                         log_offset: int | None = None) -> Outcome:
+                         log_offset: int | None = None, usage: Usage | None = None) -> Outcome:
         from queuectl_tui.engine import outcomes
         return outcomes.finish_and_claim(
             self.ctx, claimed, worker_id, exit_code=exit_code, error=error,
             stdout_tail=stdout_tail, stderr_tail=stderr_tail, next_lease=next_lease,
-            ended=ended, started_at=started_at, log_offset=log_offset)
+            ended=ended, started_at=started_at, log_offset=log_offset, usage=usage)
 
     def release(self, claimed: Claimed, worker_id: str) -> bool:
         from queuectl_tui.engine import outcomes

@@ -15,7 +15,8 @@ claims happen one at a time and each sees the previous one committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 import peewee as pw
@@ -64,11 +65,63 @@ def parse_limit(text: str) -> int | None:
     return limit
 
 
-def ensure(names: Iterable[str], now: float) -> None:
-    """Make sure these queues have rows (inside the caller's transaction)."""
+MAX_RATE = 1_000_000
+MAX_PERIOD_S = 7 * 86400.0
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RATE = re.compile(r"\s*([0-9]{1,7})\s*/\s*([0-9]{0,6}(?:\.[0-9]{1,3})?)\s*([smhd]?)\s*",
+                   re.IGNORECASE)
+_PROCESSING = State.PROCESSING.value
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `limit` starts in any `period` seconds (per key value: `per_key`)."""
+
+    limit: int
+    period: float
+    per_key: bool = False
+
+    def describe(self) -> str:
+        return f"{self.limit}/{format_period(self.period)}" + (" per key" if self.per_key else "")
+
+
+def parse_rate(text: str) -> tuple[int, float] | None:
+    """'100/1m', '5/1s', '10/s', '3/2h' -> (limit, seconds); 'none' -> None."""
+    if text.strip().lower() in ("none", "off", "0"):
+        return None
+    match = _RATE.fullmatch(text)
+    if not match:
+        raise UsageError(f"invalid rate {text!r}: N/PERIOD, e.g. 100/1m, 5/1s or 2/30s "
+                         "(none to clear)")
+    limit = int(match.group(1))
+    amount = float(match.group(2)) if match.group(2) else 1.0
+    period = amount * _PERIOD_UNITS[(match.group(3) or "s").lower()]
+    if not 1 <= limit <= MAX_RATE:
+        raise UsageError(f"rate {text!r}: the number of starts must be 1-{MAX_RATE}")
+    if not 0.001 <= period <= MAX_PERIOD_S:
+        raise UsageError(f"rate {text!r}: the period must be between 1ms and 7d")
+    return limit, period
+
+
+def format_period(seconds: float) -> str:
+    for unit in ("d", "h", "m"):
+        size = _PERIOD_UNITS[unit]
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def ensure(names: Iterable[str], now: float, needing: Iterable[str] = ()) -> None:
+    """Make sure these queues have rows (inside the caller's transaction);
+    `needing`: queues that now hold a job stating resources (flow.py checks
+    capacity only for those)."""
     rows = [{"name": name, "created_at": now} for name in sorted(set(names))]
     if rows:
         NamedQueue.insert_many(rows).on_conflict_ignore().execute()
+    needing = sorted(set(needing))
+    if needing:
+        NamedQueue.update(needs=True).where(NamedQueue.name.in_(needing),
+                                            NamedQueue.needs == False).execute()  # noqa: E712
 
 
 def get(name: str) -> NamedQueue:
@@ -86,18 +139,34 @@ def update(name: str, now: float, **fields: Any) -> None:
 
 @dataclass(frozen=True)
 class Rules:
-    """What the queue table says now: paused queues and limits of the others."""
+    """What the queue table says now: paused queues, limits of the others, and
+    their flow-control rules (engine/flow.py)."""
 
     names: tuple[str, ...]
     paused: frozenset[str]
     limits: dict[str, int]
+    rates: dict[str, Rate] = field(default_factory=dict)
+    key_limits: dict[str, int] = field(default_factory=dict)
+    needs: frozenset[str] = frozenset()
+
+    def gated(self, names: Iterable[str]) -> bool:
+        """Whether a claim from these queues must count under the claims' lock."""
+        return any(name in self.limits or name in self.rates or name in self.key_limits
+                   or name in self.needs for name in names)
 
 
 def read_rules(db: pw.Database) -> Rules:
-    rows = db.execute_sql("SELECT name, paused, max_running FROM queue ORDER BY name").fetchall()
+    rows = db.execute_sql(
+        "SELECT name, paused, max_running, rate_limit, rate_period, rate_per_key, key_limit, "
+        "needs FROM queue ORDER BY name").fetchall()
+    open_rows = [r for r in rows if not r[1]]
     return Rules(names=tuple(r[0] for r in rows),
                  paused=frozenset(r[0] for r in rows if r[1]),
-                 limits={r[0]: int(r[2]) for r in rows if r[2] and not r[1]})
+                 limits={r[0]: int(r[2]) for r in open_rows if r[2]},
+                 rates={r[0]: Rate(int(r[3]), float(r[4]), bool(r[5]))
+                        for r in open_rows if r[3] and r[4]},
+                 key_limits={r[0]: int(r[6]) for r in open_rows if r[6]},
+                 needs=frozenset(r[0] for r in open_rows if r[7]))
 
 
 def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
@@ -113,17 +182,18 @@ def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
 
 
 def claimable(db: pw.Database, serving: list[str] | None, *,
-              lock: Any = None) -> list[str]:
+              lock: Any = None, rules: Rules | None = None) -> list[str]:
     """The queues a worker serving `serving` (None: all) may take a job from now,
-    in the order it should try them. `lock` (PostgreSQL's claim) is called before
-    limits are counted, when a limited queue is among them."""
-    rules = read_rules(db)
+    in the order it should try them: not paused, not at their limit (rates are
+    flow.py's). `lock` (PostgreSQL's claim) is called before anything is
+    counted, when a queue with any rule is among them."""
+    rules = rules or read_rules(db)
     wanted = list(rules.names) if serving is None else serving
     open_ = [name for name in wanted if name not in rules.paused]
+    if lock is not None and rules.gated(open_):
+        lock()
     limited = [name for name in open_ if name in rules.limits]
     if limited:
-        if lock is not None:
-            lock()
         counts = running_counts(db, limited)
         full = {name for name in limited if counts.get(name, 0) >= rules.limits[name]}
         open_ = [name for name in open_ if name not in full]

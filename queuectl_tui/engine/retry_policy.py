@@ -28,8 +28,8 @@ def not_retried(codes: str | None, exit_code: int | None, ended: str) -> str | N
     if not codes:
         return None
     rules = codes.split(",")
-    if ended == "timeout" and "timeout" in rules:
-        return "timeout is in no_retry_on"
+    if ended in ("timeout", "oom") and ended in rules:
+        return f"{ended} is in no_retry_on"
     if ended == "exit" and exit_code is not None and str(exit_code) in rules:
         return f"exit code {exit_code} is in no_retry_on"
     return None

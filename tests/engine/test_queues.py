@@ -86,7 +86,14 @@ def test_claim_uses_the_per_queue_index_on_sqlite(tmp_path):
     conn = sqlite3.connect(tmp_path / "q.db")
     sql = SqliteBackend.claim_sql
     plan = " ".join(str(row) for row in conn.execute(
-        "EXPLAIN QUERY PLAN " + sql, ("w", "t", 1.0, 1.0, 2.0, "h", "default", 1.0, "w")))
+        "EXPLAIN QUERY PLAN " + sql, ("w", "t", 1.0, 1.0, 2.0, "h", "p", "default", 1.0, "w")))
+    assert "job_claim_q" in plan and "TEMP B-TREE" not in plan, plan
+    # a gated claim (per-key limits, capacity) walks the same index
+    gated = SqliteBackend.claim_template.format(
+        extra=" AND (key IS NULL OR key NOT IN (?)) AND COALESCE(cpus, 0) <= ?")
+    plan = " ".join(str(row) for row in conn.execute(
+        "EXPLAIN QUERY PLAN " + gated,
+        ("w", "t", 1.0, 1.0, 2.0, "h", "p", "default", 1.0, "k", 2.0, "w")))
     assert "job_claim_q" in plan and "TEMP B-TREE" not in plan, plan
 
 

@@ -16,7 +16,7 @@ from queuectl_tui.engine.storage.models import Job
 JOB_INSERT: tuple[str, ...] = (
     "id", "command", "state", "attempts", "max_retries", "priority", "run_at", "timeout",
     "created_at", "updated_at", "cwd", "env", "queue", "schedule", "schedule_tick",
-    "unique_key", "unique_for", "no_retry_on")
+    "unique_key", "unique_for", "no_retry_on", "key", "cpus", "mem", "gpus")
 QUEUE_COLUMN = JOB_INSERT.index("queue")
 
 # Read by `list` and `Queue.jobs` (a job's whole record but its output).
@@ -24,13 +24,14 @@ LISTED: tuple[str, ...] = (
     "seq", "id", "command", "state", "attempts", "max_retries", "priority", "run_at",
     "timeout", "created_at", "updated_at", "started_at", "finished_at", "exit_code",
     "last_error", "worker_id", "runs", "cwd", "env", "cancel_requested_at", "queue",
-    "schedule", "schedule_tick", "unique_key", "no_retry_on")
+    "schedule", "schedule_tick", "unique_key", "no_retry_on", "key", "cpus", "mem", "gpus",
+    "devices", "run_pool")
 
 # Read for the console's job table: what its columns and detail header show.
 ROW: tuple[str, ...] = (
     "seq", "id", "command", "state", "attempts", "max_retries", "priority", "run_at",
     "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
-    "worker_id", "queue")
+    "worker_id", "queue", "key")
 
 
 def _fields(names: tuple[str, ...]) -> tuple[pw.Field, ...]:
@@ -62,6 +63,10 @@ class Claimed:
     unique_key: str | None = None  # let go (or kept for unique_for) when it finishes
     unique_for: float | None = None
     no_retry_on: str | None = None  # "126,127,timeout": those end it in the DLQ at once
+    key: str | None = None  # per-key limits (engine/flow.py)
+    mem: int | None = None  # bytes: the run's memory limit
+    gpus: int | None = None  # devices to hand it (engine/flow.py gives them after the claim)
+    devices: str | None = None  # the GPU devices it was given: "0,1"
 
 
 CLAIMED: tuple[str, ...] = tuple(field.name for field in fields(Claimed))

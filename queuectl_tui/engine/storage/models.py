@@ -70,6 +70,15 @@ class Job(BaseModel):
     unique_key = pw.CharField(max_length=255, null=True)
     unique_for = pw.DoubleField(null=True)
     no_retry_on = pw.CharField(max_length=255, null=True)
+    # Schema v8: flow control (engine/flow.py). The key per-key limits count by;
+    # what the job needs of its pool (None: nothing stated); and, while it runs,
+    # the pool that holds it and the GPU devices it was given.
+    key = pw.CharField(max_length=255, null=True)
+    cpus = pw.DoubleField(null=True)
+    mem = pw.BigIntegerField(null=True)
+    gpus = pw.IntegerField(null=True)
+    run_pool = pw.CharField(max_length=255, null=True)
+    devices = pw.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -111,6 +120,13 @@ class Attempt(BaseModel):
     worker_id = pw.CharField(max_length=128, null=True)
     host = pw.CharField(max_length=255, null=True)
     log_offset = pw.BigIntegerField(null=True)
+    # Schema v8: what the run used (its process tree's peak memory and CPU time),
+    # how its memory limit was enforced (cgroup v2, cgroup v1, rlimit; None:
+    # no limit) and the GPU devices it was given.
+    peak_mem = pw.BigIntegerField(null=True)
+    cpu_s = pw.DoubleField(null=True)
+    mem_limit_by = pw.CharField(max_length=16, null=True)
+    devices = pw.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("job_id", "number"), False),)
@@ -155,6 +171,10 @@ class StagedJob(BaseModel):
     unique_key = pw.CharField(max_length=255, null=True)
     unique_for = pw.DoubleField(null=True)
     no_retry_on = pw.CharField(max_length=255, null=True)
+    key = pw.CharField(max_length=255, null=True)
+    cpus = pw.DoubleField(null=True)
+    mem = pw.BigIntegerField(null=True)
+    gpus = pw.IntegerField(null=True)
 
 
 class Dependency(BaseModel):
@@ -238,6 +258,15 @@ class NamedQueue(BaseModel):
     keep_cancelled = pw.DoubleField(null=True)
     created_at = pw.DoubleField()
     finish_hook = pw.TextField(null=True)  # v5: overrides the config's finish-hook
+    # v8: flow control (engine/flow.py). At most rate_limit starts in any
+    # rate_period seconds (per key value with rate_per_key); at most key_limit
+    # running jobs per key value; `needs` is set once a job of the queue states
+    # resources, so claims from queues that never do skip the capacity check.
+    rate_limit = pw.IntegerField(null=True)
+    rate_period = pw.DoubleField(null=True)
+    rate_per_key = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
+    key_limit = pw.IntegerField(null=True)
+    needs = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
 
     class Meta:
         table_name = "queue"
@@ -261,6 +290,24 @@ class Worker(BaseModel):
     stop_grace = pw.DoubleField(null=True)  # set: stop now, running job SIGTERMed, then SIGKILL
     queues = pw.TextField(null=True)  # v4: the queues it serves, comma-separated; None: all
     schema_version = pw.IntegerField(null=True)  # v7: the schema it was built for
+    # v8: the pool it belongs to (host:supervisor pid) and what that pool can give.
+    pool = pw.CharField(max_length=255, null=True)
+    capacity = pw.TextField(null=True)  # JSON: engine/resources.Capacity
+
+
+class Start(BaseModel):
+    """One start of a job of a rate-limited queue (engine/flow.py): the window
+    is counted from these; rows older than the queue's period are removed as
+    new ones are written."""
+
+    seq = pw.AutoField()
+    queue = pw.CharField(max_length=32)
+    key = pw.CharField(max_length=255, null=True)
+    at = pw.DoubleField()
+
+    class Meta:
+        table_name = "queue_start"
+        indexes = ((("queue", "at"), False), (("queue", "key", "at"), False))
 
 
 class Setting(BaseModel):
@@ -278,4 +325,4 @@ class Meta(BaseModel):
 
 
 MODELS = (Job, Event, Attempt, Batch, StagedJob, NamedQueue, Dependency, UniqueLock, Schedule,
-          HookRun, Worker, Setting, Meta)
+          HookRun, Worker, Start, Setting, Meta)

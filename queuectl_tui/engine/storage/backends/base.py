@@ -24,11 +24,11 @@ CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1, runs = runs + 1,
     worker_id = {p}, claim_token = {p}, started_at = {p}, updated_at = {p},
     lease_expires_at = {p}, finished_at = NULL, exit_code = NULL,
-    run_pid = NULL, run_host = {p}
+    run_pid = NULL, run_host = {p}, run_pool = {p}, devices = NULL
 """
 CLAIM_PICK = """
     SELECT seq FROM job {hint}
-    WHERE queue = {p} AND state IN ('pending', 'failed') AND run_at <= {p}
+    WHERE queue = {p} AND state IN ('pending', 'failed') AND run_at <= {p}{extra}
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
 """
@@ -71,6 +71,7 @@ class Backend:
 
     name = "?"
     claim_sql: str
+    claim_template: str  # claim_sql with {extra} where a gate's conditions go
     shared_by_hosts = False  # True: lease times come from the server's clock (db_time)
     # Appended to a SELECT that must hold the row until commit. SQLite needs
     # nothing: a write transaction (BEGIN IMMEDIATE) already excludes writers.
@@ -87,12 +88,23 @@ class Backend:
         self.db = db
 
     def claim(self, now: float, worker_id: str, token: str, lease_until: float,
-              host: str, queues: list[str]) -> Claimed | None:
+              host: str, queues: list[str], pool: str | None = None,
+              gates: dict[str, Any] | None = None) -> Claimed | None:
         """Take the next due job of the first of `queues` that has one; the caller
-        holds a write transaction and has left out paused and full queues."""
-        params = (worker_id, token, now, now, lease_until, host)
+        holds a write transaction and has left out paused and full queues.
+        A queue with a gate (engine/flow.py: keys at their limit, the pool's free
+        capacity) is claimed with the gate's conditions added to the pick."""
+        params = (worker_id, token, now, now, lease_until, host, pool)
         for queue in queues:
-            row = self.db.execute_sql(self.claim_sql, (*params, queue, now, worker_id)).fetchone()
+            gate = gates.get(queue) if gates else None
+            if gate is None:
+                row = self.db.execute_sql(self.claim_sql,
+                                          (*params, queue, now, worker_id)).fetchone()
+            else:
+                extra, extra_params = gate.sql(self.db.param)
+                row = self.db.execute_sql(self.claim_template.format(extra=extra),
+                                          (*params, queue, now, *extra_params,
+                                           worker_id)).fetchone()
             if row:
                 return Claimed(*row)
         return None

@@ -31,11 +31,13 @@ class PostgresBackend(Backend):
                         "AND state <= 'blocked' ORDER BY state, seq LIMIT {p}")
     # FOR UPDATE SKIP LOCKED: concurrent claimers skip rows another transaction
     # is taking instead of queueing behind it or claiming it twice.
-    claim_sql = (
+    claim_template = (
         "UPDATE job SET" + CLAIM_SET.format(p="%s")
-        + "WHERE seq = (" + CLAIM_PICK.format(p="%s", hint="") + " FOR UPDATE SKIP LOCKED)"
+        + "WHERE seq = (" + CLAIM_PICK.format(p="%s", hint="", extra="{extra}")
+        + " FOR UPDATE SKIP LOCKED)"
         + CLAIM_UNLESS_STOPPING.format(p="%s") + CLAIM_RETURNING
     )
+    claim_sql = claim_template.format(extra="")
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         # psycopg2's executemany sends one statement per row; execute_values batches.

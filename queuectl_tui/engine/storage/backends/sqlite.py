@@ -34,11 +34,13 @@ class SqliteBackend(Backend):
     # interleave: SQLite has one writer at a time.
     # INDEXED BY: the planner would otherwise pick (state, seq) and sort every
     # claimable row on each claim; the partial index hands over the next job at once.
-    claim_sql = (
+    claim_template = (
         "UPDATE job SET" + CLAIM_SET.format(p="?")
-        + "WHERE seq = (" + CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim_q") + ")"
+        + "WHERE seq = (" + CLAIM_PICK.format(p="?", hint="INDEXED BY job_claim_q",
+                                              extra="{extra}") + ")"
         + CLAIM_UNLESS_STOPPING.format(p="?") + CLAIM_RETURNING
     )
+    claim_sql = claim_template.format(extra="")
 
     _seen: Any = None
     _watch: Any = None
