@@ -61,6 +61,8 @@ _FACE: dict[str, str] = {
     # resources: what a job needs and a pool can give
     "Capacity": "resources",
     "Usage": "attempts",
+    "parse_rate": "rates",
+    "pool_of": "flow",
     "Needs": "resources",
     "parse_capacity": "resources",
     "parse_devices": "resources",

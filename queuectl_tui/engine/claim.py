@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from typing import Any
 
-from queuectl_tui.engine import events, flow, queues, registry
+from queuectl_tui.engine import events, flow, queues, rates, registry
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.procs import DEFAULT_GRACE_S
@@ -65,7 +65,7 @@ def _open(ctx: Context, rules: queues.Rules, now: float, lock: Any = None) -> li
     limit, not at their rate."""
     serving = queues.claimable(ctx.db, ctx.serving, lock=lock, rules=rules)
     if any(name in rules.rates for name in serving):
-        closed = flow.rated_closed(ctx.db, rules, serving, now)
+        closed = rates.closed(ctx.db, rules.rates, serving, now)
         serving = [name for name in serving if name not in closed]
     return serving
 
@@ -87,7 +87,7 @@ def next_run_at(ctx: Context) -> float | None:
     if not rules.rates:
         return due
     wanted = list(rules.names) if ctx.serving is None else ctx.serving
-    reopens = flow.reopens_at(ctx.db, rules, [n for n in wanted if n not in rules.paused], now)
+    reopens = rates.reopens_at(ctx.db, rules.rates, [n for n in wanted if n not in rules.paused], now)
     return min((t for t in (due, reopens) if t is not None), default=None)
 
 

@@ -29,13 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
-from queuectl_tui.engine.queues import Rate, Rules
+from queuectl_tui.engine import rates
+from queuectl_tui.engine.queues import Rules
 from queuectl_tui.engine.resources import Capacity
 from queuectl_tui.engine.states import State
 
 if TYPE_CHECKING:
     from queuectl_tui.engine.context import Context
     from queuectl_tui.engine.storage.columns import Claimed
+
+_PROCESSING = State.PROCESSING.value
 
 @dataclass(frozen=True)
 class Gate:
@@ -58,13 +61,6 @@ class Gate:
         return text, params
 
 
-def rated_closed(db: pw.Database, rules: Rules, names: list[str], now: float) -> set[str]:
-    """Queues among `names` whose whole-queue rate is used up in the window ending now."""
-    return {name for name in names
-            if (rate := rules.rates.get(name)) and not rate.per_key
-            and _starts(db, name, None, now - rate.period) >= rate.limit}
-
-
 def gates(ctx: Context, rules: Rules, names: list[str], now: float) -> dict[str, Gate]:
     """A gate for each queue among `names` with a per-key rule or stated needs."""
     out: dict[str, Gate] = {}
@@ -79,7 +75,7 @@ def gates(ctx: Context, rules: Rules, names: list[str], now: float) -> dict[str,
         if key_limit:
             full |= _running_keys_at(ctx.db, name, key_limit)
         if per_key_rate:
-            full |= _rated_keys_at(ctx.db, name, per_key_rate, now)
+            full |= rates.keys_at_rate(ctx.db, name, per_key_rate, now)
         out[name] = Gate(tuple(sorted(full)), free(ctx) if needs else None)
     return out
 
@@ -109,7 +105,7 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     """In the claim's transaction: count the start against the queue's rate, and
     hand a GPU job its devices."""
     rate = rules.rates.get(claimed.queue)
-    if rate is not None:
+    if rate is not None and not (rate.per_key and claimed.key is None):
         p = ctx.db.param
         key = claimed.key if rate.per_key else None
         ctx.db.execute_sql(f"INSERT INTO queue_start (queue, key, at) VALUES ({p}, {p}, {p})",
@@ -126,79 +122,11 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     return claimed
 
 
-def reopens_at(db: pw.Database, rules: Rules, names: list[str], now: float) -> float | None:
-    """When the earliest rate-closed queue (or key) among `names` may start a job
-    again: idle workers sleep until then instead of polling."""
-    times: list[float] = []
-    for name in names:
-        rate = rules.rates.get(name)
-        if rate is None:
-            continue
-        p = db.param
-        since = now - rate.period
-        if rate.per_key:
-            rows = db.execute_sql(
-                f"SELECT key, COUNT(*), MIN(at) FROM queue_start WHERE queue = {p} AND at > {p} "
-                f"GROUP BY key HAVING COUNT(*) >= {p}", (name, since, rate.limit)).fetchall()
-            times += [_nth_start(db, name, row[0], since, rate.limit) + rate.period
-                      for row in rows]
-        elif _starts(db, name, None, since) >= rate.limit:
-            times.append(_nth_start(db, name, None, since, rate.limit) + rate.period)
-    return min(times, default=None)
-
-
-def window(db: pw.Database, name: str, rate: Rate, now: float) -> dict[str, Any]:
-    """The rate's current window for people: starts used of allowed, and when the
-    next start is allowed (None: now). Per key: the busiest key's."""
-    since = now - rate.period
-    p = db.param
-    if rate.per_key:
-        row = db.execute_sql(
-            f"SELECT key, COUNT(*) AS n FROM queue_start WHERE queue = {p} AND at > {p} "
-            f"GROUP BY key ORDER BY n DESC LIMIT 1", (name, since)).fetchone()
-        key, count = (row[0], int(row[1])) if row else (None, 0)
-    else:
-        key, count = None, _starts(db, name, None, since)
-    next_at = None
-    if count >= rate.limit:
-        next_at = _nth_start(db, name, key, since, rate.limit) + rate.period
-    return {"limit": rate.limit, "period": rate.period, "per_key": rate.per_key,
-            "rate": rate.describe(), "used": count, "next_start_at": next_at}
-
-
-def _starts(db: pw.Database, queue: str, key: str | None, since: float) -> int:
-    p = db.param
-    if key is None:
-        return int(db.execute_sql(f"SELECT COUNT(*) FROM queue_start WHERE queue = {p} "
-                                  f"AND at > {p}", (queue, since)).fetchone()[0])
-    return int(db.execute_sql(f"SELECT COUNT(*) FROM queue_start WHERE queue = {p} "
-                              f"AND key = {p} AND at > {p}", (queue, key, since)).fetchone()[0])
-
-
-def _nth_start(db: pw.Database, queue: str, key: str | None, since: float, n: int) -> float:
-    """The time of the n-th latest start in the window: when it leaves the
-    window, a start is allowed again."""
-    p = db.param
-    where, params = (f"queue = {p} AND at > {p}", [queue, since]) if key is None else \
-        (f"queue = {p} AND key = {p} AND at > {p}", [queue, key, since])
-    row = db.execute_sql(f"SELECT at FROM queue_start WHERE {where} ORDER BY at DESC "
-                         f"LIMIT 1 OFFSET {int(n) - 1}", params).fetchone()
-    return float(row[0]) if row else since
-
-
 def _running_keys_at(db: pw.Database, queue: str, limit: int) -> set[str]:
     p = db.param
     rows = db.execute_sql(
         f"SELECT key FROM job WHERE state = '{_PROCESSING}' AND queue = {p} AND key IS NOT NULL "
         f"GROUP BY key HAVING COUNT(*) >= {p}", (queue, limit)).fetchall()
-    return {row[0] for row in rows}
-
-
-def _rated_keys_at(db: pw.Database, queue: str, rate: Rate, now: float) -> set[str]:
-    p = db.param
-    rows = db.execute_sql(
-        f"SELECT key FROM queue_start WHERE queue = {p} AND at > {p} AND key IS NOT NULL "
-        f"GROUP BY key HAVING COUNT(*) >= {p}", (queue, now - rate.period, rate.limit)).fetchall()
     return {row[0] for row in rows}
 
 
@@ -209,3 +137,67 @@ def pool_of(host: str, supervisor_pid: int | None, worker_id: str) -> str:
 
 def capacity_of(text: str | None) -> Capacity | None:
     return Capacity.from_json(text)
+
+
+def pool_usage(db: pw.Database, workers: list[Any]) -> list[dict[str, Any]]:
+    """Each live pool among `workers` (registry rows) with its capacity, what its
+    running jobs hold and what is free: the Workers view and `worker list`."""
+    pools: dict[str, Any] = {}
+    for w in workers:
+        if w.pool and w.pool not in pools:
+            pools[w.pool] = w
+    out = []
+    for name, w in pools.items():
+        capacity = Capacity.from_json(w.capacity)
+        cpus, mem, devices = used(db, name)
+        row: dict[str, Any] = {"pool": name, "host": w.host,
+                               "workers": sum(1 for x in workers if x.pool == name),
+                               "capacity": None, "used": {"cpus": cpus, "mem": mem,
+                                                          "gpus": sorted(devices)},
+                               "free": None}
+        if capacity is not None:
+            row["capacity"] = {"cpus": capacity.cpus, "mem": capacity.mem,
+                               "gpus": list(capacity.gpus)}
+            row["free"] = {"cpus": round(capacity.cpus - cpus, 3), "mem": capacity.mem - mem,
+                           "gpus": [d for d in capacity.gpus if d not in devices]}
+        out.append(row)
+    return out
+
+
+def why_waiting(db: pw.Database, job: Any, workers: list[Any], now: float) -> str | None:
+    """Why a due, claimable job is not running, in words (None: nothing holds it
+    back, or it is not waiting): `show` and the console's detail pane."""
+    if job.state not in (State.PENDING, State.FAILED) or job.run_at > now:
+        return None
+    from queuectl_tui.engine.queues import read_rules
+    from queuectl_tui.engine.resources import Needs, why_never
+    rules = read_rules(db)
+    if job.queue in rules.paused:
+        return f"its queue {job.queue} is paused"
+    needs = Needs(job.cpus or 0.0, job.mem or 0, job.gpus or 0)
+    capacities = [c for c in (Capacity.from_json(w.capacity) for w in workers) if c]
+    never = why_never(needs, capacities)
+    if never:
+        return never
+    rate = rules.rates.get(job.queue)
+    if rate is not None and not (rate.per_key and job.key is None):
+        reopen = rates.reopens_at(db, {job.queue: rate}, [job.queue], now)
+        if reopen is not None and (not rate.per_key
+                                   or job.key in rates.keys_at_rate(db, job.queue, rate, now)):
+            return (f"queue {job.queue} is at its rate ({rate.describe()}); the next start "
+                    f"is allowed in {max(0.0, reopen - now):.1f}s")
+    limit = rules.key_limits.get(job.queue)
+    if limit and job.key is not None and job.key in _running_keys_at(db, job.queue, limit):
+        return f"key {job.key} has {limit} running, its limit in queue {job.queue}"
+    if needs and capacities and not any(_fits_now(db, w, needs) for w in workers if w.pool):
+        return f"needs {needs.describe()}; no pool has that free now"
+    return None
+
+
+def _fits_now(db: pw.Database, worker: Any, needs: Any) -> bool:
+    capacity = Capacity.from_json(worker.capacity)
+    if capacity is None:
+        return True
+    cpus, mem, devices = used(db, worker.pool)
+    return (needs.cpus <= capacity.cpus - cpus + 1e-9 and needs.mem <= capacity.mem - mem
+            and needs.gpus <= len([d for d in capacity.gpus if d not in devices]))

@@ -101,6 +101,14 @@ class Queue:
         """Claim as a member of `pool`, whose jobs must fit in `capacity` (engine/flow.py)."""
         self.ctx.pool, self.ctx.capacity = pool, capacity
 
+    @property
+    def pool(self) -> str | None:
+        return self.ctx.pool
+
+    @property
+    def capacity(self) -> Capacity | None:
+        return self.ctx.capacity
+
     def apply_durability(self, setting: str) -> None:
         """A worker's own bookkeeping (claims, outcomes) need not wait for the
         disk under `durability normal`: lost in a power cut, it only means a job
@@ -241,6 +249,12 @@ class Queue:
 
     def stranded(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
         return reads.stranded(self.ctx, job_ids)
+
+    def pools(self) -> list[dict[str, Any]]:
+        return reads.pools(self.ctx)
+
+    def why_waiting(self, job: Job) -> str | None:
+        return reads.why_waiting(self.ctx, job)
 
     def hidden_gone_workers(self) -> int:
         """Workers gone longer ago than `workers()` shows (pruned after a day)."""

@@ -16,11 +16,12 @@ claims happen one at a time and each sees the previous one committed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 import peewee as pw
 
+from queuectl_tui.engine import rates
+from queuectl_tui.engine.rates import Rate
 from queuectl_tui.engine.storage.models import Job, NamedQueue
 from queuectl_tui.engine.states import FINAL, State
 from queuectl_tui.errors import NotFound, UsageError
@@ -63,52 +64,6 @@ def parse_limit(text: str) -> int | None:
     if limit > MAX_LIMIT:
         raise UsageError(f"limit {limit} is too large (at most {MAX_LIMIT})")
     return limit
-
-
-MAX_RATE = 1_000_000
-MAX_PERIOD_S = 7 * 86400.0
-_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"\s*([0-9]{1,7})\s*/\s*([0-9]{0,6}(?:\.[0-9]{1,3})?)\s*([smhd]?)\s*",
-                   re.IGNORECASE)
-_PROCESSING = State.PROCESSING.value
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most `limit` starts in any `period` seconds (per key value: `per_key`)."""
-
-    limit: int
-    period: float
-    per_key: bool = False
-
-    def describe(self) -> str:
-        return f"{self.limit}/{format_period(self.period)}" + (" per key" if self.per_key else "")
-
-
-def parse_rate(text: str) -> tuple[int, float] | None:
-    """'100/1m', '5/1s', '10/s', '3/2h' -> (limit, seconds); 'none' -> None."""
-    if text.strip().lower() in ("none", "off", "0"):
-        return None
-    match = _RATE.fullmatch(text)
-    if not match:
-        raise UsageError(f"invalid rate {text!r}: N/PERIOD, e.g. 100/1m, 5/1s or 2/30s "
-                         "(none to clear)")
-    limit = int(match.group(1))
-    amount = float(match.group(2)) if match.group(2) else 1.0
-    period = amount * _PERIOD_UNITS[(match.group(3) or "s").lower()]
-    if not 1 <= limit <= MAX_RATE:
-        raise UsageError(f"rate {text!r}: the number of starts must be 1-{MAX_RATE}")
-    if not 0.001 <= period <= MAX_PERIOD_S:
-        raise UsageError(f"rate {text!r}: the period must be between 1ms and 7d")
-    return limit, period
-
-
-def format_period(seconds: float) -> str:
-    for unit in ("d", "h", "m"):
-        size = _PERIOD_UNITS[unit]
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def ensure(names: Iterable[str], now: float, needing: Iterable[str] = ()) -> None:
@@ -216,10 +171,16 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
     out = []
     for row in rows:
         per_state = counts.get(row.name, {})
+        rate = None
+        if row.rate_limit and row.rate_period:
+            rate = rates.window(db, row.name, Rate(row.rate_limit, row.rate_period,
+                                                   bool(row.rate_per_key)), now)
         out.append({
             "name": row.name,
             "paused": bool(row.paused),
             "limit": row.max_running,
+            "per_key_limit": row.key_limit,
+            "rate": rate,
             "running": per_state.get(State.PROCESSING, 0),
             "counts": per_state,
             "total": sum(per_state.values()),
@@ -274,7 +235,8 @@ def listing(ctx: Context, recent: bool = True, counts: dict[str, int] | None = N
 def has_named(db: pw.Database) -> bool:
     """More than `default`, or a paused or limited queue: worth a line each."""
     rules = read_rules(db)
-    return len(rules.names) > 1 or bool(rules.paused or rules.limits)
+    return len(rules.names) > 1 or bool(rules.paused or rules.limits or rules.rates
+                                        or rules.key_limits)
 
 
 def one(ctx: Context, name: str) -> dict[str, Any]:

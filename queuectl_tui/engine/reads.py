@@ -30,6 +30,10 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "cwd": job.cwd, "env": json.loads(job.env) if job.env else {},
         "schedule": job.schedule, "schedule_tick": iso(job.schedule_tick),
         "unique_key": job.unique_key, "no_retry_on": job.no_retry_on,
+        "key": job.key,
+        "needs": {"cpus": job.cpus, "mem": job.mem, "gpus": job.gpus}
+        if (job.cpus or job.mem or job.gpus) else None,
+        "devices": job.devices.split(",") if job.devices else None,
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
@@ -127,3 +131,18 @@ def stranded(ctx: Context, job_ids: list[str] | None = None) -> list[dict[str, A
 def any_worker_alive(ctx: Context) -> bool:
     """Whether any worker, on any host, would run what is enqueued now."""
     return registry.any_live(now=ctx.clock.now(), lease=float(config.get("lease-seconds")))
+
+
+def pools(ctx: Context) -> list[dict[str, Any]]:
+    """Each live pool with its capacity, used and free (engine/flow.py)."""
+    from queuectl_tui.engine import flow
+    now, lease = ctx.clock.now(), float(config.get("lease-seconds"))
+    return flow.pool_usage(ctx.db, registry.live_workers(now=now, lease=lease))
+
+
+def why_waiting(ctx: Context, job: Job) -> str | None:
+    """What holds a due job back, if anything: a paused queue, a rate, its key's
+    limit, or needs no live pool could ever give (engine/flow.py)."""
+    from queuectl_tui.engine import flow
+    now, lease = ctx.clock.now(), float(config.get("lease-seconds"))
+    return flow.why_waiting(ctx.db, job, registry.live_workers(now=now, lease=lease), now)

@@ -24,14 +24,15 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
-             now: float, queues: list[str] | None = None) -> None:
+             now: float, queues: list[str] | None = None, pool: str | None = None,
+             capacity: str | None = None) -> None:
     """Record a starting worker, with the schema it was built for (storage/schema.py refuses
     a migration while live workers of an older one run)."""
     Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
                   started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None,
                   queues=",".join(queues) if queues else None,
-                  schema_version=schema.SCHEMA_VERSION)
+                  schema_version=schema.SCHEMA_VERSION, pool=pool, capacity=capacity)
     Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
         conflict_target=[Worker.id],
         update={getattr(Worker, k): v for k, v in fields.items()}).execute()
@@ -149,6 +150,7 @@ def worker_dict(w: Worker, *, now: float, lease: float) -> dict[str, Any]:
         "heartbeat_age": round(max(0.0, now - w.heartbeat_at), 3),
         "jobs_done": w.jobs_done, "jobs_failed": w.jobs_failed,
         "queues": w.queues.split(",") if w.queues else None,  # None: every queue
+        "pool": w.pool,
     }
 
 

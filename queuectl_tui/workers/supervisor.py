@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queuectl_tui.engine import DEFAULT_GRACE_S, Queue, redact, schema_moved
+from queuectl_tui.engine import DEFAULT_GRACE_S, Capacity, Queue, redact, schema_moved
 from queuectl_tui.workers.pool_log import ERROR, WARNING, PoolLog
 from queuectl_tui.workers.services.base import Service
 from queuectl_tui.workers.services.checkpoint import Checkpointer
@@ -63,6 +63,7 @@ class Supervisor:
     stopping: int = 0  # 0 running, 1 graceful stop asked, 2 stop now, 3 killed
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
+    capacity: Capacity | None = None  # what its jobs may use at once (engine/flow.py)
     halted: str | None = None  # why the pool stops writing at once (file gone, newer schema)
     next_schema_check: float = 0.0  # monotonic
     rescuer: Rescuer = field(init=False)
@@ -79,7 +80,8 @@ class Supervisor:
         proc = subprocess.Popen(
             [sys.executable, "-m", "queuectl_tui.workers.worker",
              "--id", worker_id, "--supervisor-pid", str(os.getpid()),
-             *log_options(self.events.json, not self.events.jobs, self.queues)],
+             *log_options(self.events.json, not self.events.jobs, self.queues),
+             *(["--capacity", self.capacity.to_json()] if self.capacity else [])],
             stdin=subprocess.DEVNULL, env=target_env(self.target))
         return Child(worker_id, proc, time.monotonic(), crashes)
 

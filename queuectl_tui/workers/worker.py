@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator
 
 from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import (
-    BLOCKED_S, CLAIM_MARKER, DEFAULT_GRACE_S, Claimed, Lease, Queue, config_values,
-    current_host, open_database, open_log_for_append, parse_queue_names, register_worker,
-    schema_moved, worker_beat, worker_stopped)
+    BLOCKED_S, CLAIM_MARKER, DEFAULT_GRACE_S, Capacity, Claimed, Lease, Queue, Usage,
+    config_values, current_host, open_database, open_log_for_append, parse_queue_names,
+    pool_of, register_worker, schema_moved, worker_beat, worker_stopped)
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
 from queuectl_tui.workers.runner import Abort, run_command
@@ -58,6 +58,9 @@ class Worker:
         self._trouble: str | None = None  # the database problem being retried, if any
         self.lost_file: str | None = None  # set: the database file is gone; write nothing more
         self.newer_schema: str | None = None  # set: a newer queuectl migrated the database
+        # When a claim last found nothing: a job due before then that is still
+        # there is held back by a rule (a key's limit, capacity), not by time.
+        self._missed_at = float("-inf")
         self._reload()
 
     def _reload(self) -> None:
@@ -125,10 +128,12 @@ class Worker:
         """Work until stopped (or, with `until_idle`, until nothing is due); returns jobs run."""
         # A replacement worker may start while the database is locked or down:
         # it waits (saying so once) instead of dying with a traceback.
+        capacity = self.queue.capacity
         self._persist("registering", lambda: register_worker(
             self.id, host=self.queue.host, pid=os.getpid(),
             supervisor_pid=self.supervisor_pid, now=self.clock.now(),
-            queues=self.queue.serving), tries=None)
+            queues=self.queue.serving, pool=self.queue.pool,
+            capacity=capacity.to_json() if capacity else None), tries=None)
         self._persist("listening for new jobs", self.queue.backend.listen, tries=None)
         serving = getattr(self.queue, "serving", None)  # named queues, where the engine has them
         self.log.worker("started", self.id, f"started (pid {os.getpid()}"
@@ -147,6 +152,8 @@ class Worker:
                             claimed = self.queue.claim(self.id, self.lease)
                         if claimed is not None:
                             self.log.claimed(self.id, claimed)
+                        else:
+                            self._missed_at = self.clock.now()
                     except DB_BUSY as exc:
                         self._db_trouble(exc, "looking for work")
                         self.clock.sleep(1.0)
@@ -288,7 +295,7 @@ class Worker:
         """
         deadline = min(self.clock.monotonic() + self.poll, self._next_beat, self._next_rescue)
         next_due = self.queue.next_run_at()
-        if next_due is not None:
+        if next_due is not None and next_due > self._missed_at:  # else: wait for a change
             deadline = min(deadline, self.clock.monotonic() + max(0.0, next_due - self.clock.now()))
         while self.stop_reason is None:
             left = deadline - self.clock.monotonic()
@@ -336,14 +343,17 @@ class Worker:
                              "queue, attempt not counted", self.stop_grace)
             return None
 
+        env = {**(json.loads(claimed.env) if claimed.env else {}),
+               "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
+               CLAIM_MARKER: claimed.claim_token}
+        if claimed.gpus:  # its own devices only (engine/flow.py chose them at the claim)
+            env["CUDA_VISIBLE_DEVICES"] = claimed.devices or ""
         result = run_command(
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: open_log_for_append(log_dir, claimed.seq), log_header=header,
             on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every,
-            env={**(json.loads(claimed.env) if claimed.env else {}),
-                 "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
-                 CLAIM_MARKER: claimed.claim_token},
-            cwd=claimed.cwd)
+            env=env, cwd=claimed.cwd, mem_limit=claimed.mem)
+        usage = Usage(result.peak_mem, result.cpu_s, result.mem_limit_by, claimed.devices)
         took = self.clock.now() - started
         if self.file_gone():
             return None  # its outcome has nowhere to go
@@ -351,7 +361,7 @@ class Worker:
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
             stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease,
-            ended=result.ended, started_at=started, log_offset=result.log_offset),
+            ended=result.ended, started_at=started, log_offset=result.log_offset, usage=usage),
             tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
         # One write for the outcome and the next claim, made in one commit: a busy
@@ -387,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", choices=FORMATS, default="text")
     parser.add_argument("--quiet", action="store_true", help="no job lines")
     parser.add_argument("--queues", help="queues to serve, earlier first (default: all)")
+    parser.add_argument("--capacity", help="the pool's capacity, as JSON (engine/resources.py)")
     args = parser.parse_args(argv)
     log = PoolLog(args.log_format, jobs=not args.quiet)
     _die_with_parent()
@@ -415,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         queue.backend.leave_checkpoints()
     queue.serving = parse_queue_names(args.queues) if args.queues else None
     worker = Worker(queue, args.id, args.supervisor_pid, log=log)
+    queue.claim_for(pool_of(queue.host, args.supervisor_pid, worker.id),
+                    Capacity.from_json(args.capacity))
     for signum in early:  # a pool stopped while this worker started
         on_signal(signum, None)
     if args.supervisor_pid and os.getppid() != args.supervisor_pid:

@@ -45,8 +45,16 @@ def add_parser(build: Builder) -> None:
     p.add_argument("--if-absent", action="store_true",
                    help="with --unique-key: if the key is taken, print that job's id, exit 0")
     p.add_argument("--no-retry-on", metavar="CODES",
-                   help="exit codes (and 'timeout') that go straight to the DLQ, e.g. "
+                   help="exit codes (and 'timeout', 'oom') that go straight to the DLQ, e.g. "
                         "126,127 (default: the config's no-retry-on)")
+    p.add_argument("--key", metavar="KEY",
+                   help="a key for per-key limits (a customer, a host, an API): "
+                        "`queue limit NAME --per-key N`, `queue rate ... --per-key`")
+    p.add_argument("--cpus", metavar="N", help="cores it needs of its pool (e.g. 2, 0.5)")
+    p.add_argument("--mem", metavar="SIZE",
+                   help="memory it needs of its pool, also its enforced limit (e.g. 512M, 16G)")
+    p.add_argument("--gpus", metavar="N", help="GPU devices it needs; it gets them in "
+                                               "CUDA_VISIBLE_DEVICES")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +96,7 @@ def specs_of(args: argparse.Namespace) -> list[Any]:
                "env": env_option(args.env) or None, "queue": args.queue,
                "after": args.after, "unique_key": args.unique_key,
                "unique_for": args.unique_for, "no_retry_on": args.no_retry_on,
+               "key": args.key, "cpus": args.cpus, "mem": args.mem, "gpus": args.gpus,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \

@@ -9,6 +9,7 @@ from queuectl_tui.cli.opening import open_queue
 from queuectl_tui.cli.output import reply, say, table
 from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import FINAL
+from queuectl_tui.errors import UsageError
 
 KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--cancelled"}
 
@@ -23,9 +24,19 @@ def add_parser(build: Builder) -> None:
     q = build.action(actions, "resume", "claim from these queues again")
     q.add_argument("names", nargs="+", metavar="NAME")
     q = build.action(actions, "limit", "at most N jobs of the queue run at once, across "
-                     "every worker and host (0 or none: no limit)")
+                     "every worker and host (0 or none: no limit); --per-key N: at most N "
+                     "of each key's jobs")
     q.add_argument("name", metavar="NAME")
-    q.add_argument("limit", metavar="N|none")
+    q.add_argument("limit", metavar="N|none", nargs="?")
+    q.add_argument("--per-key", metavar="N|none", dest="per_key",
+                   help="at most N running jobs per key value (enqueue --key); none: no "
+                        "per-key limit")
+    q = build.action(actions, "rate", "at most N of the queue's jobs start in any window of "
+                     "PERIOD, across every worker and host (e.g. 100/1m, 5/1s; none: no rate)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("rate", metavar="N/PERIOD|none")
+    q.add_argument("--per-key", action="store_true", dest="per_key",
+                   help="the rate applies to each key value (enqueue --key) on its own")
     q = build.action(actions, "retention", "how long the queue keeps finished jobs, per "
                      "state (default: the config's retention-* keys)")
     q.add_argument("name", metavar="NAME")
@@ -49,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return pause_or_resume(args)
     if args.action == "limit":
         return set_limit(args)
+    if args.action == "rate":
+        return set_rate(args)
     if args.action == "hook":
         return set_hook(args)
     return set_retention(args)
@@ -67,10 +80,41 @@ def pause_or_resume(args: argparse.Namespace) -> int:
 
 def set_limit(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import check_queue_name, parse_queue_limit
-    name, limit = check_queue_name(args.name), parse_queue_limit(args.limit)
-    row = open_queue(args).queue_set(name, max_running=limit)
-    reply(args, row, f"{name}: " + (f"at most {limit} running at once" if limit else "no limit"))
+    name = check_queue_name(args.name)
+    if args.limit is None and args.per_key is None:
+        raise UsageError("queue limit needs N (or none), --per-key N, or both; "
+                         "e.g. queue limit api 4 --per-key 2")
+    fields: dict[str, int | None] = {}
+    if args.limit is not None:
+        fields["max_running"] = parse_queue_limit(args.limit)
+    if args.per_key is not None:
+        fields["key_limit"] = parse_queue_limit(args.per_key)
+    row = open_queue(args).queue_set(name, **fields)
+    reply(args, row, f"{name}: {describe_limits(row)}")
     return 0
+
+
+def describe_limits(row: dict[str, Any]) -> str:
+    parts = [f"at most {row['limit']} running at once" if row["limit"] else "no limit"]
+    if row["per_key_limit"]:
+        parts.append(f"at most {row['per_key_limit']} running per key")
+    return ", ".join(parts)
+
+
+def set_rate(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_queue_name, parse_rate
+    name, rate = check_queue_name(args.name), parse_rate(args.rate)
+    fields = dict(rate_limit=None, rate_period=None, rate_per_key=False) if rate is None else \
+        dict(rate_limit=rate[0], rate_period=rate[1], rate_per_key=bool(args.per_key))
+    row = open_queue(args).queue_set(name, **fields)
+    reply(args, row, f"{name}: " + (f"at most {describe_rate(row['rate'])} starts"
+                                    if row["rate"] else "no rate limit"))
+    return 0
+
+
+def describe_rate(rate: dict[str, Any]) -> str:
+    """'100/1m per key' as a person reads it."""
+    return rate["rate"]
 
 
 def set_hook(args: argparse.Namespace) -> int:
@@ -125,9 +169,21 @@ def print_queues(found: list[dict]) -> None:
         return
     table([(q["name"], "paused" if q["paused"] else "active",
             f"{q['running']}/{q['limit']}" if q["limit"] else f"{q['running']}/-",
+            rate_cell(q), q["per_key_limit"] or "-",
             q["counts"].get("pending", 0) + q["counts"].get("failed", 0),
             q["counts"].get("completed", 0), q["counts"].get("dead", 0),
             q["counts"].get("cancelled", 0), q["finished_last_minute"])
            for q in found],
-          ["QUEUE", "STATE", "RUNNING", "WAITING", "COMPLETED", "DEAD", "CANCELLED",
-           "DONE/MIN"])
+          ["QUEUE", "STATE", "RUNNING", "RATE", "PER-KEY", "WAITING", "COMPLETED", "DEAD",
+           "CANCELLED", "DONE/MIN"])
+
+
+def rate_cell(q: dict[str, Any]) -> str:
+    """'3/5 per 1m, next in 12s': used of allowed in the current window."""
+    rate = q["rate"]
+    if not rate:
+        return "-"
+    text = f"{rate['used']} of {rate['rate']}"
+    if rate["next_start_in"] is not None:
+        text += f", next in {rate['next_start_in']:.0f}s"
+    return text

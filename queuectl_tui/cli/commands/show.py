@@ -8,6 +8,7 @@ from typing import Any
 from queuectl_tui.cli.opening import open_queue
 from queuectl_tui.cli.output import reply, table
 from queuectl_tui.cli.parser import Builder
+from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
 HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone")  # shown below the fields
@@ -21,7 +22,9 @@ def add_parser(build: Builder) -> None:
 def run(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import job_dict  # loads the engine: after parsing
     queue = open_queue(args, create=False)
-    job = job_dict(queue.get(args.job_id), with_output=True)  # with the output tails
+    row = queue.get(args.job_id)
+    job = job_dict(row, with_output=True)  # with the output tails
+    job["waiting"] = queue.why_waiting(row)
     job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
     gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
@@ -35,6 +38,10 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
     for key, value in job.items():
         if key == "after":
             value = ", ".join(f"{d['id']} ({d['state'] or 'gone'})" for d in value) or None
+        elif key == "needs" and value:
+            value = describe_needs(value)
+        elif key == "devices" and value:
+            value = ",".join(value)
         if key not in HIDDEN:
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")
@@ -49,6 +56,23 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
         table([(a["number"], (a["started_at"] or "")[:19].replace("T", " "),
                 "-" if a["duration"] is None else f"{a['duration']:.3f}s",
                 "-" if a["exit_code"] is None else a["exit_code"], a["reason"],
+                format_size(a["peak_mem"]), "-" if a["cpu_s"] is None else f"{a['cpu_s']:.2f}s",
                 a["worker_id"] or "-", a["error"] or "")
                for a in job["attempts_log"]],
-              ["RUN", "STARTED (UTC)", "TOOK", "EXIT", "ENDED BY", "WORKER", "ERROR"])
+              ["RUN", "STARTED (UTC)", "TOOK", "EXIT", "ENDED BY", "PEAK MEM", "CPU", "WORKER",
+               "ERROR"])
+        limited = [a for a in job["attempts_log"] if a["mem_limit_by"]]
+        if limited:
+            print(f"memory limit enforced by {limited[-1]['mem_limit_by']}")
+
+
+def describe_needs(needs: dict[str, Any]) -> str:
+    """{'cpus': 2, 'mem': 1073741824, 'gpus': 1} -> '2 cpus, 1G memory, 1 GPU'."""
+    parts = []
+    if needs["cpus"]:
+        parts.append(f"{needs['cpus']:g} cpu" + ("s" if needs["cpus"] != 1 else ""))
+    if needs["mem"]:
+        parts.append(f"{format_size(needs['mem'])} memory")
+    if needs["gpus"]:
+        parts.append(f"{needs['gpus']} GPU" + ("s" if needs["gpus"] != 1 else ""))
+    return ", ".join(parts)

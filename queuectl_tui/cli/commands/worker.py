@@ -41,6 +41,10 @@ def add_parser(build: Builder) -> None:
     w.add_argument("--queues", metavar="NAME[,NAME…]",
                    help="serve only these queues, earlier names first (default: every "
                         "queue, in one order by priority and due time)")
+    w.add_argument("--capacity", metavar="cpu=N,mem=SIZE,gpu=IDS",
+                   help="what this pool's jobs may use at once, e.g. cpu=4,mem=8G,gpu=0,1 "
+                        "(default: detected: cores, memory, GPUs from nvidia-smi or "
+                        "$QUEUECTL_GPUS); only jobs that state --cpus/--mem/--gpus count")
     add_metrics_options(w)
     w = build.action(actions, "stop", "ask the pools of this host (or --host, --pool, --all) "
                      "to finish their jobs and exit")
@@ -73,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "start":
         check_metrics_options(args)
         check_log_option(args)
+        from queuectl_tui.workers.capacity import resolve  # detected on this host
+        args.capacity_resolved = resolve(args.capacity)
     try:
         queue = open_queue(args, create=args.action == "start")
     except NoDatabase:
@@ -98,7 +104,7 @@ def start(queue: Queue, args: argparse.Namespace, serving: list[str] | None) -> 
     events = PoolLog(args.log_format, jobs=not args.quiet)
     metrics = None if args.metrics_port is None else (args.metrics_port, args.metrics_host)
     return Supervisor(queue, queue.opened.target, args.count, events=events,
-                      queues=serving, metrics=metrics).run()
+                      queues=serving, metrics=metrics, capacity=args.capacity_resolved).run()
 
 
 def check_log_option(args: argparse.Namespace) -> None:
@@ -147,7 +153,8 @@ def start_detached(queue: Queue, args: argparse.Namespace, serving: list[str] | 
     try:
         proc = spawn_detached(queue.opened.target, args.count, log,
                               log_options(args.log_format == "json", args.quiet, serving)
-                              + metrics_options(args))
+                              + metrics_options(args)
+                              + (["--capacity", args.capacity] if args.capacity else []))
     except OSError as exc:
         raise UsageError(f"cannot write the pool's log {log}: {exc.strerror}") from None
     try:
