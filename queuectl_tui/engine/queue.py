@@ -235,8 +235,9 @@ class Queue:
         return reads.get(job_id)
 
     def jobs(self, state: str | Iterable[str] | None = None, limit: int | None = None,
-             after_seq: int | None = None, queue: str | None = None) -> Iterator[Any]:
-        return reads.jobs(state, limit, after_seq, queue)
+             after_seq: int | None = None, queue: str | None = None,
+             key: str | None = None) -> Iterator[Any]:
+        return reads.jobs(state, limit, after_seq, queue, key)
 
     def finished(self, job_ids: list[str]) -> dict[str, Job]:
         return reads.finished(job_ids)

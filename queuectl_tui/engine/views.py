@@ -54,6 +54,7 @@ class JobQuery:
     text: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()  # exact names
     schedules: tuple[str, ...] = ()  # exact names: the jobs these schedules made
+    keys: tuple[str, ...] = ()  # exact job keys (enqueue --key)
     since: float | None = None  # seconds: jobs created within this long before `now`
     sort: str = "age"
     descending: bool = True
@@ -65,7 +66,7 @@ class JobQuery:
     @property
     def has_text(self) -> bool:
         return bool(self.ids or self.commands or self.workers or self.text or self.queues
-                    or self.schedules or self.since is not None)
+                    or self.schedules or self.keys or self.since is not None)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def _job_where(q: JobQuery, now: float | None = None) -> list[pw.Expression]:
         where.append(Job.queue.in_(list(q.queues)))
     if q.schedules:
         where.append(Job.schedule.in_(list(q.schedules)))
+    if q.keys:
+        where.append(Job.key.in_(list(q.keys)))
     for term in q.text:
         where.append(Job.id.startswith(term) | Job.command.contains(term))
     if q.since is not None:

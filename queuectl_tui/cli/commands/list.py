@@ -17,6 +17,7 @@ def add_parser(build: Builder) -> None:
     p = build.add("list", "list jobs, oldest first", build.as_json)
     p.add_argument("--state", metavar="STATE[,STATE…]", help="only jobs in these states")
     p.add_argument("--queue", metavar="NAME", help="only this queue's jobs")
+    p.add_argument("--key", metavar="KEY", help="only jobs with this key (enqueue --key)")
     p.add_argument("--limit", type=positive_int, metavar="N")
 
 
@@ -26,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     if args.state is not None:
         states = [check_state(st.strip()) for st in args.state.split(",")]
     queue = open_queue(args, create=False)
-    jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit, queue=args.queue))
+    jobs = (job_dict(j) for j in queue.jobs(state=states, limit=args.limit, queue=args.queue,
+                                           key=args.key))
     reply(args, jobs, lambda: print_jobs(args, jobs), emit=emit_json_array)
     return 0
 
