@@ -24,7 +24,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFam
                                     GaugeMetricFamily)
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from queuectl_tui.engine import config, registry, retention
+from queuectl_tui.engine import config, flow, queues, rates, registry, retention
 from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.states import FINAL, STATES, State
 
@@ -54,6 +54,8 @@ class Snapshot:
     pickup: dict[str, Histogram] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     oldest_due_age: dict[str, float] = field(default_factory=dict)
+    rates: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # used, limit, period
+    pools: list[dict[str, Any]] = field(default_factory=list)  # flow.pool_usage rows
 
 
 def read(db: pw.Database, backend: Any, now: float) -> Snapshot:
@@ -69,9 +71,14 @@ def read(db: pw.Database, backend: Any, now: float) -> Snapshot:
     for queue in snap.queues:
         first = backend.next_run_at([queue])  # MIN(run_at) of claimable jobs: one seek
         snap.oldest_due_age[queue] = 0.0 if first is None else max(0.0, now - first)
+    rules = queues.read_rules(db)
+    for queue, rate in rules.rates.items():
+        window = rates.window(db, queue, rate, now)
+        snap.rates[queue] = (window["used"], rate.limit, rate.period)
     snap.durations = _durations(db, now - WINDOW_S)
     snap.pickup = _pickup(db, now - WINDOW_S)
     lease = float(config.get("lease-seconds"))
+    snap.pools = flow.pool_usage(db, registry.live_workers(now=now, lease=lease))
     snap.workers = {state: 0 for state in WORKER_STATES}
     for w in registry.all_workers(now=now):
         shown = registry.shown_state(w, now=now, lease=lease)
@@ -173,6 +180,8 @@ def families(snap: Snapshot) -> Iterator[Any]:
         workers.add_metric([state], snap.workers.get(state, 0))
     yield workers
 
+    yield from _flow_families(snap)
+
     for name, text, data, bounds in (
             ("queuectl_job_duration_seconds", "Run time of job runs that ended in the last "
              f"{WINDOW_S / 60:g} minutes, per queue", snap.durations, DURATION_BUCKETS),
@@ -186,6 +195,35 @@ def families(snap: Snapshot) -> Iterator[Any]:
             buckets.append(("+Inf", hist.count))
             family.add_metric([queue], buckets, round(hist.total, 6))
         yield family
+
+
+def _flow_families(snap: Snapshot) -> Iterator[Any]:
+    """Rates in their current window, and each live pool's capacity and use."""
+    used = GaugeMetricFamily("queuectl_queue_rate_starts", "Starts of the queue's jobs in "
+                             "its rate's current window (per key: the busiest key's)",
+                             labels=["queue"])
+    allowed = GaugeMetricFamily("queuectl_queue_rate_limit", "Starts the queue's rate allows "
+                                "per window", labels=["queue", "period_seconds"])
+    for queue, (n, limit, period) in sorted(snap.rates.items()):
+        used.add_metric([queue], n)
+        allowed.add_metric([queue, f"{period:g}"], limit)
+    yield used
+    yield allowed
+    capacity = GaugeMetricFamily("queuectl_pool_capacity", "What a live pool's jobs may "
+                                 "use at once (cpus: cores, mem: bytes, gpus: devices)",
+                                 labels=["pool", "resource"])
+    held = GaugeMetricFamily("queuectl_pool_used", "What a live pool's running jobs "
+                             "stated they need", labels=["pool", "resource"])
+    for pool in snap.pools:
+        if pool["capacity"] is not None:
+            for name in ("cpus", "mem"):
+                capacity.add_metric([pool["pool"], name], pool["capacity"][name])
+            capacity.add_metric([pool["pool"], "gpus"], len(pool["capacity"]["gpus"]))
+        for name in ("cpus", "mem"):
+            held.add_metric([pool["pool"], name], pool["used"][name])
+        held.add_metric([pool["pool"], "gpus"], len(pool["used"]["gpus"]))
+    yield capacity
+    yield held
 
 
 class QueueCollector(Collector):

@@ -48,12 +48,16 @@ def print_status(only_queue: str | None, report: dict[str, Any]) -> None:
           + "  ".join(f"{state} {n}" for state, n in counts.items())
           + f"  (total {report['total']})")
     if only_queue is None and (len(report["queues"]) > 1 or
-                               any(q["paused"] or q["limit"] for q in report["queues"])):
+                               any(q["paused"] or q["limit"] or q.get("rate")
+                                   or q.get("per_key_limit") for q in report["queues"])):
         for q in report["queues"]:
             print(f"  {q['name']:<16} " + "  ".join(
                 f"{st} {q['counts'].get(st, 0)}" for st in ("pending", "processing", "failed",
                                                            "dead"))
                   + (f"  limit {q['limit']}" if q["limit"] else "")
+                  + (f"  per key {q['per_key_limit']}" if q.get("per_key_limit") else "")
+                  + (f"  rate {q['rate']['used']} of {q['rate']['rate']}" if q.get("rate")
+                     else "")
                   + ("  PAUSED" if q["paused"] else ""))
     gone = len(workers) - active
     print(("no workers active" if active == 0 else
