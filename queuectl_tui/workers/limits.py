@@ -219,8 +219,8 @@ class _Cgroup:
                             "so the rlimit held it")
         oom = None
         if killed and code != 0:
-            oom = f"out of memory: limit {format_size(limit)}, reached " \
-                  f"{format_size(peak) if peak else 'it'} ({self.by})"
+            reached = f", reached {format_size(peak)}" if peak else ""
+            oom = f"out of memory: limit {format_size(limit)}{reached} ({self.by})"
         return Measured(self.by, peak or None, cpu, oom, None)
 
     def release(self, group: str) -> None:
@@ -306,26 +306,26 @@ class Confinement:
         return [SHELL, "-c", _JOIN, _ARGV0, os.path.join(self.group, "cgroup.procs"),
                 command, self._kib]
 
-    def finish(self, code: int | None, stderr_tail: str, rusage_peak: int | None) -> Measured:
+    def finish(self, code: int | None, stderr_tail: str) -> Measured:
         """After the shell is reaped: what the run used, whether its memory
         stopped it; the group is removed. Never raises for bookkeeping."""
         if self._cgroup is None or self.group is None:
-            return self._rlimit_outcome(code, stderr_tail, rusage_peak, self.note)
+            return self._rlimit_outcome(code, stderr_tail, self.note)
         try:
             measured = self._cgroup.measure(self.group, code, self.limit)
         finally:
             self._cgroup.release(self.group)
         if measured.by == RLIMIT:
-            return self._rlimit_outcome(code, stderr_tail, rusage_peak, measured.note)
+            return self._rlimit_outcome(code, stderr_tail, measured.note)
         return measured
 
-    def _rlimit_outcome(self, code: int | None, stderr_tail: str, peak: int | None,
+    def _rlimit_outcome(self, code: int | None, stderr_tail: str,
                         note: str | None) -> Measured:
+        # no "reached": the limit is on address space, which no counter here sums
         oom = None
         if code not in (0, None) and OOM_TEXT.search(stderr_tail):
-            oom = (f"out of memory: limit {format_size(self.limit)}, reached "
-                   f"{format_size(peak) if peak else 'it'} (rlimit: an allocation failed "
-                   "under ulimit -v, which bounds each process's address space)")
+            oom = (f"out of memory: limit {format_size(self.limit)} (rlimit: an allocation "
+                   "failed under ulimit -v, which bounds each process's address space)")
             if note:
                 oom += f"; {note}"
         return Measured(RLIMIT, None, None, oom, note)

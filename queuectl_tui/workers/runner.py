@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import select
 import signal
 import threading
@@ -128,7 +129,7 @@ def run_command(command: str, *, timeout: float | None,
         os.close(out_r)
         os.close(err_r)
         if confinement is not None:
-            confinement.finish(None, "", None)  # removes its group
+            confinement.finish(None, "")  # removes its group
         if isinstance(exc, _SpawnFailed):
             return RunResult(exit_code=None, error=str(exc), stdout_tail="", stderr_tail="")
         raise
@@ -198,12 +199,10 @@ def run_command(command: str, *, timeout: float | None,
             os.close(fd)
         output.close()
         if confinement is not None:  # its group goes now, whatever ended the run
-            measured = confinement.finish(code, output.tails[err_r].text(),
-                                          usage.ru_maxrss * 1024)
+            measured = confinement.finish(code, output.tails[err_r].text())
     out, err = (t.text() for t in output.tails.values())
     extra = {"stdout_bytes": output.tails[out_r].seen, "stderr_bytes": output.tails[err_r].seen,
-             "peak_mem": usage.ru_maxrss * 1024,  # KiB, of the largest single process
-             "cpu_s": usage.ru_utime + usage.ru_stime}
+             "peak_mem": _peak_rss(usage), "cpu_s": usage.ru_utime + usage.ru_stime}
     oom = None
     if measured is not None:
         oom = measured.oom
@@ -223,6 +222,19 @@ def run_command(command: str, *, timeout: float | None,
                          ended="oom", log_offset=output.log_offset, **extra)
     return RunResult(exit_code=code, error=describe_exit(code, err), stdout_tail=out,
                      stderr_tail=err, log_offset=output.log_offset, **extra)
+
+
+def _peak_rss(usage: resource.struct_rusage) -> int | None:
+    """The largest RSS among the shell and what it waited for, in bytes, when
+    known. The kernel folds the peak RSS of the memory a process was started
+    from into its own at exec, and posix_spawn starts the shell from the
+    worker's memory (vfork), so a run's figure is never below the worker's own
+    peak: a figure above it is the run's, one at or below it says only "no
+    more than the worker", which is reported as unknown (None). A run with a
+    cgroup reports the group's peak instead, which has no such floor."""
+    if usage.ru_maxrss > resource.getrusage(resource.RUSAGE_SELF).ru_maxrss:
+        return usage.ru_maxrss * 1024  # KiB
+    return None
 
 
 def _begin_stop(pid: int, abort: Abort) -> float:
