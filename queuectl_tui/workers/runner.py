@@ -231,10 +231,17 @@ def _peak_rss(usage: resource.struct_rusage) -> int | None:
     worker's memory (vfork), so a run's figure is never below the worker's own
     peak: a figure above it is the run's, one at or below it says only "no
     more than the worker", which is reported as unknown (None). A run with a
-    cgroup reports the group's peak instead, which has no such floor."""
-    if usage.ru_maxrss > resource.getrusage(resource.RUSAGE_SELF).ru_maxrss:
-        return usage.ru_maxrss * 1024  # KiB
-    return None
+    cgroup reports the group's peak instead, which has no such floor.
+    The worker's peak is asked for only when a figure is above the last one
+    seen (it only grows), so most runs make no extra system call."""
+    global _worker_peak
+    if usage.ru_maxrss <= _worker_peak:
+        return None
+    _worker_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage.ru_maxrss * 1024 if usage.ru_maxrss > _worker_peak else None  # KiB
+
+
+_worker_peak = 0  # KiB: this process's peak RSS when last asked
 
 
 def _begin_stop(pid: int, abort: Abort) -> float:
