@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import select
 import signal
 import threading
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from queuectl_tui.engine import TAIL_CHARS, decode_tail
+from queuectl_tui.workers import limits
 
 CHUNK = 65536
 TAIL_BYTES = TAIL_CHARS * 4
@@ -42,10 +44,14 @@ class RunResult:
     error: str | None  # None means success
     stdout_tail: str
     stderr_tail: str
-    ended: str = "exit"  # exit, timeout, cancelled, stopped, lost (engine/attempts.py)
+    ended: str = "exit"  # exit, timeout, cancelled, stopped, lost, oom (engine/attempts.py)
     log_offset: int | None = None  # where this run's output starts in the log
     stdout_bytes: int = 0  # all it printed, of which the tails are the end
     stderr_bytes: int = 0
+    peak_mem: int | None = None  # bytes: its group's peak, else the largest process's RSS
+    cpu_s: float | None = None  # user + system seconds of the shell and what it waited for
+    mem_limit_by: str | None = None  # cgroup v2, cgroup v1, rlimit; None: no memory limit
+    limit_note: str | None = None  # why a limited run fell back to the rlimit
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def run_command(command: str, *, timeout: float | None,
                 on_start: Callable[[int], None] = lambda pid: None,
                 tick: Callable[[], Abort | None] = lambda: None, first_tick: float = 1.0,
                 tick_every: float = 1.0, env: dict[str, str] | None = None,
-                cwd: str | None = None) -> RunResult:
+                cwd: str | None = None, mem_limit: int | None = None) -> RunResult:
     """Run `command` to the end; `tick` is called periodically and may ask to abort.
 
     An abort (cancelled, stopped, claim lost) and the timeout end the whole
@@ -101,14 +107,29 @@ def run_command(command: str, *, timeout: float | None,
     The shell is reaped only after its group has been killed, so the group id
     cannot have been reused by an unrelated process when we signal it.
     `open_log=None` keeps only the tails (a finish hook's output: workers/services/hooks.py).
+    `mem_limit` (bytes) is enforced (workers/limits.py): a run over it ends "oom".
+    Every run reports its peak memory and CPU time (from wait4's rusage, or
+    its group's counters when it has one).
     """
+    confinement: limits.Confinement | None = None
+    measured: limits.Measured | None = None
+    if mem_limit is None:
+        argv = [SHELL, "-c", "--", command]  # "--": a command starting with "-" is a command
+    else:
+        try:
+            confinement = limits.confine(mem_limit)
+        except limits.LimitUnavailable as exc:
+            return RunResult(exit_code=None, error=str(exc), stdout_tail="", stderr_tail="")
+        argv = confinement.argv(command)
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
     try:
-        pid = _spawner.spawn(command, out_w, err_w, env, cwd)
+        pid = _spawner.spawn(argv, out_w, err_w, env, cwd)
     except BaseException as exc:
         os.close(out_r)
         os.close(err_r)
+        if confinement is not None:
+            confinement.finish(None, "")  # removes its group
         if isinstance(exc, _SpawnFailed):
             return RunResult(exit_code=None, error=str(exc), stdout_tail="", stderr_tail="")
         raise
@@ -170,22 +191,57 @@ def run_command(command: str, *, timeout: float | None,
                     poller.unregister(fd)
     finally:
         kill_group(pid)  # nothing the job started outlives it; the zombie holds the id
-        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        _, status, usage = os.wait4(pid, 0)  # its rusage covers what the shell waited for
+        code = os.waitstatus_to_exitcode(status)
         if exit_fd is not None:
             os.close(exit_fd)
         for fd in output.tails:
             os.close(fd)
         output.close()
+        if confinement is not None:  # its group goes now, whatever ended the run
+            measured = confinement.finish(code, output.tails[err_r].text())
     out, err = (t.text() for t in output.tails.values())
-    sizes = {"stdout_bytes": output.tails[out_r].seen, "stderr_bytes": output.tails[err_r].seen}
+    extra = {"stdout_bytes": output.tails[out_r].seen, "stderr_bytes": output.tails[err_r].seen,
+             "peak_mem": _peak_rss(usage), "cpu_s": usage.ru_utime + usage.ru_stime}
+    oom = None
+    if measured is not None:
+        oom = measured.oom
+        extra["mem_limit_by"], extra["limit_note"] = measured.by, measured.note
+        if measured.peak_mem is not None:
+            extra["peak_mem"] = measured.peak_mem
+        if measured.cpu_s is not None:
+            extra["cpu_s"] = measured.cpu_s
     if output.log_error:
         sep = "\n" if err and not err.endswith("\n") else ""
         err += f"{sep}[queuectl: output not saved to the log: {output.log_error}]\n"
-    if abort is None:
-        return RunResult(exit_code=code, error=describe_exit(code, err), stdout_tail=out,
-                         stderr_tail=err, log_offset=output.log_offset, **sizes)
-    return RunResult(exit_code=code, error=abort.message, stdout_tail=out, stderr_tail=err,
-                     ended=abort.ended, log_offset=output.log_offset, **sizes)
+    if abort is not None:
+        return RunResult(exit_code=code, error=abort.message, stdout_tail=out, stderr_tail=err,
+                         ended=abort.ended, log_offset=output.log_offset, **extra)
+    if oom is not None:
+        return RunResult(exit_code=code, error=oom, stdout_tail=out, stderr_tail=err,
+                         ended="oom", log_offset=output.log_offset, **extra)
+    return RunResult(exit_code=code, error=describe_exit(code, err), stdout_tail=out,
+                     stderr_tail=err, log_offset=output.log_offset, **extra)
+
+
+def _peak_rss(usage: resource.struct_rusage) -> int | None:
+    """The largest RSS among the shell and what it waited for, in bytes, when
+    known. The kernel folds the peak RSS of the memory a process was started
+    from into its own at exec, and posix_spawn starts the shell from the
+    worker's memory (vfork), so a run's figure is never below the worker's own
+    peak: a figure above it is the run's, one at or below it says only "no
+    more than the worker", which is reported as unknown (None). A run with a
+    cgroup reports the group's peak instead, which has no such floor.
+    The worker's peak is asked for only when a figure is above the last one
+    seen (it only grows), so most runs make no extra system call."""
+    global _worker_peak
+    if usage.ru_maxrss <= _worker_peak:
+        return None
+    _worker_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage.ru_maxrss * 1024 if usage.ru_maxrss > _worker_peak else None  # KiB
+
+
+_worker_peak = 0  # KiB: this process's peak RSS when last asked
 
 
 def _begin_stop(pid: int, abort: Abort) -> float:
@@ -340,9 +396,9 @@ class _Spawner:
         self._base_env = dict(os.environb)
         self._ready = True
 
-    def spawn(self, command: str, out_w: int, err_w: int, env: dict[str, str] | None,
+    def spawn(self, argv: list[str], out_w: int, err_w: int, env: dict[str, str] | None,
               cwd: str | None) -> int:
-        """Start `/bin/sh -c -- command` in a new session; returns its pid.
+        """Start `argv` (a /bin/sh) in a new session; returns its pid.
 
         Raises _SpawnFailed if `cwd` cannot be entered."""
         if not self._ready:
@@ -353,7 +409,6 @@ class _Spawner:
             {**self._base_env, **{os.fsencode(k): os.fsencode(v) for k, v in env.items()}}
         actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                    (os.POSIX_SPAWN_DUP2, err_w, 2), *_CLOSE_THE_REST]
-        argv = [SHELL, "-c", "--", command]  # "--": a command starting with "-" is a command
         if cwd is None:
             return os.posix_spawn(SHELL, argv, job_env, file_actions=actions, setsid=True,
                                   setsigdef=_RESET_SIGNALS)
