@@ -12,6 +12,7 @@ a third kills the workers at once (their jobs go back the same way).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,6 +65,7 @@ class Supervisor:
     queues: list[str] | None = None  # the queues its workers serve, earlier first; None: all
     metrics: tuple[int, str | None] | None = None  # serve /metrics on (port, host)
     capacity: Capacity | None = None  # what its jobs may use at once (engine/flow.py)
+    memory_limits: str | None = None  # how runs' memory limits are enforced (limits.py)
     halted: str | None = None  # why the pool stops writing at once (file gone, newer schema)
     next_schema_check: float = 0.0  # monotonic
     rescuer: Rescuer = field(init=False)
@@ -137,6 +139,11 @@ class Supervisor:
                              f"{redact(self.target)} (pids {pids}; workers "
                              f"{', '.join(workers)}); Ctrl+C to stop after current jobs",
                              workers=workers, database=redact(self.target))
+            if self.capacity is not None:
+                self.events.pool("capacity", f"capacity {self.capacity.describe()}; memory "
+                                 f"limits by {self.memory_limits or 'nothing'}",
+                                 capacity=json.loads(self.capacity.to_json()),
+                                 memory_limits=self.memory_limits)
         for service in self.services:
             service.start()
         while self._busy():

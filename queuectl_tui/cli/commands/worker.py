@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         check_metrics_options(args)
         check_log_option(args)
         from queuectl_tui.workers.capacity import resolve  # detected on this host
+        from queuectl_tui.workers.limits import check as memory_limits
         args.capacity_resolved = resolve(args.capacity)
+        args.memory_limits = memory_limits()  # a forced mechanism that cannot work: refused
     try:
         queue = open_queue(args, create=args.action == "start")
     except NoDatabase:
@@ -104,7 +106,8 @@ def start(queue: Queue, args: argparse.Namespace, serving: list[str] | None) -> 
     events = PoolLog(args.log_format, jobs=not args.quiet)
     metrics = None if args.metrics_port is None else (args.metrics_port, args.metrics_host)
     return Supervisor(queue, queue.opened.target, args.count, events=events,
-                      queues=serving, metrics=metrics, capacity=args.capacity_resolved).run()
+                      queues=serving, metrics=metrics, capacity=args.capacity_resolved,
+                      memory_limits=args.memory_limits).run()
 
 
 def check_log_option(args: argparse.Namespace) -> None:
