@@ -7,8 +7,8 @@ lock as a limited queue's (`Backend.lock_limited_claims`), so such claims
 happen one at a time and each counts what the previous one committed.
 
 - A rate (`queue rate NAME N/PERIOD`) allows at most N starts in any window of
-  PERIOD seconds: a sliding log of starts (`queue_start`) is counted, not a
-  fixed bucket, so no two windows can add up to 2N. A queue at its rate is
+  PERIOD seconds: a sliding log of starts (engine/rates.py), not a fixed
+  bucket, so no two windows can add up to 2N. A queue at its rate is
   left out of the claim like a paused one; idle workers sleep until the
   oldest start in the window leaves it (`reopens_at`).
 - Per-key rules (`queue limit NAME --per-key N`, `queue rate ... --per-key`)
@@ -105,13 +105,8 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     """In the claim's transaction: count the start against the queue's rate, and
     hand a GPU job its devices."""
     rate = rules.rates.get(claimed.queue)
-    if rate is not None and not (rate.per_key and claimed.key is None):
-        p = ctx.db.param
-        key = claimed.key if rate.per_key else None
-        ctx.db.execute_sql(f"INSERT INTO queue_start (queue, key, at) VALUES ({p}, {p}, {p})",
-                           (claimed.queue, key, now))
-        ctx.db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND at <= {p}",
-                           (claimed.queue, now - rate.period))
+    if rate is not None:
+        rates.record(ctx.db, claimed.queue, rate, claimed.key, now)
     if claimed.gpus and ctx.capacity is not None:
         taken = used(ctx.db, ctx.pool)[2]
         given = [d for d in ctx.capacity.gpus if d not in taken][:claimed.gpus]
@@ -180,12 +175,11 @@ def why_waiting(db: pw.Database, job: Any, workers: list[Any], now: float) -> st
     if never:
         return never
     rate = rules.rates.get(job.queue)
-    if rate is not None and not (rate.per_key and job.key is None):
-        reopen = rates.reopens_at(db, {job.queue: rate}, [job.queue], now)
-        if reopen is not None and (not rate.per_key
-                                   or job.key in rates.keys_at_rate(db, job.queue, rate, now)):
-            return (f"queue {job.queue} is at its rate ({rate.describe()}); the next start "
-                    f"is allowed in {max(0.0, reopen - now):.1f}s")
+    reopen = None if rate is None else rates.reopens_for(db, job.queue, rate, job.key, now)
+    if reopen is not None:
+        whose = f"key {job.key}" if rate.per_key else f"queue {job.queue}"
+        return (f"{whose} is at its rate ({rate.describe()}); the next start is allowed "
+                f"in {max(0.0, reopen - now):.1f}s")
     limit = rules.key_limits.get(job.queue)
     if limit and job.key is not None and job.key in _running_keys_at(db, job.queue, limit):
         return f"key {job.key} has {limit} running, its limit in queue {job.queue}"

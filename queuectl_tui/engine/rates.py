@@ -62,11 +62,40 @@ def format_period(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+WHOLE = ""  # the key of a whole-queue rate's starts
+
+
 def closed(db: pw.Database, by_queue: dict[str, Rate], names: list[str], now: float) -> set[str]:
     """Queues among `names` whose whole-queue rate is used up in the window ending now."""
     return {name for name in names
             if (rate := by_queue.get(name)) and not rate.per_key
-            and _starts(db, name, None, now - rate.period) >= rate.limit}
+            and _nth_latest(db, name, WHOLE, rate.limit, now - rate.period) is not None}
+
+
+def keys_at_rate(db: pw.Database, queue: str, rate: Rate, now: float) -> set[str]:
+    """The keys of a per-key rate that are used up now: one seek per key seen
+    in the window (the N-th latest start of each, by its number)."""
+    p = db.param
+    rows = db.execute_sql(
+        f"SELECT s.key FROM queue_start s JOIN (SELECT key, MAX(no) AS top FROM queue_start "
+        f"WHERE queue = {p} GROUP BY key) k ON s.key = k.key AND s.no = k.top - {p} "
+        f"WHERE s.queue = {p} AND s.key <> '' AND s.at > {p}",
+        (queue, rate.limit - 1, queue, now - rate.period)).fetchall()
+    return {row[0] for row in rows}
+
+
+def record(db: pw.Database, queue: str, rate: Rate, key: str | None, now: float) -> None:
+    """A start of `queue`'s job (of `key`, for a per-key rate), numbered after
+    the last, and the starts that have left the window removed."""
+    if rate.per_key and key is None:
+        return  # jobs without a key are not limited per key
+    p, key = db.param, key if rate.per_key else WHOLE
+    db.execute_sql(
+        f"INSERT INTO queue_start (queue, key, no, at) SELECT {p}, {p}, "
+        f"COALESCE(MAX(no), 0) + 1, {p} FROM queue_start WHERE queue = {p} AND key = {p}",
+        (queue, key, now, queue, key))
+    db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND at <= {p}",
+                   (queue, now - rate.period))
 
 
 def reopens_at(db: pw.Database, by_queue: dict[str, Rate], names: list[str],
@@ -78,17 +107,22 @@ def reopens_at(db: pw.Database, by_queue: dict[str, Rate], names: list[str],
         rate = by_queue.get(name)
         if rate is None:
             continue
-        p = db.param
         since = now - rate.period
-        if rate.per_key:
-            rows = db.execute_sql(
-                f"SELECT key FROM queue_start WHERE queue = {p} AND at > {p} AND key IS NOT NULL "
-                f"GROUP BY key HAVING COUNT(*) >= {p}", (name, since, rate.limit)).fetchall()
-            times += [_nth_start(db, name, row[0], since, rate.limit) + rate.period
-                      for row in rows]
-        elif _starts(db, name, None, since) >= rate.limit:
-            times.append(_nth_start(db, name, None, since, rate.limit) + rate.period)
+        keys = keys_at_rate(db, name, rate, now) if rate.per_key else {WHOLE}
+        for key in keys:
+            at = _nth_latest(db, name, key, rate.limit, since)
+            if at is not None:
+                times.append(at + rate.period)
     return min(times, default=None)
+
+
+def reopens_for(db: pw.Database, queue: str, rate: Rate, key: str | None,
+                now: float) -> float | None:
+    """When a job of `queue` (with `key`) may start again by this rate (None: now)."""
+    if rate.per_key and key is None:
+        return None
+    at = _nth_latest(db, queue, key if rate.per_key else WHOLE, rate.limit, now - rate.period)
+    return None if at is None else at + rate.period
 
 
 def window(db: pw.Database, name: str, rate: Rate, now: float) -> dict[str, Any]:
@@ -96,47 +130,25 @@ def window(db: pw.Database, name: str, rate: Rate, now: float) -> dict[str, Any]
     next start is allowed (None: now). Per key: the busiest key's."""
     since = now - rate.period
     p = db.param
-    if rate.per_key:
-        row = db.execute_sql(
-            f"SELECT key, COUNT(*) AS n FROM queue_start WHERE queue = {p} AND at > {p} "
-            f"AND key IS NOT NULL GROUP BY key ORDER BY n DESC LIMIT 1", (name, since)).fetchone()
-        key, count = (row[0], int(row[1])) if row else (None, 0)
-    else:
-        key, count = None, _starts(db, name, None, since)
-    next_at = None
-    if count >= rate.limit:
-        next_at = _nth_start(db, name, key, since, rate.limit) + rate.period
+    row = db.execute_sql(
+        f"SELECT key, COUNT(*) AS n FROM queue_start WHERE queue = {p} AND at > {p} "
+        f"AND key {'<>' if rate.per_key else '='} '' GROUP BY key ORDER BY n DESC LIMIT 1",
+        (name, since)).fetchone()
+    key, count = (row[0], int(row[1])) if row else (WHOLE, 0)
+    at = _nth_latest(db, name, key, rate.limit, since)
     return {"limit": rate.limit, "period": rate.period, "per_key": rate.per_key,
-            "rate": rate.describe(), "used": count, "busiest_key": key,
-            "next_start_at": iso(next_at) if next_at is not None else None,
-            "next_start_in": None if next_at is None else round(max(0.0, next_at - now), 3)}
+            "rate": rate.describe(), "used": count, "busiest_key": key or None,
+            "next_start_at": iso(at + rate.period) if at is not None else None,
+            "next_start_in": None if at is None else round(max(0.0, at + rate.period - now), 3)}
 
 
-def _starts(db: pw.Database, queue: str, key: str | None, since: float) -> int:
+def _nth_latest(db: pw.Database, queue: str, key: str, n: int, since: float) -> float | None:
+    """The time of the n-th latest start of `queue`/`key` if it is inside the
+    window (after `since`): then n starts are in it and the next waits until it
+    leaves. Two seeks on (queue, key, no), however busy the queue."""
     p = db.param
-    if key is None:
-        return int(db.execute_sql(f"SELECT COUNT(*) FROM queue_start WHERE queue = {p} "
-                                  f"AND at > {p}", (queue, since)).fetchone()[0])
-    return int(db.execute_sql(f"SELECT COUNT(*) FROM queue_start WHERE queue = {p} "
-                              f"AND key = {p} AND at > {p}", (queue, key, since)).fetchone()[0])
-
-
-def _nth_start(db: pw.Database, queue: str, key: str | None, since: float, n: int) -> float:
-    """The time of the n-th latest start in the window: when it leaves the
-    window, a start is allowed again."""
-    p = db.param
-    where, params = (f"queue = {p} AND at > {p}", [queue, since]) if key is None else \
-        (f"queue = {p} AND key = {p} AND at > {p}", [queue, key, since])
-    row = db.execute_sql(f"SELECT at FROM queue_start WHERE {where} ORDER BY at DESC "
-                         f"LIMIT 1 OFFSET {int(n) - 1}", params).fetchone()
-    return float(row[0]) if row else since
-
-
-def keys_at_rate(db: pw.Database, queue: str, rate: Rate, now: float) -> set[str]:
-    p = db.param
-    rows = db.execute_sql(
-        f"SELECT key FROM queue_start WHERE queue = {p} AND at > {p} AND key IS NOT NULL "
-        f"GROUP BY key HAVING COUNT(*) >= {p}", (queue, now - rate.period, rate.limit)).fetchall()
-    return {row[0] for row in rows}
-
-
+    row = db.execute_sql(
+        f"SELECT at FROM queue_start WHERE queue = {p} AND key = {p} AND no = "
+        f"(SELECT MAX(no) FROM queue_start WHERE queue = {p} AND key = {p}) - {p} AND at > {p}",
+        (queue, key, queue, key, n - 1, since)).fetchone()
+    return float(row[0]) if row else None

@@ -150,3 +150,28 @@ def test_rates_and_limits_are_cleared_by_none(queue):
     for _ in range(3):
         add(queue, queue="api", key="k")
     assert len(claim_all(queue)) == 3
+
+
+def test_the_start_log_keeps_only_the_window(queue, clock):
+    """Each start is numbered, and starts older than the period go as new ones
+    come: a busy rate-limited queue's log stays as small as its window."""
+    queue.queue_set("api", rate_limit=2, rate_period=1.0)
+    for _ in range(6):
+        add(queue, queue="api")
+    for _ in range(3):
+        for claimed in claim_all(queue):
+            queue.finish(claimed, "w1", exit_code=0, error=None)
+        clock.advance(1.01)
+    rows = queue.db.execute_sql("SELECT key, no FROM queue_start ORDER BY no").fetchall()
+    assert rows == [("", 5), ("", 6)]
+
+
+def test_a_key_at_its_rate_says_so(queue, clock):
+    queue.queue_set("api", rate_limit=1, rate_period=20.0, rate_per_key=True)
+    add(queue, queue="api", key="acme")
+    later = add(queue, queue="api", key="acme")
+    other = add(queue, queue="api", key="zeta")
+    claim_all(queue)
+    assert queue.why_waiting(queue.get(later)) == (
+        "key acme is at its rate (1/20s per key); the next start is allowed in 20.0s")
+    assert queue.get(other).state == State.PROCESSING

@@ -296,18 +296,20 @@ class Worker(BaseModel):
 
 
 class Start(BaseModel):
-    """One start of a job of a rate-limited queue (engine/flow.py): the window
-    is counted from these; rows older than the queue's period are removed as
-    new ones are written."""
+    """One start of a job of a rate-limited queue (engine/rates.py). `no` counts
+    the starts of one queue (or, for per-key rates, of one key; '' is the whole
+    queue) so the N-th latest start is found by one index seek, not a count;
+    rows older than the queue's period are removed as new ones are written."""
 
     seq = pw.AutoField()
     queue = pw.CharField(max_length=32)
-    key = pw.CharField(max_length=255, null=True)
+    key = pw.CharField(max_length=255, default="")
+    no = pw.BigIntegerField()
     at = pw.DoubleField()
 
     class Meta:
         table_name = "queue_start"
-        indexes = ((("queue", "at"), False), (("queue", "key", "at"), False))
+        indexes = ((("queue", "at"), False), (("queue", "key", "no"), True))
 
 
 class Setting(BaseModel):
