@@ -94,9 +94,24 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "stop":
         return stop(queue, args)
     workers = queue.workers(include_stopped=args.all)
-    reply(args, workers, lambda: print_workers(workers) if workers else
+    reply(args, workers, lambda: print_workers_and_pools(workers, queue) if workers else
           print("no workers; start some with: queuectl worker start --count 2"))
     return 0
+
+
+def print_workers_and_pools(workers: list[dict], queue: Queue) -> None:
+    """The workers, then a line per live pool: its capacity, used and free."""
+    from queuectl_tui.engine import format_size
+    print_workers(workers)
+    for pool in queue.pools():
+        cap, used, free = pool["capacity"], pool["used"], pool["free"]
+        if cap is None:
+            continue
+        print(f"pool {pool['pool']}: cpu {used['cpus']:g}/{cap['cpus']:g}, "
+              f"mem {format_size(used['mem']) if used['mem'] else '0'}/{format_size(cap['mem'])}, "
+              f"gpu {','.join(used['gpus']) or '-'} of {','.join(cap['gpus']) or 'none'} "
+              f"(free: cpu {free['cpus']:g}, mem {format_size(free['mem'])}, "
+              f"gpu {','.join(free['gpus']) or 'none'})")
 
 
 def start(queue: Queue, args: argparse.Namespace, serving: list[str] | None) -> int:
