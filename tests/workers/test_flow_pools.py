@@ -6,6 +6,8 @@ its reason. Jobs record their own start and end times in files."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from tests.helpers import cli_json, run_cli, wait_for
@@ -144,3 +146,35 @@ def test_a_job_no_pool_could_run_waits_with_its_reason(db, pools):
     assert shown["waiting"] == "needs 2 GPUs; the largest pool has 1"
     text = run_cli(db, "show", job).stdout
     assert "waiting:      needs 2 GPUs; the largest pool has 1" in text
+
+
+def test_idle_workers_sleep_while_only_held_back_work_is_due(db, pools):
+    """A rate-closed queue and a key at its limit leave due jobs that no worker
+    may take: the idle workers must wait (for the window to open, for a change)
+    rather than claim in a loop. Spinning would cost a core per worker."""
+    ok(db, "queue", "rate", "api", "1/60s")
+    ok(db, "queue", "limit", "crm", "--per-key", "1")
+    for _ in range(3):
+        enqueue(db, "--queue", "api", "true")
+        enqueue(db, "--queue", "crm", "--key", "a", "sleep 6")
+    pool = pools(3)
+    workers = pool.wait_ready()
+    wait_for(lambda: cli_json(db, "status")["counts"].get("completed", 0) == 1
+             and cli_json(db, "status")["counts"].get("processing", 0) == 1, 20,
+             message="one api job done and one crm job running")
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> int:
+        total = 0
+        for w in workers:
+            with open(f"/proc/{w['pid']}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total
+
+    before, start = cpu(), time.monotonic()
+    wait_for(lambda: time.monotonic() - start >= 2.0, 5, message="2 s to pass")  # a window
+    used = (cpu() - before) / ticks_per_s
+    assert used < 0.2, f"3 workers used {used:.2f} s of CPU in 2 s with only held-back work"
+    counts = cli_json(db, "status")["counts"]
+    assert counts.get("pending") == 4 and counts.get("processing") == 1, counts
