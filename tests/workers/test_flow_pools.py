@@ -61,7 +61,7 @@ def test_a_per_key_limit_holds_under_eight_workers_in_two_pools(db, pools, tmp_p
     keys = ["a"] * 6 + ["b"] * 6 + ["c"] * 2
     for key in keys:
         enqueue(db, "--queue", "crm", "--key", key,
-                f"echo start {key} $(date +%s.%N) >> {log}; sleep 0.3; "
+                f"echo start {key} $(date +%s.%N) >> {log}; sleep 0.5; "
                 f"echo end {key} $(date +%s.%N) >> {log}")
     pools(4, QUEUECTL_HOSTNAME="host-a").wait_ready()
     pools(4, QUEUECTL_HOSTNAME="host-b").wait_ready()
@@ -69,13 +69,14 @@ def test_a_per_key_limit_holds_under_eight_workers_in_two_pools(db, pools, tmp_p
     events = sorted(stamps(log), key=lambda row: float(row[2]))
     running: dict[str, int] = {}
     most: dict[str, int] = {}
-    together = 0
+    beside_full = 0  # most jobs of other keys running while a key was at its limit
     for kind, key, _ in events:
         running[key] = running.get(key, 0) + (1 if kind == "start" else -1)
         most[key] = max(most.get(key, 0), running[key])
-        together = max(together, sum(running.values()))
+        for full in (k for k, n in running.items() if n == 2):
+            beside_full = max(beside_full, sum(n for k, n in running.items() if k != full))
     assert most == {"a": 2, "b": 2, "c": 2}, most  # never more than 2 of a key at once
-    assert together >= 5  # the other keys kept flowing beside a full one
+    assert beside_full >= 2, events  # other keys kept flowing beside a full one
     assert cli_json(db, "list", "--key", "a") and len(cli_json(db, "list", "--key", "a")) == 6
 
 
