@@ -37,8 +37,11 @@ def sparkline(counts: list[int]) -> str:
 
 
 def wait_text(seconds: float) -> str:
-    """How soon the next start is allowed: "0.4s" (a 1s window's waits are short), "2m05s"."""
-    return f"{seconds:.1f}s" if seconds < 9.95 else span(seconds)
+    """How soon the next start is allowed, short enough for the RATE column:
+    "0.4s" (a 1s window's waits are short), "64s", "2m05s"."""
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    return f"{seconds:.0f}s" if seconds < 99.5 else span(seconds)
 
 
 def rate_text(rate: dict[str, Any] | None) -> Text:
