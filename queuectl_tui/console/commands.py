@@ -37,7 +37,7 @@ ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else 
      "enqueue_similar"),
     ("Copy the selected job's id", "y: to the clipboard (OSC 52)", "copy_id"),
     ("Copy the selected job's command", "Y: to the clipboard (OSC 52)", "copy_command"),
-    ("Filter the list", "/: state:dead queue:mail cmd:curl or text", "filter"),
+    ("Filter the list", "/: state:dead queue:mail key:c1 cmd:curl or text", "filter"),
 )
 IN_VIEW = (  # (name, help, view, action)
     ("Retry marked or all dead jobs", "R in the DLQ (asks first, saying how many)", "dlq",

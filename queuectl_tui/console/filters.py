@@ -1,5 +1,6 @@
-"""Filter text -> queries: `state:dead queue:mail schedule:nightly cmd:curl id:ab free text`.
+"""Filter text -> queries: `state:dead queue:mail key:c1 schedule:nightly cmd:curl id:ab text`.
 
+`key:c1` keeps the jobs enqueued with that exact `--key` (like `queue:`).
 `since:1h` (30m, 2d, ...) keeps jobs created within that long before the
 read (the window slides with the clock); several since: terms keep the widest.
 
@@ -19,7 +20,7 @@ from queuectl_tui.engine import STATES, EventQuery, JobQuery, parse_duration, st
 from queuectl_tui.errors import QueuectlError
 
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
-              "worker": "workers", "queue": "queues", "q": "queues",
+              "worker": "workers", "queue": "queues", "q": "queues", "key": "keys",
               "schedule": "schedules", "since": "since"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
@@ -88,7 +89,8 @@ def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQ
     return JobQuery(states=tuple(dict.fromkeys(t["states"])), ids=tuple(t["ids"]),
                     commands=tuple(t["commands"]), workers=tuple(t["workers"]),
                     text=tuple(t["text"]), queues=tuple(dict.fromkeys(t["queues"])),
-                    schedules=tuple(dict.fromkeys(t["schedules"])), since=_since(t["since"]),
+                    schedules=tuple(dict.fromkeys(t["schedules"])),
+                    keys=tuple(dict.fromkeys(t["keys"])), since=_since(t["since"]),
                     sort=sort, descending=descending)
 
 

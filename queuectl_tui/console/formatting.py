@@ -178,3 +178,17 @@ def two_columns(rows: list[tuple[str | Text, Text | str]], *, width: int,
             out.append("\n")
     out.rstrip()
     return out
+
+
+def needs_text(cpus: float | None, mem: int | None, gpus: int | None) -> str:
+    """What a job needs of its pool, as `queuectl show` says it:
+    "2 cpus, 16G memory, 1 GPU" ("" when it states nothing)."""
+    from queuectl_tui.engine import format_size
+    parts = []
+    if cpus:
+        parts.append(f"{cpus:g} cpu" + ("" if cpus == 1 else "s"))
+    if mem:
+        parts.append(f"{format_size(mem)} memory")
+    if gpus:
+        parts.append(f"{gpus} GPU" + ("" if gpus == 1 else "s"))
+    return ", ".join(parts)

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from queuectl_tui.engine import Queue, StateCounts, log_tail, queue_activity, throughput
+from queuectl_tui.engine import (WAITING, Queue, StateCounts, log_tail, queue_activity,
+                                 throughput)
 from queuectl_tui.engine import job_detail as job_fields
+from queuectl_tui.errors import NotFound
 
 @dataclass
 class Summary:
@@ -84,6 +86,7 @@ def job_detail(queue: Queue, job_id: str | None, offset: int | None) -> Detail |
     job["attempts_log"] = queue.attempts(job_id)
     job["after"] = queue.waiting_for(job_id)
     job["stranded"] = stranded_note(queue, job)
+    job["waiting"] = waiting_note(queue, job)
     data, new_offset = log_tail(queue.opened, job["seq"], offset)
     jumped = new_offset - len(data) != offset  # not where the last read ended
     data, new_offset = whole_characters(data, new_offset, jumped=jumped)
@@ -129,9 +132,34 @@ def stranded_note(queue: Queue, job: dict[str, Any]) -> str | None:
     return gone[0]["note"] if gone else None
 
 
+def waiting_note(queue: Queue, job: dict[str, Any]) -> str | None:
+    """Why a due waiting job is not running (a paused queue, a rate, its key's
+    limit, needs no pool has free: Queue.why_waiting, what `queuectl show` says);
+    None for a job that runs, is not due, or that nothing holds back."""
+    if job["state"] not in WAITING or job["run_at"] > queue.clock.now():
+        return None
+    try:
+        return queue.why_waiting(queue.get(job["id"]))
+    except NotFound:  # deleted since its fields were read
+        return None
+
+
 def workers(queue: Queue, include_stopped: bool) -> list[dict[str, Any]]:
     """Worker dicts as `queuectl worker list --json` shows them (gone ones included)."""
     return queue.workers(include_stopped=include_stopped)
+
+
+@dataclass
+class WorkerRows:
+    """The Workers view: worker dicts (as `workers` reads them) and each live
+    pool with its capacity, used and free (Queue.pools)."""
+
+    workers: list[dict[str, Any]]
+    pools: list[dict[str, Any]]
+
+
+def worker_rows(queue: Queue, include_stopped: bool) -> WorkerRows:
+    return WorkerRows(workers(queue, include_stopped), queue.pools())
 
 
 @dataclass

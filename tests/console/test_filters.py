@@ -54,3 +54,14 @@ def test_since_takes_a_duration_and_keeps_the_widest_window():
     assert parse_jobs("since:90").since == 90
     with pytest.raises(FilterError, match="since: invalid duration 'soon'"):
         parse_jobs("since:soon")
+
+
+def test_key_is_an_exact_field_and_its_terms_are_alternatives():
+    q = parse_jobs("key:c1 key:c2 key:c1 queue:api")
+    assert (q.keys, q.queues, q.text) == (("c1", "c2"), ("api",), ())
+    assert parse_jobs("KEY:tenant-7").keys == ("tenant-7",)
+    assert parse_jobs("key:c1").has_text  # a filtered view: counted as such
+    with pytest.raises(FilterError, match="needs a value"):
+        parse_jobs("key:")
+    with pytest.raises(FilterError, match="fields: .*key"):
+        parse_jobs("kee:c1")

@@ -18,7 +18,8 @@ from queuectl_tui.safe_text import printable
 class DlqScreen(JobListScreen):
     VIEW = "dlq"
     NOUN = "dead jobs"
-    FILTER_HINT = "queue:mail cmd:curl id:ab12 worker:vm-91 or text in id/command; enter applies"
+    FILTER_HINT = ("queue:mail key:c1 cmd:curl id:ab12 worker:vm-91 or text in id/command; "
+                   "enter applies")
     RETRY_REMOVES = True
 
     def columns(self) -> list[Column]:

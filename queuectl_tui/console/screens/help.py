@@ -19,7 +19,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("1 2 3 4 5 6 7 8", "Jobs, Workers, DLQ, History, Config, Queues, Schedules, "
                             "Trends (or click a tab)"),
         ("j k ↓ ↑", "move; PgDn PgUp page; g G first and last"),
-        ("/", "filter: state:dead queue:mail cmd:curl worker:vm-91 id:ab12 "
+        ("/", "filter: state:dead queue:mail key:c1 cmd:curl worker:vm-91 id:ab12 "
               "schedule:nightly since:1h or free text (text:… for a word with a colon); enter applies"),
         ("esc", "back to where enter, a, A or h jumped from (with its filter and cursor); "
                 "else clears the filter"),

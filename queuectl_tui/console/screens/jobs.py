@@ -46,8 +46,8 @@ def cancel_notice(result: list[tuple[str, str]]) -> str:
 class JobsScreen(JobListScreen):
     VIEW = "jobs"
     NOUN = "jobs"
-    FILTER_HINT = ("state:dead queue:mail cmd:curl worker:vm-91 id:ab12 or text; enter applies, "
-                   "esc cancels")
+    FILTER_HINT = ("state:dead queue:mail key:c1 cmd:curl worker:vm-91 id:ab12 or text; "
+                   "enter applies, esc cancels")
     BINDINGS = [
         Binding("left_square_bracket", "state_tab(-1)", "Prev state", show=False),
         Binding("right_square_bracket", "state_tab(1)", "State", show=False),

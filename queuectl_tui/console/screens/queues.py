@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from queuectl_tui.console import reads
+from queuectl_tui.console.formatting import span
 from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.screens.keyed_table import KeyedTableView
 from queuectl_tui.console.screens.edit_value import EditValueDialog
@@ -21,9 +22,11 @@ from queuectl_tui.engine import Queue, parse_queue_limit
 
 SPARK = " ▁▂▃▄▅▆▇█"
 # The name sized to the longest (None): it is what `queue` commands take.
-COLUMNS = (("name", "QUEUE", None), ("state", "STATE", 7), ("running", "RUNNING", 8),
-           ("waiting", "WAITING", 9), ("done", "DONE", 10), ("dead", "DEAD", 7),
-           ("cancelled", "CANCELLED", 9), ("rate", "/MIN", 6), ("spark", "LAST 2 MIN", 12))
+# RATE: starts used of allowed in the current window, and when the next may start.
+COLUMNS = (("name", "QUEUE", None), ("state", "STATE", 7), ("running", "RUNNING", 7),
+           ("per_key", "PER KEY", 7), ("starts", "RATE", 21),
+           ("waiting", "WAITING", 9), ("done", "DONE", 9), ("dead", "DEAD", 5),
+           ("cancelled", "CANCELLED", 9), ("rate", "/MIN", 5), ("spark", "LAST 2 MIN", 12))
 
 
 def sparkline(counts: list[int]) -> str:
@@ -31,6 +34,29 @@ def sparkline(counts: list[int]) -> str:
     if not top:
         return "·" * len(counts)
     return "".join(SPARK[min(8, -(-n * 8 // top))] if n else "·" for n in counts)
+
+
+def wait_text(seconds: float) -> str:
+    """How soon the next start is allowed, short enough for the RATE column:
+    "0.4s" (a 1s window's waits are short), "64s", "2m05s"."""
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    return f"{seconds:.0f}s" if seconds < 99.5 else span(seconds)
+
+
+def rate_text(rate: dict[str, Any] | None) -> Text:
+    """A queue's rate as used/allowed in the current window (per key: the busiest
+    key's) and, when it is used up, when the next start is allowed:
+    "2/3 per 1s", "3/3 per 1s, next 0.4s", "-" (no rate)."""
+    if not rate:
+        return Text("-", style="dim")
+    period = rate["rate"].partition("/")[2].partition(" ")[0]  # "100/1m per key" -> "1m"
+    text = f"{rate['used']}/{rate['limit']} per {period}" + (" per key" if rate["per_key"]
+                                                            else "")
+    if rate["next_start_in"] is not None:
+        return Text(f"{text}, next {wait_text(rate['next_start_in'])}", style="#ffaf00",
+                    justify="left")
+    return Text(text, justify="left")
 
 
 def queue_cells(q: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +67,8 @@ def queue_cells(q: dict[str, Any]) -> dict[str, Any]:
         "state": Text("paused", style="bold #ffaf00", justify="left") if q["paused"]
         else Text("active"),
         "running": f"{q['running']}/{limit}" if limit else str(q["running"]),
+        "per_key": str(q["per_key_limit"]) if q.get("per_key_limit") else "-",
+        "starts": rate_text(q.get("rate")),
         "waiting": f"{counts.get('pending', 0) + counts.get('failed', 0):,}",
         "done": f"{counts.get('completed', 0):,}",
         "dead": Text(f"{counts.get('dead', 0):,}",

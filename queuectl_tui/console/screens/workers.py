@@ -20,7 +20,7 @@ from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import plural
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.confirm import ConfirmDialog
-from queuectl_tui.console.widgets.worker_pane import WorkerPane
+from queuectl_tui.console.widgets.worker_pane import WorkerPane, pools_table
 from queuectl_tui.console.widgets.repaint import show
 from queuectl_tui.engine import LIVE_STATES, Queue
 
@@ -52,6 +52,7 @@ class WorkersScreen(ViewScreen):
         self.panes: dict[str, WorkerPane] = {}
 
     def compose_body(self) -> ComposeResult:
+        yield Static("", id="pools")
         with VerticalScroll(id="workers-scroll"):
             yield Grid(id="worker-grid")
         yield Static("", id="empty")
@@ -59,6 +60,7 @@ class WorkersScreen(ViewScreen):
 
     def on_mount(self) -> None:
         self.query_one("#empty", Static).display = False
+        self.query_one("#pools", Static).display = False
 
     def on_resize(self) -> None:
         # As many 40-column panes side by side as fit: 3 at 120 columns, 2 at 80.
@@ -69,10 +71,15 @@ class WorkersScreen(ViewScreen):
 
     def loader(self) -> Callable[[Queue], Any]:
         include = self.include_stopped
-        return lambda queue: reads.workers(queue, include)
+        return lambda queue: reads.worker_rows(queue, include)
 
-    def apply(self, workers: list[dict[str, Any]], summary: Summary) -> None:
-        self.worker_rows = workers
+    def apply(self, result: reads.WorkerRows, summary: Summary) -> None:
+        workers = self.worker_rows = result.workers
+        pools = self.query_one("#pools", Static)
+        pools.display = bool(result.pools)
+        if result.pools:
+            # its height follows the number of pools: laid out again when they change
+            show(pools, pools_table(result.pools), key=repr(result.pools), fixed_size=False)
         grid = self.query_one("#worker-grid", Grid)
         panes = self.panes  # kept here: mount and remove finish later than this method
         wanted = [w["id"] for w in workers]

@@ -18,11 +18,11 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from queuectl_tui.console.reads import Detail
-from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, span, stamp, state_text,
-                                             two_columns)
+from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, needs_text, span, stamp,
+                                             state_text, two_columns)
 from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine import FINAL
+from queuectl_tui.engine import FINAL, format_size
 from queuectl_tui.safe_text import printable
 
 
@@ -39,10 +39,18 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         end = job["finished_at"] if job["state"] != "processing" else now
         if end is not None and end >= job["started_at"]:
             duration = span(end - job["started_at"])
+    needs = needs_text(job.get("cpus"), job.get("mem"), job.get("gpus"))
     rows = [
         ("id", Text(printable(job["id"]))),
         ("state", state_text(job["state"])),
+        # why a due job waits (a rate, its key's limit, ...): console/reads.py waiting_note
+        *([("waiting", Text(printable(job["waiting"]), style="#ffaf00"))]
+          if job.get("waiting") else []),
         ("queue", Text(printable(job.get("queue") or "default"))),
+        *([("key", Text(printable(job["key"])))] if job.get("key") else []),
+        *([("needs", Text(needs))] if needs else []),
+        *([("devices", Text("GPU " + printable(job["devices"])))]
+          if job.get("devices") and job["state"] == "processing" else []),
         ("command", Text(printable(job["command"]))),
         ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
                           f"(max retries {job['max_retries']})")),
@@ -64,7 +72,8 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
     ]
     if job.get("schedule"):  # made by a schedule: which, and for which tick
         tick = job.get("schedule_tick")
-        rows.insert(3, ("schedule", Text(printable(job["schedule"]) + (
+        after_queue = [label for label, _ in rows].index("queue") + 1
+        rows.insert(after_queue, ("schedule", Text(printable(job["schedule"]) + (
             f", tick {stamp(tick, now)}" if tick is not None else ", run now by hand"))))
     parts: list[Any] = [two_columns(rows, width=width)]
     if job.get("stranded"):  # processing, but nothing runs it (console/reads.py)
@@ -76,6 +85,9 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         parts.append(Text("\nruns (each one's output follows its header in the log)",
                           style="bold #87afd7"))
         parts.append(attempts_table(job["attempts_log"]))
+        limited = [run["mem_limit_by"] for run in job["attempts_log"] if run.get("mem_limit_by")]
+        if limited:
+            parts.append(Text(f"memory limit enforced by {limited[-1]}", style="dim"))
     return Group(*parts)
 
 
@@ -92,16 +104,26 @@ def after_text(after: list[dict[str, Any]]) -> Text:
 
 
 def attempts_table(runs: list[dict[str, Any]]) -> Table:
-    """Every run of the job's life, requeues included: how each one ended."""
+    """Every run of the job's life, requeues included: how each one ended, and
+    (when its worker measured them) its peak memory and CPU time."""
+    measured = any(run.get("peak_mem") is not None or run.get("cpu_s") is not None
+                   for run in runs)
     grid = Table.grid(padding=(0, 1))
-    for _ in range(3):
+    for _ in range(5 if measured else 3):
         grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for run in runs:
         took = "-" if run["duration"] is None else span(run["duration"])
-        grid.add_row(Text(f"#{run['number']}"), Text(run_end(run)), Text(took),
+        usage = [Text(usage_cell("mem", run.get("peak_mem"), format_size)),
+                 Text(usage_cell("cpu", run.get("cpu_s"), span))] if measured else []
+        grid.add_row(Text(f"#{run['number']}"), Text(run_end(run)), Text(took), *usage,
                      Text(printable(run["worker_id"] or "-")))
     return grid
+
+
+def usage_cell(name: str, value: Any, shown: Any) -> str:
+    """"mem 512M", "cpu 1.2s"; "mem -" when the run's worker did not measure it."""
+    return f"{name} {'-' if value is None else shown(value)}"
 
 
 def run_end(run: dict[str, Any]) -> str:
@@ -172,6 +194,7 @@ class JobDetail(Horizontal):
     def _draw_fields(self, job: dict[str, Any], now: float) -> None:
         width = self.fields_width()
         shape = (job["id"], job["state"], job.get("last_error"), job.get("stranded"),
+                 job.get("waiting"),
                  len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
         self._now = now
         self._show_fields(fields_table(job, now, width), shape,

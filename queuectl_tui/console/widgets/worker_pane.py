@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from queuectl_tui.clock import parse_iso
 from queuectl_tui.console.formatting import ago, span, state_text
+from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
 
@@ -33,6 +34,42 @@ def worker_table(w: dict[str, Any], now: float) -> Table:
     grid.add_row("heartbeat", beat)
     grid.add_row("up", Text(ago(parse_iso(w["started_at"]), now).replace(" ago", "")))
     return grid
+
+
+def pools_table(pools: list[dict[str, Any]]) -> Table:
+    """One row per live pool: what it can give at once, what its running jobs
+    hold and what is free (cpus, memory, GPU devices), as Queue.pools reads it."""
+    grid = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, pad_edge=False,
+                 header_style="bold #87afd7")
+    for heading in ("POOL", "WORKERS", "CPUS", "MEMORY", "GPUS"):
+        grid.add_column(heading, no_wrap=True, overflow="ellipsis")
+    for p in pools:
+        cap, used, free = p["capacity"], p["used"], p["free"]
+        grid.add_row(Text(printable(p["pool"])), Text(str(p["workers"])),
+                     Text(share(used["cpus"], cap and cap["cpus"], free and free["cpus"],
+                                lambda n: f"{n:g}")),
+                     Text(share(used["mem"], cap and cap["mem"], free and free["mem"],
+                                format_size)),
+                     Text(devices_text(used["gpus"], cap and cap["gpus"],
+                                       free and free["gpus"])))
+    return grid
+
+
+def share(used: float, capacity: float | None, free: float | None, shown: Any) -> str:
+    """"2/4 used, 2 free"; a pool that stated no capacity: "2 used, no limit"."""
+    if capacity is None or free is None:
+        return f"{shown(used)} used, no limit"
+    return f"{shown(used)}/{shown(capacity)} used, {shown(max(free, 0))} free"
+
+
+def devices_text(used: list[str], capacity: list[str] | None, free: list[str] | None) -> str:
+    """GPU device ids: "used 0, free 1"; "none" for a pool without GPUs."""
+    if capacity is not None and not capacity and not used:
+        return "none"
+    text = f"used {printable(','.join(used)) or '-'}"
+    if free is not None:
+        text += f", free {printable(','.join(free)) or '-'}"
+    return text
 
 
 class WorkerPane(Static):
