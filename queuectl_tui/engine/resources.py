@@ -49,6 +49,8 @@ def format_size(size: int | None) -> str:
     """Bytes as a person reads them: 512M, 1.5G (binary units, as parse_size)."""
     if size is None:
         return "-"
+    if size == 0:
+        return "0"
     for unit in ("P", "T", "G", "M", "K"):
         scale = _UNITS[unit.lower()]
         if size >= scale:

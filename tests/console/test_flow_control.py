@@ -162,7 +162,7 @@ async def test_the_workers_view_shows_each_pools_capacity_used_and_free(flow_db,
         await until(pilot, lambda: pools.display)
         text = " ".join(text_of(app, pools).split())
         assert text.startswith("POOL WORKERS CPUS MEMORY GPUS")
-        assert f"{POOL} 2 2/4 used, 2 free 4G/8G used, 4G free used 0, free 1" in text
+        assert f"{POOL} 2 2/4 used, 2 free 4G/8G used, 4G free 1/2 used (0), 1 free (1)" in text
 
 
 async def test_no_pool_no_pool_table(queue_db, clock):

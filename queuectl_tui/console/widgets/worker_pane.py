@@ -63,13 +63,17 @@ def share(used: float, capacity: float | None, free: float | None, shown: Any) -
 
 
 def devices_text(used: list[str], capacity: list[str] | None, free: list[str] | None) -> str:
-    """GPU device ids: "used 0, free 1"; "none" for a pool without GPUs."""
+    """GPUs counted as the other columns are, with their device ids:
+    "1/2 used (0), 1 free (1)"; "none" for a pool without GPUs."""
     if capacity is not None and not capacity and not used:
         return "none"
-    text = f"used {printable(','.join(used)) or '-'}"
-    if free is not None:
-        text += f", free {printable(','.join(free)) or '-'}"
-    return text
+
+    def ids(devices: list[str]) -> str:
+        return f" ({printable(','.join(devices))})" if devices else ""
+
+    if capacity is None or free is None:
+        return f"{len(used)} used{ids(used)}, no limit"
+    return f"{len(used)}/{len(capacity)} used{ids(used)}, {len(free)} free{ids(free)}"
 
 
 class WorkerPane(Static):
