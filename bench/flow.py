@@ -3,6 +3,7 @@
     python bench/flow.py                       # full run: 3 rounds, both backends
     python bench/flow.py --quick --out F.json  # CI smoke: small N, 1 round, nothing committed
     python bench/flow.py --backends sqlite --rounds 1 --jobs 2000
+    python bench/flow.py --tree /tmp/other --backends postgresql --out x.json   # another checkout
 
 Two variants, interleaved within every round (none, rules, then rules, none in
 the next round, so each goes first as often):
@@ -183,9 +184,16 @@ class Run:
         return self.workers
 
     def finished(self, n: int) -> float | None:
-        done, last = self.db.rows(
-            "SELECT COUNT(*), MAX(finished_at) FROM job WHERE state = 'completed'")[0]
-        return last if done >= n else None
+        """The last finished_at once all n jobs are completed, else None; a job
+        that did not complete fails the run at once (not after the deadline)."""
+        done, last, lost = self.db.rows(
+            "SELECT SUM(CASE WHEN state = 'completed' THEN 1 ELSE 0 END), "
+            "MAX(CASE WHEN state = 'completed' THEN finished_at END), "
+            "SUM(CASE WHEN state IN ('dead', 'failed', 'cancelled') THEN 1 ELSE 0 END) "
+            "FROM job")[0]
+        if lost:
+            raise RuntimeError(f"{lost} job(s) did not complete ({self.variant}, {self.db.name})")
+        return last if (done or 0) >= n else None
 
     def close(self) -> None:
         try:
@@ -229,6 +237,8 @@ def pickup(run: Run, k: int) -> dict[str, Any]:
         def done() -> tuple | None:
             row = run.db.rows("SELECT state, created_at, started_at FROM job WHERE id = ?",
                               (job_id,))
+            if row and row[0][0] in ("dead", "failed", "cancelled"):
+                raise RuntimeError(f"job {job_id} ended {row[0][0]}")
             return row[0] if row and row[0][0] == "completed" else None
         _, created, started = wait_for(f"job {job_id} completed", done, 60, poll=0.01)
         lat.append(started - created)
@@ -361,6 +371,8 @@ def main() -> int:
                     "3000 PostgreSQL)")
     ap.add_argument("--pickups", type=int, help="K, jobs per pickup run (default 40)")
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--tree", type=Path, default=ROOT,
+                    help="the checkout whose queuectl_tui is measured (default: this one)")
     ap.add_argument("--out", type=Path, help="write the JSON here (default: "
                     f"{RESULTS.relative_to(ROOT)}/results.json and results.md; --quick: none)")
     args = ap.parse_args()
@@ -381,15 +393,15 @@ def main() -> int:
     jobs = {b: args.jobs or default_n[b] for b in backends}
     work = Path(tempfile.mkdtemp(prefix="queuectl-flow-"))
     try:
-        result = measure(backends, rounds, jobs, k, ROOT, work)
+        result = measure(backends, rounds, jobs, k, args.tree.resolve(), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     durability = subprocess.run(  # the default, as every run used it (nothing set it)
         [sys.executable, "-m", "queuectl_tui", "config", "get", "durability"],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "QUEUECTL_DB": "/nonexistent/flow.db"},
+        env={**os.environ, "PYTHONPATH": str(args.tree), "QUEUECTL_DB": "/nonexistent/flow.db"},
         capture_output=True, text=True).stdout.strip()
     result["settings"] = {"rounds": rounds, "jobs": jobs, "k": k, "workers": POOL,
-                          "keys": KEYS, "durability": durability, "queuectl": git_rev(ROOT),
+                          "keys": KEYS, "durability": durability, "queuectl": git_rev(args.tree),
                           "postgresql": version, "python": platform.python_version(),
                           "cores": os.cpu_count()}
     result["notes"] = notes
