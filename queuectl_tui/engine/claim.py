@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from typing import Any
-
 from queuectl_tui.engine import events, flow, queues, rates, registry
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
@@ -46,24 +44,47 @@ def take(ctx: Context, worker_id: str, lease_seconds: float, now: float) -> Clai
     """Take the next job; the caller writes the worker row (registry.working)."""
     token = os.urandom(8).hex()
     rules = queues.read_rules(ctx.db)
-    serving = _open(ctx, rules, now, lock=ctx.backend.lock_limited_claims)
+    serving = _lock_for_rules(ctx, rules)
+    serving = queues.claimable(ctx.db, serving, rules=rules)
+    found = flow.gates(ctx, rules, serving, now, claimers=ctx.backend.concurrent_claims)
+    # Side by side, a queue near a limit is left out this once and the next
+    # claim counts alone; counting alone, it stays so while any rule is near.
+    left_out = found.closed | (found.tight if ctx.side_by_side else set())
+    ctx.claim_again = bool(ctx.side_by_side and found.tight)
+    if left_out:
+        serving = [name for name in serving if name not in left_out]
+    if ctx.backend.concurrent_claims:
+        ctx.claim_alone = bool(found.tight)
     if ctx.serving is None:  # every queue: one global order (priority, due, age)
         serving = ctx.backend.by_head(serving, now)
-    gates = flow.gates(ctx, rules, serving, now) if rules.gated(serving) else None
     claimed = ctx.backend.claim(now, worker_id, token, now + lease_seconds, ctx.host, serving,
-                                ctx.pool, gates)
+                                ctx.pool, found.gates or None)
     if claimed is not None:
-        if rules.gated([claimed.queue]) or claimed.gpus:
+        if claimed.queue in rules.rates or claimed.gpus:
             claimed = flow.after_claim(ctx, rules, claimed, now)
         events.record(claimed.id, claimed.prev_state, State.PROCESSING, at=now,
                       attempt=claimed.attempts, worker_id=worker_id)
     return claimed
 
 
-def _open(ctx: Context, rules: queues.Rules, now: float, lock: Any = None) -> list[str]:
+def _lock_for_rules(ctx: Context, rules: queues.Rules) -> list[str]:
+    """The open queues this process serves, with the claims' lock taken when any
+    has a rule (PostgreSQL): alone for a queue limit or near a flow limit, else
+    shared with other claims (engine/headroom.py). Sets `ctx.side_by_side`."""
+    wanted = list(rules.names) if ctx.serving is None else ctx.serving
+    open_ = [name for name in wanted if name not in rules.paused]
+    ctx.side_by_side = False
+    if ctx.backend.concurrent_claims and rules.gated(open_):
+        alone = ctx.claim_alone or any(name in rules.limits for name in open_)
+        ctx.backend.lock_limited_claims(shared=not alone)
+        ctx.side_by_side = not alone
+    return open_
+
+
+def _open(ctx: Context, rules: queues.Rules, now: float) -> list[str]:
     """The queues this process may take from now: not paused, not at their
-    limit, not at their rate."""
-    serving = queues.claimable(ctx.db, ctx.serving, lock=lock, rules=rules)
+    limit, not at their rate (idle workers ask; a claim reads this in its gates)."""
+    serving = queues.claimable(ctx.db, ctx.serving, rules=rules)
     if any(name in rules.rates for name in serving):
         closed = rates.closed(ctx.db, rules.rates, serving, now)
         serving = [name for name in serving if name not in closed]

@@ -50,6 +50,11 @@ class Context:
     # (None: no capacity rule: a process outside a pool, such as a test's).
     pool: str | None = None
     capacity: Capacity | None = None
+    # PostgreSQL: whether the last claim found a flow rule near its limit (the
+    # next counts alone), and whether this claim counts side by side (headroom.py).
+    claim_alone: bool = False
+    side_by_side: bool = False
+    claim_again: bool = False  # the last claim left a queue out to count alone: retry now
     # Remembered between calls, never shared between processes:
     update_sql: dict[tuple[tuple[str, ...], bool], str] = field(default_factory=dict)
     hooks: HookConfig | None = None  # finish-hook commands, re-read once a second

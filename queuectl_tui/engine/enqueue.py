@@ -36,8 +36,13 @@ def enqueue_many(ctx: Context, specs: list[JobSpec], default_cwd: str | None = N
             raise UsageError(f"duplicate job id {job_id!r} in the input")
         seen.add(job_id)
     named = {row[QUEUE_COLUMN] for row in rows}
-    needing = {spec.queue or queues.DEFAULT for spec in specs
-               if spec.cpus or spec.mem or spec.gpus}
+    needing: dict[str, tuple[float, int, int]] = {}  # queue -> the most any job needs
+    for spec in specs:
+        if spec.cpus or spec.mem or spec.gpus:
+            name = spec.queue or queues.DEFAULT
+            most = needing.get(name, (0.0, 0, 0))
+            needing[name] = (max(most[0], spec.cpus or 0.0), max(most[1], spec.mem or 0),
+                             max(most[2], spec.gpus or 0))
     special = any(s.after or s.unique_key for s in specs)
     if staged and special:
         raise UsageError(f"after and unique_key work in files of up to "

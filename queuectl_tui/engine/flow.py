@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
-from queuectl_tui.engine import rates
+from queuectl_tui.engine import headroom, rates
 from queuectl_tui.engine.queues import Rules
 from queuectl_tui.engine.resources import Capacity
 from queuectl_tui.engine.states import State
@@ -61,32 +61,49 @@ class Gate:
         return text, params
 
 
-def gates(ctx: Context, rules: Rules, names: list[str], now: float) -> dict[str, Gate]:
-    """A gate for each queue among `names` with a per-key rule or stated needs."""
-    out: dict[str, Gate] = {}
-    for name in names:
+@dataclass
+class Gates:
+    """What one claim may take: a gate per queue with a per-key rule or a
+    capacity rule, the queues at their whole-queue rate, and (PostgreSQL,
+    claims side by side) the queues too near a limit to count that way."""
+
+    gates: dict[str, Gate]
+    closed: set[str]
+    tight: set[str]
+
+
+def gates(ctx: Context, rules: Rules, names: list[str], now: float, *,
+          claimers: bool) -> Gates:
+    """Read the rules' state for `names` in one statement (engine/headroom.py);
+    with `claimers` (backends whose claims run side by side), also which queues
+    are too near a limit for claims that count side by side."""
+    gated = [name for name in names if name in rules.rates or name in rules.key_limits
+             or (name in rules.needs and ctx.capacity is not None)]
+    if not gated:
+        return Gates({}, set(), set())
+    seen = headroom.read(ctx, rules, gated, now, claimers=claimers)
+    out, closed, tight = {}, set(), set()
+    for name in gated:
         rate = rules.rates.get(name)
-        per_key_rate = rate if rate is not None and rate.per_key else None
-        key_limit = rules.key_limits.get(name)
-        needs = name in rules.needs and ctx.capacity is not None
-        if not (per_key_rate or key_limit or needs):
+        if rate is not None and not rate.per_key \
+                and seen.starts.get(name, {}).get(headroom.WHOLE, 0) >= rate.limit:
+            closed.add(name)
             continue
         full: set[str] = set()
-        if key_limit:
-            full |= _running_keys_at(ctx.db, name, key_limit)
-        if per_key_rate:
-            full |= rates.keys_at_rate(ctx.db, name, per_key_rate, now)
-        out[name] = Gate(tuple(sorted(full)), free(ctx) if needs else None)
-    return out
-
-
-def free(ctx: Context) -> tuple[float, int, int] | None:
-    """What this process's pool has free now: its capacity minus its running jobs."""
-    if ctx.capacity is None:
-        return None
-    cpus, mem, devices = used(ctx.db, ctx.pool)
-    return (ctx.capacity.cpus - cpus, ctx.capacity.mem - mem,
-            len([d for d in ctx.capacity.gpus if d not in devices]))
+        limit = rules.key_limits.get(name)
+        if limit:
+            full |= {key for key, n in seen.running.get(name, {}).items() if n >= limit}
+        if rate is not None and rate.per_key:
+            full |= {key for key, n in seen.starts.get(name, {}).items() if n >= rate.limit}
+        room = None
+        if name in rules.needs and ctx.capacity is not None:
+            cpus, mem, devices = seen.free(ctx.capacity)
+            room = (cpus, mem, len(devices))
+        if full or room is not None:
+            out[name] = Gate(tuple(sorted(full)), room)
+        if claimers and not headroom.roomy(rules, name, seen, ctx.capacity):
+            tight.add(name)
+    return Gates(out, closed, tight)
 
 
 def used(db: pw.Database, pool: str | None) -> tuple[float, int, set[str]]:
@@ -106,7 +123,7 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     hand a GPU job its devices."""
     rate = rules.rates.get(claimed.queue)
     if rate is not None:
-        rates.record(ctx.db, claimed.queue, rate, claimed.key, now)
+        rates.record(ctx.db, ctx.backend, claimed.queue, rate, claimed.key, now)
     if claimed.gpus and ctx.capacity is not None:
         taken = used(ctx.db, ctx.pool)[2]
         given = [d for d in ctx.capacity.gpus if d not in taken][:claimed.gpus]

@@ -102,6 +102,12 @@ class Queue:
         self.ctx.pool, self.ctx.capacity = pool, capacity
 
     @property
+    def claim_again(self) -> bool:
+        """The last claim found nothing only because a queue near a flow limit
+        must be counted alone (PostgreSQL): claim again at once, not idle."""
+        return self.ctx.claim_again
+
+    @property
     def pool(self) -> str | None:
         return self.ctx.pool
 

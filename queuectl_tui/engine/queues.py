@@ -66,17 +66,22 @@ def parse_limit(text: str) -> int | None:
     return limit
 
 
-def ensure(names: Iterable[str], now: float, needing: Iterable[str] = ()) -> None:
+def ensure(names: Iterable[str], now: float,
+           needing: dict[str, tuple[float, int, int]] | None = None) -> None:
     """Make sure these queues have rows (inside the caller's transaction);
-    `needing`: queues that now hold a job stating resources (flow.py checks
-    capacity only for those)."""
+    `needing`: queues that now hold jobs stating resources, with the most any of
+    them needs (engine/flow.py checks capacity only for those)."""
     rows = [{"name": name, "created_at": now} for name in sorted(set(names))]
     if rows:
         NamedQueue.insert_many(rows).on_conflict_ignore().execute()
-    needing = sorted(set(needing))
-    if needing:
-        NamedQueue.update(needs=True).where(NamedQueue.name.in_(needing),
-                                            NamedQueue.needs == False).execute()  # noqa: E712
+    for name, (cpus, mem, gpus) in sorted((needing or {}).items()):
+        p = NamedQueue._meta.database.param
+        NamedQueue._meta.database.execute_sql(
+            f"UPDATE queue SET needs = TRUE, "
+            f"max_cpus = CASE WHEN max_cpus IS NULL OR max_cpus < {p} THEN {p} ELSE max_cpus END, "
+            f"max_mem = CASE WHEN max_mem IS NULL OR max_mem < {p} THEN {p} ELSE max_mem END, "
+            f"max_gpus = CASE WHEN max_gpus IS NULL OR max_gpus < {p} THEN {p} ELSE max_gpus END "
+            f"WHERE name = {p}", (cpus, cpus, mem, mem, gpus, gpus, name))
 
 
 def get(name: str) -> NamedQueue:
@@ -102,7 +107,7 @@ class Rules:
     limits: dict[str, int]
     rates: dict[str, Rate] = field(default_factory=dict)
     key_limits: dict[str, int] = field(default_factory=dict)
-    needs: frozenset[str] = frozenset()
+    needs: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # most stated
 
     def gated(self, names: Iterable[str]) -> bool:
         """Whether a claim from these queues must count under the claims' lock."""
@@ -113,7 +118,7 @@ class Rules:
 def read_rules(db: pw.Database) -> Rules:
     rows = db.execute_sql(
         "SELECT name, paused, max_running, rate_limit, rate_period, rate_per_key, key_limit, "
-        "needs FROM queue ORDER BY name").fetchall()
+        "needs, max_cpus, max_mem, max_gpus FROM queue ORDER BY name").fetchall()
     open_rows = [r for r in rows if not r[1]]
     return Rules(names=tuple(r[0] for r in rows),
                  paused=frozenset(r[0] for r in rows if r[1]),
@@ -121,7 +126,8 @@ def read_rules(db: pw.Database) -> Rules:
                  rates={r[0]: Rate(int(r[3]), float(r[4]), bool(r[5]))
                         for r in open_rows if r[3] and r[4]},
                  key_limits={r[0]: int(r[6]) for r in open_rows if r[6]},
-                 needs=frozenset(r[0] for r in open_rows if r[7]))
+                 needs={r[0]: (float(r[8] or 0.0), int(r[9] or 0), int(r[10] or 0))
+                        for r in open_rows if r[7]})
 
 
 def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
@@ -137,16 +143,13 @@ def running_counts(db: pw.Database, names: Iterable[str]) -> dict[str, int]:
 
 
 def claimable(db: pw.Database, serving: list[str] | None, *,
-              lock: Any = None, rules: Rules | None = None) -> list[str]:
+              rules: Rules | None = None) -> list[str]:
     """The queues a worker serving `serving` (None: all) may take a job from now,
-    in the order it should try them: not paused, not at their limit (rates are
-    flow.py's). `lock` (PostgreSQL's claim) is called before anything is
-    counted, when a queue with any rule is among them."""
+    in the order it should try them: not paused, not at their limit (rates and
+    keys are flow.py's). A claim has taken the claims' lock before (claim.py)."""
     rules = rules or read_rules(db)
     wanted = list(rules.names) if serving is None else serving
     open_ = [name for name in wanted if name not in rules.paused]
-    if lock is not None and rules.gated(open_):
-        lock()
     limited = [name for name in open_ if name in rules.limits]
     if limited:
         counts = running_counts(db, limited)

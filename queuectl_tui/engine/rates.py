@@ -3,7 +3,7 @@
 A sliding log of starts (`queue_start`, written by the claim: engine/flow.py)
 is counted, not a fixed bucket, so no two adjacent windows can add up to 2N.
 Rows older than the period are removed as new ones are written, so the log
-holds at most N rows per queue (per key with `per_key`) beyond the window.
+holds what is in the window (at most N per queue, or per key).
 """
 
 from __future__ import annotations
@@ -73,29 +73,21 @@ def closed(db: pw.Database, by_queue: dict[str, Rate], names: list[str], now: fl
 
 
 def keys_at_rate(db: pw.Database, queue: str, rate: Rate, now: float) -> set[str]:
-    """The keys of a per-key rate that are used up now: one seek per key seen
-    in the window (the N-th latest start of each, by its number)."""
+    """The keys of a per-key rate that are used up now."""
     p = db.param
     rows = db.execute_sql(
-        f"SELECT s.key FROM queue_start s JOIN (SELECT key, MAX(no) AS top FROM queue_start "
-        f"WHERE queue = {p} GROUP BY key) k ON s.key = k.key AND s.no = k.top - {p} "
-        f"WHERE s.queue = {p} AND s.key <> '' AND s.at > {p}",
-        (queue, rate.limit - 1, queue, now - rate.period)).fetchall()
+        f"SELECT key FROM queue_start WHERE queue = {p} AND key <> '' AND at > {p} "
+        f"GROUP BY key HAVING COUNT(*) >= {p}", (queue, now - rate.period, rate.limit)).fetchall()
     return {row[0] for row in rows}
 
 
-def record(db: pw.Database, queue: str, rate: Rate, key: str | None, now: float) -> None:
-    """A start of `queue`'s job (of `key`, for a per-key rate), numbered after
-    the last, and the starts that have left the window removed."""
+def record(db: pw.Database, backend: Any, queue: str, rate: Rate, key: str | None,
+           now: float) -> None:
+    """A start of `queue`'s job (of `key`, for a per-key rate), and the starts
+    that have left the window removed (one statement on PostgreSQL)."""
     if rate.per_key and key is None:
         return  # jobs without a key are not limited per key
-    p, key = db.param, key if rate.per_key else WHOLE
-    db.execute_sql(
-        f"INSERT INTO queue_start (queue, key, no, at) SELECT {p}, {p}, "
-        f"COALESCE(MAX(no), 0) + 1, {p} FROM queue_start WHERE queue = {p} AND key = {p}",
-        (queue, key, now, queue, key))
-    db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND at <= {p}",
-                   (queue, now - rate.period))
+    backend.record_start(queue, key if rate.per_key else WHOLE, now, now - rate.period)
 
 
 def reopens_at(db: pw.Database, by_queue: dict[str, Rate], names: list[str],
@@ -107,10 +99,9 @@ def reopens_at(db: pw.Database, by_queue: dict[str, Rate], names: list[str],
         rate = by_queue.get(name)
         if rate is None:
             continue
-        since = now - rate.period
         keys = keys_at_rate(db, name, rate, now) if rate.per_key else {WHOLE}
         for key in keys:
-            at = _nth_latest(db, name, key, rate.limit, since)
+            at = _nth_latest(db, name, key, rate.limit, now - rate.period)
             if at is not None:
                 times.append(at + rate.period)
     return min(times, default=None)
@@ -144,11 +135,11 @@ def window(db: pw.Database, name: str, rate: Rate, now: float) -> dict[str, Any]
 
 def _nth_latest(db: pw.Database, queue: str, key: str, n: int, since: float) -> float | None:
     """The time of the n-th latest start of `queue`/`key` if it is inside the
-    window (after `since`): then n starts are in it and the next waits until it
-    leaves. Two seeks on (queue, key, no), however busy the queue."""
+    window (after `since`): then n starts are in it, and the next waits until
+    it leaves. A walk of at most n index entries; only idle workers and readers
+    ask (a claim counts in its one read: engine/headroom.py)."""
     p = db.param
     row = db.execute_sql(
-        f"SELECT at FROM queue_start WHERE queue = {p} AND key = {p} AND no = "
-        f"(SELECT MAX(no) FROM queue_start WHERE queue = {p} AND key = {p}) - {p} AND at > {p}",
-        (queue, key, queue, key, n - 1, since)).fetchone()
+        f"SELECT at FROM queue_start WHERE queue = {p} AND key = {p} AND at > {p} "
+        f"ORDER BY at DESC LIMIT 1 OFFSET {int(n) - 1}", (queue, key, since)).fetchone()
     return float(row[0]) if row else None

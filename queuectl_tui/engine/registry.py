@@ -7,7 +7,7 @@ worker never gets to say goodbye.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from queuectl_tui.clock import iso
 from queuectl_tui.engine import procs
@@ -25,17 +25,22 @@ KEEP_STOPPED_S = 86400  # finished worker rows are kept a day for the console
 
 def register(worker_id: str, *, host: str, pid: int, supervisor_pid: int | None,
              now: float, queues: list[str] | None = None, pool: str | None = None,
-             capacity: str | None = None) -> None:
+             capacity: str | None = None, lock: Callable[[], None] | None = None) -> None:
     """Record a starting worker, with the schema it was built for (storage/schema.py refuses
-    a migration while live workers of an older one run)."""
-    Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
+    a migration while live workers of an older one run). `lock` (the backend's
+    claims lock, taken alone): a claim counting side by side relies on the
+    number of live workers not growing under it (engine/headroom.py)."""
     fields = dict(host=host, pid=pid, supervisor_pid=supervisor_pid, state="idle",
                   started_at=now, heartbeat_at=now, stop_requested=False, stop_grace=None,
                   queues=",".join(queues) if queues else None,
                   schema_version=schema.SCHEMA_VERSION, pool=pool, capacity=capacity)
-    Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
-        conflict_target=[Worker.id],
-        update={getattr(Worker, k): v for k, v in fields.items()}).execute()
+    with Worker._meta.database.atomic():
+        if lock is not None:
+            lock()
+        Worker.delete().where(Worker.heartbeat_at < now - KEEP_STOPPED_S).execute()
+        Worker.insert(id=worker_id, jobs_done=0, jobs_failed=0, **fields).on_conflict(
+            conflict_target=[Worker.id],
+            update={getattr(Worker, k): v for k, v in fields.items()}).execute()
 
 
 def beat(worker_id: str, *, state: str, now: float, job_id: str | None = None,

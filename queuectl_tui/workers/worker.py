@@ -133,7 +133,8 @@ class Worker:
             self.id, host=self.queue.host, pid=os.getpid(),
             supervisor_pid=self.supervisor_pid, now=self.clock.now(),
             queues=self.queue.serving, pool=self.queue.pool,
-            capacity=capacity.to_json() if capacity else None), tries=None)
+            capacity=capacity.to_json() if capacity else None,
+            lock=self.queue.backend.lock_limited_claims), tries=None)
         self._persist("listening for new jobs", self.queue.backend.listen, tries=None)
         serving = getattr(self.queue, "serving", None)  # named queues, where the engine has them
         self.log.worker("started", self.id, f"started (pid {os.getpid()}"
@@ -152,6 +153,8 @@ class Worker:
                             claimed = self.queue.claim(self.id, self.lease)
                         if claimed is not None:
                             self.log.claimed(self.id, claimed)
+                        elif self.queue.claim_again:
+                            continue  # near a flow limit: the next claim counts alone
                         else:
                             self._missed_at = self.clock.now()
                     except DB_BUSY as exc:

@@ -17,8 +17,9 @@ def add(q, command="true", **fields):
 def claim_all(queue, worker="w1"):
     """Every job the rules let this worker take now."""
     taken = []
-    while (claimed := queue.claim(worker, 30.0)) is not None:
-        taken.append(claimed)
+    while (claimed := queue.claim(worker, 30.0)) is not None or queue.claim_again:
+        if claimed is not None:
+            taken.append(claimed)
     return taken
 
 
@@ -153,8 +154,8 @@ def test_rates_and_limits_are_cleared_by_none(queue):
 
 
 def test_the_start_log_keeps_only_the_window(queue, clock):
-    """Each start is numbered, and starts older than the period go as new ones
-    come: a busy rate-limited queue's log stays as small as its window."""
+    """Starts older than the period go as new ones come: a busy rate-limited
+    queue's log stays as small as its window."""
     queue.queue_set("api", rate_limit=2, rate_period=1.0)
     for _ in range(6):
         add(queue, queue="api")
@@ -162,8 +163,8 @@ def test_the_start_log_keeps_only_the_window(queue, clock):
         for claimed in claim_all(queue):
             queue.finish(claimed, "w1", exit_code=0, error=None)
         clock.advance(1.01)
-    rows = queue.db.execute_sql("SELECT key, no FROM queue_start ORDER BY no").fetchall()
-    assert rows == [("", 5), ("", 6)]
+    rows = queue.db.execute_sql("SELECT key, at FROM queue_start ORDER BY at").fetchall()
+    assert [key for key, _ in rows] == ["", ""] and rows[0][1] == rows[1][1]  # the last two
 
 
 def test_a_key_at_its_rate_says_so(queue, clock):
@@ -175,3 +176,25 @@ def test_a_key_at_its_rate_says_so(queue, clock):
     assert queue.why_waiting(queue.get(later)) == (
         "key acme is at its rate (1/20s per key); the next start is allowed in 20.0s")
     assert queue.get(other).state == State.PROCESSING
+
+
+def test_claims_count_side_by_side_until_a_rule_is_near_its_limit(queue):
+    """PostgreSQL: rules with room for a start by every live worker are counted
+    under a shared lock; near a limit the claim leaves the queue out once
+    (claim_again) and the next counts alone, until there is room again.
+    SQLite's claims take turns anyway: always exact, never 'side by side'."""
+    side = queue.backend.concurrent_claims
+    queue.queue_set("api", rate_limit=1000, rate_period=60.0, key_limit=3)
+    for key in ("a", "a", "a", "b"):
+        add(queue, queue="api", key=key)
+    first = queue.claim("w1", 30.0)
+    assert first is not None and queue.ctx.side_by_side is side
+    taken = [first] + claim_all(queue)
+    assert sorted(c.key for c in taken) == ["a", "a", "a", "b"]
+    # a's 3 running + this claimer leave no room: the claims now count alone
+    assert queue.ctx.claim_alone is side
+    for claimed in taken:
+        queue.finish(claimed, "w1", exit_code=0, error=None)
+    add(queue, queue="api", key="a")
+    assert queue.claim("w1", 30.0) is not None  # counted alone: room again
+    assert queue.ctx.claim_alone is False

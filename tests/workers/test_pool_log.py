@@ -99,7 +99,7 @@ def test_json_lines_tell_each_jobs_story(db_path, tmp_path):
     assert {w for e, w in by_worker if e == "worker.stopped"} == started - {killed}
     assert {w for e, w in by_worker if e == "worker.stopping"} == started - {killed}
     assert [r["event"] for r in records if r["event"].startswith("pool.")] == [
-        "pool.started", "pool.stopping", "pool.stopped"]
+        "pool.started", "pool.capacity", "pool.stopping", "pool.stopped"]
 
 
 def test_text_lines_grep_by_job_id(db_path, tmp_path):

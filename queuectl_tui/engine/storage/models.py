@@ -267,6 +267,11 @@ class NamedQueue(BaseModel):
     rate_per_key = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
     key_limit = pw.IntegerField(null=True)
     needs = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
+    # The most any of its jobs ever stated (kept, never lowered): how much room
+    # a claim made side by side with others must leave (engine/headroom.py).
+    max_cpus = pw.DoubleField(null=True)
+    max_mem = pw.BigIntegerField(null=True)
+    max_gpus = pw.IntegerField(null=True)
 
     class Meta:
         table_name = "queue"
@@ -296,20 +301,18 @@ class Worker(BaseModel):
 
 
 class Start(BaseModel):
-    """One start of a job of a rate-limited queue (engine/rates.py). `no` counts
-    the starts of one queue (or, for per-key rates, of one key; '' is the whole
-    queue) so the N-th latest start is found by one index seek, not a count;
-    rows older than the queue's period are removed as new ones are written."""
+    """One start of a job of a rate-limited queue (engine/rates.py); `key` is ''
+    for a whole-queue rate. The window is counted from these; rows older than
+    the queue's period are removed as new ones are written."""
 
     seq = pw.AutoField()
     queue = pw.CharField(max_length=32)
     key = pw.CharField(max_length=255, default="")
-    no = pw.BigIntegerField()
     at = pw.DoubleField()
 
     class Meta:
         table_name = "queue_start"
-        indexes = ((("queue", "at"), False), (("queue", "key", "no"), True))
+        indexes = ((("queue", "key", "at"), False),)
 
 
 class Setting(BaseModel):

@@ -149,9 +149,21 @@ class Backend:
                 return True
         return False
 
-    def lock_limited_claims(self) -> None:
-        """Before counting a limited queue's running jobs: make claims that may
-        take from limited queues happen one at a time (PostgreSQL)."""
+    concurrent_claims = False  # claims of several processes run side by side (PostgreSQL)
+
+    def lock_limited_claims(self, shared: bool = False) -> None:
+        """Before counting what a queue's rules limit (PostgreSQL): alone, claims
+        that may take from limited queues happen one at a time; `shared`, they
+        run side by side but never beside one that counts alone
+        (engine/headroom.py)."""
+
+    def record_start(self, queue: str, key: str, now: float, before: float) -> None:
+        """A start in a rate's log, and the log's starts at or before `before` gone."""
+        p = self.db.param
+        self.db.execute_sql(f"INSERT INTO queue_start (queue, key, at) VALUES ({p}, {p}, {p})",
+                            (queue, key, now))
+        self.db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND at <= {p}",
+                            (queue, before))
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """Many rows in the caller's transaction, without an ORM in the loop."""

@@ -101,8 +101,18 @@ class PostgresBackend(Backend):
     def schema_lock(self) -> None:
         self.db.execute_sql("SELECT pg_advisory_xact_lock(724011)")
 
-    def lock_limited_claims(self) -> None:
-        # Held to the claim's commit: the next limited claim waits, then counts
-        # with a snapshot that includes this one (READ COMMITTED takes a new
-        # snapshot per statement).
-        self.db.execute_sql("SELECT pg_advisory_xact_lock(724012)")
+    concurrent_claims = True
+
+    def lock_limited_claims(self, shared: bool = False) -> None:
+        # Held to the claim's commit: the next claim that counts alone waits,
+        # then counts with a snapshot that includes this one (READ COMMITTED
+        # takes a new snapshot per statement). Shared holders only exclude those.
+        self.db.execute_sql("SELECT pg_advisory_xact_lock_shared(724012)" if shared
+                            else "SELECT pg_advisory_xact_lock(724012)")
+
+    def record_start(self, queue: str, key: str, now: float, before: float) -> None:
+        # One round trip for the insert and the trim.
+        self.db.execute_sql(
+            "WITH gone AS (DELETE FROM queue_start WHERE queue = %s AND at <= %s) "
+            "INSERT INTO queue_start (queue, key, at) VALUES (%s, %s, %s)",
+            (queue, before, queue, key, now))

@@ -18,6 +18,8 @@ COLUMNS = (
     ("queue", "rate_per_key", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("queue", "key_limit", "INTEGER"),
     ("queue", "needs", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("queue", "max_cpus", "{real}"), ("queue", "max_mem", "BIGINT"),
+    ("queue", "max_gpus", "INTEGER"),
     ("attempt", "peak_mem", "BIGINT"), ("attempt", "cpu_s", "{real}"),
     ("attempt", "mem_limit_by", "VARCHAR(16)"), ("attempt", "devices", "VARCHAR(255)"),
     ("worker", "pool", "VARCHAR(255)"), ("worker", "capacity", "TEXT"),
