@@ -43,22 +43,30 @@ def claim(ctx: Context, worker_id: str, lease_seconds: float) -> Claimed | None:
 def take(ctx: Context, worker_id: str, lease_seconds: float, now: float) -> Claimed | None:
     """Take the next job; the caller writes the worker row (registry.working)."""
     token = os.urandom(8).hex()
-    rules = queues.read_rules(ctx.db)
-    serving = _lock_for_rules(ctx, rules)
+    ctx.claim_again = False
+    # The last claim counted side by side: this one most likely will too, so the
+    # shared lock comes with the rules' read (one round trip fewer).
+    locked = ctx.side_by_side
+    rules = queues.read_rules(ctx.db, ctx.backend.shared_claims_lock if locked else "")
+    serving = _lock_for_rules(ctx, rules, locked)
+    if ctx.claim_again:
+        return None
     serving = queues.claimable(ctx.db, serving, rules=rules)
     found = flow.gates(ctx, rules, serving, now, claimers=ctx.backend.concurrent_claims)
     # Side by side, a queue near a limit is left out this once and the next
     # claim counts alone; counting alone, it stays so while any rule is near.
     left_out = found.closed | (found.tight if ctx.side_by_side else set())
-    ctx.claim_again = bool(ctx.side_by_side and found.tight)
     if left_out:
         serving = [name for name in serving if name not in left_out]
     if ctx.backend.concurrent_claims:
         ctx.claim_alone = bool(found.tight)
+        ctx.claim_again = ctx.side_by_side and bool(found.tight)
     if ctx.serving is None:  # every queue: one global order (priority, due, age)
         serving = ctx.backend.by_head(serving, now)
+    starts = {name: (rules.rates[name].per_key, now - rules.rates[name].period)
+              for name in serving if name in rules.rates}
     claimed = ctx.backend.claim(now, worker_id, token, now + lease_seconds, ctx.host, serving,
-                                ctx.pool, found.gates or None)
+                                ctx.pool, found.gates or None, starts or None)
     if claimed is not None:
         if claimed.queue in rules.rates or claimed.gpus:
             claimed = flow.after_claim(ctx, rules, claimed, now)
@@ -67,16 +75,23 @@ def take(ctx: Context, worker_id: str, lease_seconds: float, now: float) -> Clai
     return claimed
 
 
-def _lock_for_rules(ctx: Context, rules: queues.Rules) -> list[str]:
+def _lock_for_rules(ctx: Context, rules: queues.Rules, locked: bool) -> list[str]:
     """The open queues this process serves, with the claims' lock taken when any
     has a rule (PostgreSQL): alone for a queue limit or near a flow limit, else
-    shared with other claims (engine/headroom.py). Sets `ctx.side_by_side`."""
+    shared with other claims (engine/headroom.py). Sets `ctx.side_by_side`.
+    `locked`: the shared lock is held already; one held shared is never asked
+    for alone (two claims doing that would deadlock): such a claim takes
+    nothing and the next counts alone (`ctx.claim_again`)."""
     wanted = list(rules.names) if ctx.serving is None else ctx.serving
     open_ = [name for name in wanted if name not in rules.paused]
     ctx.side_by_side = False
     if ctx.backend.concurrent_claims and rules.gated(open_):
         alone = ctx.claim_alone or any(name in rules.limits for name in open_)
-        ctx.backend.lock_limited_claims(shared=not alone)
+        if alone and locked:
+            ctx.claim_alone = ctx.claim_again = True
+            return []
+        if not locked:
+            ctx.backend.lock_limited_claims(shared=not alone)
         ctx.side_by_side = not alone
     return open_
 

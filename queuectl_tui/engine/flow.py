@@ -122,7 +122,7 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     """In the claim's transaction: count the start against the queue's rate, and
     hand a GPU job its devices."""
     rate = rules.rates.get(claimed.queue)
-    if rate is not None:
+    if rate is not None and not ctx.backend.starts_in_claim:
         rates.record(ctx.db, ctx.backend, claimed.queue, rate, claimed.key, now)
     if claimed.gpus and ctx.capacity is not None:
         taken = used(ctx.db, ctx.pool)[2]

@@ -115,10 +115,12 @@ class Rules:
                    or name in self.needs for name in names)
 
 
-def read_rules(db: pw.Database) -> Rules:
+def read_rules(db: pw.Database, lock: str = "") -> Rules:
+    """`lock`: a FROM item that takes the claims' lock with this read
+    (PostgreSQL's shared claims lock: engine/claim.py)."""
     rows = db.execute_sql(
         "SELECT name, paused, max_running, rate_limit, rate_period, rate_per_key, key_limit, "
-        "needs, max_cpus, max_mem, max_gpus FROM queue ORDER BY name").fetchall()
+        f"needs, max_cpus, max_mem, max_gpus FROM queue{lock} ORDER BY name").fetchall()
     open_rows = [r for r in rows if not r[1]]
     return Rules(names=tuple(r[0] for r in rows),
                  paused=frozenset(r[0] for r in rows if r[1]),

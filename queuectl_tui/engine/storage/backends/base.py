@@ -89,25 +89,35 @@ class Backend:
 
     def claim(self, now: float, worker_id: str, token: str, lease_until: float,
               host: str, queues: list[str], pool: str | None = None,
-              gates: dict[str, Any] | None = None) -> Claimed | None:
+              gates: dict[str, Any] | None = None,
+              starts: dict[str, tuple[bool, float]] | None = None) -> Claimed | None:
         """Take the next due job of the first of `queues` that has one; the caller
         holds a write transaction and has left out paused and full queues.
         A queue with a gate (engine/flow.py: keys at their limit, the pool's free
-        capacity) is claimed with the gate's conditions added to the pick."""
+        capacity) is claimed with the gate's conditions added to the pick.
+        `starts`: rate-limited queues (per key?, the window's start): a backend
+        that can (`starts_in_claim`) logs the start in the claim's statement."""
         params = (worker_id, token, now, now, lease_until, host, pool)
         for queue in queues:
             gate = gates.get(queue) if gates else None
-            if gate is None:
-                row = self.db.execute_sql(self.claim_sql,
-                                          (*params, queue, now, worker_id)).fetchone()
+            extra, extra_params = ("", []) if gate is None else gate.sql(self.db.param)
+            start = starts.get(queue) if starts and self.starts_in_claim else None
+            if start is None:
+                sql, tail = (self.claim_sql if gate is None
+                             else self.claim_template.format(extra=extra)), ()
             else:
-                extra, extra_params = gate.sql(self.db.param)
-                row = self.db.execute_sql(self.claim_template.format(extra=extra),
-                                          (*params, queue, now, *extra_params,
-                                           worker_id)).fetchone()
+                sql, tail = self.claim_with_start(extra, start[0]), (now, start[1])
+            row = self.db.execute_sql(sql, (*params, queue, now, *extra_params, worker_id,
+                                            *tail)).fetchone()
             if row:
                 return Claimed(*row)
         return None
+
+    starts_in_claim = False
+
+    def claim_with_start(self, extra: str, per_key: bool) -> str:
+        """The claim that also logs its start (PostgreSQL: engine/rates.py)."""
+        raise NotImplementedError
 
     claim_hint = ""
     due_hint = ""
@@ -150,6 +160,7 @@ class Backend:
         return False
 
     concurrent_claims = False  # claims of several processes run side by side (PostgreSQL)
+    shared_claims_lock = ""  # a FROM item taking the claims' lock shared (PostgreSQL)
 
     def lock_limited_claims(self, shared: bool = False) -> None:
         """Before counting what a queue's rules limit (PostgreSQL): alone, claims
@@ -158,12 +169,13 @@ class Backend:
         (engine/headroom.py)."""
 
     def record_start(self, queue: str, key: str, now: float, before: float) -> None:
-        """A start in a rate's log, and the log's starts at or before `before` gone."""
+        """A start in a rate's log, and that queue's (or key's) starts at or
+        before `before` gone: a seek on (queue, key, at), not a walk of the log."""
         p = self.db.param
         self.db.execute_sql(f"INSERT INTO queue_start (queue, key, at) VALUES ({p}, {p}, {p})",
                             (queue, key, now))
-        self.db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND at <= {p}",
-                            (queue, before))
+        self.db.execute_sql(f"DELETE FROM queue_start WHERE queue = {p} AND key = {p} "
+                            f"AND at <= {p}", (queue, key, before))
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         """Many rows in the caller's transaction, without an ORM in the loop."""

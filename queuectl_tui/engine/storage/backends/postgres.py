@@ -102,6 +102,9 @@ class PostgresBackend(Backend):
         self.db.execute_sql("SELECT pg_advisory_xact_lock(724011)")
 
     concurrent_claims = True
+    # The lock is taken while the statement runs, after its snapshot: only the
+    # rules' read may carry it (the counts come in later statements).
+    shared_claims_lock = " CROSS JOIN (SELECT pg_advisory_xact_lock_shared(724012)) AS claims_lock"
 
     def lock_limited_claims(self, shared: bool = False) -> None:
         # Held to the claim's commit: the next claim that counts alone waits,
@@ -110,9 +113,22 @@ class PostgresBackend(Backend):
         self.db.execute_sql("SELECT pg_advisory_xact_lock_shared(724012)" if shared
                             else "SELECT pg_advisory_xact_lock(724012)")
 
+    starts_in_claim = True
+
+    def claim_with_start(self, extra: str, per_key: bool) -> str:
+        # The start is logged, and the window's older starts of that queue (or
+        # key) trimmed, by the claim's own statement: no round trip of its own.
+        key, which = ("key", "key IS NOT NULL") if per_key else ("''", "TRUE")
+        return (f"WITH c AS ({self.claim_template.format(extra=extra)}), "
+                f"s AS (INSERT INTO queue_start (queue, key, at) SELECT queue, {key}, %s "
+                f"FROM c WHERE {which}), "
+                f"d AS (DELETE FROM queue_start WHERE queue IN (SELECT queue FROM c) "
+                f"AND key IN (SELECT {key} FROM c WHERE {which}) AND at <= %s) "
+                f"SELECT * FROM c")
+
     def record_start(self, queue: str, key: str, now: float, before: float) -> None:
         # One round trip for the insert and the trim.
         self.db.execute_sql(
-            "WITH gone AS (DELETE FROM queue_start WHERE queue = %s AND at <= %s) "
+            "WITH gone AS (DELETE FROM queue_start WHERE queue = %s AND key = %s AND at <= %s) "
             "INSERT INTO queue_start (queue, key, at) VALUES (%s, %s, %s)",
-            (queue, before, queue, key, now))
+            (queue, key, before, queue, key, now))
