@@ -77,14 +77,14 @@ def read(ctx: Context, rules: Rules, names: list[str], now: float, *,
                          f"WHERE queue = {p} AND key <> '' AND at > {p} GROUP BY queue, key")
             params += [name, now - rate.period]
         elif rate is not None:  # counted up to its limit: enough to know if it is used up
-            parts.append(f"SELECT 's', {p}, '', {num.format('COUNT(*)')}, 0 FROM (SELECT 1 "
-                         f"FROM queue_start WHERE queue = {p} AND key = '' AND at > {p} "
-                         f"LIMIT {int(rate.limit)}) AS w")
+            parts.append(f"SELECT 's', CAST({p} AS TEXT), '', {num.format('COUNT(*)')}, 0 "
+                         f"FROM (SELECT 1 FROM queue_start WHERE queue = {p} AND key = '' "
+                         f"AND at > {p} LIMIT {int(rate.limit)}) AS w")
             params += [name, name, now - rate.period]
     seen = Seen()
     if not parts:
         return seen
-    for kind, queue, key, n, m in ctx.db.execute_sql(" UNION ALL ".join(parts), params):
+    for kind, queue, key, n, m in ctx.backend.run(" UNION ALL ".join(parts), params):
         if kind == "w":
             seen.claimers = int(n) + 1
         elif kind == "p":

@@ -198,3 +198,27 @@ def test_claims_count_side_by_side_until_a_rule_is_near_its_limit(queue):
     add(queue, queue="api", key="a")
     assert queue.claim("w1", 30.0) is not None  # counted alone: room again
     assert queue.ctx.claim_alone is False
+
+
+def test_prepared_rule_reads_are_made_again_after_a_reconnect(queue):
+    """PostgreSQL prepares the rules' read and the gated claim once per
+    connection: a connection lost (a server restart, a terminated backend) and
+    made again prepares them again rather than EXECUTE a name it no longer has."""
+    if not queue.backend.concurrent_claims:
+        pytest.skip("PostgreSQL only: SQLite runs these statements as they are")
+    import psycopg2
+    from queuectl_tui.engine import StorageError
+    queue.queue_set("api", rate_limit=100, rate_period=60.0, key_limit=5)
+    for key in ("a", "b", "c"):
+        add(queue, queue="api", key=key)
+    assert queue.claim("w1", 30.0) is not None
+    pid = queue.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    admin = psycopg2.connect(queue.opened.target)
+    admin.autocommit = True
+    admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    with pytest.raises(StorageError):
+        queue.claim("w1", 30.0)
+    queue.db.close()
+    assert queue.claim("w1", 30.0) is not None  # a new connection: prepared again
+    assert queue.claim("w1", 30.0) is not None

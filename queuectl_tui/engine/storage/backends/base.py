@@ -107,13 +107,19 @@ class Backend:
                              else self.claim_template.format(extra=extra)), ()
             else:
                 sql, tail = self.claim_with_start(extra, start[0]), (now, start[1])
-            row = self.db.execute_sql(sql, (*params, queue, now, *extra_params, worker_id,
-                                            *tail)).fetchone()
+            args = (*params, queue, now, *extra_params, worker_id, *tail)
+            row = (self.db.execute_sql(sql, args) if gate is None and start is None
+                   else self.run(sql, args)).fetchone()
             if row:
                 return Claimed(*row)
         return None
 
     starts_in_claim = False
+
+    def run(self, sql: str, params: Any = ()) -> Any:
+        """A statement run on every claim of a ruled queue (engine/headroom.py,
+        the gated claim): PostgreSQL prepares it once per connection."""
+        return self.db.execute_sql(sql, params)
 
     def claim_with_start(self, extra: str, per_key: bool) -> str:
         """The claim that also logs its start (PostgreSQL: engine/rates.py)."""
