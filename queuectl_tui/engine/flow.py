@@ -1,10 +1,10 @@
 """Flow control at the claim: rate limits, per-key limits and pool capacity.
 
 Every rule is read and applied inside the claim's own transaction, so it holds
-across every pool and host: on SQLite the claim holds the write lock, and on
-PostgreSQL a claim from a queue with any rule first takes the same advisory
-lock as a limited queue's (`Backend.lock_limited_claims`), so such claims
-happen one at a time and each counts what the previous one committed.
+across every pool and host: on SQLite the claim holds the write lock; on
+PostgreSQL claims count side by side under a shared advisory lock while every
+rule has room for a start by each live worker, and alone near a limit
+(engine/headroom.py, which reads every rule's state in one statement).
 
 - A rate (`queue rate NAME N/PERIOD`) allows at most N starts in any window of
   PERIOD seconds: a sliding log of starts (engine/rates.py), not a fixed
@@ -86,7 +86,7 @@ def gates(ctx: Context, rules: Rules, names: list[str], now: float, *,
     for name in gated:
         rate = rules.rates.get(name)
         if rate is not None and not rate.per_key \
-                and seen.starts.get(name, {}).get(headroom.WHOLE, 0) >= rate.limit:
+                and seen.starts.get(name, {}).get(rates.WHOLE, 0) >= rate.limit:
             closed.add(name)
             continue
         full: set[str] = set()
@@ -125,9 +125,7 @@ def after_claim(ctx: Context, rules: Rules, claimed: Claimed, now: float) -> Cla
     if rate is not None and not ctx.backend.starts_in_claim:
         rates.record(ctx.db, ctx.backend, claimed.queue, rate, claimed.key, now)
     if claimed.gpus and ctx.capacity is not None:
-        taken = used(ctx.db, ctx.pool)[2]
-        given = [d for d in ctx.capacity.gpus if d not in taken][:claimed.gpus]
-        devices = ",".join(given)
+        devices = ",".join(ctx.capacity.free_after(*used(ctx.db, ctx.pool))[2][:claimed.gpus])
         ctx.db.execute_sql(f"UPDATE job SET devices = {ctx.db.param} WHERE seq = {ctx.db.param}",
                            (devices, claimed.seq))
         return replace(claimed, devices=devices)
@@ -147,10 +145,6 @@ def pool_of(host: str, supervisor_pid: int | None, worker_id: str) -> str:
     return f"{host}:{supervisor_pid}" if supervisor_pid else f"{host}:{worker_id}"
 
 
-def capacity_of(text: str | None) -> Capacity | None:
-    return Capacity.from_json(text)
-
-
 def pool_usage(db: pw.Database, workers: list[Any]) -> list[dict[str, Any]]:
     """Each live pool among `workers` (registry rows) with its capacity, what its
     running jobs hold and what is free: the Workers view and `worker list`."""
@@ -161,17 +155,17 @@ def pool_usage(db: pw.Database, workers: list[Any]) -> list[dict[str, Any]]:
     out = []
     for name, w in pools.items():
         capacity = Capacity.from_json(w.capacity)
-        cpus, mem, devices = used(db, name)
+        held = used(db, name)
         row: dict[str, Any] = {"pool": name, "host": w.host,
                                "workers": sum(1 for x in workers if x.pool == name),
-                               "capacity": None, "used": {"cpus": cpus, "mem": mem,
-                                                          "gpus": sorted(devices)},
+                               "capacity": None, "used": {"cpus": held[0], "mem": held[1],
+                                                          "gpus": sorted(held[2])},
                                "free": None}
         if capacity is not None:
+            cpus, mem, devices = capacity.free_after(*held)
             row["capacity"] = {"cpus": capacity.cpus, "mem": capacity.mem,
                                "gpus": list(capacity.gpus)}
-            row["free"] = {"cpus": round(capacity.cpus - cpus, 3), "mem": capacity.mem - mem,
-                           "gpus": [d for d in capacity.gpus if d not in devices]}
+            row["free"] = {"cpus": round(cpus, 3), "mem": mem, "gpus": devices}
         out.append(row)
     return out
 
@@ -200,15 +194,16 @@ def why_waiting(db: pw.Database, job: Any, workers: list[Any], now: float) -> st
     limit = rules.key_limits.get(job.queue)
     if limit and job.key is not None and job.key in _running_keys_at(db, job.queue, limit):
         return f"key {job.key} has {limit} running, its limit in queue {job.queue}"
-    if needs and capacities and not any(_fits_now(db, w, needs) for w in workers if w.pool):
+    pools = {w.pool: w.capacity for w in workers if w.pool}  # each pool read once
+    if needs and capacities and not any(_fits_now(db, pool, text, needs)
+                                        for pool, text in pools.items()):
         return f"needs {needs.describe()}; no pool has that free now"
     return None
 
 
-def _fits_now(db: pw.Database, worker: Any, needs: Any) -> bool:
-    capacity = Capacity.from_json(worker.capacity)
+def _fits_now(db: pw.Database, pool: str, capacity_text: str | None, needs: Any) -> bool:
+    capacity = Capacity.from_json(capacity_text)
     if capacity is None:
         return True
-    cpus, mem, devices = used(db, worker.pool)
-    return (needs.cpus <= capacity.cpus - cpus + 1e-9 and needs.mem <= capacity.mem - mem
-            and needs.gpus <= len([d for d in capacity.gpus if d not in devices]))
+    cpus, mem, devices = capacity.free_after(*used(db, pool))
+    return needs.cpus <= cpus + 1e-9 and needs.mem <= mem and needs.gpus <= len(devices)

@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from queuectl_tui.engine.queues import Rules
+from queuectl_tui.engine.rates import WHOLE
+from queuectl_tui.engine.registry import LIVE_STATES
 from queuectl_tui.engine.resources import Capacity
 from queuectl_tui.engine.states import State
 
 if TYPE_CHECKING:
     from queuectl_tui.engine.context import Context
 
-_LIVE = "state IN ('idle', 'busy', 'stopping')"
+_LIVE = f"state IN ({', '.join(repr(state) for state in LIVE_STATES)})"
 _RUNNING = f"state = '{State.PROCESSING.value}'"
-WHOLE = ""  # the key of a whole-queue rate's starts
 
 
 @dataclass
@@ -41,9 +42,8 @@ class Seen:
     def free(self, capacity: Capacity) -> tuple[float, int, list[str]]:
         """The pool's capacity minus what its running jobs hold."""
         taken = {d for _, _, devices in self.pool_jobs for d in devices.split(",") if d}
-        return (capacity.cpus - sum(c for c, _, _ in self.pool_jobs),
-                capacity.mem - sum(m for _, m, _ in self.pool_jobs),
-                [d for d in capacity.gpus if d not in taken])
+        return capacity.free_after(sum(c for c, _, _ in self.pool_jobs),
+                                   sum(m for _, m, _ in self.pool_jobs), taken)
 
 
 def read(ctx: Context, rules: Rules, names: list[str], now: float, *,

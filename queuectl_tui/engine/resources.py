@@ -132,6 +132,10 @@ class Capacity:
         except (ValueError, KeyError, TypeError):
             return None
 
+    def free_after(self, cpus: float, mem: int, devices: set[str]) -> tuple[float, int, list[str]]:
+        """What is left once running jobs hold `cpus`, `mem` and `devices`."""
+        return self.cpus - cpus, self.mem - mem, [d for d in self.gpus if d not in devices]
+
     def covers(self, needs: Needs) -> bool:
         return needs.cpus <= self.cpus and needs.mem <= self.mem and needs.gpus <= len(self.gpus)
 

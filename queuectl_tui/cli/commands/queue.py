@@ -107,14 +107,10 @@ def set_rate(args: argparse.Namespace) -> int:
     fields = dict(rate_limit=None, rate_period=None, rate_per_key=False) if rate is None else \
         dict(rate_limit=rate[0], rate_period=rate[1], rate_per_key=bool(args.per_key))
     row = open_queue(args).queue_set(name, **fields)
-    reply(args, row, f"{name}: " + (f"at most {describe_rate(row['rate'])} starts"
+    reply(args, row, f"{name}: " + (f"at most {row['rate']['rate']} starts"
                                     if row["rate"] else "no rate limit"))
     return 0
 
-
-def describe_rate(rate: dict[str, Any]) -> str:
-    """'100/1m per key' as a person reads it."""
-    return rate["rate"]
 
 
 def set_hook(args: argparse.Namespace) -> int:
