@@ -79,6 +79,26 @@ class Job(BaseModel):
     gpus = pw.IntegerField(null=True)
     run_pool = pw.CharField(max_length=255, null=True)
     devices = pw.CharField(max_length=255, null=True)
+    # Schema v9: what a running job says about itself (engine/progress.py,
+    # engine/results.py): progress as done of total (total None: a percentage),
+    # a short message, when it last reported, the pattern its output lines are
+    # read with; its result. Snoozes in this run series and the delay a running
+    # job asked for (`queuectl snooze`); seconds its own `extend` added to its
+    # timeout; a pause asked of it (`pause`), when its worker stopped its
+    # processes and the seconds it spent stopped before (its timeout's clock
+    # does not run while paused).
+    progress_done = pw.DoubleField(null=True)
+    progress_total = pw.DoubleField(null=True)
+    progress_message = pw.TextField(null=True)
+    progress_at = pw.DoubleField(null=True)
+    progress_regex = pw.TextField(null=True)
+    result = pw.TextField(null=True)
+    snoozes = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    snooze_for = pw.DoubleField(null=True)
+    extended_by = pw.DoubleField(null=True)
+    pause_requested = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
+    paused_at = pw.DoubleField(null=True)
+    paused_for = pw.DoubleField(null=True)
 
     class Meta:
         indexes = ((("state", "seq"), False),)
@@ -175,6 +195,7 @@ class StagedJob(BaseModel):
     cpus = pw.DoubleField(null=True)
     mem = pw.BigIntegerField(null=True)
     gpus = pw.IntegerField(null=True)
+    progress_regex = pw.TextField(null=True)  # v9
 
 
 class Dependency(BaseModel):
@@ -272,6 +293,10 @@ class NamedQueue(BaseModel):
     max_cpus = pw.DoubleField(null=True)
     max_mem = pw.BigIntegerField(null=True)
     max_gpus = pw.IntegerField(null=True)
+    # v9: the pattern its jobs' output lines give progress by (unless a job
+    # names its own), and the longest timeout `extend` may take a job to.
+    progress_regex = pw.TextField(null=True)
+    max_timeout = pw.DoubleField(null=True)
 
     class Meta:
         table_name = "queue"

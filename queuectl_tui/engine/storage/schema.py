@@ -14,7 +14,7 @@ from queuectl_tui.engine.storage.location import redact
 from queuectl_tui.engine.storage.opened import Opened
 from queuectl_tui.errors import DatabaseError, NoDatabase
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def ensure_schema(opened: Opened, *, create: bool = True) -> None:
