@@ -99,6 +99,8 @@ class Job(BaseModel):
     pause_requested = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
     paused_at = pw.DoubleField(null=True)
     paused_for = pw.DoubleField(null=True)
+    # How its last run failed, made generic (engine/signatures.py): the DLQ groups by it.
+    failure_sig = pw.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("state", "seq"), False),)

@@ -2,7 +2,8 @@
 progress, message and result; how often it snoozed and what it asked for; how
 far its timeout was extended; a pause asked of a running job and when its
 processes were stopped; a progress pattern per job and per queue; a queue's
-most a job may extend its timeout to. Held jobs are a state (`held`), not a
+most a job may extend its timeout to. A dead job's failure signature, so the
+DLQ can group its jobs by how they failed (issue 29). Held jobs are a state (`held`), not a
 column. Every new column is NULL (or 0) for existing rows."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ COLUMNS = (
     ("job", "extended_by", "{real}"),
     ("job", "pause_requested", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("job", "paused_at", "{real}"), ("job", "paused_for", "{real}"),
+    ("job", "failure_sig", "VARCHAR(255)"),
     ("staged_job", "progress_regex", "TEXT"),
     ("queue", "progress_regex", "TEXT"), ("queue", "max_timeout", "{real}"),
 )
