@@ -246,6 +246,7 @@ class Database:
             self.queue = Queue(open_database(self.db_arg, create=create,
                                              connect_timeout=CONNECT_TIMEOUT_S),
                                clock=self.clock, ids=self.ids, processes=LocalProcesses())
+            self.queue.act_as("console")
         return self.queue
 
     async def reopen(self) -> None:

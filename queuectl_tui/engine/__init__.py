@@ -56,6 +56,7 @@ _FACE: dict[str, str] = {
     # what a job is made of
     "JobSpec": "jobspec",
     "spec_from_mapping": "jobspec:from_mapping",
+    "check_time": "jobspec",
     "parse_job_json": "jobspec:parse_json",
     "looks_like_json": "jobspec:looks_like_json",
     # resources: what a job needs and a pool can give
@@ -72,6 +73,7 @@ _FACE: dict[str, str] = {
     # reads for the faces
     "JobQuery": "views",
     "EventQuery": "views",
+    "AuditQuery": "views",
     "Window": "views",
     "START": "views",
     "END": "views",
@@ -82,6 +84,7 @@ _FACE: dict[str, str] = {
     "job_ids_matching": "views",
     "job_detail": "views",
     "event_window": "views",
+    "audit_window": "views",
     "throughput": "views",
     "queue_activity": "views",
     "log_tail": "views",

@@ -136,6 +136,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "seconds a dead job (the DLQ) is kept before it is pruned; 0 = forever"),
     Key("retention-cancelled", 30 * 86400, _keep_time,
         "seconds a cancelled job is kept before it is pruned; 0 = forever"),
+    Key("retention-audit", 90 * 86400, _keep_time,
+        "seconds an operator action is kept in the audit trail; 0 = forever"),
 )}
 
 

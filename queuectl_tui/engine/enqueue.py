@@ -59,8 +59,9 @@ def enqueue_many(ctx: Context, specs: list[JobSpec], default_cwd: str | None = N
                 rows = _with_rules(ctx, specs, rows, now)
             insert_job_rows(ctx, JOB_INSERT, rows)
             ctx.backend.notify()
-            ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                    [(r[0], r[2], now, 0) for r in rows])
+            by = ctx.actor.label if ctx.actor else None
+            ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt", "actor"),
+                                    [(r[0], r[2], now, 0, by) for r in rows])
             if written is not None:
                 written.extend(reads.detail(r[0]) for r in rows)
         ids = [r[0] for r in rows]

@@ -98,7 +98,7 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def _time(name: str, value: Any) -> float:
+def check_time(name: str, value: Any) -> float:
     """An ISO 8601 time or epoch seconds, between 1970 and the year 9999: a time
     outside that cannot be stored on every backend or printed by every face."""
     seconds: float | None = None
@@ -226,7 +226,7 @@ def _record_fields(data: dict[str, Any]) -> dict[str, float]:
     if "attempts" in data and (isinstance(data["attempts"], bool) or data["attempts"] != 0):
         raise UsageError(f"attempts must be 0 for a new job, got "
                          f"{json.dumps(data['attempts'])[:40]}")
-    return {name: _time(name, data[name]) for name in ("created_at", "updated_at")
+    return {name: check_time(name, data[name]) for name in ("created_at", "updated_at")
             if data.get(name) is not None}
 
 
@@ -271,7 +271,7 @@ def from_mapping(data: Any) -> JobSpec:
         else _integer("max_retries", data["max_retries"], 0, 1000),
         priority=0 if data.get("priority") is None
         else _integer("priority", data["priority"], *PRIORITY_RANGE),
-        run_at=None if data.get("run_at") is None else _time("run_at", data["run_at"]),
+        run_at=None if data.get("run_at") is None else check_time("run_at", data["run_at"]),
         delay=None if data.get("delay") is None else _seconds("delay", data["delay"]),
         timeout=None if data.get("timeout") is None else _seconds("timeout", data["timeout"]),
         cwd=None if data.get("cwd") is None else check_cwd(data["cwd"]),

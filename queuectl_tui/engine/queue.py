@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from queuectl_tui.clock import Clock, Ids, SyncedClock
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
                                  registry)
-from queuectl_tui.engine.context import Context, current_host
+from queuectl_tui.engine.context import Context, acting, current_host
 from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.states import FINAL
 
@@ -132,15 +132,35 @@ class Queue:
 
     def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
         """Add one job; returns its public shape as enqueued (as `show --json` prints it)."""
-        from queuectl_tui.engine import enqueue
         written: list[dict[str, Any]] = []
-        enqueue.enqueue_many(self.ctx, [spec], default_cwd, written=written)
+        self.enqueue_many([spec], default_cwd, written=written)
         return written[0]
 
     def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None,
                      written: list[dict[str, Any]] | None = None) -> list[str]:
-        from queuectl_tui.engine import enqueue
-        return enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+        from queuectl_tui.engine import audit, batches, enqueue
+        if len(specs) > batches.SLICE_ROWS:  # staged in many transactions: noted after
+            ids = enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+            with self.db.atomic():
+                audit.record(self.ctx, "enqueue", jobs=ids)
+            return ids
+        with self.db.atomic():
+            ids = enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+            audit.record(self.ctx, "enqueue", jobs=ids)
+            return ids
+
+    def act_as(self, via: str) -> None:
+        """Record this process's operator actions as a person's (engine/audit.py):
+        the faces call this; workers and pools never do."""
+        self.ctx.actor = acting(via)
+
+    def audit(self, *, since: float | None = None, limit: int | None = None,
+              before_seq: int | None = None, job_id: str | None = None
+              ) -> list[dict[str, Any]]:
+        """Operator actions, newest first."""
+        from queuectl_tui.engine import audit
+        return list(audit.entries(since=since, limit=limit, before_seq=before_seq,
+                                  job_id=job_id))
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
         """Conflict if any of these ids is taken (inside the caller's transaction);
@@ -290,40 +310,69 @@ class Queue:
 
     # ---------------------------------------------------------------- operator actions
 
+    # Each is recorded in the audit trail in its own transaction (engine/audit.py).
+
     def retry_dead(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.retry_dead(self.ctx, job_ids)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            moved = operator.retry_dead(self.ctx, job_ids)
+            audit.record(self.ctx, "dlq retry", jobs=moved)
+            return moved
 
     def retry_all_dead(self, queue: str | None = None) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.retry_all_dead(self.ctx, queue)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            moved = operator.retry_all_dead(self.ctx, queue)
+            audit.record(self.ctx, "dlq retry", jobs=moved, target=queue,
+                         detail={"all": True})
+            return moved
 
     def cancel(self, job_ids: Iterable[str],
                grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
-        from queuectl_tui.engine import operator
-        return operator.cancel(self.ctx, job_ids, grace)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            done = operator.cancel(self.ctx, job_ids, grace)
+            audit.record(self.ctx, "cancel", jobs=[job_id for job_id, _ in done])
+            return done
 
     def requeue(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.requeue(self.ctx, job_ids)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            moved = operator.requeue(self.ctx, job_ids)
+            audit.record(self.ctx, "requeue", jobs=moved)
+            return moved
 
     def requeue_all(self, state: str) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.requeue_all(self.ctx, state)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            moved = operator.requeue_all(self.ctx, state)
+            audit.record(self.ctx, "requeue", jobs=moved, detail={"all": str(state)})
+            return moved
 
     def delete(self, job_ids: Iterable[str]) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.delete(self.ctx, job_ids)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            gone = operator.delete(self.ctx, job_ids)
+            audit.record(self.ctx, "delete", jobs=gone)
+            return gone
 
     def purge_dead(self) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.purge_dead(self.ctx)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            gone = operator.purge_dead(self.ctx)
+            audit.record(self.ctx, "dlq purge", jobs=gone)
+            return gone
 
     def stop_workers(self, worker_ids: list[str] | None = None,
                      now_grace: float | None = None, host: str | None = None,
                      pool: int | None = None) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.stop_workers(self.ctx, worker_ids, now_grace, host, pool)
+        from queuectl_tui.engine import audit, operator
+        with self.db.atomic():
+            stopped = operator.stop_workers(self.ctx, worker_ids, now_grace, host, pool)
+            audit.record(self.ctx, "worker stop", target=" ".join(stopped) or None,
+                         detail={k: v for k, v in (("now_grace", now_grace), ("host", host),
+                                                   ("pool", pool)) if v is not None} or None)
+            return stopped
 
     # ---------------------------------------------------------------- named queues
 
@@ -341,7 +390,15 @@ class Queue:
         return queues.one(self.ctx, name)
 
     def queue_set(self, name: str, **fields: Any) -> dict[str, Any]:
-        return queues.set_rules(self.ctx, name, **fields)
+        from queuectl_tui.engine import audit
+        with self.db.atomic():
+            row = queues.set_rules(self.ctx, name, **fields)
+            paused = fields.get("paused") if set(fields) == {"paused"} else None
+            action = "queue set" if paused is None else ("queue pause" if paused
+                                                         else "queue resume")
+            audit.record(self.ctx, action, target=name,
+                         detail=None if paused is not None else fields)
+            return row
 
     # ---------------------------------------------------------------- retention
     # retention is imported where used: `status` and `list` never prune.
@@ -349,9 +406,15 @@ class Queue:
     def prune(self, *, queue: str | None = None, states: Iterable[str] = FINAL,
               older_than: float | None = None, dry_run: bool = False,
               max_batches: int | None = None) -> tuple[retention.Pruned, bool]:
-        from queuectl_tui.engine import retention
-        return retention.prune_now(self.ctx, queue=queue, states=states, older_than=older_than,
-                                   dry_run=dry_run, max_batches=max_batches)
+        from queuectl_tui.engine import audit, retention
+        pruned, whole = retention.prune_now(self.ctx, queue=queue, states=states,
+                                            older_than=older_than, dry_run=dry_run,
+                                            max_batches=max_batches)
+        if not dry_run and self.ctx.actor is not None:
+            with self.db.atomic():
+                audit.record(self.ctx, "prune", target=queue,
+                             detail={"removed": pruned.counts, "older_than": older_than})
+        return pruned, whole
 
     def lapse_unique_keys(self) -> int:
         """Unique keys whose `unique_for` ran out: gone, so the table stays small."""
@@ -376,5 +439,8 @@ class Queue:
         return config.get_all()
 
     def config_set(self, key: str, value: Any) -> Any:
+        from queuectl_tui.engine import audit
         with self.db.atomic():
-            return config.set_value(key, value)
+            stored = config.set_value(key, value)
+            audit.record(self.ctx, "config set", target=key, detail=stored)
+            return stored

@@ -21,7 +21,8 @@ from queuectl_tui.cli.parser import Builder, Parser
 # command -> its module in this package (the order of `queuectl --help`)
 COMMANDS: dict[str, str] = {
     "enqueue": "enqueue", "worker": "worker", "status": "status", "list": "list",
-    "show": "show", "logs": "logs", "wait": "wait", "history": "history", "dlq": "dlq",
+    "show": "show", "logs": "logs", "wait": "wait", "history": "history", "audit": "audit",
+    "dlq": "dlq",
     "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",

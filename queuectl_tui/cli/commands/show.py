@@ -11,7 +11,7 @@ from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
-HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone")  # shown below the fields
+HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone", "actions")  # shown below the fields
 
 
 def add_parser(build: Builder) -> None:
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     job["waiting"] = queue.why_waiting(row)
     job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
+    job["actions"] = list(reversed(queue.audit(job_id=args.job_id, limit=100)))
     gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
     job["worker_gone"] = bool(gone)
     reply(args, job, lambda: print_job(job, gone))
@@ -64,6 +65,10 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
         limited = [a for a in job["attempts_log"] if a["mem_limit_by"]]
         if limited:
             print(f"memory limit enforced by {limited[-1]['mem_limit_by']}")
+    if job["actions"]:
+        print("--- operator actions ---")
+        table([(a["at"][:19].replace("T", " "), a["who"], a["via"], a["action"])
+               for a in job["actions"]], ["AT (UTC)", "WHO", "VIA", "ACTION"])
 
 
 def describe_needs(needs: dict[str, Any]) -> str:

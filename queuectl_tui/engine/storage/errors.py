@@ -49,6 +49,9 @@ def describe_db_error(exc: Exception, target: str) -> str:
         return f"database {target} is damaged or not a queuectl database: {text}"
     if "readonly" in low or "read-only" in low:
         return f"database {target} is read-only: {text}"
+    if "permission denied for" in low:  # PostgreSQL: a role without this GRANT
+        return (f"{target} refused the change: this role may not write there "
+                f"({text.splitlines()[0]}); nothing was changed (docs/security.md)")
     if "unable to open" in low:
         return f"cannot open database {target}: {text}"
     if "disk" in low and "full" in low:
