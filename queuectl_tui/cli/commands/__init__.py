@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
-    "tui": "console",
+    "tui": "console", "web": "web",
 }
 
 Handler = Callable[[argparse.Namespace], int]

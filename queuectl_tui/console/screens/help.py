@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from queuectl_tui.console.context import console_of
 from queuectl_tui.console.formatting import two_columns
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -144,6 +145,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="help") as box:
             box.border_title = f"Keys: {view_title(self.current)}"
+            if console_of(self).read_only:  # the keys are listed; they are refused
+                box.border_title += " · READ-ONLY: keys that change things are off"
             box.border_subtitle = "esc, ? or q closes · j/k scroll"
             yield Static(help_table(self.current), id="keys")
 

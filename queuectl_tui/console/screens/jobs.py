@@ -193,6 +193,8 @@ class JobsScreen(JobListScreen):
         else:
             order = "waiting jobs in run order: " + ("next to run first" if self.descending
                                                       else "last to run first")
+        if self.console.read_only:
+            return order + " · [ ] states · h history · l log"
         return order + " · [ ] states · h history · space marks: R/D act on marked or all"
 
     # ------------------------------------------------------------ cursor and detail
@@ -319,7 +321,7 @@ class JobsScreen(JobListScreen):
         job = self.table.current
         if job is None:
             return
-        found = await self.console.act(lambda queue: queue.needed_by(job["id"]))
+        found = await self.console.act(lambda queue: queue.needed_by(job["id"]), read=True)
         if found is None:
             return
         if not found:
