@@ -32,6 +32,7 @@ _FACE: dict[str, str] = {
     "STATE_LABELS": "states",
     "FINAL": "states",
     "WAITING": "states",
+    "HOLDABLE": "states",
     "UNFINISHED": "states",
     "state_named": "states",
     "check_state": "states",

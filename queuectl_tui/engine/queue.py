@@ -303,6 +303,23 @@ class Queue:
         from queuectl_tui.engine import operator
         return operator.cancel(self.ctx, job_ids, grace)
 
+    def hold(self, job_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """Put waiting jobs aside: none starts until released (engine/hold.py)."""
+        from queuectl_tui.engine import hold
+        return hold.hold(self.ctx, job_ids)
+
+    def release_held(self, job_ids: Iterable[str]) -> list[tuple[str, str, str | None]]:
+        """Held jobs go on: (id, pending | blocked | cancelled, why). (`release`
+        is a worker's: it gives back a claim.)"""
+        from queuectl_tui.engine import hold
+        return hold.release(self.ctx, job_ids)
+
+    def edit(self, job_id: str, changes: dict[str, Any],
+             expect: tuple[str, float] | None = None) -> dict[str, Any]:
+        """Change a job that has not started; returns it as edited (engine/edit.py)."""
+        from queuectl_tui.engine import edit
+        return edit.edit(self.ctx, job_id, changes, expect)
+
     def requeue(self, job_ids: Iterable[str]) -> RunAgain:
         from queuectl_tui.engine import operator
         return operator.requeue(self.ctx, job_ids)
