@@ -28,7 +28,7 @@ from queuectl_tui.engine import events, queues, reads, transitions
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.jobspec import check_edits, check_env
 from queuectl_tui.engine.storage.models import Job
-from queuectl_tui.engine.states import CLAIMABLE, WAITING, State, describe_state
+from queuectl_tui.engine.states import CLAIMABLE, WAITING, describe_state
 from queuectl_tui.errors import Conflict, UsageError
 
 NOTE_VALUE = 60  # characters of a value a history note shows
