@@ -59,6 +59,7 @@ _FACE: dict[str, str] = {
     "spec_from_mapping": "jobspec:from_mapping",
     "parse_job_json": "jobspec:parse_json",
     "looks_like_json": "jobspec:looks_like_json",
+    "check_edits": "jobspec",
     # resources: what a job needs and a pool can give
     "Capacity": "resources",
     "Usage": "attempts",
