@@ -10,6 +10,7 @@ concept, with the `Context` the Queue builds once (engine/context.py):
 - retry_policy.py: backoff, no-retry-on and what a rescue does (pure);
 - rescue.py: runs of gone workers, blocked jobs nothing will release;
 - operator.py: retry, cancel, requeue, delete, purge, stop workers;
+- hold.py and edit.py: hold and release a waiting job; edit one not started;
 - reads.py: jobs, counts, workers, history, logs;
 - queues.py, retention.py, config.py: named queues, pruning, settings.
 
