@@ -306,11 +306,24 @@ def test_a_long_command_is_clipped_in_the_note_not_in_the_job(queue):
     assert len(note) < 200 and "…" in note
 
 
-def test_trends_and_history_read_an_edit_as_no_move(queue, clock):
+def test_counts_trends_and_throughput_read_an_edit_as_no_move(queue, clock):
+    """An edit is a move from a state to itself: no count changes, and an edit
+    of a retrying job (`failed` -> `failed`) is no failed run."""
+    from queuectl_tui.engine import trends, views
+    queue.enqueue(JobSpec(command="false", id="f", max_retries=3))
+    run_one(queue, exit_code=1)
     queue.enqueue(JobSpec(command="true", id="t1"))
-    queue.edit("t1", {"priority": 2})
     queue.hold(["t1"])
+
+    def seen():
+        read = trends.read(queue.db, clock.now(), "1h")
+        return (queue.counts(), read.total.failures, read.total.done,
+                sum(views.throughput(clock.now())), views.queue_activity(clock.now()))
+
+    before = seen()
+    assert before[1] == 1 and before[3] == 1
+    clock.advance(1)
+    queue.edit("f", {"priority": 2})
     queue.edit("t1", {"priority": 3})
-    counts = queue.counts()
-    assert counts["held"] == 1 and counts["pending"] == 0
-    assert json.dumps(list(queue.history("t1")))  # plain data
+    assert seen() == before
+    assert json.dumps(list(queue.history("f")))  # plain data
