@@ -22,6 +22,7 @@ STATE_STYLE = {
     "dead": "bold #ff5f5f",
     "cancelled": "#af87ff",
     "blocked": "#87afaf",
+    "held": "#d7af87",
     "deleted": "dim",
     "idle": "#5fd75f",
     "busy": "bold #ffd75f",

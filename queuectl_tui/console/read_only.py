@@ -53,6 +53,8 @@ WRITES: dict[str, str] = {
     "limit": "limiting a queue",
     "run_now": "running a schedule now",
     "edit": "editing settings",
+    "edit_job": "editing a job",
+    "hold_or_release": "holding or releasing jobs",
 }
 OFF = "read-only console"
 

@@ -32,6 +32,7 @@ _FACE: dict[str, str] = {
     "STATE_LABELS": "states",
     "FINAL": "states",
     "WAITING": "states",
+    "HOLDABLE": "states",
     "UNFINISHED": "states",
     "state_named": "states",
     "check_state": "states",
@@ -59,6 +60,7 @@ _FACE: dict[str, str] = {
     "check_time": "jobspec",
     "parse_job_json": "jobspec:parse_json",
     "looks_like_json": "jobspec:looks_like_json",
+    "check_edits": "jobspec",
     # resources: what a job needs and a pool can give
     "Capacity": "resources",
     "Usage": "attempts",

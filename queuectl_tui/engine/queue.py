@@ -9,7 +9,9 @@ concept, with the `Context` the Queue builds once (engine/context.py):
 - claim.py and outcomes.py: a worker takes a job, keeps it, records its end;
 - retry_policy.py: backoff, no-retry-on and what a rescue does (pure);
 - rescue.py: runs of gone workers, blocked jobs nothing will release;
-- operator.py: retry, cancel, requeue, delete, purge, stop workers;
+- operator.py: retry, cancel, requeue, delete, purge, stop workers, and
+  hold.py and edit.py: hold, release, edit (the facade's part: actions.py,
+  which records each in the audit trail);
 - reads.py: jobs, counts, workers, history, logs;
 - queues.py, retention.py, config.py: named queues, pruning, settings.
 
@@ -26,15 +28,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from queuectl_tui.clock import Clock, Ids, SyncedClock
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
                                  registry)
-from queuectl_tui.engine.context import Context, acting, current_host
-from queuectl_tui.engine.procs import DEFAULT_GRACE_S
+from queuectl_tui.engine.actions import OperatorActions
+from queuectl_tui.engine.context import Context, current_host
 from queuectl_tui.engine.states import FINAL
 
 if TYPE_CHECKING:
     from queuectl_tui.engine.attempts import Usage
     from queuectl_tui.engine.resources import Capacity
     from queuectl_tui.engine.claim import Lease
-    from queuectl_tui.engine.operator import RunAgain
     from queuectl_tui.engine.outcomes import Outcome
     from queuectl_tui.engine.rescue import Rescued
     from queuectl_tui.engine.procs import ProcessControl
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from queuectl_tui.engine.storage.models import Job
 
 
-class Queue:
+class Queue(OperatorActions):
     """The engine's one entry point, bound to an open database, a clock and an id source."""
 
     def __init__(self, opened: Opened, clock: Clock | None = None, ids: Ids | None = None,
@@ -148,19 +149,6 @@ class Queue:
             ids = enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
             audit.record(self.ctx, "enqueue", jobs=ids)
             return ids
-
-    def act_as(self, via: str) -> None:
-        """Record this process's operator actions as a person's (engine/audit.py):
-        the faces call this; workers and pools never do."""
-        self.ctx.actor = acting(via)
-
-    def audit(self, *, since: float | None = None, limit: int | None = None,
-              before_seq: int | None = None, job_id: str | None = None
-              ) -> list[dict[str, Any]]:
-        """Operator actions, newest first."""
-        from queuectl_tui.engine import audit
-        return list(audit.entries(since=since, limit=limit, before_seq=before_seq,
-                                  job_id=job_id))
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
         """Conflict if any of these ids is taken (inside the caller's transaction);
@@ -307,72 +295,6 @@ class Queue:
     def read_log_range(self, job: Job, start: int, length: int) -> bytes:
         """At most `length` bytes of the job's log from `start` (a bounded read)."""
         return logs.read_range(self.opened.log_dir, job.seq, start, length)
-
-    # ---------------------------------------------------------------- operator actions
-
-    # Each is recorded in the audit trail in its own transaction (engine/audit.py).
-
-    def retry_dead(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            moved = operator.retry_dead(self.ctx, job_ids)
-            audit.record(self.ctx, "dlq retry", jobs=moved)
-            return moved
-
-    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            moved = operator.retry_all_dead(self.ctx, queue)
-            audit.record(self.ctx, "dlq retry", jobs=moved, target=queue,
-                         detail={"all": True})
-            return moved
-
-    def cancel(self, job_ids: Iterable[str],
-               grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            done = operator.cancel(self.ctx, job_ids, grace)
-            audit.record(self.ctx, "cancel", jobs=[job_id for job_id, _ in done])
-            return done
-
-    def requeue(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            moved = operator.requeue(self.ctx, job_ids)
-            audit.record(self.ctx, "requeue", jobs=moved)
-            return moved
-
-    def requeue_all(self, state: str) -> RunAgain:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            moved = operator.requeue_all(self.ctx, state)
-            audit.record(self.ctx, "requeue", jobs=moved, detail={"all": str(state)})
-            return moved
-
-    def delete(self, job_ids: Iterable[str]) -> list[str]:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            gone = operator.delete(self.ctx, job_ids)
-            audit.record(self.ctx, "delete", jobs=gone)
-            return gone
-
-    def purge_dead(self) -> list[str]:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            gone = operator.purge_dead(self.ctx)
-            audit.record(self.ctx, "dlq purge", jobs=gone)
-            return gone
-
-    def stop_workers(self, worker_ids: list[str] | None = None,
-                     now_grace: float | None = None, host: str | None = None,
-                     pool: int | None = None) -> list[str]:
-        from queuectl_tui.engine import audit, operator
-        with self.db.atomic():
-            stopped = operator.stop_workers(self.ctx, worker_ids, now_grace, host, pool)
-            audit.record(self.ctx, "worker stop", target=" ".join(stopped) or None,
-                         detail={k: v for k, v in (("now_grace", now_grace), ("host", host),
-                                                   ("pool", pool)) if v is not None} or None)
-            return stopped
 
     # ---------------------------------------------------------------- named queues
 

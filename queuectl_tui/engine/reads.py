@@ -145,7 +145,10 @@ def pools(ctx: Context) -> list[dict[str, Any]]:
 
 def why_waiting(ctx: Context, job: Job) -> str | None:
     """What holds a due job back, if anything: a paused queue, a rate, its key's
-    limit, or needs no live pool could ever give (engine/flow.py)."""
+    limit, or needs no live pool could ever give (engine/flow.py); or that a
+    person holds it (engine/hold.py)."""
+    if job.state == State.HELD:
+        return f"held: it runs only once released (queuectl release {job.id})"
     from queuectl_tui.engine import flow
     now, lease = ctx.clock.now(), float(config.get("lease-seconds"))
     return flow.why_waiting(ctx.db, job, registry.live_workers(now=now, lease=lease), now)

@@ -22,7 +22,8 @@ from queuectl_tui.engine.storage.opened import Opened
 from queuectl_tui.engine.storage.models import AuditEntry, Event, Job
 from queuectl_tui.engine.states import CLAIMABLE, ENDED_BADLY, State
 
-# Finishing moves: a run ended (well or not). Counted by the throughput sparkline.
+# Finishing moves: a run ended (well or not). Counted by the throughput sparkline,
+# from `processing` only: an edit of a retrying job is a `failed` -> `failed` event.
 FINISHED = (State.COMPLETED, *ENDED_BADLY)
 
 # Sort name -> ((column, descending), ...) in display order. Keyset paging needs
@@ -307,7 +308,8 @@ def throughput(now: float, *, buckets: int = 30, bucket_s: float = 10.0) -> list
     counts = [0] * buckets
     index = pw.Cast((Event.at - start) / bucket_s, "INTEGER")
     query = (Event.select(index, pw.fn.COUNT(Event.seq))
-             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED))
+             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED),
+                    Event.from_state == State.PROCESSING)
              .group_by(index))
     for slot, n in query.tuples():
         counts[max(0, min(buckets - 1, int(slot)))] += n
@@ -323,7 +325,8 @@ def queue_activity(now: float, *, buckets: int = 12,
     index = pw.Cast((Event.at - start) / bucket_s, "INTEGER")
     query = (Event.select(Job.queue, index, pw.fn.COUNT(Event.seq))
              .join(Job, on=(Job.id == Event.job_id))
-             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED))
+             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED),
+                    Event.from_state == State.PROCESSING)
              .group_by(Job.queue, index))
     found: dict[str, list[int]] = {}
     for queue, slot, n in query.tuples():

@@ -28,7 +28,7 @@ def test_jobs_filtered_by_field(snap_compare, queue_db, clock):
 
 
 def test_jobs_dead_tab(snap_compare, queue_db, clock):
-    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]", "]")
+    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]", "]", "]")
 
 
 def test_jobs_waiting_in_run_order(snap_compare, queue_db, clock):

@@ -22,8 +22,8 @@ from queuectl_tui.cli.parser import Builder, Parser
 COMMANDS: dict[str, str] = {
     "enqueue": "enqueue", "worker": "worker", "status": "status", "list": "list",
     "show": "show", "logs": "logs", "wait": "wait", "history": "history", "audit": "audit",
-    "dlq": "dlq",
-    "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
+    "dlq": "dlq", "config": "config", "cancel": "cancel", "hold": "hold", "release": "release",
+    "edit": "edit", "requeue": "requeue", "delete": "delete",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
     "tui": "console", "web": "web",

@@ -25,13 +25,13 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("esc", "back to where enter, a, A or h jumped from (with its filter and cursor); "
                 "else clears the filter"),
         ("backspace", "back, from any view"),
-        ("n", "enqueue a job"),
+        ("n", "enqueue a job (or save it held)"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help;  q quit (workers keep running)"),
     )),
     ("Jobs", (
-        ("[ ]", "previous / next state tab (All, Pending, Blocked, Running, Retrying, Dead, "
-                "Done, Cancelled)"),
+        ("[ ]", "previous / next state tab (All, Pending, Blocked, Held, Running, Retrying, "
+                "Dead, Done, Cancelled)"),
         ("s", "switch the order: newest first, or waiting jobs in the order they will run"),
         ("S", "reverse the order (or click ID for newest first, PRI or WHEN for run order)"),
         ("enter v", "show or hide the detail pane (fields, last error, output)"),
@@ -40,6 +40,9 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                 "that wait for it"),
         ("c", "cancel the marked jobs or the selected one; a running one is stopped (SIGTERM, "
                "then SIGKILL) and all end Cancelled, not in the DLQ (asks first)"),
+        ("H", "hold the marked jobs or the selected one (pending, retrying, blocked): none "
+              "starts until released; on held ones, release them"),
+        ("e", "edit the selected job (not started yet): its form, checked before saving"),
         ("r", "run the selected job again: retry a dead one, requeue a done or cancelled one"),
         ("d", "delete the selected job (asks first)"),
         ("N", "enqueue a job like the selected one (the form filled in from it)"),

@@ -11,10 +11,10 @@ from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
 from queuectl_tui.console.widgets.repaint import show
 
-SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("processing", "running"),
-         ("failed", "retrying"), ("dead", "dead"), ("completed", "done"),
-         ("cancelled", "cancelled"))
-ONLY_IF_ANY = ("blocked",)  # shown when there are some: the strip stays one line
+SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("held", "held"),
+         ("processing", "running"), ("failed", "retrying"), ("dead", "dead"),
+         ("completed", "done"), ("cancelled", "cancelled"))
+ONLY_IF_ANY = ("blocked", "held")  # shown when there are some: the strip stays one line
 
 
 def short(n: int) -> str:

@@ -195,7 +195,8 @@ class Backend:
     def publish_staged(self, batch: str, columns: tuple[str, ...], limit: int,
                        now: float) -> int:
         """Move up to `limit` of a batch's rows from staged_job into job, in the
-        file's order, each with its `pending` event, inside the caller's
+        file's order, each with its event (to `pending`, or `held`: the state
+        it was staged in), inside the caller's
         transaction; returns how many. Writers take turns on SQLite, so the seq
         ranges read first are still the batch's (and only ours) when the
         statements that use them run."""
@@ -211,7 +212,7 @@ class Backend:
                                     f"ORDER BY seq", (batch, first, last)).rowcount
         self.db.execute_sql(f"DELETE {where}", (batch, first, last))
         self.db.execute_sql(f"INSERT INTO event (job_id, to_state, at, attempt) "
-                            f"SELECT id, 'pending', {p}, 0 FROM job WHERE seq > {p}",
+                            f"SELECT id, state, {p}, 0 FROM job WHERE seq > {p}",
                             (now, before))
         return moved
 
