@@ -22,7 +22,8 @@ from queuectl_tui.cli.parser import Builder, Parser
 COMMANDS: dict[str, str] = {
     "enqueue": "enqueue", "worker": "worker", "status": "status", "list": "list",
     "show": "show", "logs": "logs", "wait": "wait", "history": "history", "dlq": "dlq",
-    "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
+    "config": "config", "cancel": "cancel", "pause": "pause", "resume": "resume",
+    "requeue": "requeue", "delete": "delete", "snooze": "snooze", "extend": "extend",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
     "tui": "console",

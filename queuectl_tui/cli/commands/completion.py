@@ -30,6 +30,10 @@ PROG = "queuectl"
 # Which jobs a command's ID arguments accept, by command path; others: any job.
 JOB_STATES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("cancel",): ("pending", "failed", "processing"),
+    ("pause",): ("processing",),
+    ("resume",): ("processing",),
+    ("snooze",): ("processing",),
+    ("extend",): ("processing",),
     ("requeue",): ("completed", "dead", "cancelled"),
     ("dlq", "retry"): ("dead",),
     ("delete",): ("pending", "failed", "completed", "dead", "cancelled"),
