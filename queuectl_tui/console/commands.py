@@ -45,6 +45,8 @@ IN_VIEW = (  # (name, help, view, action)
     ("Delete marked or all dead jobs", "D in the DLQ (asks first, saying how many)", "dlq",
      "delete_bulk"),
     ("Cancel the selected or marked jobs", "c in Jobs (asks first)", "jobs", "cancel_job"),
+    ("Pause or resume the selected running job", "z in Jobs: SIGSTOP / SIGCONT where it "
+     "runs (asks first)", "jobs", "pause_job"),
     ("Switch the order: newest first / run order", "s in Jobs", "jobs", "sort"),
     ("Reverse the order", "S in Jobs", "jobs", "reverse"),
     ("Show or hide the detail pane", "v in Jobs", "jobs", "toggle_detail"),

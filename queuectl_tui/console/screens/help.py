@@ -39,6 +39,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                 "that wait for it"),
         ("c", "cancel the marked jobs or the selected one; a running one is stopped (SIGTERM, "
                "then SIGKILL) and all end Cancelled, not in the DLQ (asks first)"),
+        ("z", "pause the selected running job (its processes stopped where it runs, its "
+              "timeout's clock too) or resume it (asks first)"),
         ("r", "run the selected job again: retry a dead one, requeue a done or cancelled one"),
         ("d", "delete the selected job (asks first)"),
         ("N", "enqueue a job like the selected one (the form filled in from it)"),

@@ -14,7 +14,7 @@ from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import (duration, one_line, plural, shown_state,
                                              state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
-from queuectl_tui.console.screens.job_list import JobListScreen
+from queuectl_tui.console.screens.job_list import SHOWN_NAMES, JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
@@ -30,6 +30,9 @@ STATE_TABS = (("all", "All", ()),
 SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
              "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see the engine's JOB_SORTS: each one served by an index
+PAUSE_SAID = {"pausing": "pausing {id}: its worker stops it within a second",
+              "paused": "{id} is paused already", "resuming": "resuming {id}",
+              "running": "{id} was not paused"}
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
@@ -56,6 +59,7 @@ class JobsScreen(JobListScreen):
         Binding("v", "toggle_detail", "Detail", show=False),
         Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel"),
+        Binding("z", "pause_job", "Pause/resume", show=False),
         Binding("a", "open_dependency", "Waits for", show=False),
         Binding("A", "open_dependents", "Waited for by", show=False),
     ]
@@ -352,3 +356,36 @@ class JobsScreen(JobListScreen):
             title, detail + "\n\nWaiting jobs stop at once; running ones get SIGTERM, then "
             "SIGKILL after 10 s. They end cancelled, not in the DLQ (requeue runs them again).",
             yes="Cancel jobs"), answer)
+
+    def action_pause_job(self) -> None:
+        """Pause the running job under the cursor (its worker stops its whole
+        process group, SIGSTOP, wherever it runs), or resume a paused one;
+        asks first, as it changes running work."""
+        job = self.table.current
+        if job is None:
+            return
+        if job["state"] != "processing":
+            self.notify(f"job {job['id']} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "z pauses or resumes a running job", severity="warning")
+            return
+        job_id = job["id"]
+        stop = not (job.get("pause_requested") or job.get("paused_at") is not None)
+        if stop:
+            title, yes = f"Pause running job {job_id}?", "Pause"
+            detail = ("Its worker stops its processes (SIGSTOP) within a second, wherever "
+                      "it runs. It keeps its worker and lease, and its timeout's clock "
+                      "stops; z again resumes it.")
+        else:
+            title, yes = f"Resume paused job {job_id}?", "Resume"
+            detail = "Its worker continues its processes (SIGCONT) within a second."
+
+        async def answer(confirmed: bool | None) -> None:
+            if confirmed:
+                result = await self.console.act(
+                    lambda q: q.pause([job_id]) if stop else q.resume([job_id]))
+                if result is not None:
+                    self.notify(PAUSE_SAID[result[0][1]].format(id=job_id), timeout=4)
+
+        self.console.push_screen(ConfirmDialog(
+            title, one_line(job["command"], 70) + "\n\n" + detail, yes=yes), answer)
+

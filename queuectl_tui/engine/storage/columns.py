@@ -32,7 +32,7 @@ LISTED: tuple[str, ...] = (
 ROW: tuple[str, ...] = (
     "seq", "id", "command", "state", "attempts", "max_retries", "priority", "run_at",
     "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
-    "worker_id", "queue", "key", "paused_at")
+    "worker_id", "queue", "key", "pause_requested", "paused_at")
 
 
 def _fields(names: tuple[str, ...]) -> tuple[pw.Field, ...]:
