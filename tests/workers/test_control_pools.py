@@ -88,7 +88,13 @@ def test_exit_75_snoozes_for_the_configured_delay(db, pools, tmp_path):
     ok(db, "config", "set", "snooze-delay", "1")
     flag = tmp_path / "flag"
     job_id = enqueue(db, f"if [ -e {flag} ]; then echo second; else touch {flag}; exit 75; fi")
+    # `snooze` as the job's whole process (its shell exec'd it): it exits 75 itself.
+    whole = enqueue(db, f"[ -e {flag}-2 ] && echo second || {{ touch {flag}-2; "
+                        f"exec {QUEUECTL} snooze 0.2s; }}")
     pools(1).wait_ready()
+    exec_d = ended(db, whole, "completed")
+    assert (exec_d["runs"], exec_d["attempts"], exec_d["snoozes"]) == (2, 1, 1)
+    assert exec_d["attempts_log"][0]["exit_code"] == 75
     job = ended(db, job_id, "completed")
     assert (job["runs"], job["attempts"], job["snoozes"]) == (2, 1, 1)
     first, second = job["attempts_log"]
