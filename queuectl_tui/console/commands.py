@@ -51,6 +51,8 @@ IN_VIEW = (  # (name, help, view, action)
      "H in Jobs: held jobs never start until released", "jobs", "hold_or_release"),
     ("Edit the selected job", "e in Jobs: its form, for a job that has not started", "jobs",
      "edit_job"),
+    ("Pause or resume the selected running job", "z in Jobs: SIGSTOP / SIGCONT where it "
+     "runs (asks first)", "jobs", "pause_job"),
     ("Switch the order: newest first / run order", "s in Jobs", "jobs", "sort"),
     ("Reverse the order", "S in Jobs", "jobs", "reverse"),
     ("Show or hide the detail pane", "v in Jobs", "jobs", "toggle_detail"),

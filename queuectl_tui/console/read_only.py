@@ -55,6 +55,7 @@ WRITES: dict[str, str] = {
     "edit": "editing settings",
     "edit_job": "editing a job",
     "hold_or_release": "holding or releasing jobs",
+    "pause_job": "pausing or resuming a running job",
 }
 OFF = "read-only console"
 

@@ -72,6 +72,9 @@ _FACE: dict[str, str] = {
     "parse_size": "resources",
     "format_size": "resources",
     "parse_duration": "durations",
+    "format_duration": "durations",
+    # a running job's own requests (snooze, extend) and a hand on it (pause)
+    "SNOOZE_EXIT": "snooze:EXIT_CODE",
     # reads for the faces
     "JobQuery": "views",
     "EventQuery": "views",

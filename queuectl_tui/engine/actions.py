@@ -92,6 +92,21 @@ class OperatorActions:
             audit.record(self.ctx, "edit", jobs=[job_id], detail=sorted(changes))
             return job
 
+    def pause(self, job_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """Stop running jobs' processes where they run (SIGSTOP), keeping their lease."""
+        from queuectl_tui.engine import audit, running
+        with self.db.atomic():
+            done = running.pause(self.ctx, job_ids)
+            audit.record(self.ctx, "pause", jobs=[job_id for job_id, _ in done])
+            return done
+
+    def resume(self, job_ids: Iterable[str]) -> list[tuple[str, str]]:
+        from queuectl_tui.engine import audit, running
+        with self.db.atomic():
+            done = running.resume(self.ctx, job_ids)
+            audit.record(self.ctx, "resume", jobs=[job_id for job_id, _ in done])
+            return done
+
     def requeue(self, job_ids: Iterable[str]) -> RunAgain:
         from queuectl_tui.engine import audit, operator
         with self.db.atomic():

@@ -197,16 +197,36 @@ class Queue(OperatorActions):
                          error: str | None, stdout_tail: str = "", stderr_tail: str = "",
                          next_lease: float | None = None, ended: str = "exit",
                          started_at: float | None = None,
-                         log_offset: int | None = None, usage: Usage | None = None) -> Outcome:
+                         log_offset: int | None = None, usage: Usage | None = None,
+                         paused_s: float = 0.0) -> Outcome:
         from queuectl_tui.engine import outcomes
         return outcomes.finish_and_claim(
             self.ctx, claimed, worker_id, exit_code=exit_code, error=error,
             stdout_tail=stdout_tail, stderr_tail=stderr_tail, next_lease=next_lease,
-            ended=ended, started_at=started_at, log_offset=log_offset, usage=usage)
+            ended=ended, started_at=started_at, log_offset=log_offset, usage=usage,
+            paused_s=paused_s)
 
     def release(self, claimed: Claimed, worker_id: str) -> bool:
         from queuectl_tui.engine import outcomes
         return outcomes.release(self.ctx, claimed, worker_id)
+
+    def resume_for_stop(self, claimed: Claimed) -> bool:
+        """Its worker is stopping: a paused job is continued so it can end."""
+        from queuectl_tui.engine import running
+        return running.resume_for_stop(self.ctx, claimed)
+
+    # ---------------------------------------------------------------- a running job's own requests
+
+    def snooze(self, job_id: str, token: str | None, seconds: float) -> dict[str, Any]:
+        """The running job stops and comes back after `seconds`, its attempt
+        not counted (engine/snooze.py); `token`: the run asking, from inside it."""
+        from queuectl_tui.engine import snooze
+        return snooze.request(self.ctx, job_id, token, seconds)
+
+    def extend(self, job_id: str, token: str | None, seconds: float) -> dict[str, Any]:
+        """The running job's timeout pushed `seconds` further (engine/running.py)."""
+        from queuectl_tui.engine import running
+        return running.extend(self.ctx, job_id, token, seconds)
 
     # ---------------------------------------------------------------- rescue
 
@@ -296,6 +316,9 @@ class Queue(OperatorActions):
         """At most `length` bytes of the job's log from `start` (a bounded read)."""
         return logs.read_range(self.opened.log_dir, job.seq, start, length)
 
+    def paused_count(self, queue: str | None = None) -> int:
+        return reads.paused_count(queue)
+
     # ---------------------------------------------------------------- named queues
 
     def queue_list(self, recent: bool = True, counts: dict[str, int] | None = None,
@@ -321,6 +344,11 @@ class Queue(OperatorActions):
             audit.record(self.ctx, action, target=name,
                          detail=None if paused is not None else fields)
             return row
+
+    def queue_max_timeout(self, name: str, seconds: float | None) -> dict[str, Any]:
+        """The longest timeout `extend` may take the queue's jobs to (None: no bound)."""
+        from queuectl_tui.engine import running
+        return running.set_max_timeout(self.ctx, name, seconds)
 
     # ---------------------------------------------------------------- retention
     # retention is imported where used: `status` and `list` never prune.

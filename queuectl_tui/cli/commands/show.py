@@ -11,7 +11,9 @@ from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
-HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone", "actions")  # shown below the fields
+# shown below the fields, or in another's line (`paused` says the pause's)
+HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone", "actions",
+          "pause_requested", "paused_at", "paused_for")
 
 
 def add_parser(build: Builder) -> None:
@@ -43,6 +45,8 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
             value = describe_needs(value)
         elif key == "devices" and value:
             value = ",".join(value)
+        elif key == "paused":
+            value = describe_pause(job)
         if key not in HIDDEN:
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")
@@ -69,6 +73,18 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
         print("--- operator actions ---")
         table([(a["at"][:19].replace("T", " "), a["who"], a["via"], a["action"])
                for a in job["actions"]], ["AT (UTC)", "WHO", "VIA", "ACTION"])
+
+
+def describe_pause(job: dict[str, Any]) -> str:
+    """"yes, since 2026-…Z (12.5 s paused before)", "asked: its worker stops it
+    within a second", or "no" (with the time a finished run spent paused)."""
+    before = job["paused_for"]
+    earlier = f" ({before:.1f} s paused before)" if before else ""
+    if job["paused"]:
+        return f"yes, since {job['paused_at']}{earlier}"
+    if job["pause_requested"]:
+        return "asked: its worker stops its processes within a second"
+    return f"no ({before:.1f} s paused in this run)" if before else "no"
 
 
 def describe_needs(needs: dict[str, Any]) -> str:

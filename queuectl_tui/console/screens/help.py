@@ -43,6 +43,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("H", "hold the marked jobs or the selected one (pending, retrying, blocked): none "
               "starts until released; on held ones, release them"),
         ("e", "edit the selected job (not started yet): its form, checked before saving"),
+        ("z", "pause the selected running job (its processes stopped where it runs, its "
+              "timeout's clock too) or resume it (asks first)"),
         ("r", "run the selected job again: retry a dead one, requeue a done or cancelled one"),
         ("d", "delete the selected job (asks first)"),
         ("N", "enqueue a job like the selected one (the form filled in from it)"),

@@ -33,6 +33,9 @@ STATE_TABS = (("all", "All", ()),
 SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
              "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see the engine's JOB_SORTS: each one served by an index
+PAUSE_SAID = {"pausing": "pausing {id}: its worker stops it within a second",
+              "paused": "{id} is paused already", "resuming": "resuming {id}",
+              "running": "{id} was not paused"}
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
@@ -61,6 +64,7 @@ class JobsScreen(JobListScreen):
         Binding("c", "cancel_job", "Cancel"),
         Binding("e", "edit_job", "Edit"),
         Binding("H", "hold_or_release", "Hold"),
+        Binding("z", "pause_job", "Pause/resume", show=False),
         Binding("a", "open_dependency", "Waits for", show=False),
         Binding("A", "open_dependents", "Waited for by", show=False),
     ]
@@ -419,3 +423,35 @@ def released_notice(result: list[tuple[str, str, str | None]]) -> str:
         return f"released {plural(len(result), 'job')}: pending again"
     return "; ".join(f"{job_id} {to}" + (f" ({why})" if why else "")
                      for job_id, to, why in result[:3]) + (" …" if len(result) > 3 else "")
+    def action_pause_job(self) -> None:
+        """Pause the running job under the cursor (its worker stops its whole
+        process group, SIGSTOP, wherever it runs), or resume a paused one;
+        asks first, as it changes running work."""
+        job = self.table.current
+        if job is None:
+            return
+        if job["state"] != "processing":
+            self.notify(f"job {job['id']} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "z pauses or resumes a running job", severity="warning")
+            return
+        job_id = job["id"]
+        stop = not (job.get("pause_requested") or job.get("paused_at") is not None)
+        if stop:
+            title, yes = f"Pause running job {job_id}?", "Pause"
+            detail = ("Its worker stops its processes (SIGSTOP) within a second, wherever "
+                      "it runs. It keeps its worker and lease, and its timeout's clock "
+                      "stops; z again resumes it.")
+        else:
+            title, yes = f"Resume paused job {job_id}?", "Resume"
+            detail = "Its worker continues its processes (SIGCONT) within a second."
+
+        async def answer(confirmed: bool | None) -> None:
+            if confirmed:
+                result = await self.console.act(
+                    lambda q: q.pause([job_id]) if stop else q.resume([job_id]))
+                if result is not None:
+                    self.notify(PAUSE_SAID[result[0][1]].format(id=job_id), timeout=4)
+
+        self.console.push_screen(ConfirmDialog(
+            title, one_line(job["command"], 70) + "\n\n" + detail, yes=yes), answer)
+

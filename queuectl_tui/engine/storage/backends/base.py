@@ -24,7 +24,9 @@ CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1, runs = runs + 1,
     worker_id = {p}, claim_token = {p}, started_at = {p}, updated_at = {p},
     lease_expires_at = {p}, finished_at = NULL, exit_code = NULL,
-    run_pid = NULL, run_host = {p}, run_pool = {p}, devices = NULL
+    run_pid = NULL, run_host = {p}, run_pool = {p}, devices = NULL,
+    snooze_for = NULL, extended_by = NULL, pause_requested = FALSE, paused_at = NULL,
+    paused_for = NULL
 """
 CLAIM_PICK = """
     SELECT seq FROM job {hint}
