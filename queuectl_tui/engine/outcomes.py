@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queuectl_tui.engine import attempts, claim, config, registry, retry_policy, transitions
+from queuectl_tui.engine import (attempts, claim, config, registry, retry_policy, signatures,
+                                 transitions)
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
@@ -44,6 +45,8 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
                    stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
     with ctx.db.atomic():
         to, fields = _decide(job, error, ended, now, exit_code)
+        if to == State.DEAD:  # the DLQ's group: only a death pays for it
+            fields["failure_sig"] = signatures.signature(exit_code, ended, stderr_tail, error)
         ok = transitions.move(ctx, job, to, token=claimed.claim_token, worker_id=worker_id,
                               note=error, **{**outcome, **fields})
         if ok:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from queuectl_tui.engine.attempts import Usage
     from queuectl_tui.engine.resources import Capacity
     from queuectl_tui.engine.claim import Lease
+    from queuectl_tui.engine.failure_groups import FailureGroup
     from queuectl_tui.engine.operator import RunAgain
     from queuectl_tui.engine.outcomes import Outcome
     from queuectl_tui.engine.rescue import Rescued
@@ -242,8 +243,18 @@ class Queue:
 
     def jobs(self, state: str | Iterable[str] | None = None, limit: int | None = None,
              after_seq: int | None = None, queue: str | None = None,
-             key: str | None = None) -> Iterator[Any]:
-        return reads.jobs(state, limit, after_seq, queue, key)
+             key: str | None = None, group: str | None = None) -> Iterator[Any]:
+        return reads.jobs(state, limit, after_seq, queue, key, group)
+
+    def dlq_groups(self, queue: str | None = None) -> list[FailureGroup]:
+        """The DLQ's dead jobs grouped by how they failed, most members first."""
+        from queuectl_tui.engine import failure_groups
+        return failure_groups.read(queue)
+
+    def dlq_group(self, group: str, queue: str | None = None) -> FailureGroup:
+        """One group by its id or the start of it (unknown: NotFound, exit 3)."""
+        from queuectl_tui.engine import failure_groups
+        return failure_groups.one(group, queue)
 
     def finished(self, job_ids: list[str]) -> dict[str, Job]:
         return reads.finished(job_ids)
@@ -294,9 +305,9 @@ class Queue:
         from queuectl_tui.engine import operator
         return operator.retry_dead(self.ctx, job_ids)
 
-    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
+    def retry_all_dead(self, queue: str | None = None, group: str | None = None) -> RunAgain:
         from queuectl_tui.engine import operator
-        return operator.retry_all_dead(self.ctx, queue)
+        return operator.retry_all_dead(self.ctx, queue, group)
 
     def cancel(self, job_ids: Iterable[str],
                grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
@@ -315,9 +326,9 @@ class Queue:
         from queuectl_tui.engine import operator
         return operator.delete(self.ctx, job_ids)
 
-    def purge_dead(self) -> list[str]:
+    def purge_dead(self, group: str | None = None, queue: str | None = None) -> list[str]:
         from queuectl_tui.engine import operator
-        return operator.purge_dead(self.ctx)
+        return operator.purge_dead(self.ctx, group, queue)
 
     def stop_workers(self, worker_ids: list[str] | None = None,
                      now_grace: float | None = None, host: str | None = None,

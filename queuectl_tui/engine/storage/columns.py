@@ -25,7 +25,7 @@ LISTED: tuple[str, ...] = (
     "timeout", "created_at", "updated_at", "started_at", "finished_at", "exit_code",
     "last_error", "worker_id", "runs", "cwd", "env", "cancel_requested_at", "queue",
     "schedule", "schedule_tick", "unique_key", "no_retry_on", "key", "cpus", "mem", "gpus",
-    "devices", "run_pool")
+    "devices", "run_pool", "failure_sig")
 
 # Read for the console's job table: what its columns and detail header show.
 ROW: tuple[str, ...] = (
