@@ -67,10 +67,11 @@ EXTRA_INDEXES = (
 # column yet when that step runs).
 V9_INDEXES = (
     # The DLQ's failure groups (engine/failure_groups.py): one GROUP BY read from
-    # the index alone (it holds every column the read needs), and a group's
-    # members found without reading the other dead jobs.
-    "CREATE INDEX IF NOT EXISTS job_dead_sig ON job (failure_sig, queue, finished_at, seq)"
-    " WHERE state = 'dead'",
+    # the index alone, and a group's members found without reading the other
+    # dead jobs. It holds every column the read names, `state` too: SQLite
+    # reads a partial index alone only when it has the WHERE clause's columns.
+    "CREATE INDEX IF NOT EXISTS job_dead_sig"
+    " ON job (state, failure_sig, queue, finished_at, seq) WHERE state = 'dead'",
 )
 # Indexes of earlier schemas that v4 replaced with per-queue ones.
 OLD_INDEXES = ("job_due",)
