@@ -26,7 +26,7 @@ from tests.console.conftest import exit_code_of  # noqa: E402  (EXIT agrees with
 from queuectl_tui.console.pilot import press_and_settle, settle  # noqa: E402
 from queuectl_tui.demo import enqueue_demo  # noqa: E402
 from queuectl_tui.engine import logs, registry, schedules  # noqa: E402
-from queuectl_tui.engine.db import open_database  # noqa: E402
+from queuectl_tui.engine.storage.opening import open_database  # noqa: E402
 from queuectl_tui.engine.jobspec import JobSpec  # noqa: E402
 from queuectl_tui.engine.queue import Queue  # noqa: E402
 
@@ -40,6 +40,7 @@ VIEWS = {
     "jobs": ("j",) * 12,  # the running job: its output follows in the detail pane
     "workers": ("2",),
     "dlq": ("3", "space"),
+    "dlq-groups": ("3", "f"),  # the DLQ by failure
     "history": ("4",),
     "config": ("5",),
     "queues": ("6",),
@@ -87,8 +88,12 @@ def _drain(q: Queue, clock: FakeClock, rng: random.Random, keep_running: str) ->
         error, out = _outcome(claimed.command)
         started = clock.now()  # the run's own start, as a worker records it
         clock.advance(rng.uniform(0.3, 2.5))
+        # What the job printed is the error's part after "exit code N: " (a
+        # timeout printed nothing): the DLQ's groups are made from it.
+        printed = error.split(": ", 1)[1] + "\n" if error and error.startswith("exit") else ""
         q.finish_and_claim(claimed, worker, exit_code=exit_code_of(error), error=error,
-                           stdout_tail=out, stderr_tail=error or "", started_at=started)
+                           stdout_tail=out, stderr_tail=printed, started_at=started,
+                           ended="timeout" if error and "timed out" in error else "exit")
         clock.advance(rng.uniform(0.2, 2.0))
     return running
 

@@ -39,13 +39,17 @@ ON_A_JOB = (  # (name, help, action): in the list shown (Jobs or the DLQ), else 
      "enqueue_similar"),
     ("Copy the selected job's id", "y: to the clipboard (OSC 52)", "copy_id"),
     ("Copy the selected job's command", "Y: to the clipboard (OSC 52)", "copy_command"),
-    ("Filter the list", "/: state:dead queue:mail key:c1 cmd:curl or text", "filter"),
+    ("Filter the list", "/: state:dead queue:mail key:c1 group:3fa2 cmd:curl or text",
+     "filter"),
 )
 IN_VIEW = (  # (name, help, view, action)
     ("Retry marked or all dead jobs", "R in the DLQ (asks first, saying how many)", "dlq",
      "retry_bulk"),
     ("Delete marked or all dead jobs", "D in the DLQ (asks first, saying how many)", "dlq",
      "delete_bulk"),
+    ("Group the dead jobs by how they failed", "f in the DLQ: r retries a group, d deletes it",
+     "dlq", "by_failure(True)"),
+    ("List every dead job", "f in the DLQ, by failure", "dlq", "by_failure(False)"),
     ("Cancel the selected or marked jobs", "c in Jobs (asks first)", "jobs", "cancel_job"),
     ("Hold or release the selected or marked jobs",
      "H in Jobs: held jobs never start until released", "jobs", "hold_or_release"),

@@ -3,6 +3,7 @@
 `key:c1` keeps the jobs enqueued with that exact `--key` (like `queue:`).
 `since:1h` (30m, 2d, ...) keeps jobs created within that long before the
 read (the window slides with the clock); several since: terms keep the widest.
+`group:3fa2` keeps the dead jobs of the DLQ failure groups whose id begins so.
 
 Field terms of the same field are alternatives, different fields must all
 match, and words without a field match an id prefix or the command text.
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import shlex
 
-from queuectl_tui.engine import STATES, EventQuery, JobQuery, parse_duration, state_named
+from queuectl_tui.engine import (STATES, EventQuery, JobQuery, check_group_id, parse_duration,
+                                 state_named)
 from queuectl_tui.errors import QueuectlError
 
 JOB_FIELDS = {"state": "states", "id": "ids", "cmd": "commands", "command": "commands",
               "worker": "workers", "queue": "queues", "q": "queues", "key": "keys",
-              "schedule": "schedules", "since": "since"}
+              "schedule": "schedules", "since": "since", "group": "groups"}
 EVENT_FIELDS = {"job": "job_ids", "id": "job_ids", "state": "states", "to": "states",
                 "worker": "workers"}
 TEXT_FIELD = "text"  # text:a:b searches for "a:b"
@@ -55,6 +57,13 @@ def _state(value: str) -> list[str]:
     return found
 
 
+def _group(value: str) -> str:
+    try:
+        return check_group_id(value)
+    except QueuectlError as exc:
+        raise FilterError(f"group: {exc}") from None
+
+
 def _split(text: str, fields: dict[str, str]) -> dict[str, list[str]]:
     terms: dict[str, list[str]] = {name: [] for name in set(fields.values()) | {"text"}}
     for word in _words(text):
@@ -72,6 +81,8 @@ def _split(text: str, fields: dict[str, str]) -> dict[str, list[str]]:
             continue
         if not value:
             raise FilterError(f"{name}: needs a value, e.g. {name}:something")
+        if target == "groups":
+            value = _group(value)
         terms[target].extend(_state(value) if target == "states" else [value])
     return terms
 
@@ -91,6 +102,7 @@ def parse_jobs(text: str, *, sort: str = "age", descending: bool = True) -> JobQ
                     text=tuple(t["text"]), queues=tuple(dict.fromkeys(t["queues"])),
                     schedules=tuple(dict.fromkeys(t["schedules"])),
                     keys=tuple(dict.fromkeys(t["keys"])), since=_since(t["since"]),
+                    groups=tuple(dict.fromkeys(t["groups"])),
                     sort=sort, descending=descending)
 
 

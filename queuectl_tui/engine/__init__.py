@@ -21,6 +21,9 @@ _FACE: dict[str, str] = {
     "Lease": "claim",
     "Rescued": "rescue",
     "RunAgain": "operator",
+    "FailureGroup": "failure_groups",
+    "check_group_id": "failure_groups:check_id",
+    "failure_signature_shown": "signatures:shown",
     "BLOCKED_S": "rescue",
     "DEFAULT_GRACE_S": "procs",
     "current_host": "context",
@@ -153,6 +156,7 @@ _FACE: dict[str, str] = {
     "known_job_ids": "lookups:job_ids",
     "known_config_keys": "lookups:config_keys",
     "known_schedule_names": "lookups:schedule_names",
+    "known_group_ids": "failure_groups:ids",
 }
 
 __all__ = sorted(_FACE)

@@ -50,12 +50,13 @@ class OperatorActions:
             audit.record(self.ctx, "dlq retry", jobs=moved)
             return moved
 
-    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
+    def retry_all_dead(self, queue: str | None = None, group: str | None = None) -> RunAgain:
+        """Every dead job (of `queue`, of failure `group`: engine/failure_groups.py)."""
         from queuectl_tui.engine import audit, operator
         with self.db.atomic():
-            moved = operator.retry_all_dead(self.ctx, queue)
+            moved = operator.retry_all_dead(self.ctx, queue, group)
             audit.record(self.ctx, "dlq retry", jobs=moved, target=queue,
-                         detail={"all": True})
+                         detail={"group": group} if group else {"all": True})
             return moved
 
     def cancel(self, job_ids: Iterable[str],
@@ -128,11 +129,13 @@ class OperatorActions:
             audit.record(self.ctx, "delete", jobs=gone)
             return gone
 
-    def purge_dead(self) -> list[str]:
+    def purge_dead(self, group: str | None = None, queue: str | None = None) -> list[str]:
+        """Delete dead jobs: all, or one failure group's, or one queue's."""
         from queuectl_tui.engine import audit, operator
         with self.db.atomic():
-            gone = operator.purge_dead(self.ctx)
-            audit.record(self.ctx, "dlq purge", jobs=gone)
+            gone = operator.purge_dead(self.ctx, group, queue)
+            audit.record(self.ctx, "dlq delete" if group else "dlq purge", jobs=gone,
+                         target=queue, detail={"group": group} if group else None)
             return gone
 
     def stop_workers(self, worker_ids: list[str] | None = None,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
-                                 registry, transitions, uniqueness)
+from queuectl_tui.engine import (attempts, config, dependencies, events, failure_groups, logs,
+                                 queues, reads, registry, transitions, uniqueness)
 from queuectl_tui.engine.context import Context, processes_of
 from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.storage.models import Job
@@ -41,13 +41,25 @@ def retry_dead(ctx: Context, job_ids: Iterable[str]) -> RunAgain:
         return _run_all_again(ctx, jobs, RETRIED, "retried")
 
 
-def retry_all_dead(ctx: Context, queue: str | None = None) -> RunAgain:
+def retry_all_dead(ctx: Context, queue: str | None = None,
+                   group: str | None = None) -> RunAgain:
+    """Every dead job (of one queue, of one failure group), as one read finds
+    them: all or nothing, each move conditioned on the job still being dead."""
     with ctx.db.atomic():
-        query = Job.select(Job.seq, Job.id, Job.state, Job.attempts).where(
-            Job.state == State.DEAD)
-        if queue is not None:
-            query = query.where(Job.queue == queues.check_name(queue))
-        return _run_all_again(ctx, list(query.order_by(Job.seq)), RETRIED, "retried")
+        return _run_all_again(ctx, _dead(queue, group), RETRIED, "retried")
+
+
+def _dead(queue: str | None, group: str | None) -> list[Job]:
+    """The dead jobs a bulk DLQ action takes, oldest first; `group` is a group
+    id as typed (engine/failure_groups.py: unknown is NotFound, exit 3)."""
+    query = Job.select(Job.seq, Job.id, Job.state, Job.attempts)
+    if group is not None:
+        query = query.where(failure_groups.members(failure_groups.resolve(group)))
+    else:
+        query = query.where(Job.state == State.DEAD)
+    if queue is not None:
+        query = query.where(Job.queue == queues.check_name(queue))
+    return list(query.order_by(Job.seq))
 
 
 def requeue(ctx: Context, job_ids: Iterable[str]) -> RunAgain:
@@ -161,11 +173,12 @@ def delete(ctx: Context, job_ids: Iterable[str]) -> list[str]:
     return ids
 
 
-def purge_dead(ctx: Context) -> list[str]:
+def purge_dead(ctx: Context, group: str | None = None, queue: str | None = None) -> list[str]:
+    """Delete every dead job (of one failure group, of one queue), with their logs."""
     with ctx.db.atomic():
-        jobs = list(Job.select(Job.seq, Job.id, Job.state, Job.attempts)
-                    .where(Job.state == State.DEAD))
-        _delete_rows(ctx, jobs, note="purged from the DLQ")
+        jobs = _dead(queue, group)
+        _delete_rows(ctx, jobs, note="purged from the DLQ" if group is None
+                     else "deleted from the DLQ with its failure group")
     for job in jobs:
         logs.remove_log(ctx.opened.log_dir, job.seq)
     return [job.id for job in jobs]

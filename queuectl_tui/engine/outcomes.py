@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queuectl_tui.engine import (attempts, claim, config, registry, retry_policy, snooze,
-                                 transitions)
+from queuectl_tui.engine import (attempts, claim, config, registry, retry_policy, signatures,
+                                 snooze, transitions)
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
@@ -64,6 +64,8 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
                 fields["last_error"] = error
         else:
             to, fields = _decide(job, error, ended, now, exit_code)
+        if to == State.DEAD:  # the DLQ's group: only a death pays for it
+            fields["failure_sig"] = signatures.signature(exit_code, ended, stderr_tail, error)
         ok = transitions.move(ctx, job, to, token=claimed.claim_token, worker_id=worker_id,
                               note=note, **{**outcome, **fields})
         if ok:

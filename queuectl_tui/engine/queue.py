@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from queuectl_tui.engine.attempts import Usage
     from queuectl_tui.engine.resources import Capacity
     from queuectl_tui.engine.claim import Lease
+    from queuectl_tui.engine.failure_groups import FailureGroup
     from queuectl_tui.engine.outcomes import Outcome
     from queuectl_tui.engine.rescue import Rescued
     from queuectl_tui.engine.procs import ProcessControl
@@ -270,8 +271,18 @@ class Queue(OperatorActions):
 
     def jobs(self, state: str | Iterable[str] | None = None, limit: int | None = None,
              after_seq: int | None = None, queue: str | None = None,
-             key: str | None = None) -> Iterator[Any]:
-        return reads.jobs(state, limit, after_seq, queue, key)
+             key: str | None = None, group: str | None = None) -> Iterator[Any]:
+        return reads.jobs(state, limit, after_seq, queue, key, group)
+
+    def dlq_groups(self, queue: str | None = None) -> list[FailureGroup]:
+        """The DLQ's dead jobs grouped by how they failed, most members first."""
+        from queuectl_tui.engine import failure_groups
+        return failure_groups.read(queue)
+
+    def dlq_group(self, group: str, queue: str | None = None) -> FailureGroup:
+        """One group by its id or the start of it (unknown: NotFound, exit 3)."""
+        from queuectl_tui.engine import failure_groups
+        return failure_groups.one(group, queue)
 
     def finished(self, job_ids: list[str]) -> dict[str, Job]:
         return reads.finished(job_ids)

@@ -42,11 +42,20 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "pause_requested": bool(job.pause_requested) and job.state == State.PROCESSING,
         "paused_at": iso(job.paused_at) if job.state == State.PROCESSING else None,
         "paused_for": job.paused_for,
+        # Dead: how it failed, made generic, and the DLQ group that stands for
+        # (engine/signatures.py). A job run again keeps neither.
+        **(_failure_group(job.failure_sig) if job.state == State.DEAD
+           else {"failure_sig": None, "failure_group": None}),
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
         data["stderr_tail"] = job.stderr_tail or ""
     return data
+
+
+def _failure_group(sig: str | None) -> dict[str, str | None]:
+    from queuectl_tui.engine import signatures  # read only for dead jobs
+    return {"failure_sig": sig or None, "failure_group": signatures.group_id(sig)}
 
 
 def get(job_id: str) -> Job:
@@ -80,11 +89,15 @@ def unique_holder(key: str, job_id: str) -> dict[str, Any]:
 
 def jobs(state: str | Iterable[str] | None = None, limit: int | None = None,
          after_seq: int | None = None, queue: str | None = None,
-         key: str | None = None) -> Iterator[Any]:
+         key: str | None = None, group: str | None = None) -> Iterator[Any]:
     """Jobs oldest first, streamed (never capped unless `limit` is given), as
     read-only named tuples: twice as fast as model instances for big listings.
-    `state` is one state or several."""
+    `state` is one state or several; `group` a DLQ failure group's id (or a
+    prefix of one), which keeps only that group's dead jobs."""
     query = Job.select(*LIST_FIELDS)
+    if group is not None:
+        from queuectl_tui.engine import failure_groups  # only `dlq list --group`
+        query = query.where(failure_groups.members(failure_groups.resolve(group)))
     if state is None:
         query = query.where(Job.state != State.STAGED)
     elif isinstance(state, str):

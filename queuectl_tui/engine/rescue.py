@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from queuectl_tui.engine import attempts, config, dependencies, procs, registry, retry_policy
-from queuectl_tui.engine import transitions
+from queuectl_tui.engine import signatures, transitions
 from queuectl_tui.engine.context import Context, processes_of
 from queuectl_tui.engine.storage.models import Job
 from queuectl_tui.engine.states import State
@@ -110,10 +110,13 @@ def _take_back(ctx: Context, job: Job, dead_worker: str | None,
         worker_id=job.worker_id, worker_known_dead=dead_worker is not None,
         cancel_requested=job.cancel_requested_at is not None, counted=counted,
         attempts=job.attempts, max_retries=job.max_retries, now=now)
+    fields = dict(verdict.fields)
+    if verdict.to == State.DEAD:
+        fields["failure_sig"] = signatures.signature(None, attempts.RESCUED, None, verdict.note)
     moved = transitions.move(ctx, job, verdict.to, token=job.claim_token,
                              worker_id=job.worker_id, note=verdict.note,
                              last_error=verdict.note, lease_expires_at=None, run_pid=None,
-                             **verdict.fields)
+                             **fields)
     if not moved:
         return ""
     attempts.record(job.id, job.runs, started_at=job.started_at, ended_at=now,

@@ -29,6 +29,11 @@ def move(ctx: Context, job: Job, to: str, *, token: str | None = None,
     if to not in MOVES[job.state]:
         raise Conflict(f"job {job.id} is {describe_state(job.state)}; it cannot become {to}")
     now = ctx.clock.now()
+    if to == State.DEAD and "failure_sig" not in fields:  # a path that did not say how
+        from queuectl_tui.engine import signatures  # only a death pays for the import
+        fields["failure_sig"] = signatures.signature(
+            fields.get("exit_code"), None, fields.get("stderr_tail"),
+            fields.get("last_error") or note)
     names = tuple(fields)
     params = [to, now, *fields.values(), job.seq, job.state]
     if token is not None:

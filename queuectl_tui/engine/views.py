@@ -57,6 +57,7 @@ class JobQuery:
     schedules: tuple[str, ...] = ()  # exact names: the jobs these schedules made
     keys: tuple[str, ...] = ()  # exact job keys (enqueue --key)
     since: float | None = None  # seconds: jobs created within this long before `now`
+    groups: tuple[str, ...] = ()  # DLQ failure group ids or prefixes: their dead jobs
     sort: str = "age"
     descending: bool = True
 
@@ -67,7 +68,7 @@ class JobQuery:
     @property
     def has_text(self) -> bool:
         return bool(self.ids or self.commands or self.workers or self.text or self.queues
-                    or self.schedules or self.keys or self.since is not None)
+                    or self.schedules or self.keys or self.since is not None or self.groups)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ def _job_where(q: JobQuery, now: float | None = None) -> list[pw.Expression]:
         where.append(Job.schedule.in_(list(q.schedules)))
     if q.keys:
         where.append(Job.key.in_(list(q.keys)))
+    if q.groups:
+        from queuectl_tui.engine import failure_groups  # only a group: filter reads them
+        where.append(failure_groups.members(failure_groups.matching(q.groups)))
     for term in q.text:
         where.append(Job.id.startswith(term) | Job.command.contains(term))
     if q.since is not None:

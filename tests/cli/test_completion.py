@@ -76,7 +76,7 @@ def test_commands_and_every_flag_of_every_command(tmp_path):
     for path in leaves:  # every command, every flag
         expected = sorted(opt for opt in leaves[path] if opt.startswith("--"))
         assert complete(db, "queuectl " + " ".join(path) + " --") == expected, path
-    assert complete(db, "queuectl dlq ") == ["list", "purge", "retry"]
+    assert complete(db, "queuectl dlq ") == ["delete", "groups", "list", "purge", "retry"]
     assert complete(db, "queuectl worker start --log-format ") == ["json", "text"]
     assert complete(db, "queuectl enqueue --priority ") == []  # a number: no file names
 

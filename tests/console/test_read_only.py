@@ -39,7 +39,8 @@ READS = frozenset({
     "open_job", "span", "close", "scroll", "page", "leave", "follow", "wrap", "search",
     "find", "top", "end", "run", "pager", "scroll_down", "scroll_up", "scroll_home",
     "scroll_end", "move", "first", "last", "choose", "scroll_left", "scroll_right",
-    "page_down", "page_up", "toggle_actions",
+    "page_down", "page_up", "toggle_actions", "by_failure", "scroll_bottom", "scroll_top", "cursor_up",
+    "cursor_down",
 })
 
 

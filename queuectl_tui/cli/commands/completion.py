@@ -9,7 +9,8 @@ before (DECISIONS.md, "Shell completion: argcomplete, imported only on TAB").
 Every command and flag completes from the parser itself, so commands added
 later complete with no change here; values complete by what they name: job ids
 (only those a command accepts: `cancel` offers unfinished jobs, `dlq retry`
-dead ones), config keys, states, queue names and schedule names.
+dead ones), config keys, states, queue names, schedule names and the DLQ's
+failure groups.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def completer_for(path: tuple[str, ...], action: argparse.Action) -> Callable[..
     if dest in ("schedule", "schedules", "schedule_name") or (
             group == "schedule" and dest in ("name", "names")):
         return Words(schedule_names, needs_db=True)
+    if dest == "group":
+        return Words(group_ids, needs_db=True)
     if dest == "cwd":
         import argcomplete
         return argcomplete.completers.DirectoriesCompleter()
@@ -198,6 +201,12 @@ def config_keys() -> list[str]:
 
 def _states() -> tuple[str, ...]:
     return tuple(STATES)
+
+
+def group_ids(db: Any) -> list[str]:
+    """The DLQ's failure groups (`dlq list|retry|delete --group`)."""
+    from queuectl_tui.engine import known_group_ids
+    return known_group_ids(db)
 
 
 def queue_names(db: Any) -> list[str]:

@@ -72,6 +72,9 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("y Y", "copy the selected job's id / command"),
         ("enter", "open the job in Jobs: every field and its output (esc comes back)"),
         ("l", "the selected job's whole log, full screen (see Log viewer)"),
+        ("f", "by failure: one row per group of jobs that failed the same way; r retries "
+              "a group, d deletes it (both ask, saying how many), enter lists its jobs "
+              "(filter group:ID; esc comes back); f or esc: every dead job again"),
     )),
     ("History", (
         ("enter", "open the event's job in Jobs (esc comes back)"),

@@ -26,7 +26,7 @@ LISTED: tuple[str, ...] = (
     "last_error", "worker_id", "runs", "cwd", "env", "cancel_requested_at", "queue",
     "schedule", "schedule_tick", "unique_key", "no_retry_on", "key", "cpus", "mem", "gpus",
     "devices", "run_pool", "snoozes", "extended_by", "pause_requested", "paused_at",
-    "paused_for")
+    "paused_for", "failure_sig")
 
 # Read for the console's job table: what its columns and detail header show.
 ROW: tuple[str, ...] = (

@@ -64,6 +64,17 @@ EXTRA_INDEXES = (
     "CREATE INDEX IF NOT EXISTS job_finished ON job (state, finished_at)"
     " WHERE state IN ('completed', 'dead', 'cancelled')",
 )
+# On columns of schema v9: made with them (migrations/v9.py) and on a new
+# database, never by v5's step (a database migrated from before v5 has no such
+# column yet when that step runs).
+V9_INDEXES = (
+    # The DLQ's failure groups (engine/failure_groups.py): one GROUP BY read from
+    # the index alone, and a group's members found without reading the other
+    # dead jobs. It holds every column the read names, `state` too: SQLite
+    # reads a partial index alone only when it has the WHERE clause's columns.
+    "CREATE INDEX IF NOT EXISTS job_dead_sig"
+    " ON job (state, failure_sig, queue, finished_at, seq) WHERE state = 'dead'",
+)
 # Indexes of earlier schemas that v4 replaced with per-queue ones.
 OLD_INDEXES = ("job_due",)
 
@@ -218,8 +229,8 @@ class Backend:
                             (now, before))
         return moved
 
-    def create_extra_indexes(self) -> None:
-        for statement in EXTRA_INDEXES:
+    def create_extra_indexes(self, with_v9: bool = True) -> None:
+        for statement in EXTRA_INDEXES + (V9_INDEXES if with_v9 else ()):
             self.db.execute_sql(statement)
 
     def drop_old_indexes(self) -> None:

@@ -16,4 +16,4 @@ def migrate(opened: Opened) -> None:
     add_missing_columns(opened, COLUMNS)
     opened.db.create_tables([models.Dependency, models.UniqueLock, models.Schedule,
                              models.HookRun], safe=True)
-    opened.backend.create_extra_indexes()
+    opened.backend.create_extra_indexes(with_v9=False)  # their columns come with v9
