@@ -138,7 +138,8 @@ def test_status_json_has_every_state_and_workers(db):
     assert run_cli(db, "enqueue", "echo one").returncode == 0
     status = cli_json(db, "status")
     assert status["counts"] == {"pending": 1, "processing": 0, "completed": 0,
-                                "failed": 0, "dead": 0, "cancelled": 0, "blocked": 0}
+                                "failed": 0, "dead": 0, "cancelled": 0, "blocked": 0,
+                                    "held": 0}
     assert status["workers"] == []
 
 

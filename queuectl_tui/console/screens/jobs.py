@@ -417,12 +417,6 @@ class JobsScreen(JobListScreen):
         return next((r["state"] for r in self.table.buffer if self.row_id(r) == row_id), None)
 
 
-def released_notice(result: list[tuple[str, str, str | None]]) -> str:
-    """'released 2 jobs', or what became of each when not all went pending."""
-    if all(to == "pending" for _, to, _ in result):
-        return f"released {plural(len(result), 'job')}: pending again"
-    return "; ".join(f"{job_id} {to}" + (f" ({why})" if why else "")
-                     for job_id, to, why in result[:3]) + (" …" if len(result) > 3 else "")
     def action_pause_job(self) -> None:
         """Pause the running job under the cursor (its worker stops its whole
         process group, SIGSTOP, wherever it runs), or resume a paused one;
@@ -455,3 +449,10 @@ def released_notice(result: list[tuple[str, str, str | None]]) -> str:
         self.console.push_screen(ConfirmDialog(
             title, one_line(job["command"], 70) + "\n\n" + detail, yes=yes), answer)
 
+
+def released_notice(result: list[tuple[str, str, str | None]]) -> str:
+    """'released 2 jobs', or what became of each when not all went pending."""
+    if all(to == "pending" for _, to, _ in result):
+        return f"released {plural(len(result), 'job')}: pending again"
+    return "; ".join(f"{job_id} {to}" + (f" ({why})" if why else "")
+                     for job_id, to, why in result[:3]) + (" …" if len(result) > 3 else "")
