@@ -192,6 +192,7 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "finished_last_minute": recent.get(row.name, 0),
             "retention": {state.value: getattr(row, f"keep_{state.value}") for state in FINAL},
             "finish_hook": row.finish_hook,
+            "progress_regex": row.progress_regex,
         })
     return out
 

@@ -7,7 +7,8 @@ import json
 from typing import Any, Iterable, Iterator
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine import config, counts, dependencies, queues, registry, uniqueness
+from queuectl_tui.engine import (config, counts, dependencies, progress, queues, registry,
+                                 uniqueness)
 from queuectl_tui.engine.storage.columns import LIST_FIELDS
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
@@ -34,10 +35,13 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "needs": {"cpus": job.cpus, "mem": job.mem, "gpus": job.gpus}
         if (job.cpus or job.mem or job.gpus) else None,
         "devices": job.devices.split(",") if job.devices else None,
+        "progress_regex": job.progress_regex,
+        "progress": None if (seen := progress.shown_of(job)) is None else seen.public(),
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
         data["stderr_tail"] = job.stderr_tail or ""
+        data["result"] = None if job.result is None else json.loads(job.result)
     return data
 
 

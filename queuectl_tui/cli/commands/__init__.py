@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
-    "tui": "console",
+    "progress": "progress", "result": "result", "tui": "console",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -55,6 +55,9 @@ def add_parser(build: Builder) -> None:
                    help="memory it needs of its pool, also its enforced limit (e.g. 512M, 16G)")
     p.add_argument("--gpus", metavar="N", help="GPU devices it needs; it gets them in "
                                                "CUDA_VISIBLE_DEVICES")
+    p.add_argument("--progress-regex", metavar="REGEX",
+                   help=r"read its progress from its output lines: one group a percentage "
+                        r"('(\d+)%%'), two done and total ('(\d+)/(\d+)')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +100,7 @@ def specs_of(args: argparse.Namespace) -> list[Any]:
                "after": args.after, "unique_key": args.unique_key,
                "unique_for": args.unique_for, "no_retry_on": args.no_retry_on,
                "key": args.key, "cpus": args.cpus, "mem": args.mem, "gpus": args.gpus,
+               "progress_regex": args.progress_regex,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \

@@ -1,4 +1,4 @@
-"""`queuectl queue list|pause|resume|limit|retention|hook`: the named queues."""
+"""`queuectl queue list|pause|resume|limit|rate|retention|hook|progress`: the named queues."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--canc
 
 def add_parser(build: Builder) -> None:
     actions = build.actions(build.add(
-        "queue", "named queues: list them, pause, resume, limit, retention, finish hook"))
+        "queue", "named queues: list them, pause, resume, limit, retention, finish hook, "
+                 "progress pattern"))
     build.action(actions, "list", "every queue with its counts, limit and state")
     q = build.action(actions, "pause", "claim nothing new from these queues (running jobs "
                      "finish; enqueues are still accepted)")
@@ -49,6 +50,10 @@ def add_parser(build: Builder) -> None:
                      "finish-hook)")
     q.add_argument("name", metavar="NAME")
     q.add_argument("hook_command", metavar="COMMAND|none|default")
+    q = build.action(actions, "progress", "the pattern the queue's jobs' output lines give "
+                     "their progress by, unless a job names its own (none: no pattern)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("pattern", metavar="REGEX|none")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return set_rate(args)
     if args.action == "hook":
         return set_hook(args)
+    if args.action == "progress":
+        return set_progress(args)
     return set_retention(args)
 
 
@@ -121,6 +128,17 @@ def set_hook(args: argparse.Namespace) -> int:
     row = open_queue(args).queue_set(name, finish_hook=hook)
     reply(args, row, f"{name}: the config's finish-hook" if hook is None else
           f"{name}: " + (f"runs {hook!r} after each job finishes" if hook else "no hook"))
+    return 0
+
+
+def set_progress(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_progress_pattern, check_queue_name
+    name = check_queue_name(args.name)
+    pattern = None if args.pattern.strip().lower() == "none" \
+        else check_progress_pattern(args.pattern)
+    row = open_queue(args).queue_set(name, progress_regex=pattern)
+    reply(args, row, f"{name}: " + (f"progress read from output lines by {pattern!r}"
+                                    if pattern else "no progress pattern"))
     return 0
 
 

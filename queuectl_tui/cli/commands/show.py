@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from queuectl_tui.cli.opening import open_queue
-from queuectl_tui.cli.output import reply, table
+from queuectl_tui.cli.output import clip, progress_line, reply, table
 from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
 HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone")  # shown below the fields
+RESULT_SHOWN = 200  # characters of a result `show` prints
 
 
 def add_parser(build: Builder) -> None:
@@ -42,6 +44,10 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
             value = describe_needs(value)
         elif key == "devices" and value:
             value = ",".join(value)
+        elif key == "progress" and value:
+            value = progress_line(value)
+        elif key == "result" and value is not None:  # `queuectl result ID` prints it whole
+            value = clip(json.dumps(value, ensure_ascii=False), RESULT_SHOWN)
         if key not in HIDDEN:
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")
