@@ -36,7 +36,8 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         if (job.cpus or job.mem or job.gpus) else None,
         "devices": job.devices.split(",") if job.devices else None,
         "progress_regex": job.progress_regex,
-        "progress": None if (seen := progress.shown_of(job)) is None else seen.public(),
+        "progress": None if job.progress_at is None or (seen := progress.shown_of(job)) is None
+        else seen.public(),
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""

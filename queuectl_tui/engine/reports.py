@@ -40,9 +40,9 @@ def report(ctx: Context, job_id: str, token: str | None, progress: Progress,
     values: list[Any] = [progress.done, progress.total] + ([message] if set_message else [])
     where, args = _running(p, "id", job_id, token)
     try:
-        with briefly(ctx):
+        with briefly(ctx) as first:
             changed = ctx.db.execute_sql(
-                f"UPDATE job SET progress_done = {p}, progress_total = {p}, "
+                f"{first}UPDATE job SET progress_done = {p}, progress_total = {p}, "
                 f"progress_message = {new_message}, progress_at = {p} WHERE {where}",
                 (*values, ctx.clock.now(), *args)).rowcount
     except StorageUnavailable as exc:
@@ -60,9 +60,9 @@ def record(ctx: Context, seq: int, token: str, progress: Progress) -> bool:
     p = ctx.db.param
     where, args = _running(p, "seq", seq, token)
     try:
-        with briefly(ctx):
+        with briefly(ctx) as first:
             return bool(ctx.db.execute_sql(
-                f"UPDATE job SET progress_done = {p}, progress_total = {p}, "
+                f"{first}UPDATE job SET progress_done = {p}, progress_total = {p}, "
                 f"progress_message = {_KEEP_MESSAGE}, progress_at = {p} WHERE {where}",
                 (progress.done, progress.total, ctx.clock.now(), *args)).rowcount)
     except StorageUnavailable as exc:
@@ -93,16 +93,16 @@ def refuse(ctx: Context, job_id: str, token: str | None, what: str) -> None:
 
 
 @contextmanager
-def briefly(ctx: Context) -> Iterator[None]:
-    """A write transaction that waits at most about WAIT_S for the write lock.
-    On SQLite it commits without waiting for the disk (synchronous NORMAL):
-    a report lost to a power cut costs nothing, and an fsync would hold the
-    write lock the pool's claims wait for."""
+def briefly(ctx: Context) -> Iterator[str]:
+    """A write transaction that waits at most about WAIT_S for the write lock;
+    it gives what its one statement must start with (PostgreSQL: the lock
+    timeout, sent in the same round trip). On SQLite it commits without waiting
+    for the disk (synchronous NORMAL): a report lost to a power cut costs
+    nothing, and an fsync would hold the write lock the pool's claims wait for."""
     db = ctx.db
     if ctx.backend.name != "sqlite":
         with db.atomic():
-            db.execute_sql(f"SET LOCAL lock_timeout = '{int(WAIT_S * 1000)}ms'")
-            yield
+            yield f"SET LOCAL lock_timeout = '{int(WAIT_S * 1000)}ms'; "
         return
     lock = db.writer_lock
     conn = db.connection()
@@ -112,7 +112,7 @@ def briefly(ctx: Context) -> Iterator[None]:
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
         with db.atomic():
-            yield
+            yield ""
     finally:
         lock.wait_s = before
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
