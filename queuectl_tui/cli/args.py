@@ -113,7 +113,7 @@ def own_job(job_id: str | None) -> tuple[str, str | None]:
     here = os.environ.get("QUEUECTL_JOB_ID") or None
     target = job_id or here
     if target is None:
-        raise UsageError("no job to write for: run this inside a job (its worker sets "
+        raise UsageError("which job? run this inside a job (its worker sets "
                          "QUEUECTL_JOB_ID) or name one with --job ID")
     token = (os.environ.get(CLAIM_MARKER) or None) if target == here else None
     return target, token

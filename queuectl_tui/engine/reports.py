@@ -95,14 +95,16 @@ def refuse(ctx: Context, job_id: str, token: str | None, what: str) -> None:
 @contextmanager
 def briefly(ctx: Context) -> Iterator[str]:
     """A write transaction that waits at most about WAIT_S for the write lock;
-    it gives what its one statement must start with (PostgreSQL: the lock
-    timeout, sent in the same round trip). On SQLite it commits without waiting
-    for the disk (synchronous NORMAL): a report lost to a power cut costs
-    nothing, and an fsync would hold the write lock the pool's claims wait for."""
+    it gives what its one statement must start with (PostgreSQL: its settings,
+    sent in the same round trip). It commits without waiting for the disk
+    (SQLite: synchronous NORMAL; PostgreSQL: synchronous_commit off): a report
+    lost to a power cut costs nothing, and a flush per report would hold up
+    the pool's commits."""
     db = ctx.db
     if ctx.backend.name != "sqlite":
         with db.atomic():
-            yield f"SET LOCAL lock_timeout = '{int(WAIT_S * 1000)}ms'; "
+            yield (f"SET LOCAL lock_timeout = '{int(WAIT_S * 1000)}ms'; "
+                   "SET LOCAL synchronous_commit = off; ")
         return
     lock = db.writer_lock
     conn = db.connection()
