@@ -26,7 +26,8 @@ PACKAGE = "queuectl_tui"
 ENGINE = f"{PACKAGE}.engine"
 MAX_LINES = 500
 STORAGE_LIBRARIES = ("peewee", "playhouse", "psycopg2", "psycopg", "sqlite3")
-FACES = (f"{PACKAGE}.cli", f"{PACKAGE}.console", f"{PACKAGE}.workers", f"{PACKAGE}.demo")
+FACES = (f"{PACKAGE}.cli", f"{PACKAGE}.console", f"{PACKAGE}.workers", f"{PACKAGE}.demo",
+         f"{PACKAGE}.web")
 STATE_WORDS = frozenset(state.value for state in State)
 # Words of another vocabulary that are also a state's name: how a run ended.
 OTHER_VOCABULARIES = {(f"{ENGINE}.attempts", "cancelled")}

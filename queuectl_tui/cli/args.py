@@ -1,8 +1,7 @@
 """Argument types of the headless commands: each turns one word of the command
 line into a value, or refuses it with a one-line usage error (exit 2). And the
-options more than one command takes: `--env`, a pool's `--metrics-port`
-(`worker start`, `service unit`), and the job a command run inside a job is
-about (`progress`, `result`).
+options more than one command takes: `--env`, and a pool's `--metrics-port`
+(`worker start`, `service unit`).
 
 Nothing here opens a database; the engine checks ranges it owns and says so.
 """
@@ -10,7 +9,6 @@ Nothing here opens a database; the engine checks ranges it owns and says so.
 from __future__ import annotations
 
 import argparse
-import os
 
 from queuectl_tui.errors import UsageError
 
@@ -103,17 +101,3 @@ def check_metrics_options(args: argparse.Namespace) -> None:
     if args.metrics_host is not None and args.metrics_port is None:
         raise UsageError("--metrics-host goes with --metrics-port PORT")
 
-
-def own_job(job_id: str | None) -> tuple[str, str | None]:
-    """The job `progress` or `result` is about, and the claim token its write
-    must match: `--job ID`, else the job this runs inside ($QUEUECTL_JOB_ID,
-    which its worker sets, with the run's token beside it). A job named by
-    `--job` that is not this one is written whichever run holds it."""
-    from queuectl_tui.engine import CLAIM_MARKER
-    here = os.environ.get("QUEUECTL_JOB_ID") or None
-    target = job_id or here
-    if target is None:
-        raise UsageError("which job? run this inside a job (its worker sets "
-                         "QUEUECTL_JOB_ID) or name one with --job ID")
-    token = (os.environ.get(CLAIM_MARKER) or None) if target == here else None
-    return target, token

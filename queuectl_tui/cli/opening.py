@@ -37,14 +37,20 @@ def skip_unneeded_driver(args: argparse.Namespace) -> None:
     skip_postgres_driver(target_of(args))
 
 
-def open_queue(args: argparse.Namespace, *, create: bool = True) -> Queue:
+def open_queue(args: argparse.Namespace, *, create: bool = True,
+               person: bool = True) -> Queue:
     """The queue the command works on. Commands that only read pass
-    `create=False`: a mistyped path is an error, not a new empty database."""
+    `create=False`: a mistyped path is an error, not a new empty database.
+    What it changes is a person's action, in the audit trail, unless
+    `person=False` (a pool: its own work is not an operator's)."""
     skip_unneeded_driver(args)
     from queuectl_tui.engine import Queue, open_database  # after the driver is skipped
     from queuectl_tui.workers.signals import LocalProcesses
-    return Queue(open_database(getattr(args, "db", None), create=create),
-                 processes=LocalProcesses())
+    queue = Queue(open_database(getattr(args, "db", None), create=create),
+                  processes=LocalProcesses())
+    if person:
+        queue.act_as("cli")
+    return queue
 
 
 def say_if_no_worker(queue: Queue) -> bool:

@@ -31,6 +31,7 @@ from queuectl_tui.console.collector import IdleCollector
 from queuectl_tui.console.commands import ConsoleCommands
 from queuectl_tui.console.database import Database
 from queuectl_tui.console.faults import Backoff, FileGone, MissingDatabase
+from queuectl_tui.console.read_only import ReadOnlyGate, from_environment
 from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.screens.base import ViewScreen
 from queuectl_tui.console.screens.config import ConfigScreen
@@ -54,7 +55,7 @@ WAIT_NOTICE_S = 0.3  # a write running longer than this is said to be waiting
 SLOW_READ_NOTICE_S = 3.0  # a refresh unanswered this long is said to be waiting
 
 
-class ConsoleApp(App):
+class ConsoleApp(ReadOnlyGate, App):
     """queuectl's console over one database (the engine's proxy allows one per process)."""
 
     TITLE = "queuectl"
@@ -83,13 +84,14 @@ class ConsoleApp(App):
 
     def __init__(self, db_arg: str | None = None, *, clock: Clock | None = None,
                  ids: Ids | None = None, refresh_interval: float | None = 1.0,
-                 threaded: bool = True, steady: bool = False) -> None:
+                 threaded: bool = True, steady: bool = False, read_only: bool = False) -> None:
         super().__init__()
+        self.read_only = read_only  # read_only.py: no key changes anything
         # No animations: a tab's sliding underline repainted the screen for 0.3 s
         # after every state-tab and view switch, and the keys waited behind it.
         self.animation_level = "none"
         self.steady = steady  # pictures: no blinking cursors
-        self.db = Database(db_arg, clock=clock, ids=ids, threaded=threaded)
+        self.db = Database(db_arg, clock=clock, ids=ids, threaded=threaded, read_only=read_only)
         self.refresh_interval = refresh_interval
         self.summary: Summary | None = None
         self.problem: str | None = None
@@ -349,7 +351,7 @@ class ConsoleApp(App):
             self.request_refresh(summary=False)
 
     def _hint_for(self, exc: QueuectlError) -> str | None:
-        if isinstance(exc, MissingDatabase):
+        if isinstance(exc, MissingDatabase) and not self.read_only:
             return (f"Add a job to create it: press n, or run\n"
                     f"  queuectl --db {self.target} enqueue 'echo hello'\n"
                     f"or fill it with examples: queuectl --db {self.target} demo")
@@ -436,7 +438,9 @@ class ConsoleApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Esc and ctrl+r are the app's only while they apply (and only then in
-        the footer)."""
+        the footer); a read-only console's writes are neither (read_only.py)."""
+        if self.refuses(action):
+            return False
         if action == "give_up":  # over a dialog, Esc closes it (and its write gives up)
             return bool(self.db.writes) and isinstance(self.screen, ViewScreen)
         if action == "reopen":
@@ -472,7 +476,8 @@ class ConsoleApp(App):
         self.push_screen(name)
 
 
-def run_console(db_arg: str | None) -> int:
-    """Open the console on `db_arg` (or $QUEUECTL_DB, or the default database)."""
-    ConsoleApp(db_arg).run()
+def run_console(db_arg: str | None, read_only: bool = False) -> int:
+    """Open the console on `db_arg` (or $QUEUECTL_DB, or the default database),
+    read-only if asked here or by $QUEUECTL_READ_ONLY."""
+    ConsoleApp(db_arg, read_only=read_only or from_environment()).run()
     return 0

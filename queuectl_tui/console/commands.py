@@ -3,7 +3,8 @@
 Each entry names the key that does the same, so the palette teaches the keys.
 An action on "the selected job" runs in the list shown (Jobs or the DLQ), else
 in Jobs; a view's own action switches to that view first. Quit is Textual's
-own entry ("Quit the application"), listed once.
+own entry ("Quit the application"), listed once. A read-only console lists
+none of the actions that change anything (read_only.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from queuectl_tui.console.read_only import action_name
 from queuectl_tui.console.screens.jobs import TAB_STATES
 from queuectl_tui.engine import STATE_LABELS
 
@@ -45,6 +47,12 @@ IN_VIEW = (  # (name, help, view, action)
     ("Delete marked or all dead jobs", "D in the DLQ (asks first, saying how many)", "dlq",
      "delete_bulk"),
     ("Cancel the selected or marked jobs", "c in Jobs (asks first)", "jobs", "cancel_job"),
+    ("Hold or release the selected or marked jobs",
+     "H in Jobs: held jobs never start until released", "jobs", "hold_or_release"),
+    ("Edit the selected job", "e in Jobs: its form, for a job that has not started", "jobs",
+     "edit_job"),
+    ("Pause or resume the selected running job", "z in Jobs: SIGSTOP / SIGCONT where it "
+     "runs (asks first)", "jobs", "pause_job"),
     ("Switch the order: newest first / run order", "s in Jobs", "jobs", "sort"),
     ("Reverse the order", "S in Jobs", "jobs", "reverse"),
     ("Show or hide the detail pane", "v in Jobs", "jobs", "toggle_detail"),
@@ -72,7 +80,8 @@ IN_VIEW = (  # (name, help, view, action)
 
 
 def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
-    """(name, help, callback) for everything the keys do, wherever focus is."""
+    """(name, help, callback) for everything the keys do, wherever focus is
+    (and this console may do)."""
 
     def on_view(view: str, action: str) -> Callable[[], Any]:
         def run() -> None:
@@ -95,16 +104,20 @@ def _actions(app: Any) -> list[tuple[str, str, Callable[[], Any]]]:
 
     found = [(f"{name} view", help_text, partial(app.action_view, mode))
              for name, mode, help_text in VIEWS]
+    if not app.refuses("enqueue"):
+        found.append(("Enqueue a job",
+                      "n: command, queue, after, id, retries, priority, delay, timeout",
+                      app.action_enqueue))
     found += [
-        ("Enqueue a job", "n: command, queue, after, id, retries, priority, delay, timeout",
-         app.action_enqueue),
         ("Back", "esc after a jump, backspace anywhere: the view, filter and row left",
          app.action_back),
         ("Help", "?: the keys of this view", app.action_help),
     ]
-    found += [(name, help_text, on_job(action)) for name, help_text, action in ON_A_JOB]
+    found += [(name, help_text, on_job(action)) for name, help_text, action in ON_A_JOB
+              if not app.refuses(action)]
     found += [(name, help_text, on_view(view, action))
-              for name, help_text, view, action in IN_VIEW]
+              for name, help_text, view, action in IN_VIEW
+              if not app.refuses(action_name(action))]
     found += [(f"Show {label} jobs", "state tab in Jobs ([ and ])", state(name))
               for name, label in STATE_TABS]
     return found

@@ -35,10 +35,14 @@ class ConsoleContext(Protocol):
     trail: Trail  # where jumps came from
     applying: int  # the number of the refresh being shown
     refresh_count: int  # refreshes started so far
+    read_only: bool  # no key changes anything (read_only.py)
 
     @property
     def target(self) -> str:
         """The database path or URL the console reads."""
+
+    def refuses(self, action: str) -> bool:
+        """The action would change something and this console is read-only."""
 
     def notice(self) -> Text | None:
         """The notice above the footer (writes waiting, why the rows are stale)."""

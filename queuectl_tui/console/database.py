@@ -27,6 +27,7 @@ from typing import Any, Callable, TypeVar
 from queuectl_tui.clock import Clock, Ids
 from queuectl_tui.console.faults import (Cancelled, FileGone, Lost, MissingDatabase, drop_lost,
                                          ready_connection, translated)
+from queuectl_tui.console.read_only import OFF, ReadOnlyRefused
 from queuectl_tui.engine import (GaveUp, Queue, StateCounts, Unreachable, interrupt,
                                  is_postgres_url, open_database, redact, resolve_target)
 from queuectl_tui.errors import DatabaseError
@@ -62,8 +63,9 @@ class Database:
     """
 
     def __init__(self, db_arg: str | None, *, clock: Clock | None = None,
-                 ids: Ids | None = None, threaded: bool = True) -> None:
+                 ids: Ids | None = None, threaded: bool = True, read_only: bool = False) -> None:
         self.db_arg = db_arg
+        self.read_only = read_only  # every write refused (read_only.py)
         self.target = resolve_target(db_arg)
         self.clock = clock or Clock()
         self.ids = ids
@@ -97,7 +99,9 @@ class Database:
         """Run the write `fn(queue, *args)` on the write thread, in order with
         other writes. Refused (FileGone) if the file is gone before it starts,
         and reported not saved if it went while it ran; GaveUp if `give_up`
-        was called while it waited for a lock."""
+        was called while it waited for a lock; ReadOnlyRefused in a read-only console."""
+        if self.read_only:
+            raise ReadOnlyRefused(f"{OFF}: nothing was changed")
         write = Write(started=self.clock.monotonic())
         self.writes.append(write)
         if self._writer is None:
@@ -246,6 +250,7 @@ class Database:
             self.queue = Queue(open_database(self.db_arg, create=create,
                                              connect_timeout=CONNECT_TIMEOUT_S),
                                clock=self.clock, ids=self.ids, processes=LocalProcesses())
+            self.queue.act_as("console")
         return self.queue
 
     async def reopen(self) -> None:

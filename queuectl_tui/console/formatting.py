@@ -17,11 +17,13 @@ STATE_STYLE = {
     "pending": "bold #5fafff",
     "scheduled": "#5f87af",
     "processing": "bold #ffd75f",
+    "paused": "bold #d7af87",  # a running job whose processes are stopped
     "completed": "#5fd75f",
     "failed": "bold #ff875f",
     "dead": "bold #ff5f5f",
     "cancelled": "#af87ff",
     "blocked": "#87afaf",
+    "held": "#d7af87",
     "deleted": "dim",
     "idle": "#5fd75f",
     "busy": "bold #ffd75f",
@@ -32,9 +34,12 @@ STATE_STYLE = {
 
 
 def shown_state(job: dict[str, Any], now: float) -> str:
-    """`scheduled` for a pending job that is not due yet, apart from the due ones."""
+    """`scheduled` for a pending job that is not due yet, apart from the due ones;
+    `paused` for a running job whose processes are stopped (`queuectl pause`)."""
     if job["state"] == "pending" and job["run_at"] > now:
         return "scheduled"
+    if job["state"] == "processing" and job.get("paused_at") is not None:
+        return "paused"
     return job["state"]
 
 

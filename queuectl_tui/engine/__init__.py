@@ -32,6 +32,7 @@ _FACE: dict[str, str] = {
     "STATE_LABELS": "states",
     "FINAL": "states",
     "WAITING": "states",
+    "HOLDABLE": "states",
     "UNFINISHED": "states",
     "state_named": "states",
     "check_state": "states",
@@ -56,8 +57,10 @@ _FACE: dict[str, str] = {
     # what a job is made of
     "JobSpec": "jobspec",
     "spec_from_mapping": "jobspec:from_mapping",
+    "check_time": "jobspec",
     "parse_job_json": "jobspec:parse_json",
     "looks_like_json": "jobspec:looks_like_json",
+    "check_edits": "jobspec",
     # resources: what a job needs and a pool can give
     "Capacity": "resources",
     "Usage": "attempts",
@@ -69,9 +72,13 @@ _FACE: dict[str, str] = {
     "parse_size": "resources",
     "format_size": "resources",
     "parse_duration": "durations",
+    "format_duration": "durations",
+    # a running job's own requests (snooze, extend) and a hand on it (pause)
+    "SNOOZE_EXIT": "snooze:EXIT_CODE",
     # reads for the faces
     "JobQuery": "views",
     "EventQuery": "views",
+    "AuditQuery": "views",
     "Window": "views",
     "START": "views",
     "END": "views",
@@ -82,6 +89,7 @@ _FACE: dict[str, str] = {
     "job_ids_matching": "views",
     "job_detail": "views",
     "event_window": "views",
+    "audit_window": "views",
     "throughput": "views",
     "queue_activity": "views",
     "log_tail": "views",

@@ -19,8 +19,10 @@ from queuectl_tui.engine.storage.models import Attempt
 # "exit": the command exited by itself (well or not).
 # "oom": stopped for going over its memory limit (a failure, retried unless
 # no_retry_on says oom).
-REASONS = ("exit", "timeout", "cancelled", "stopped", "rescued", "lost", "oom")
-EXIT, TIMEOUT, CANCELLED, STOPPED, RESCUED, LOST, OOM = REASONS
+# "snoozed": the job asked to come back later (`queuectl snooze`, exit code 75):
+# not counted against its retries (engine/snooze.py).
+REASONS = ("exit", "timeout", "cancelled", "stopped", "rescued", "lost", "oom", "snoozed")
+EXIT, TIMEOUT, CANCELLED, STOPPED, RESCUED, LOST, OOM, SNOOZED = REASONS
 
 
 def record(job_id: str, number: int, *, started_at: float | None, ended_at: float,

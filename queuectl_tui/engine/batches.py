@@ -59,7 +59,7 @@ RACE_POLL_S = 0.05
 
 def enqueue_staged(ctx: Context, rows: list[tuple], columns: tuple[str, ...],
                    given_ids: list[str]) -> list[str]:
-    """Stage `rows` (in `columns` order, state 'pending') in slices, seal, publish;
+    """Stage `rows` (in `columns` order, state 'pending' or 'held') in slices, seal, publish;
     returns the jobs' ids as published.
 
     Ids the caller gave are checked once up front for a clear message (rows a
@@ -68,8 +68,11 @@ def enqueue_staged(ctx: Context, rows: list[tuple], columns: tuple[str, ...],
     in_job = bool(given_ids)
     if in_job:
         free_ids(ctx, given_ids, publish_sealed=True)
+        # Staged in `job` itself: the state it is published in (pending, or held)
+        # waits in prev_state, which nothing else reads before a claim.
         state = columns.index("state")
-        rows = [row[:state] + (State.STAGED.value,) + row[state + 1:] for row in rows]
+        rows = [row[:state] + (State.STAGED.value,) + row[state + 1:] + (row[state],)
+                for row in rows]
     else:
         rows = _distinct_ids(ctx, rows)
     batch = os.urandom(8).hex()
@@ -95,7 +98,8 @@ def _stage_and_seal(ctx: Context, me: Batch, rows: list[tuple], columns: tuple[s
         for chunk in _chunks(rows, SLICE_ROWS):
             turns.start()
             if in_job:
-                _stage_named(ctx, me, columns + ("batch",), [row + (batch,) for row in chunk])
+                _stage_named(ctx, me, columns + ("prev_state", "batch"),
+                             [row + (batch,) for row in chunk])
             else:
                 with ctx.db.atomic():
                     ctx.backend.insert_rows("staged_job", ("batch",) + columns,
@@ -216,7 +220,8 @@ def _held_by(job_id: str, verdict: str) -> str:
 def publish(ctx: Context, batch: str, max_slices: int | None = None,
             columns: tuple[str, ...] | None = None,
             renamed: dict[str, str] | None = None) -> bool:
-    """Move a sealed batch's rows into `job` as `pending`, a slice per transaction,
+    """Move a sealed batch's rows into `job` as `pending` (or `held`: enqueued
+    --hold), a slice per transaction,
     each with its events. Several processes may publish one batch at once: they
     share the work. True when it is all done. Ids this call had to rename go
     into `renamed` (old → new)."""
@@ -246,15 +251,18 @@ def publish(ctx: Context, batch: str, max_slices: int | None = None,
 
 
 def _publish_in_job(ctx: Context, batch: str, now: float) -> int:
-    """A slice of a batch staged in `job` (named ids): `staged` → `pending`."""
+    """A slice of a batch staged in `job` (named ids): `staged` → `pending`, or
+    `held` (the state it was staged for, kept in prev_state)."""
     p = ctx.db.param
-    ids = [row[0] for row in ctx.db.execute_sql(
-        f"UPDATE job SET state = '{State.PENDING.value}', batch = NULL, updated_at = {p} "
+    moved = ctx.db.execute_sql(
+        f"UPDATE job SET state = CASE WHEN prev_state = '{State.HELD.value}' "
+        f"THEN '{State.HELD.value}' ELSE '{State.PENDING.value}' END, prev_state = NULL, "
+        f"batch = NULL, updated_at = {p} "
         f"WHERE seq IN (SELECT seq FROM job WHERE batch = {p} AND state = '{State.STAGED.value}' "
-        f"ORDER BY seq LIMIT {SLICE_ROWS}) RETURNING id", (now, batch)).fetchall()]
+        f"ORDER BY seq LIMIT {SLICE_ROWS}) RETURNING id, state", (now, batch)).fetchall()
     ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                              [(job_id, State.PENDING.value, now, 0) for job_id in ids])
-    return len(ids)
+                              [(job_id, state, now, 0) for job_id, state in moved])
+    return len(moved)
 
 
 def _distinct_ids(ctx: Context, rows: list[tuple]) -> list[tuple]:

@@ -20,11 +20,17 @@ from queuectl_tui.engine.states import State
 
 @dataclass(frozen=True)
 class Lease:
-    """What renewing a held job's lease found: whether it is still ours, and
-    whether someone asked to cancel it (with the grace before SIGKILL)."""
+    """What renewing a held job's lease found: whether it is still ours,
+    whether someone asked to cancel it (with the grace before SIGKILL), and
+    what the job's owners asked of the run meanwhile (engine/running.py,
+    engine/snooze.py): its timeout as extended, whether its processes should
+    be stopped (None: not known this time), whether it asked to snooze."""
 
     held: bool
     cancel_grace: float | None = None
+    timeout: float | None = None  # seconds, its own plus what `extend` added
+    paused: bool | None = None
+    snooze: bool = False
 
     def __bool__(self) -> bool:
         return self.held
@@ -129,23 +135,34 @@ def next_run_at(ctx: Context) -> float | None:
 
 def extend_lease(ctx: Context, claimed: Claimed, lease_seconds: float,
                  pid: int | None = None) -> Lease:
-    """Heartbeat for a held job: still ours? asked to cancel?
+    """Heartbeat for a held job: still ours? asked to cancel, pause, snooze?
+    its timeout extended?
 
     `pid` is the job's process group, so a rescuer can kill leftovers. It is
     written with the first lease extension (50 ms into the run), not at start:
     most jobs finish sooner and never pay for that write. The same statement
-    reads the cancel request, so a cancel reaches the worker within a beat,
-    on any host.
+    reads the requests, so a cancel or a pause reaches the worker within a
+    beat, on any host; it also keeps the pause's record, as the worker acts
+    on it right after: `paused_at` set when a pause is asked, and on resume its
+    time added to `paused_for` (both columns read before the update, as SQL
+    assignments are).
     """
     p = ctx.db.param
+    now = ctx.clock.now()
     rows = ctx.db.execute_sql(
-        f"UPDATE job SET lease_expires_at = {p}, run_pid = COALESCE({p}, run_pid) "
+        f"UPDATE job SET lease_expires_at = {p}, run_pid = COALESCE({p}, run_pid), "
+        f"paused_at = CASE WHEN pause_requested THEN COALESCE(paused_at, {p}) END, "
+        f"paused_for = CASE WHEN NOT pause_requested AND paused_at IS NOT NULL "
+        f"THEN COALESCE(paused_for, 0) + {p} - paused_at ELSE paused_for END "
         f"WHERE seq = {p} AND claim_token = {p} AND state = '{State.PROCESSING.value}' "
-        "RETURNING cancel_requested_at, cancel_grace",
-        (ctx.clock.now() + lease_seconds, pid, claimed.seq, claimed.claim_token)).fetchall()
+        "RETURNING cancel_requested_at, cancel_grace, timeout, extended_by, "
+        "pause_requested, snooze_for",
+        (now + lease_seconds, pid, now, now, claimed.seq, claimed.claim_token)).fetchall()
     if not rows:
         return Lease(held=False)
-    requested, grace = rows[0]
-    if requested is None:
-        return Lease(held=True)
-    return Lease(held=True, cancel_grace=DEFAULT_GRACE_S if grace is None else grace)
+    requested, grace, timeout, extended, paused, snooze_for = rows[0]
+    if timeout and extended:
+        timeout += extended
+    cancel = None if requested is None else DEFAULT_GRACE_S if grace is None else grace
+    return Lease(held=True, cancel_grace=cancel, timeout=timeout or None, paused=bool(paused),
+                 snooze=snooze_for is not None)

@@ -9,6 +9,7 @@ facade and none imports it.
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from dataclasses import dataclass, field
@@ -29,6 +30,42 @@ if TYPE_CHECKING:
 def current_host() -> str:
     """This host's name; QUEUECTL_HOSTNAME overrides it (containers, tests of many hosts)."""
     return os.environ.get("QUEUECTL_HOSTNAME") or socket.gethostname()
+
+
+ACTOR_ENV = "QUEUECTL_ACTOR"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind an operator action, as the audit trail (engine/audit.py)
+    and a job's history name them."""
+
+    user: str
+    host: str
+    via: str  # cli, console, web
+    token: str | None = None  # the web token's name
+
+    @property
+    def label(self) -> str:
+        """As a job's history shows it: `alice@box (cli)`, `web:ops (root@box)`."""
+        if self.token is not None:
+            return f"web:{self.token} ({self.user}@{self.host})"[:255]
+        return f"{self.user}@{self.host} ({self.via})"[:255]
+
+
+def acting(via: str) -> Actor:
+    """This process's actor, for a face that is `via` (cli, console). A console
+    served to a browser is told by `queuectl web`, in QUEUECTL_ACTOR=web:NAME,
+    which named token opened its page: a browser has no OS user of its own."""
+    told = os.environ.get(ACTOR_ENV, "")
+    token = None
+    if told.startswith("web:") and told[4:]:
+        via, token = "web", told[4:][:64]
+    try:
+        user = getpass.getuser()[:64]
+    except (KeyError, OSError):  # no passwd entry (a container's numeric uid)
+        user = f"uid {os.getuid()}"
+    return Actor(user, current_host(), via, token)
 
 
 @dataclass(eq=False)
@@ -55,6 +92,9 @@ class Context:
     claim_alone: bool = False
     side_by_side: bool = False
     claim_again: bool = False  # the last claim left a queue out to count alone: retry now
+    # The person acting through this process (a face sets it: `acting`);
+    # None: the pool's own work, which the audit trail does not record.
+    actor: Actor | None = None
     # Remembered between calls, never shared between processes:
     update_sql: dict[tuple[tuple[str, ...], bool], str] = field(default_factory=dict)
     hooks: HookConfig | None = None  # finish-hook commands, re-read once a second

@@ -9,6 +9,8 @@ in the transaction that records the dependency's outcome (the caller's
 already finished: when a job completes, each blocked dependent whose other
 dependencies have completed too becomes pending; when it ends dead or cancelled,
 or is deleted, its blocked dependents are cancelled naming it, and theirs in turn.
+A held dependent (engine/hold.py) is left held when a dependency completes (its
+release decides) and cancelled like a blocked one when it ends badly.
 
 Concurrent writers (PostgreSQL): whoever decides from a dependency's state
 holds that row `FOR SHARE` until commit (enqueue, requeue), and a job's outcome
@@ -123,9 +125,11 @@ def needed_by(job_id: str, limit: int = 500) -> list[dict[str, Any]]:
     return [{"id": dep, "state": states.get(dep)} for dep in ids if dep in states]
 
 
-def dependents(db: pw.Database, job_id: str, lock: str = "") -> list[Job]:
-    """Blocked jobs that wait for `job_id` (the index on dependency.needs), in
-    seq order, held until commit when `lock` (the backend's lock_rows) says so.
+def dependents(db: pw.Database, job_id: str, lock: str = "",
+               states: tuple[str, ...] = (State.BLOCKED,)) -> list[Job]:
+    """Jobs in `states` (blocked) that wait for `job_id` (the index on
+    dependency.needs), in seq order, held until commit when `lock` (the
+    backend's lock_rows) says so.
 
     Almost always finds nothing: a plain-SQL probe first (about 10 us), and only
     when a job has dependents the model query (building it with Peewee cost more
@@ -136,7 +140,7 @@ def dependents(db: pw.Database, job_id: str, lock: str = "") -> list[Job]:
         return []
     query = (Job.select(Job.seq, Job.id, Job.state, Job.attempts, Job.run_at, Job.queue,
                         Job.unique_key, Job.unique_for)
-             .where(Job.state == State.BLOCKED, Job.id.in_(
+             .where(Job.state.in_(list(states)), Job.id.in_(
                  Dependency.select(Dependency.job_id).where(Dependency.needs == job_id)))
              .order_by(Job.seq))
     return list(query.for_update() if lock else query)
@@ -182,8 +186,11 @@ def on_final(db: pw.Database, job_id: str, state: str, now: float,
     its blocked dependents. `move(job, to, note, fields)` is the queue's own
     transition, so every change is a move of the one state machine, with its event
     (and a cancelled dependent's own dependents follow through the same call).
-    `lock`: the backend's lock_rows (see the module's docstring)."""
-    for dependent in dependents(db, job_id, lock):
+    `lock`: the backend's lock_rows (see the module's docstring). A held
+    dependent stays held when `job_id` completed, and is cancelled when it
+    ended badly: see engine/hold.py."""
+    waiting = (State.BLOCKED,) if state == State.COMPLETED else (State.BLOCKED, State.HELD)
+    for dependent in dependents(db, job_id, lock, waiting):
         if state == State.COMPLETED:
             if not unmet(dependent.id):
                 release(dependent, f"released: {job_id} completed", now, move)
@@ -249,6 +256,35 @@ def verdicts(job_ids: list[str], lock: str = "") -> dict[str, Verdict]:
             out[job_id] = (State.PENDING, None, None)
     return {job_id: v for job_id, v in out.items()
             if v[0] == State.CANCELLED or job_id not in waiting}
+
+
+def on_release(job_ids: list[str], lock: str = "") -> dict[str, tuple[str, str | None]]:
+    """Where each of these held jobs goes when released, and why: ('pending',
+    None) when it waits for nothing unfinished, ('blocked', 'waits for X') while
+    a dependency has not completed, ('cancelled', 'dependency X ended dead')
+    when one ended dead or cancelled: the rule of `verdicts`. `lock`: the
+    backend's share_rows, held until commit."""
+    db = Job._meta.database
+    linked: set[str] = set()
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start:start + 500]
+        marks = ", ".join([db.param] * len(chunk))
+        linked.update(row[0] for row in db.execute_sql(
+            f"SELECT DISTINCT job_id FROM dependency WHERE job_id IN ({marks})", chunk))
+    judged = verdicts([job_id for job_id in job_ids if job_id in linked], lock)
+    out: dict[str, tuple[str, str | None]] = {}
+    for job_id in job_ids:
+        verdict = judged.get(job_id)
+        if job_id not in linked or (verdict and verdict[0] == State.PENDING):
+            out[job_id] = (State.PENDING, None)
+        elif verdict is None:
+            waits = [d["id"] for d in waiting_for(job_id)
+                     if d["state"] not in (None, State.COMPLETED)]
+            out[job_id] = (State.BLOCKED, "waits for " + ", ".join(waits[:3])
+                           + (" …" if len(waits) > 3 else ""))
+        else:
+            out[job_id] = (State.CANCELLED, f"dependency {verdict[1]} ended {verdict[2]}")
+    return out
 
 
 def forget(job_ids: Iterable[str]) -> None:

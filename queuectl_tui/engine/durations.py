@@ -36,3 +36,16 @@ def _compound(text: str) -> float:
                          "ms, s, m, h or d, or several largest first (e.g. 30, 10s, 5m, "
                          "2h, 1h30m)")
     return sum(float(number) * UNITS[unit] for number, unit in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people type them: '90' -> '1m30s', '300' -> '5m', '1.5' -> '1.5s'
+    (parse_duration reads each back to the same number)."""
+    if seconds < 60 or not float(seconds).is_integer():
+        return f"{seconds:g}s"
+    parts, rest = [], int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -59,8 +59,9 @@ def enqueue_many(ctx: Context, specs: list[JobSpec], default_cwd: str | None = N
                 rows = _with_rules(ctx, specs, rows, now)
             insert_job_rows(ctx, JOB_INSERT, rows)
             ctx.backend.notify()
-            ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt"),
-                                    [(r[0], r[2], now, 0) for r in rows])
+            by = ctx.actor.label if ctx.actor else None
+            ctx.backend.insert_rows("event", ("job_id", "to_state", "at", "attempt", "actor"),
+                                    [(r[0], r[2], now, 0, by) for r in rows])
             if written is not None:
                 written.extend(reads.detail(r[0]) for r in rows)
         ids = [r[0] for r in rows]
@@ -84,14 +85,16 @@ def insert_job_rows(ctx: Context, columns: tuple[str, ...], rows: list[tuple]) -
 def _with_rules(ctx: Context, specs: list[JobSpec], rows: list[tuple],
                 now: float) -> list[tuple]:
     """Dependencies and unique keys, checked and written in the enqueue's own
-    transaction; jobs that wait for others start `blocked`."""
+    transaction; jobs that wait for others start `blocked` (held ones stay
+    held: their release decides)."""
     ids = [row[0] for row in rows]
     initial = dependencies.check(specs, ids, ctx.backend.share_rows)
     uniqueness.take(ctx.db, specs, ids, now)
     links = dependencies.rows(specs, ids)
     if links:
         ctx.backend.insert_rows("dependency", ("job_id", "needs"), links)
-    return [(row[0], row[1], initial.get(row[0], row[2]), *row[3:]) for row in rows]
+    return [(row[0], row[1], row[2] if row[2] == State.HELD else initial.get(row[0], row[2]),
+             *row[3:]) for row in rows]
 
 
 def _rows(ctx: Context, specs: list[JobSpec], default_cwd: str | None = None) -> list[tuple]:
@@ -106,7 +109,8 @@ def _rows(ctx: Context, specs: list[JobSpec], default_cwd: str | None = None) ->
         run_at = spec.run_at if spec.run_at is not None else now + (spec.delay or 0.0)
         timeout = spec.timeout if spec.timeout is not None else default_timeout
         created = now if spec.created_at is None else spec.created_at
-        rows.append((spec.id or next(new_ids), spec.command, State.PENDING.value, 0,
+        rows.append((spec.id or next(new_ids), spec.command,
+                     (State.HELD if spec.hold else State.PENDING).value, 0,
                      retries if spec.max_retries is None else spec.max_retries,
                      spec.priority, run_at, float(timeout) if timeout else None, created,
                      created if spec.updated_at is None else spec.updated_at,

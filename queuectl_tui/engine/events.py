@@ -11,7 +11,7 @@ from queuectl_tui.engine.storage.models import Event
 def record(job_id: str, from_state: str | None, to_state: str, *, at: float,
            attempt: int = 0, exit_code: int | None = None,
            worker_id: str | None = None, note: str | None = None,
-           ask_waited_for: bool = False) -> bool:
+           ask_waited_for: bool = False, actor: str | None = None) -> bool:
     """Append one event; callers hold the transaction that made the change.
 
     Plain SQL: this runs twice per job, and building it with Peewee each time
@@ -26,10 +26,10 @@ def record(job_id: str, from_state: str | None, to_state: str, *, at: float,
     p = db.param
     cursor = db.execute_sql(
         "INSERT INTO event (job_id, from_state, to_state, at, attempt, exit_code, worker_id,"
-        f" note) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+        f" note, actor) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
         + (" RETURNING (SELECT 1 FROM dependency WHERE needs = event.job_id LIMIT 1)"
            if ask_waited_for else ""),
-        (job_id, from_state, to_state, at, attempt, exit_code, worker_id, note))
+        (job_id, from_state, to_state, at, attempt, exit_code, worker_id, note, actor))
     return bool(ask_waited_for and cursor.fetchone()[0] is not None)
 
 
@@ -37,7 +37,7 @@ def event_dict(ev: Event) -> dict[str, Any]:
     return {
         "seq": ev.seq, "job_id": ev.job_id, "from": ev.from_state, "to": ev.to_state,
         "attempt": ev.attempt, "exit_code": ev.exit_code, "worker_id": ev.worker_id,
-        "at": iso(ev.at), "note": ev.note,
+        "at": iso(ev.at), "note": ev.note, "by": ev.actor,
     }
 
 

@@ -19,9 +19,9 @@ from queuectl_tui.errors import UsageError
 
 FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
           "queue", "after", "unique_key", "unique_for", "no_retry_on", "key", "cpus", "mem",
-          "gpus", "progress_regex")
+          "gpus", "hold", "progress_regex")
 # The assignment's own job object carries these too: accepted when they describe a
-# new job (pending, no attempts yet); its timestamps are kept.
+# new job (pending or held, no attempts yet); its timestamps are kept.
 RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
 MAX_EPOCH_S = 253402300799.0  # 9999-12-31T23:59:59Z: the last time every face can print
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -65,6 +65,7 @@ class JobSpec:
     progress_regex: str | None = None  # its output lines' progress (engine/progress.py)
     schedule: str | None = None  # set by the scheduler only, never from input
     schedule_tick: float | None = None
+    hold: bool = False  # enqueued held: it waits for `release` (engine/hold.py)
 
 
 def _name(what: str, pattern: re.Pattern, value: Any, allowed: str) -> str:
@@ -99,7 +100,7 @@ def _seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def _time(name: str, value: Any) -> float:
+def check_time(name: str, value: Any) -> float:
     """An ISO 8601 time or epoch seconds, between 1970 and the year 9999: a time
     outside that cannot be stored on every backend or printed by every face."""
     seconds: float | None = None
@@ -219,16 +220,25 @@ def _needs(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _record_fields(data: dict[str, Any]) -> dict[str, float]:
-    """The assignment's job object: accepted as a new job only."""
-    if data.get("state", State.PENDING) != State.PENDING:
-        raise UsageError(f"state must be \"pending\" for a new job, got "
+def _record_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The assignment's job object: accepted as a new job only (`held` too: as
+    `hold: true`)."""
+    state = data.get("state", State.PENDING)
+    if state not in (State.PENDING, State.HELD):
+        raise UsageError(f"state must be \"pending\" or \"held\" for a new job, got "
                          f"{json.dumps(data['state'])[:40]}; finished jobs cannot be imported")
     if "attempts" in data and (isinstance(data["attempts"], bool) or data["attempts"] != 0):
         raise UsageError(f"attempts must be 0 for a new job, got "
                          f"{json.dumps(data['attempts'])[:40]}")
-    return {name: _time(name, data[name]) for name in ("created_at", "updated_at")
-            if data.get(name) is not None}
+    hold = data.get("hold")
+    if hold is not None and not isinstance(hold, bool):
+        raise UsageError(f"hold must be true or false, got {json.dumps(hold)[:40]}")
+    fields: dict[str, Any] = {name: check_time(name, data[name]) for name in ("created_at",
+                                                                        "updated_at")
+                              if data.get(name) is not None}
+    if hold or state == State.HELD:
+        fields["hold"] = True
+    return fields
 
 
 def check_command(value: Any) -> str:
@@ -272,7 +282,7 @@ def from_mapping(data: Any) -> JobSpec:
         else _integer("max_retries", data["max_retries"], 0, 1000),
         priority=0 if data.get("priority") is None
         else _integer("priority", data["priority"], *PRIORITY_RANGE),
-        run_at=None if data.get("run_at") is None else _time("run_at", data["run_at"]),
+        run_at=None if data.get("run_at") is None else check_time("run_at", data["run_at"]),
         delay=None if data.get("delay") is None else _seconds("delay", data["delay"]),
         timeout=None if data.get("timeout") is None else _seconds("timeout", data["timeout"]),
         cwd=None if data.get("cwd") is None else check_cwd(data["cwd"]),
@@ -294,6 +304,48 @@ def from_mapping(data: Any) -> JobSpec:
 def _progress_pattern(value: Any) -> str:
     from queuectl_tui.engine.progress import check_pattern  # only when a job gives one
     return check_pattern(value)
+
+
+EDITABLE = ("command", "priority", "run_at", "delay", "timeout", "max_retries", "queue", "env",
+            "unset_env", "cwd")
+
+
+def check_edits(data: dict[str, Any]) -> dict[str, Any]:
+    """What `edit` may change of a job that has not started, checked by the
+    rules enqueue applies to the same fields. `env` adds or replaces
+    variables, `unset_env` names variables to remove; `delay` stays relative
+    (edit turns it into run_at by its own clock); a timeout of 0 means none."""
+    unknown = sorted(set(data) - set(EDITABLE))
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} cannot be edited; fields: {', '.join(EDITABLE)}")
+    given = {name: value for name, value in data.items() if value is not None}
+    if "run_at" in given and "delay" in given:
+        raise UsageError("give run_at or delay, not both")
+    out: dict[str, Any] = {}
+    checks = {"command": check_command, "cwd": check_cwd, "queue": check_queue,
+              "env": check_env, "run_at": lambda v: check_time("run_at", v),
+              "delay": lambda v: _seconds("delay", v),
+              "timeout": lambda v: _seconds("timeout", v),
+              "priority": lambda v: _integer("priority", v, *PRIORITY_RANGE),
+              "max_retries": lambda v: _integer("max_retries", v, 0, 1000)}
+    for name, value in given.items():
+        if name == "unset_env":
+            if not isinstance(value, (list, tuple)):
+                raise UsageError("unset_env must be a list of variable names")
+            out[name] = [_env_name(item) for item in value]
+        else:
+            out[name] = checks[name](value)
+    both = set(out.get("env", {})) & set(out.get("unset_env", ()))
+    if both:
+        raise UsageError(f"env {sorted(both)[0]} is both set and unset")
+    return out
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        raise UsageError(f"env name {str(value)[:40]!r} is not valid: letters, digits and _, "
+                         "not starting with a digit")
+    return value
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

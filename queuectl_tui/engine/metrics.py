@@ -6,12 +6,12 @@ them (`queuectl metrics`, or a pool's `/metrics` with `worker start
 --metrics-port`). Only those two import this module (and prometheus_client).
 
 Cost per scrape: one GROUP BY over the index (queue, state, seq) for the
-counts (the bulk of it at 1,000,000 jobs: docs/production.md, Metrics; measured by
-bench/metrics_scrape.py), one index seek per queue for the oldest due job, a
-few `meta` rows, the worker rows, the running jobs (by the state index) for
-their progress, and the runs of a recent window (WINDOW_S, at most SAMPLE_ROWS
-of the newest attempt and event rows, by their primary keys) for durations and
-pickup delays.
+counts (the bulk of it at 1,000,000 jobs: docs/production.md, Metrics; measured
+by bench/metrics_scrape.py), one index seek per queue for the oldest due job,
+the paused jobs among the running ones, a few `meta` rows, the worker rows, the
+running jobs (by the state index) for their progress, and the runs of a recent
+window (WINDOW_S, at most SAMPLE_ROWS of the newest attempt and event rows, by
+their primary keys) for durations and pickup delays.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Snapshot:
     oldest_due_age: dict[str, float] = field(default_factory=dict)
     rates: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # used, limit, period
     pools: list[dict[str, Any]] = field(default_factory=list)  # flow.pool_usage rows
+    paused: dict[str, int] = field(default_factory=dict)  # running jobs paused, per queue
     progress: list[tuple[str, str, float]] = field(default_factory=list)  # queue, job, fraction
 
 
@@ -67,6 +68,9 @@ def read(db: pw.Database, backend: Any, now: float) -> Snapshot:
             "SELECT queue, state, COUNT(*) FROM job GROUP BY queue, state").fetchall():
         if state in STATES:  # not `staged`: a bulk enqueue still being written
             snap.jobs[(queue, state)] = n
+    snap.paused = dict(db.execute_sql(
+        f"SELECT queue, COUNT(*) FROM job WHERE state = '{State.PROCESSING.value}' "
+        "AND paused_at IS NOT NULL GROUP BY queue").fetchall())
     named = [row[0] for row in db.execute_sql("SELECT name FROM queue ORDER BY name")]
     snap.queues = sorted(set(named) | {queue for queue, _ in snap.jobs})
     snap.finished = finished_totals(snap.jobs, retention.removed_so_far(db))
@@ -161,6 +165,13 @@ def families(snap: Snapshot) -> Iterator[Any]:
         for state in FINAL:
             finished.add_metric([queue, state], snap.finished.get((queue, state), 0))
     yield finished
+
+    paused = GaugeMetricFamily("queuectl_jobs_paused", "Running jobs whose processes are "
+                               "stopped by `queuectl pause`, per queue (counted in "
+                               "queuectl_jobs' processing too)", labels=["queue"])
+    for queue in snap.queues:
+        paused.add_metric([queue], snap.paused.get(queue, 0))
+    yield paused
 
     dlq = GaugeMetricFamily("queuectl_dlq_jobs", "Dead jobs waiting in the DLQ per queue",
                             labels=["queue"])

@@ -74,7 +74,8 @@ def requeue_all(ctx: Context, state: str) -> RunAgain:
 
 def _run_all_again(ctx: Context, jobs: list[Job], note: str, doing: str) -> RunAgain:
     """Requeue or DLQ-retry these finished jobs, all or nothing (inside the
-    caller's transaction): each goes back to pending, or to blocked while a
+    caller's transaction), as a new run series (attempts and snoozes from
+    0): each goes back to pending, or to blocked while a
     dependency has not completed; refused (Conflict, exit 4) if a dependency
     ended dead or cancelled or another job holds its unique key."""
     targets = dependencies.again([job.id for job in jobs], {job.id for job in jobs},
@@ -84,8 +85,8 @@ def _run_all_again(ctx: Context, jobs: list[Job], note: str, doing: str) -> RunA
         key = transitions.final_info(job)[1]
         if key:
             uniqueness.take_again(ctx.db, job.id, key, now, doing)
-        if not transitions.move(ctx, job, targets[job.id], note=note, attempts=0, run_at=now,
-                                finished_at=None, claim_token=None,
+        if not transitions.move(ctx, job, targets[job.id], note=note, attempts=0, snoozes=0,
+                                run_at=now, finished_at=None, claim_token=None,
                                 cancel_requested_at=None, cancel_grace=None):
             raise Conflict(f"job {job.id} changed state meanwhile; nothing was {doing}")
     return RunAgain({job.id: targets[job.id] for job in jobs})

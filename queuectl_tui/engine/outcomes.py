@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queuectl_tui.engine import attempts, claim, config, registry, retry_policy, transitions
+from queuectl_tui.engine import (attempts, claim, config, registry, retry_policy, snooze,
+                                 transitions)
 from queuectl_tui.engine.storage.columns import Claimed
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
@@ -21,7 +22,8 @@ class Outcome:
     state: str | None
     next: Claimed | None
     stop: bool
-    retry_at: float | None = None  # state "failed": when it runs again (the pool's log)
+    retry_at: float | None = None  # failed or snoozed: when it runs again (the pool's log)
+    snoozed: str | None = None  # the snooze's note ("snoozed for 5m (1 of 10)")
 
 
 def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
@@ -29,23 +31,41 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
                      stderr_tail: str = "", next_lease: float | None = None,
                      ended: str = attempts.EXIT, started_at: float | None = None,
                      log_offset: int | None = None,
-                     usage: attempts.Usage | None = None) -> Outcome:
+                     usage: attempts.Usage | None = None, paused_s: float = 0.0) -> Outcome:
     """Record a run's outcome and, with `next_lease`, claim the next job in the
     same transaction: a busy worker pays one commit (one fsync) per job, and
     reads its stop flag there too (a stopping worker claims nothing).
 
     `ended` says how the run ended (attempts.REASONS): "cancelled" ends the
     job cancelled, "stopped" (its worker was stopped now) puts it back in
-    the queue with this attempt not counted; otherwise the exit decides.
+    the queue with this attempt not counted; a run that did not succeed is
+    looked at once more for a snooze (engine/snooze.py), which puts it back
+    too; otherwise the exit decides. `paused_s`: seconds the run spent
+    paused (its processes stopped), kept with the job.
     """
     now = ctx.clock.now()
     job = held(claimed)
     outcome = dict(finished_at=now, exit_code=exit_code, lease_expires_at=None,
                    stdout_tail=stdout_tail, stderr_tail=stderr_tail, run_pid=None)
+    if paused_s:
+        outcome.update(paused_for=paused_s, paused_at=None, pause_requested=False)
     with ctx.db.atomic():
-        to, fields = _decide(job, error, ended, now, exit_code)
+        snoozed = snooze.asked(ctx, claimed, ended, exit_code) \
+            if error is not None or ended == attempts.SNOOZED else None
+        note = error
+        if snoozed is not None:
+            ended = attempts.SNOOZED
+            if snoozed.allowed:
+                to, fields, error, note = State.PENDING, snoozed.fields(job, now), None, \
+                    snoozed.note()
+            else:
+                error = note = snoozed.refusal()
+                to, fields = _after_failure(job, now)
+                fields["last_error"] = error
+        else:
+            to, fields = _decide(job, error, ended, now, exit_code)
         ok = transitions.move(ctx, job, to, token=claimed.claim_token, worker_id=worker_id,
-                              note=error, **{**outcome, **fields})
+                              note=note, **{**outcome, **fields})
         if ok:
             attempts.record(claimed.id, claimed.runs, started_at=started_at, ended_at=now,
                             exit_code=exit_code, reason=ended, error=error,
@@ -56,10 +76,12 @@ def finish_and_claim(ctx: Context, claimed: Claimed, worker_id: str, *,
         following = None if next_lease is None else claim.take(ctx, worker_id, next_lease, now)
         stop = registry.working(worker_id, now=now,
                                 job_id=following.id if following else None,
-                                done=int(ok and error is None),
+                                done=int(ok and error is None and to != State.PENDING),
                                 failed=int(ok and error is not None))
+    again = to == State.FAILED or (snoozed is not None and to == State.PENDING)
     return Outcome(to if ok else None, following, stop,
-                   fields.get("run_at") if ok and to == State.FAILED else None)
+                   fields.get("run_at") if ok and again else None,
+                   note if ok and snoozed is not None else None)
 
 
 def release(ctx: Context, claimed: Claimed, worker_id: str) -> bool:

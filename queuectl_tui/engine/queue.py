@@ -9,7 +9,9 @@ concept, with the `Context` the Queue builds once (engine/context.py):
 - claim.py and outcomes.py: a worker takes a job, keeps it, records its end;
 - retry_policy.py: backoff, no-retry-on and what a rescue does (pure);
 - rescue.py: runs of gone workers, blocked jobs nothing will release;
-- operator.py: retry, cancel, requeue, delete, purge, stop workers;
+- operator.py: retry, cancel, requeue, delete, purge, stop workers, and
+  hold.py and edit.py: hold, release, edit (the facade's part: actions.py,
+  which records each in the audit trail);
 - reads.py: jobs, counts, workers, history, logs;
 - queues.py, retention.py, config.py: named queues, pruning, settings.
 
@@ -26,15 +28,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from queuectl_tui.clock import Clock, Ids, SyncedClock
 from queuectl_tui.engine import (attempts, config, dependencies, events, logs, queues, reads,
                                  registry)
+from queuectl_tui.engine.actions import OperatorActions
 from queuectl_tui.engine.context import Context, current_host
-from queuectl_tui.engine.procs import DEFAULT_GRACE_S
 from queuectl_tui.engine.states import FINAL
 
 if TYPE_CHECKING:
     from queuectl_tui.engine.attempts import Usage
     from queuectl_tui.engine.resources import Capacity
     from queuectl_tui.engine.claim import Lease
-    from queuectl_tui.engine.operator import RunAgain
     from queuectl_tui.engine.outcomes import Outcome
     from queuectl_tui.engine.rescue import Rescued
     from queuectl_tui.engine.procs import ProcessControl
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from queuectl_tui.engine.storage.models import Job
 
 
-class Queue:
+class Queue(OperatorActions):
     """The engine's one entry point, bound to an open database, a clock and an id source."""
 
     def __init__(self, opened: Opened, clock: Clock | None = None, ids: Ids | None = None,
@@ -132,15 +133,22 @@ class Queue:
 
     def enqueue(self, spec: JobSpec, default_cwd: str | None = None) -> dict[str, Any]:
         """Add one job; returns its public shape as enqueued (as `show --json` prints it)."""
-        from queuectl_tui.engine import enqueue
         written: list[dict[str, Any]] = []
-        enqueue.enqueue_many(self.ctx, [spec], default_cwd, written=written)
+        self.enqueue_many([spec], default_cwd, written=written)
         return written[0]
 
     def enqueue_many(self, specs: list[JobSpec], default_cwd: str | None = None,
                      written: list[dict[str, Any]] | None = None) -> list[str]:
-        from queuectl_tui.engine import enqueue
-        return enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+        from queuectl_tui.engine import audit, batches, enqueue
+        if len(specs) > batches.SLICE_ROWS:  # staged in many transactions: noted after
+            ids = enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+            with self.db.atomic():
+                audit.record(self.ctx, "enqueue", jobs=ids)
+            return ids
+        with self.db.atomic():
+            ids = enqueue.enqueue_many(self.ctx, specs, default_cwd, written)
+            audit.record(self.ctx, "enqueue", jobs=ids)
+            return ids
 
     def refuse_taken_ids(self, ids: list[str]) -> None:
         """Conflict if any of these ids is taken (inside the caller's transaction);
@@ -189,18 +197,36 @@ class Queue:
                          error: str | None, stdout_tail: str = "", stderr_tail: str = "",
                          next_lease: float | None = None, ended: str = "exit",
                          started_at: float | None = None,
-                         log_offset: int | None = None, usage: Usage | None = None) -> Outcome:
+                         log_offset: int | None = None, usage: Usage | None = None,
+                         paused_s: float = 0.0) -> Outcome:
         from queuectl_tui.engine import outcomes
         return outcomes.finish_and_claim(
             self.ctx, claimed, worker_id, exit_code=exit_code, error=error,
             stdout_tail=stdout_tail, stderr_tail=stderr_tail, next_lease=next_lease,
-            ended=ended, started_at=started_at, log_offset=log_offset, usage=usage)
+            ended=ended, started_at=started_at, log_offset=log_offset, usage=usage,
+            paused_s=paused_s)
 
     def release(self, claimed: Claimed, worker_id: str) -> bool:
         from queuectl_tui.engine import outcomes
         return outcomes.release(self.ctx, claimed, worker_id)
 
-    # ---------------------------------------------------------------- jobs that talk back
+    def resume_for_stop(self, claimed: Claimed) -> bool:
+        """Its worker is stopping: a paused job is continued so it can end."""
+        from queuectl_tui.engine import running
+        return running.resume_for_stop(self.ctx, claimed)
+
+    # ---------------------------------------------------------------- a running job's own requests
+
+    def snooze(self, job_id: str, token: str | None, seconds: float) -> dict[str, Any]:
+        """The running job stops and comes back after `seconds`, its attempt
+        not counted (engine/snooze.py); `token`: the run asking, from inside it."""
+        from queuectl_tui.engine import snooze
+        return snooze.request(self.ctx, job_id, token, seconds)
+
+    def extend(self, job_id: str, token: str | None, seconds: float) -> dict[str, Any]:
+        """The running job's timeout pushed `seconds` further (engine/running.py)."""
+        from queuectl_tui.engine import running
+        return running.extend(self.ctx, job_id, token, seconds)
 
     def report_progress(self, job_id: str, token: str | None, progress: Any,
                         message: str | None = None, set_message: bool = False) -> bool:
@@ -317,42 +343,8 @@ class Queue:
         """At most `length` bytes of the job's log from `start` (a bounded read)."""
         return logs.read_range(self.opened.log_dir, job.seq, start, length)
 
-    # ---------------------------------------------------------------- operator actions
-
-    def retry_dead(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.retry_dead(self.ctx, job_ids)
-
-    def retry_all_dead(self, queue: str | None = None) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.retry_all_dead(self.ctx, queue)
-
-    def cancel(self, job_ids: Iterable[str],
-               grace: float = DEFAULT_GRACE_S) -> list[tuple[str, str]]:
-        from queuectl_tui.engine import operator
-        return operator.cancel(self.ctx, job_ids, grace)
-
-    def requeue(self, job_ids: Iterable[str]) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.requeue(self.ctx, job_ids)
-
-    def requeue_all(self, state: str) -> RunAgain:
-        from queuectl_tui.engine import operator
-        return operator.requeue_all(self.ctx, state)
-
-    def delete(self, job_ids: Iterable[str]) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.delete(self.ctx, job_ids)
-
-    def purge_dead(self) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.purge_dead(self.ctx)
-
-    def stop_workers(self, worker_ids: list[str] | None = None,
-                     now_grace: float | None = None, host: str | None = None,
-                     pool: int | None = None) -> list[str]:
-        from queuectl_tui.engine import operator
-        return operator.stop_workers(self.ctx, worker_ids, now_grace, host, pool)
+    def paused_count(self, queue: str | None = None) -> int:
+        return reads.paused_count(queue)
 
     # ---------------------------------------------------------------- named queues
 
@@ -370,7 +362,20 @@ class Queue:
         return queues.one(self.ctx, name)
 
     def queue_set(self, name: str, **fields: Any) -> dict[str, Any]:
-        return queues.set_rules(self.ctx, name, **fields)
+        from queuectl_tui.engine import audit
+        with self.db.atomic():
+            row = queues.set_rules(self.ctx, name, **fields)
+            paused = fields.get("paused") if set(fields) == {"paused"} else None
+            action = "queue set" if paused is None else ("queue pause" if paused
+                                                         else "queue resume")
+            audit.record(self.ctx, action, target=name,
+                         detail=None if paused is not None else fields)
+            return row
+
+    def queue_max_timeout(self, name: str, seconds: float | None) -> dict[str, Any]:
+        """The longest timeout `extend` may take the queue's jobs to (None: no bound)."""
+        from queuectl_tui.engine import running
+        return running.set_max_timeout(self.ctx, name, seconds)
 
     # ---------------------------------------------------------------- retention
     # retention is imported where used: `status` and `list` never prune.
@@ -378,9 +383,15 @@ class Queue:
     def prune(self, *, queue: str | None = None, states: Iterable[str] = FINAL,
               older_than: float | None = None, dry_run: bool = False,
               max_batches: int | None = None) -> tuple[retention.Pruned, bool]:
-        from queuectl_tui.engine import retention
-        return retention.prune_now(self.ctx, queue=queue, states=states, older_than=older_than,
-                                   dry_run=dry_run, max_batches=max_batches)
+        from queuectl_tui.engine import audit, retention
+        pruned, whole = retention.prune_now(self.ctx, queue=queue, states=states,
+                                            older_than=older_than, dry_run=dry_run,
+                                            max_batches=max_batches)
+        if not dry_run and self.ctx.actor is not None:
+            with self.db.atomic():
+                audit.record(self.ctx, "prune", target=queue,
+                             detail={"removed": pruned.counts, "older_than": older_than})
+        return pruned, whole
 
     def lapse_unique_keys(self) -> int:
         """Unique keys whose `unique_for` ran out: gone, so the table stays small."""
@@ -405,5 +416,8 @@ class Queue:
         return config.get_all()
 
     def config_set(self, key: str, value: Any) -> Any:
+        from queuectl_tui.engine import audit
         with self.db.atomic():
-            return config.set_value(key, value)
+            stored = config.set_value(key, value)
+            audit.record(self.ctx, "config set", target=key, detail=stored)
+            return stored

@@ -192,6 +192,7 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "finished_last_minute": recent.get(row.name, 0),
             "retention": {state.value: getattr(row, f"keep_{state.value}") for state in FINAL},
             "finish_hook": row.finish_hook,
+            "max_timeout": row.max_timeout,
             "progress_regex": row.progress_regex,
         })
     return out
@@ -251,7 +252,7 @@ def one(ctx: Context, name: str) -> dict[str, Any]:
 
 
 def set_rules(ctx: Context, name: str, **fields: Any) -> dict[str, Any]:
-    """Pause, resume, limit or set retention; a queue named here for the first
+    """Pause, resume, limit, set retention or max-timeout; a queue named here for the first
     time exists from now on. Resuming or raising a limit wakes idle workers."""
     check_name(name)
     with ctx.db.atomic():

@@ -35,6 +35,14 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         "needs": {"cpus": job.cpus, "mem": job.mem, "gpus": job.gpus}
         if (job.cpus or job.mem or job.gpus) else None,
         "devices": job.devices.split(",") if job.devices else None,
+        # engine/snooze.py, engine/running.py: snoozes in this run series, what
+        # `extend` added to the timeout, and a pause: asked, since when its
+        # processes are stopped, seconds stopped before the current pause
+        "snoozes": job.snoozes or 0, "extended_by": job.extended_by,
+        "paused": job.state == State.PROCESSING and job.paused_at is not None,
+        "pause_requested": bool(job.pause_requested) and job.state == State.PROCESSING,
+        "paused_at": iso(job.paused_at) if job.state == State.PROCESSING else None,
+        "paused_for": job.paused_for,
         "progress_regex": job.progress_regex,
         "progress": None if job.progress_at is None or (seen := progress.shown_of(job)) is None
         else seen.public(),
@@ -150,7 +158,18 @@ def pools(ctx: Context) -> list[dict[str, Any]]:
 
 def why_waiting(ctx: Context, job: Job) -> str | None:
     """What holds a due job back, if anything: a paused queue, a rate, its key's
-    limit, or needs no live pool could ever give (engine/flow.py)."""
+    limit, or needs no live pool could ever give (engine/flow.py); or that a
+    person holds it (engine/hold.py)."""
+    if job.state == State.HELD:
+        return f"held: it runs only once released (queuectl release {job.id})"
     from queuectl_tui.engine import flow
     now, lease = ctx.clock.now(), float(config.get("lease-seconds"))
     return flow.why_waiting(ctx.db, job, registry.live_workers(now=now, lease=lease), now)
+
+
+def paused_count(queue: str | None = None) -> int:
+    """Running jobs whose processes are stopped now (only running rows are read)."""
+    query = Job.select().where(Job.state == State.PROCESSING, Job.paused_at.is_null(False))
+    if queue is not None:
+        query = query.where(Job.queue == queues.check_name(queue))
+    return query.count()

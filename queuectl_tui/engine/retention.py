@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import peewee as pw
 
-from queuectl_tui.engine import config, counts, logs, queues
+from queuectl_tui.engine import audit, config, counts, logs, queues
 from queuectl_tui.engine.storage.models import Meta, NamedQueue
 from queuectl_tui.engine.states import FINAL, check_state
 from queuectl_tui.errors import UsageError
@@ -155,8 +155,12 @@ def prune_now(ctx: Context, *, queue: str | None = None, states: Iterable[str] =
         raise UsageError(f"only finished jobs are pruned ({', '.join(FINAL)})")
     settings = config.get_all()
     defaults = {st: float(settings[f"retention-{st}"]) for st in FINAL}
-    rules = rules_now(defaults, ctx.clock.now(), queue=queue, states=states,
-                      older_than=older_than)
+    now = ctx.clock.now()
+    rules = rules_now(defaults, now, queue=queue, states=states, older_than=older_than)
+    keep_audit = float(settings["retention-audit"])
+    if queue is None and not dry_run and keep_audit > 0:
+        with ctx.db.atomic():
+            audit.prune(now - keep_audit)
     return prune(ctx.db, rules, ctx.opened.log_dir, dry_run=dry_run,
                  max_batches=max_batches, sleep=ctx.clock.sleep)
 

@@ -33,7 +33,7 @@ import peewee as pw
 from cronsim import CronSim, CronSimError
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine import jobspec
+from queuectl_tui.engine import audit, enqueue, jobspec
 from queuectl_tui.engine.jobspec import JobSpec
 from queuectl_tui.engine.storage.models import Job, Schedule
 from queuectl_tui.engine.reads import job_dict
@@ -209,6 +209,8 @@ def add(queue: Queue, name: str, cron: str, command: str, *, tz: str = "UTC",
                 raise Conflict(f"a schedule named {name!r} already exists; "
                                f"`queuectl schedule remove {name}` first to replace it")
             Schedule.insert(row).execute()
+            audit.record(queue.ctx, "schedule add", target=name,
+                         detail={"cron": cron, "tz": tz, "command": spec.command})
     except pw.IntegrityError:
         raise Conflict(f"a schedule named {name!r} already exists") from None
     return list_all(name)[0]
@@ -224,6 +226,8 @@ def set_paused(queue: Queue, name: str, paused: bool) -> dict[str, Any]:
         if not paused and row.paused:
             fields["next_run_at"] = next_after(row.cron, check_zone(row.tz), now)
         Schedule.update(fields).where(Schedule.name == row.name).execute()
+        audit.record(queue.ctx, "schedule pause" if paused else "schedule resume",
+                     target=row.name)
     return list_all(name)[0]
 
 
@@ -232,6 +236,7 @@ def remove(queue: Queue, name: str) -> dict[str, Any]:
     with queue.db.atomic():
         found = list_all(name)[0]
         Schedule.delete().where(Schedule.name == found["name"]).execute()
+        audit.record(queue.ctx, "schedule remove", target=found["name"])
     return found
 
 
@@ -242,7 +247,8 @@ def run_now(queue: Queue, name: str) -> dict[str, Any]:
         row = get(name)
         now = queue.clock.now()
         job_id = f"{row.name}@run-{queue.ids.new()}"
-        queue.enqueue_many([_spec(row, job_id, tick=None, run_at=now)])
+        enqueue.enqueue_many(queue.ctx, [_spec(row, job_id, tick=None, run_at=now)])
+        audit.record(queue.ctx, "schedule run", target=row.name, jobs=[job_id])
         Schedule.update(last_run_at=now, last_job_id=job_id, updated_at=now).where(
             Schedule.name == row.name).execute()
     return job_dict(queue.get(job_id))

@@ -25,6 +25,9 @@ class State(str, Enum):
     # A big bulk enqueue's rows before their batch is published: no job yet for
     # anyone but the batch's writer (engine/batches.py).
     STAGED = "staged"
+    # Put aside by a person (`hold`, `enqueue --hold`; pueue's stash): never
+    # claimed until `release` moves it on.
+    HELD = "held"
 
     def __str__(self) -> str:
         return self.value
@@ -32,17 +35,19 @@ class State(str, Enum):
 
 # The states a user sees; `staged` rows are not jobs yet.
 STATES: tuple[State, ...] = (State.PENDING, State.PROCESSING, State.COMPLETED, State.FAILED,
-                             State.DEAD, State.CANCELLED, State.BLOCKED)
+                             State.DEAD, State.CANCELLED, State.BLOCKED, State.HELD)
 CLAIMABLE = (State.PENDING, State.FAILED)  # a worker may take it (when due)
-WAITING = (*CLAIMABLE, State.BLOCKED)  # not running, not finished: cancelled at once
+HOLDABLE = (*CLAIMABLE, State.BLOCKED)  # `hold` puts it aside
+# Not running, not finished: cancelled at once; what `edit` may change.
+WAITING = (*HOLDABLE, State.HELD)
 FINAL = (State.COMPLETED, State.DEAD, State.CANCELLED)  # a run series is over
 UNFINISHED = (State.STAGED, State.PENDING, State.FAILED, State.PROCESSING)
 ENDED_BADLY = (State.FAILED, State.DEAD)  # a run that did not succeed
 
 # The state machine: which moves exist at all.
 MOVES: dict[State, tuple[State, ...]] = {
-    State.PENDING: (State.PROCESSING, State.CANCELLED),  # claimed; cancelled
-    State.FAILED: (State.PROCESSING, State.CANCELLED),  # retried; cancelled
+    State.PENDING: (State.PROCESSING, State.CANCELLED, State.HELD),  # claimed; cancelled; held
+    State.FAILED: (State.PROCESSING, State.CANCELLED, State.HELD),  # retried; cancelled; held
     # finished, failed (retry later), DLQ, back to the queue (rescue, stop now), cancelled
     State.PROCESSING: (State.COMPLETED, State.FAILED, State.DEAD, State.PENDING,
                        State.CANCELLED),
@@ -52,9 +57,13 @@ MOVES: dict[State, tuple[State, ...]] = {
     State.CANCELLED: (State.PENDING, State.BLOCKED),
     # released when its dependencies complete; cancelled with the reason when
     # one of them ends dead or cancelled (engine/dependencies.py)
-    State.BLOCKED: (State.PENDING, State.CANCELLED),
-    # moved in slices when its batch is published
-    State.STAGED: (State.PENDING,),
+    State.BLOCKED: (State.PENDING, State.CANCELLED, State.HELD),
+    # released: pending, or blocked while a dependency has not completed, or
+    # cancelled with the reason when one ended dead or cancelled (engine/hold.py);
+    # cancelled too, naming it, when a dependency ends so while it is held
+    State.HELD: (State.PENDING, State.BLOCKED, State.CANCELLED),
+    # moved in slices when its batch is published (held: enqueued --hold)
+    State.STAGED: (State.PENDING, State.HELD),
 }
 
 # The console's word for each state (its tabs). `failed` is not final: it is a
@@ -62,7 +71,7 @@ MOVES: dict[State, tuple[State, ...]] = {
 STATE_LABELS: dict[State, str] = {
     State.PENDING: "Pending", State.BLOCKED: "Blocked", State.PROCESSING: "Running",
     State.FAILED: "Retrying", State.DEAD: "Dead", State.COMPLETED: "Done",
-    State.CANCELLED: "Cancelled"}
+    State.CANCELLED: "Cancelled", State.HELD: "Held"}
 # Every word accepted for a state, by every command and filter: the names, the
 # console's labels, and a few more people use. Stored and printed: the names.
 STATE_ALIASES: dict[str, State] = {
@@ -70,7 +79,8 @@ STATE_ALIASES: dict[str, State] = {
     **{label.lower(): state for state, label in STATE_LABELS.items()},
     "waiting": State.PENDING, "queued": State.PENDING, "busy": State.PROCESSING,
     "ok": State.COMPLETED, "retry": State.FAILED, "dlq": State.DEAD,
-    "canceled": State.CANCELLED, "after": State.BLOCKED}
+    "canceled": State.CANCELLED, "after": State.BLOCKED,
+    "stashed": State.HELD, "hold": State.HELD, "on-hold": State.HELD}
 
 
 def state_named(word: str) -> State | None:

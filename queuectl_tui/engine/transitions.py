@@ -40,7 +40,8 @@ def move(ctx: Context, job: Job, to: str, *, token: str | None = None,
         ctx.backend.notify()
     waited_for = events.record(job.id, job.state, to, at=now, attempt=job.attempts,
                                exit_code=fields.get("exit_code"), worker_id=worker_id,
-                               note=note, ask_waited_for=to in FINAL)
+                               note=note, ask_waited_for=to in FINAL,
+                               actor=ctx.actor.label if ctx.actor else None)
     _after_move(ctx, job, to, now, fields.get("exit_code"), waited_for)
     return True
 

@@ -150,9 +150,10 @@ def _floor(db: pw.Database, expr: str) -> str:
 def _counts(db: pw.Database, start: float, now: float, bucket_s: float,
             limit: int) -> tuple[list[tuple], float | None, int]:
     """(queue, outcome, bucket, count) rows of the newest `limit` finishing
-    events in (start, now] (those of jobs since deleted left out), the time of
-    the oldest event read and how many were read. The inner
-    LIMIT walks the index on event.at from `now` backwards and stops there."""
+    events in (start, now] (those of jobs since deleted left out; moves out of
+    `processing` only: an edit of a retrying job is a `failed` -> `failed`
+    event), the time of the oldest event read and how many were read. The
+    inner LIMIT walks the index on event.at from `now` backwards and stops there."""
     p = db.param
     states = ", ".join(f"'{s.value}'" for s in (State.COMPLETED, *FAILED))
     slot = _floor(db, f"(e.at - {p}) / {p}")
@@ -160,7 +161,8 @@ def _counts(db: pw.Database, start: float, now: float, bucket_s: float,
         f"SELECT {_queue_of('e')} AS queue, CASE WHEN e.to_state = 'completed' "
         f"THEN 'completed' ELSE 'failed' END AS outcome, {slot} AS slot, COUNT(*), MIN(e.at) "
         f"FROM (SELECT job_id, to_state, at FROM event WHERE at > {p} AND at <= {p} "
-        f"AND to_state IN ({states}) ORDER BY at DESC LIMIT {int(limit)}) e "
+        f"AND to_state IN ({states}) AND from_state = '{State.PROCESSING.value}' "
+        f"ORDER BY at DESC LIMIT {int(limit)}) e "
         "GROUP BY queue, outcome, slot",
         (start, bucket_s, start, now)).fetchall()
     oldest = min((row[4] for row in rows), default=None)

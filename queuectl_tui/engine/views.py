@@ -19,10 +19,11 @@ from queuectl_tui.engine import counts, logs
 from queuectl_tui.engine.storage.columns import ROW_FIELDS
 from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.storage.opened import Opened
-from queuectl_tui.engine.storage.models import Event, Job
+from queuectl_tui.engine.storage.models import AuditEntry, Event, Job
 from queuectl_tui.engine.states import CLAIMABLE, ENDED_BADLY, State
 
-# Finishing moves: a run ended (well or not). Counted by the throughput sparkline.
+# Finishing moves: a run ended (well or not). Counted by the throughput sparkline,
+# from `processing` only: an edit of a retrying job is a `failed` -> `failed` event.
 FINISHED = (State.COMPLETED, *ENDED_BADLY)
 
 # Sort name -> ((column, descending), ...) in display order. Keyset paging needs
@@ -253,7 +254,7 @@ def log_tail(opened: Opened, seq: int, offset: int | None,
 # ---------------------------------------------------------------- events
 
 EVENT_FIELDS = (Event.seq, Event.job_id, Event.from_state, Event.to_state, Event.attempt,
-                Event.exit_code, Event.worker_id, Event.at, Event.note)
+                Event.exit_code, Event.worker_id, Event.at, Event.note, Event.actor)
 
 
 def _event_select(q: EventQuery) -> pw.ModelSelect:
@@ -275,6 +276,29 @@ def event_window(q: EventQuery, anchor: Any = START, before: int = 0,
     return _window(_event_select(q), ((Event.seq, True),), anchor, before, after)
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which operator actions History's other mode shows (newest first): each
+    text term must appear in the action, the person, the target or the jobs."""
+
+    text: tuple[str, ...] = ()
+
+    def key_of(self, row: dict[str, Any]) -> tuple:
+        return (row["seq"],)
+
+
+def audit_window(q: AuditQuery, anchor: Any = START, before: int = 0,
+                 after: int = 50) -> Window:
+    """Operator actions newest first around `anchor` (a `(seq,)` tuple, START or END)."""
+    query = AuditEntry.select()
+    for term in q.text:
+        query = query.where(AuditEntry.action.contains(term) | AuditEntry.user.contains(term)
+                            | AuditEntry.token.contains(term) | AuditEntry.host.contains(term)
+                            | AuditEntry.target.contains(term)
+                            | AuditEntry.job_ids.contains(term))
+    return _window(query, ((AuditEntry.seq, True),), anchor, before, after)
+
+
 def throughput(now: float, *, buckets: int = 30, bucket_s: float = 10.0) -> list[int]:
     """Runs finished per bucket, oldest bucket first, over the last buckets*bucket_s s.
 
@@ -284,7 +308,8 @@ def throughput(now: float, *, buckets: int = 30, bucket_s: float = 10.0) -> list
     counts = [0] * buckets
     index = pw.Cast((Event.at - start) / bucket_s, "INTEGER")
     query = (Event.select(index, pw.fn.COUNT(Event.seq))
-             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED))
+             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED),
+                    Event.from_state == State.PROCESSING)
              .group_by(index))
     for slot, n in query.tuples():
         counts[max(0, min(buckets - 1, int(slot)))] += n
@@ -300,7 +325,8 @@ def queue_activity(now: float, *, buckets: int = 12,
     index = pw.Cast((Event.at - start) / bucket_s, "INTEGER")
     query = (Event.select(Job.queue, index, pw.fn.COUNT(Event.seq))
              .join(Job, on=(Job.id == Event.job_id))
-             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED))
+             .where(Event.at > start, Event.at <= now, Event.to_state.in_(FINISHED),
+                    Event.from_state == State.PROCESSING)
              .group_by(Job.queue, index))
     found: dict[str, list[int]] = {}
     for queue, slot, n in query.tuples():

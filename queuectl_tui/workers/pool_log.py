@@ -138,6 +138,8 @@ class PoolLog:
             text, level = f"dead after {took}{why}: no retries left, in the DLQ", WARNING
         elif state == "cancelled":
             text = f"cancelled after {took}"  # the error only repeats it
+        elif state == "pending" and retry_in is not None:  # it snoozed: `error` says how long
+            text = f"{error} after {took}; runs again in {max(retry_in, 0.0):.1f} s"
         elif state == "pending":
             text = f"stopped after {took}{why}"
         else:
@@ -145,12 +147,21 @@ class PoolLog:
         extra: dict[str, Any] = {"outcome": state, "duration_s": round(duration, 6),
                                  "exit_code": exit_code, "run": job.runs}
         if error:
-            extra["error"] = error
+            extra["note" if state == "pending" and retry_in is not None else "error"] = error
         if retry_in is not None:
             extra["retry_in_s"] = round(retry_in, 3)
             extra["retry_at"] = _stamp(self.now() + retry_in)
         self._job("finished", worker, job.id, job.attempts, job.max_retries,
                   getattr(job, "queue", None), text, level, **extra)
+
+    def paused(self, worker: str, job: Claimed, stopped: bool, why: str = "") -> None:
+        """A running job's processes stopped (`queuectl pause`) or continued."""
+        if self.jobs:
+            self._job("paused" if stopped else "resumed", worker, job.id, job.attempts,
+                      job.max_retries, getattr(job, "queue", None),
+                      ("paused: its processes stopped (SIGSTOP)" if stopped
+                       else "resumed (SIGCONT)") + (f": {why}" if why else ""), INFO,
+                      run=job.runs)
 
     def released(self, worker: str, job: Claimed) -> None:
         """A job claimed with the last outcome but never started: the worker was

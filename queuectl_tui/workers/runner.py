@@ -29,10 +29,11 @@ from typing import Callable, Protocol
 
 from queuectl_tui.engine import TAIL_CHARS, decode_tail
 from queuectl_tui.workers import limits
+from queuectl_tui.workers.steering import (Abort, Control, Deadline, begin_stop, kill_group,
+                                           steer)
 
 CHUNK = 65536
 TAIL_BYTES = TAIL_CHARS * 4
-KILL_GRACE_S = 1.0  # SIGTERM first, then SIGKILL the whole group this much later
 DRAIN_AFTER_EXIT_S = 0.2  # a background child may hold the pipes; don't wait for it
 SHELL = "/bin/sh"
 READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -52,15 +53,7 @@ class RunResult:
     cpu_s: float | None = None  # user + system seconds of the shell and what it waited for
     mem_limit_by: str | None = None  # cgroup v2, cgroup v1, rlimit; None: no memory limit
     limit_note: str | None = None  # why a limited run fell back to the rlimit
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Stop the running command: SIGTERM to its group now, SIGKILL after `grace`."""
-
-    ended: str  # why: timeout, cancelled, stopped, lost
-    message: str
-    grace: float = KILL_GRACE_S
+    paused_s: float = 0.0  # seconds its process group spent stopped (Control.stopped)
 
 
 class OutputWatch(Protocol):
@@ -90,13 +83,6 @@ class _Tail:
         return decode_tail(bytes(self.data))
 
 
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 class _SpawnFailed(Exception):
     """The job's directory could not be entered: the job fails, the worker does not."""
 
@@ -104,16 +90,23 @@ class _SpawnFailed(Exception):
 def run_command(command: str, *, timeout: float | None,
                 open_log: Callable[[], int] | None, log_header: bytes = b"",
                 on_start: Callable[[int], None] = lambda pid: None,
-                tick: Callable[[], Abort | None] = lambda: None, first_tick: float = 1.0,
+                tick: Callable[[], Control | Abort | None] = lambda: None,
+                first_tick: float = 1.0,
                 tick_every: float = 1.0, env: dict[str, str] | None = None,
                 cwd: str | None = None, mem_limit: int | None = None,
                 watch: OutputWatch | None = None) -> RunResult:
-    """Run `command` to the end; `tick` is called periodically and may ask to abort.
+    """Run `command` to the end; `tick` is called periodically and may ask to
+    abort (an Abort), or to stop or continue the run or move its timeout (a
+    Control).
 
-    An abort (cancelled, stopped, claim lost) and the timeout end the whole
-    process group the same way: SIGTERM, then SIGKILL after a grace period,
-    during which output is still read and `tick` still called (so the lease is
-    kept while a job shuts down).
+    An abort (cancelled, stopped, claim lost, snoozed) and the timeout end the
+    whole process group the same way: SIGTERM, then SIGKILL after a grace
+    period, during which output is still read and `tick` still called (so the
+    lease is kept while a job shuts down). A stopped group (SIGSTOP, a pause)
+    is continued right after its SIGTERM, so it can end cleanly; its timeout's
+    clock does not run while it is stopped. When the timeout comes, `tick` is
+    asked once more first: the job may have extended it, or been paused, since
+    the last tick.
     The loop follows the process, not its pipes: a job that closes stdout and
     stderr (`exec >/dev/null 2>&1`) still has its lease renewed and its timeout
     enforced, because the process's exit is watched through a pidfd.
@@ -153,6 +146,7 @@ def run_command(command: str, *, timeout: float | None,
                      None if watch is None else (watch, {out_r: 1, err_r: 2}))
     exit_fd: int | None = None
     abort: Abort | None = None
+    clock = Deadline(time.monotonic(), timeout)
     try:
         on_start(pid)
         poller = select.poll()
@@ -161,9 +155,8 @@ def run_command(command: str, *, timeout: float | None,
         exit_fd = _pidfd(pid)
         if exit_fd is not None:
             poller.register(exit_fd, select.POLLIN)
-        start = time.monotonic()
-        deadline = start + timeout if timeout else None
-        next_tick = start + first_tick
+        looked_at: float | None = None  # the deadline `tick` was asked about once more
+        next_tick = clock.start + first_tick
         exited_at: float | None = None
         kill_at: float | None = None
         may_have_exited = exit_fd is None  # without a pidfd: look every turn
@@ -180,18 +173,25 @@ def run_command(command: str, *, timeout: float | None,
                 if kill_at is not None and now >= kill_at:
                     kill_group(pid)
                     kill_at = None
-                if abort is None and deadline is not None and now >= deadline:
-                    abort = Abort("timeout", f"timed out after {timeout:g} s")
-                    kill_at = _begin_stop(pid, abort)
+                due = clock.due()
+                if abort is None and due is not None and now >= due and looked_at != due:
+                    looked_at, next_tick = due, now  # extended or paused meanwhile?
                 if now >= next_tick:
                     next_tick = now + tick_every
                     asked = tick()
-                    if asked is not None and abort is None:
-                        abort = asked
-                        kill_at = _begin_stop(pid, abort)
+                    control = asked if isinstance(asked, Control) else Control(abort=asked)
+                    if abort is None:
+                        abort = steer(pid, control, clock, now)
+                        if abort is not None:
+                            kill_at = begin_stop(pid, abort, clock, now)
+                due = clock.due()
+                if abort is None and due is not None and now >= due:
+                    abort = Abort("timeout", clock.timed_out())
+                    kill_at = begin_stop(pid, abort, clock, now)
             wait = next_tick - now
-            if deadline is not None and exited_at is None and abort is None:
-                wait = min(wait, deadline - now)
+            due = clock.due()
+            if due is not None and exited_at is None and abort is None:
+                wait = min(wait, due - now)
             if kill_at is not None:
                 wait = min(wait, kill_at - now)
             if exited_at is not None:
@@ -210,6 +210,7 @@ def run_command(command: str, *, timeout: float | None,
                     poller.unregister(fd)
     finally:
         kill_group(pid)  # nothing the job started outlives it; the zombie holds the id
+        clock.cont(time.monotonic())
         _, status, usage = os.wait4(pid, 0)  # its rusage covers what the shell waited for
         code = os.waitstatus_to_exitcode(status)
         if exit_fd is not None:
@@ -221,7 +222,8 @@ def run_command(command: str, *, timeout: float | None,
             measured = confinement.finish(code, output.tails[err_r].text())
     out, err = (t.text() for t in output.tails.values())
     extra = {"stdout_bytes": output.tails[out_r].seen, "stderr_bytes": output.tails[err_r].seen,
-             "peak_mem": _peak_rss(usage), "cpu_s": usage.ru_utime + usage.ru_stime}
+             "peak_mem": _peak_rss(usage), "cpu_s": usage.ru_utime + usage.ru_stime,
+             "paused_s": clock.paused}
     oom = None
     if measured is not None:
         oom = measured.oom
@@ -261,12 +263,6 @@ def _peak_rss(usage: resource.struct_rusage) -> int | None:
 
 
 _worker_peak = 0  # KiB: this process's peak RSS when last asked
-
-
-def _begin_stop(pid: int, abort: Abort) -> float:
-    """SIGTERM the group now; returns when to SIGKILL it."""
-    kill_group(pid, signal.SIGTERM)
-    return time.monotonic() + max(0.0, abort.grace)
 
 
 def _has_exited(pid: int) -> bool:

@@ -27,7 +27,7 @@ from queuectl_tui.engine import (
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
 from queuectl_tui.workers.progress import OutputProgress
-from queuectl_tui.workers.runner import Abort, run_command
+from queuectl_tui.workers.runner import Abort, Control, run_command
 from queuectl_tui.workers.signals import LocalProcesses
 from queuectl_tui.workers.trouble import DB_BUSY, drop_connection, first_line
 
@@ -323,12 +323,14 @@ class Worker:
                   f"on worker {self.id} ---\n").encode()
         pid: list[int] = []
         recorded: list[int] = []
+        paused: list[bool] = [False]  # what the last tick asked: its processes stopped
 
-        def tick() -> Abort | None:
+        def tick() -> Control:
             """Extend the lease (recording the process group the first time) and
-            read what the job's owners want: cancelled, stopped now, or lost."""
+            read what the job's owners want: cancelled, stopped now, lost,
+            snoozed, paused or resumed, its timeout extended."""
             if self.file_gone():
-                return Abort("stopped", f"stopped: {self.lost_file}", DEFAULT_GRACE_S)
+                return Control(Abort("stopped", f"stopped: {self.lost_file}", DEFAULT_GRACE_S))
             try:
                 with self.queue.db.atomic():
                     self._beat("busy", claimed, started)
@@ -337,15 +339,7 @@ class Worker:
                 recorded.extend(pid[:1])
             except DB_BUSY:
                 lease = Lease(held=True)  # a locked moment is not a lost claim
-            if not lease.held:
-                return Abort("lost", "claim lost (job was rescued elsewhere); run abandoned")
-            if lease.cancel_grace is not None:
-                return Abort("cancelled", "cancelled while running (SIGTERM, then SIGKILL "
-                             f"after {lease.cancel_grace:g} s)", lease.cancel_grace)
-            if self.stop_grace is not None:
-                return Abort("stopped", "stopped with its worker (stop now); back in the "
-                             "queue, attempt not counted", self.stop_grace)
-            return None
+            return self._steer(claimed, lease, paused)
 
         env = self._job_env(claimed)
         watch = self._progress_watch(claimed)
@@ -364,20 +358,47 @@ class Worker:
         outcome = self._persist(f"recording job {claimed.id}", lambda: self.queue.finish_and_claim(
             claimed, self.id, exit_code=result.exit_code, error=result.error,
             stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, next_lease=lease,
-            ended=result.ended, started_at=started, log_offset=result.log_offset, usage=usage),
-            tries=None)
+            ended=result.ended, started_at=started, log_offset=result.log_offset, usage=usage,
+            paused_s=result.paused_s), tries=None)
         self._next_beat = self.clock.monotonic() + self.beat_every
         # One write for the outcome and the next claim, made in one commit: a busy
         # pool wakes its log's reader (the journal) once per job, not twice.
         with self.log.together():
             self.log.finished(self.id, claimed, outcome.state, took, result.exit_code,
-                              result.error, None if outcome.retry_at is None
+                              outcome.snoozed or result.error, None if outcome.retry_at is None
                               else outcome.retry_at - self.clock.now())
             if outcome.next is not None:
                 self.log.claimed(self.id, outcome.next)
         if outcome.stop:
             self.request_stop("stop requested")
         return outcome.next
+
+    def _steer(self, claimed: Claimed, lease: Lease, paused: list[bool]) -> Control:
+        """What the run should do after this lease renewal (`paused[0]`: whether
+        the last one stopped its processes; kept up to date here)."""
+        if not lease.held:
+            return Control(Abort("lost", "claim lost (job was rescued elsewhere); run "
+                                 "abandoned"))
+        if lease.cancel_grace is not None:
+            return Control(Abort("cancelled", "cancelled while running (SIGTERM, then "
+                                 f"SIGKILL after {lease.cancel_grace:g} s)", lease.cancel_grace))
+        if self.stop_grace is not None:
+            return Control(Abort("stopped", "stopped with its worker (stop now); back in the "
+                                 "queue, attempt not counted", self.stop_grace))
+        if lease.snooze:  # it asked, and is still running: stop it as a cancel would
+            return Control(Abort("snoozed", "snoozed: stopped by its worker",
+                                 DEFAULT_GRACE_S))
+        stop = lease.paused
+        if stop and self.stop_reason is not None:
+            try:  # stopping after the running job: a paused one would never end
+                stop = not self.queue.resume_for_stop(claimed)
+            except DB_BUSY:
+                pass  # the next tick asks again
+        if stop is not None and stop != paused[0]:
+            paused[0] = stop
+            self.log.paused(self.id, claimed, stop, "" if stop or self.stop_reason is None
+                            else "its worker is stopping")
+        return Control(stopped=stop, timeout=lease.timeout)
 
     def _job_env(self, claimed: Claimed) -> dict[str, str]:
         """The job's own variables and what reaches its own database from inside

@@ -88,8 +88,11 @@ def test_unit_runs_the_pool_on_this_database_and_stops_gracefully(db_path, tmp_p
     assert int(service["TimeoutStopSec"][0]) > 7200 and "2h" in err
     assert service["StandardError"] == ["journal"]
     assert unit["Install"]["WantedBy"] == ["default.target" if user else "multi-user.target"]
-    if not user and os.geteuid() != 0:
-        assert service["User"] == [os.environ.get("USER") or os.getlogin()]
+    if not user:  # never root: the invoking user, or a dedicated one when root prints it
+        assert service["User"] == ([os.environ.get("USER") or os.getlogin()]
+                                   if os.geteuid() != 0 else ["queuectl"])
+    else:
+        assert "User" not in service
     # The command as systemd would run it: a real pool on this database, which a
     # SIGTERM (KillSignal) stops after its running job, exit 0.
     env = {**cli_env("unused"), **environment(service)}  # the unit's QUEUECTL_DB wins
@@ -177,3 +180,13 @@ def test_a_foreign_file_is_a_database_error(tmp_path):
     result = run_cli(str(bad), "service", "unit")
     assert result.returncode == 5 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "not a queuectl database" in result.stderr
+
+
+def test_a_system_unit_runs_as_the_user_named_and_warns_for_root(tmp_path):
+    db = str(tmp_path / "q.db")
+    named = run_cli(db, "service", "unit", "--run-as", "jobs", "--stop-timeout", "1m")
+    assert named.returncode == 0 and "\nUser=jobs\n" in named.stdout
+    root = run_cli(db, "service", "unit", "--run-as", "root", "--stop-timeout", "1m")
+    assert "User=root" in root.stdout and "every job anyone enqueues runs as root" in root.stderr
+    bad = run_cli(db, "service", "unit", "--run-as", "a b", "--stop-timeout", "1m")
+    assert bad.returncode == 2 and "--run-as takes a user name" in bad.stderr and not bad.stdout

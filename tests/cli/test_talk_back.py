@@ -14,8 +14,8 @@ def test_progress_outside_a_job_says_how_to_name_one(tmp_path):
     assert run_cli(db, "enqueue", "--id", "j", "true").returncode == 0
     bare = run_cli(db, "progress", "40")
     assert bare.returncode == 2 and bare.stdout == ""
-    assert bare.stderr.strip() == ("queuectl: error: which job? run this inside a job (its "
-                                   "worker sets QUEUECTL_JOB_ID) or name one with --job ID")
+    assert bare.stderr.startswith("queuectl: error: not inside a job (no $QUEUECTL_JOB_ID")
+    assert "name a running job with --job ID" in bare.stderr
     waiting = run_cli(db, "progress", "40", "--job", "j")
     assert waiting.returncode == 4 and "j is pending, not running" in waiting.stderr
     assert run_cli(db, "progress", "40", "--job", "nope").returncode == 3
@@ -42,7 +42,7 @@ def test_result_words_and_limits(tmp_path):
                              (["a", "b"], 2, "give ID"),
                              (["--deps", "j"], 2, "--deps takes no other words"),
                              (["j", "--job", "k"], 2, "--job goes with set or --deps"),
-                             (["--deps"], 2, "which job?"),
+                             (["--deps"], 2, "not inside a job"),
                              (["set", "{", "--job", "j"], 2, "not valid JSON"),
                              (["set", "1", "--job", "j"], 4, "is pending, not running"),
                              (["j"], 8, "has no result yet"),

@@ -418,7 +418,7 @@ async def test_jobs_retry_marked_dead_jobs(queue_db, clock):
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "]", "]", "]", "]", "]")  # the Dead tab
+        await press(pilot, "]", "]", "]", "]", "]", "]")  # the Dead tab
         await settle(pilot)
         assert shown_ids(app) == ["backup-db", "hook-2", "hook-1"]
         await press(pilot, "j", "j", "space", "R", "y")  # mark hook-1 only

@@ -55,7 +55,7 @@ async def test_every_bulk_question_says_how_many(queue_db, clock, monkeypatch):
             monkeypatch.setattr(screen, "count_jobs", refuse)
         await press(pilot, "D")
         assert question(app) == "Delete the 15 jobs that are not running?"
-        await press(pilot, "escape", *"]]]]]", "D")  # the Dead tab
+        await press(pilot, "escape", *"]]]]]]", "D")  # the Dead tab
         assert question(app) == "Delete the 3 dead jobs?"
         await press(pilot, "escape", "R")
         assert question(app) == "Retry the 3 dead jobs?"
@@ -334,7 +334,7 @@ async def test_an_unknown_field_is_said_and_the_status_names_the_tab(queue_db, c
         await press(pilot, "slash", *"foo:bar", "enter")
         assert "unknown field 'foo'" in str(app.screen.query_one("#filter-error").render())
         assert app.screen.filter_text == "" and len(shown_ids(app)) == 16
-        await press(pilot, "escape", "escape", "]", "]", "]", "]", "]")
+        await press(pilot, "escape", "escape", "]", "]", "]", "]", "]", "]")
         status = str(app.screen.query_one("#status", Static).render())
         assert status.startswith("3 jobs in Dead"), status
         await press(pilot, "slash", *"cmd:pg_dump", "enter")
@@ -349,7 +349,7 @@ async def test_r_requeues_done_and_cancelled_jobs(queue_db, clock):
     app = make_app(queue_db, clock, threaded=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, *"]]]]]]")  # Done: report-08 first
+        await press(pilot, *"]]]]]]]")  # Done: report-08 first
         assert app.screen.table.current["id"] == "report-08"
         await press(pilot, "r")
         assert Job.get(Job.id == "report-08").state == "pending"

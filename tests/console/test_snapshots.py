@@ -5,6 +5,8 @@ Regenerate after looking at a change: pytest tests/console --snapshot-update
 
 from __future__ import annotations
 
+from queuectl_tui.engine.queue import Queue
+from queuectl_tui.engine.storage.opening import open_database
 from tests.console.conftest import keys_then_settle, make_app
 
 SIZE = (120, 36)
@@ -22,13 +24,24 @@ def test_jobs_running_job_detail_shows_its_output(snap_compare, queue_db, clock)
     assert _snap(snap_compare, make_app(queue_db, clock), "j", "j", "j")
 
 
+def test_jobs_paused_job_row_and_detail(snap_compare, queue_db, clock):
+    """`z` (or `queuectl pause`) asked, and its worker stopped it 5 s ago:
+    `paused` in the row, since when in the detail pane."""
+    q = Queue(open_database(queue_db), clock=clock)
+    q.pause(["long-build"])
+    q.db.execute_sql("UPDATE job SET paused_at = ?, paused_for = 2 WHERE id = 'long-build'",
+                     (clock.now() - 5,))
+    q.opened.close()
+    assert _snap(snap_compare, make_app(queue_db, clock), "j", "j", "j")
+
+
 def test_jobs_filtered_by_field(snap_compare, queue_db, clock):
     assert _snap(snap_compare, make_app(queue_db, clock),
                  "slash", *"cmd:curl", "enter")
 
 
 def test_jobs_dead_tab(snap_compare, queue_db, clock):
-    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]", "]")
+    assert _snap(snap_compare, make_app(queue_db, clock), "]", "]", "]", "]", "]", "]")
 
 
 def test_jobs_waiting_in_run_order(snap_compare, queue_db, clock):

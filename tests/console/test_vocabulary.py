@@ -30,6 +30,6 @@ async def test_the_state_tabs_wear_the_engines_labels(queue_db, clock):
         tabs = [str(tab.label) for tab in app.screen.query("Tab")
                 if (tab.id or "").startswith("state-")]
         labels = [states.STATE_LABELS[s] for s in
-                  ("pending", "blocked", "processing", "failed", "dead", "completed",
-                   "cancelled")]
+                  ("pending", "blocked", "held", "processing", "failed", "dead",
+                   "completed", "cancelled")]
         assert [t.split()[0] for t in tabs] == ["All", *labels], tabs

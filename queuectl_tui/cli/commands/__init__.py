@@ -21,11 +21,13 @@ from queuectl_tui.cli.parser import Builder, Parser
 # command -> its module in this package (the order of `queuectl --help`)
 COMMANDS: dict[str, str] = {
     "enqueue": "enqueue", "worker": "worker", "status": "status", "list": "list",
-    "show": "show", "logs": "logs", "wait": "wait", "history": "history", "dlq": "dlq",
-    "config": "config", "cancel": "cancel", "requeue": "requeue", "delete": "delete",
+    "show": "show", "logs": "logs", "wait": "wait", "history": "history", "audit": "audit",
+    "dlq": "dlq", "config": "config", "cancel": "cancel", "hold": "hold", "release": "release",
+    "edit": "edit", "pause": "pause", "resume": "resume", "requeue": "requeue",
+    "delete": "delete", "snooze": "snooze", "extend": "extend",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
-    "progress": "progress", "result": "result", "tui": "console",
+    "progress": "progress", "result": "result", "tui": "console", "web": "web",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -29,10 +29,17 @@ PROG = "queuectl"
 
 # Which jobs a command's ID arguments accept, by command path; others: any job.
 JOB_STATES: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("cancel",): ("pending", "failed", "processing"),
+    ("cancel",): ("pending", "failed", "processing", "blocked", "held"),
+    ("hold",): ("pending", "failed", "blocked"),
+    ("release",): ("held",),
+    ("edit",): ("pending", "failed", "blocked", "held"),
+    ("pause",): ("processing",),
+    ("resume",): ("processing",),
+    ("snooze",): ("processing",),
+    ("extend",): ("processing",),
     ("requeue",): ("completed", "dead", "cancelled"),
     ("dlq", "retry"): ("dead",),
-    ("delete",): ("pending", "failed", "completed", "dead", "cancelled"),
+    ("delete",): ("pending", "failed", "completed", "dead", "cancelled", "blocked", "held"),
 }
 FILE_DESTS = {"db", "file", "log", "spec"}  # paths (or commands): the shell's own completion
 

@@ -55,6 +55,8 @@ def add_parser(build: Builder) -> None:
                    help="memory it needs of its pool, also its enforced limit (e.g. 512M, 16G)")
     p.add_argument("--gpus", metavar="N", help="GPU devices it needs; it gets them in "
                                                "CUDA_VISIBLE_DEVICES")
+    p.add_argument("--hold", action="store_true",
+                   help="enqueue it held: it never starts until `queuectl release ID`")
     p.add_argument("--progress-regex", metavar="REGEX",
                    help=r"read its progress from its output lines: one group a percentage "
                         r"('(\d+)%%'), two done and total ('(\d+)/(\d+)')")
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
             job = queue.unique_holder(taken.key, taken.job_id)
             reply(args, {**job, "existing": True}, f"exists {taken.job_id}")
             return 0
-        reply(args, job, f"enqueued {job['id']}")
-        say_if_no_worker(queue)
+        reply(args, job, f"enqueued {job['id']}"
+              + (" held: it runs once released" if job["state"] == "held" else ""))
+        if job["state"] != "held":
+            say_if_no_worker(queue)
         return 0
     ids = queue.enqueue_many(specs, default_cwd=here)
     reply(args, {"enqueued": len(ids), "ids": ids}, f"enqueued {len(ids)} jobs")
@@ -100,22 +104,28 @@ def specs_of(args: argparse.Namespace) -> list[Any]:
                "after": args.after, "unique_key": args.unique_key,
                "unique_for": args.unique_for, "no_retry_on": args.no_retry_on,
                "key": args.key, "cpus": args.cpus, "mem": args.mem, "gpus": args.gpus,
+               "hold": True if args.hold else None,
                "progress_regex": args.progress_regex,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \
         else shlex.join(args.spec)
     if args.file is not None:
-        if text is not None or given:
-            raise UsageError("--file takes job fields from the file; give no command or options")
-        return read_spec_file(args.file)
+        if text is not None or set(given) - {"hold"}:
+            raise UsageError("--file takes job fields from the file; give no command or "
+                             "options (but --hold, which holds every job of it)")
+        specs = read_spec_file(args.file)
+        if args.hold:
+            from dataclasses import replace
+            specs = [replace(spec, hold=True) for spec in specs]
+        return specs
     if text is None:
         raise UsageError("give a command, a JSON object, or --file PATH")
     if len(args.spec) == 1 and looks_like_json(text):
         data = parse_job_json(text)
         if not isinstance(data, dict):
             raise UsageError("a JSON job must be an object")
-        if set(given) - {"cwd", "env"}:
+        if set(given) - {"cwd", "env", "hold"}:
             raise UsageError("put job fields inside the JSON, not as options")
         return [spec_from_mapping({**given, **data})]
     return [spec_from_mapping({"command": text, **given})]

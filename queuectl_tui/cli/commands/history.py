@@ -25,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     reply(args, events, lambda: table(
         ((e["at"][:23].replace("T", " "), e["job_id"], e["from"] or "-", e["to"],
           e["attempt"], "-" if e["exit_code"] is None else e["exit_code"],
-          e["worker_id"] or "-", e["note"] or "") for e in events),
-        ["AT", "JOB", "FROM", "TO", "TRY", "EXIT", "WORKER", "NOTE"]), emit=emit_json_lines)
+          e["worker_id"] or e["by"] or "-", e["note"] or "") for e in events),
+        ["AT", "JOB", "FROM", "TO", "TRY", "EXIT", "BY", "NOTE"]), emit=emit_json_lines)
     return 0

@@ -35,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
 def print_jobs(args: argparse.Namespace, jobs: Iterable[dict[str, Any]]) -> None:
     """The table, or on stderr what to do when it is empty."""
-    if table((job_row(j) for j in jobs), JOB_HEADERS, [24, 10, 16, 6, 6, 19, 13]) == 0:
+    if table((job_row(j) for j in jobs), JOB_HEADERS, [24, 19, 16, 6, 6, 19, 13]) == 0:
         say("no jobs" + (f" in state {args.state}" if args.state else "")
             + "; add one with: queuectl enqueue 'echo hello'")
 
 
 def job_row(job: dict[str, Any]) -> list[Any]:
-    return [job["id"], job["state"], job["queue"], f"{job['attempts']}/{job['max_retries'] + 1}",
+    state = f"{job['state']} (paused)" if job.get("paused") else job["state"]
+    return [job["id"], state, job["queue"], f"{job['attempts']}/{job['max_retries'] + 1}",
             job["priority"], (job["updated_at"] or "")[:19].replace("T", " "),
             progress_cell(job["progress"]), job["command"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from queuectl_tui.cli.args import own_job
+from queuectl_tui.cli.in_job import add_job_option, target
 from queuectl_tui.cli.opening import open_queue
 from queuectl_tui.cli.output import reply, say
 from queuectl_tui.cli.parser import Builder
@@ -25,16 +25,15 @@ def add_parser(build: Builder) -> None:
     p.add_argument("value", metavar="PERCENT|DONE/TOTAL")
     p.add_argument("--message", "-m", metavar="TEXT",
                    help="a short status line (at most 200 characters; '' clears it)")
-    p.add_argument("--job", metavar="ID",
-                   help="the job (default: the one this runs inside, $QUEUECTL_JOB_ID); "
-                        "it must be running")
+    add_job_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import check_progress_message, parse_progress
     value = parse_progress(args.value)
     message = None if args.message is None else check_progress_message(args.message)
-    job_id, token = own_job(args.job)
+    job = target(args)
+    job_id, token = job.job_id, job.token
     queue = open_queue(args, create=False)
     if not queue.report_progress(job_id, token, value, message, args.message is not None):
         say(f"queuectl: warning: the database stayed locked; progress {args.value.strip()} "

@@ -1,4 +1,5 @@
-"""`queuectl queue list|pause|resume|limit|rate|retention|hook|progress`: the named queues."""
+"""`queuectl queue list|pause|resume|limit|rate|retention|hook|max-timeout|progress`: the
+named queues."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--canc
 def add_parser(build: Builder) -> None:
     actions = build.actions(build.add(
         "queue", "named queues: list them, pause, resume, limit, retention, finish hook, "
-                 "progress pattern"))
+                 "max-timeout, progress pattern"))
     build.action(actions, "list", "every queue with its counts, limit and state")
     q = build.action(actions, "pause", "claim nothing new from these queues (running jobs "
                      "finish; enqueues are still accepted)")
@@ -50,6 +51,10 @@ def add_parser(build: Builder) -> None:
                      "finish-hook)")
     q.add_argument("name", metavar="NAME")
     q.add_argument("hook_command", metavar="COMMAND|none|default")
+    q = build.action(actions, "max-timeout", "the longest timeout a job of the queue may "
+                     "extend its own to (`queuectl extend`); none: no bound")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("max_timeout", metavar="DURATION|none")
     q = build.action(actions, "progress", "the pattern the queue's jobs' output lines give "
                      "their progress by, unless a job names its own (none: no pattern)")
     q.add_argument("name", metavar="NAME")
@@ -69,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return set_rate(args)
     if args.action == "hook":
         return set_hook(args)
+    if args.action == "max-timeout":
+        return set_max_timeout(args)
     if args.action == "progress":
         return set_progress(args)
     return set_retention(args)
@@ -131,6 +138,19 @@ def set_hook(args: argparse.Namespace) -> int:
     return 0
 
 
+def set_max_timeout(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_queue_name, format_duration, parse_duration
+    name = check_queue_name(args.name)
+    text = args.max_timeout.strip().lower()
+    seconds = None if text in ("none", "off") else parse_duration(text)
+    row = open_queue(args).queue_max_timeout(name, seconds)
+    reply(args, row, f"{name}: " + ("no max-timeout: a job may extend its timeout freely"
+                                    if row["max_timeout"] is None else
+                                    "a job may extend its timeout to at most "
+                                    f"{format_duration(row['max_timeout'])}"))
+    return 0
+
+
 def set_progress(args: argparse.Namespace) -> int:
     from queuectl_tui.engine import check_progress_pattern, check_queue_name
     name = check_queue_name(args.name)
@@ -186,10 +206,11 @@ def print_queues(found: list[dict]) -> None:
             rate_cell(q), q["per_key_limit"] or "-",
             q["counts"].get("pending", 0) + q["counts"].get("failed", 0),
             q["counts"].get("completed", 0), q["counts"].get("dead", 0),
-            q["counts"].get("cancelled", 0), q["finished_last_minute"])
+            q["counts"].get("cancelled", 0), q["finished_last_minute"],
+            describe_keep(q["max_timeout"]) if q.get("max_timeout") else "-")
            for q in found],
           ["QUEUE", "STATE", "RUNNING", "RATE", "PER-KEY", "WAITING", "COMPLETED", "DEAD",
-           "CANCELLED", "DONE/MIN"])
+           "CANCELLED", "DONE/MIN", "MAX-TIMEOUT"])
 
 
 def rate_cell(q: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Iterable
 
-from queuectl_tui.cli.args import own_job
+from queuectl_tui.cli.in_job import add_job_option, target
 from queuectl_tui.cli.opening import open_queue
 from queuectl_tui.cli.output import reply
 from queuectl_tui.cli.parser import Builder
@@ -32,9 +32,7 @@ def add_parser(build: Builder) -> None:
     p.add_argument("--deps", action="store_true",
                    help="the results of the jobs this one was enqueued --after, as a JSON "
                         "object {id: result or null}")
-    p.add_argument("--job", metavar="ID",
-                   help="with set or --deps: the job (default: the one this runs inside, "
-                        "$QUEUECTL_JOB_ID)")
+    add_job_option(p)  # with set or --deps
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 def store(args: argparse.Namespace, given: str) -> int:
     from queuectl_tui.engine import RESULT_MOST_BYTES
     text = read_stdin(RESULT_MOST_BYTES) if given == "-" else given
-    job_id, token = own_job(args.job)
-    size = open_queue(args, create=False).set_result(job_id, token, text)
-    reply(args, {"id": job_id, "bytes": size}, lambda: None)
+    job = target(args)
+    size = open_queue(args, create=False).set_result(job.job_id, job.token, text)
+    reply(args, {"id": job.job_id, "bytes": size}, lambda: None)
     return 0
 
 
@@ -81,8 +79,7 @@ def show(args: argparse.Namespace, text: str) -> None:
 
 
 def print_dependencies(args: argparse.Namespace) -> int:
-    job_id, _ = own_job(args.job)
-    found = open_queue(args, create=False).dependency_results(job_id)
+    found = open_queue(args, create=False).dependency_results(target(args).job_id)
     show(args, "".join(as_object(found)))
     return 0
 

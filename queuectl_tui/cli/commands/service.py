@@ -25,6 +25,7 @@ from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import is_postgres_url, redact, secrets_of
 from queuectl_tui.errors import DatabaseError, UsageError
 
+POOL_USER = "queuectl"  # a system unit printed by root runs its pool as this user
 UNIT_NAME = "queuectl-worker"
 STOP_MARGIN_S = 60  # after the longest job timeout: the runner's SIGKILL grace, recording, exit
 NO_TIMEOUT_STOP_S = 600  # when no job has a timeout, how long a stop waits for running jobs
@@ -42,7 +43,10 @@ def add_parser(build: Builder) -> None:
         parents=[build.common])
     u.add_argument("--user", action="store_true",
                    help="a user unit (systemctl --user); default: a system unit that runs "
-                        "as you")
+                        "as you, or (printed by root) as the dedicated user `queuectl`")
+    u.add_argument("--run-as", metavar="USER",
+                   help="the user a system unit's pool and jobs run as (default: you; "
+                        f"`{POOL_USER}` when printed by root, never root unless named)")
     u.add_argument("--count", type=worker_count, default=1, metavar="N",
                    help="worker processes in the pool (default 1)")
     u.add_argument("--queues", metavar="NAME[,NAME…]",
@@ -64,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
     if args.queues is not None:
         check_queues(args.queues)
     check_metrics_options(args)
-    stop_s, why = stop_timeout(args, target)
+    stop_s, why = stop_timeout(args, target)  # a database that is not one fails here first
+    run_as = None if args.user else _run_as(args.run_as)
     secret = _password(target)
     env_file = (f"%h/.config/queuectl/{UNIT_NAME}.env" if args.user
                 else f"/etc/queuectl/{UNIT_NAME}.env")
     sys.stdout.write(render_unit(
         target=None if secret else target, env_file=env_file if secret else None,
-        user=args.user, count=args.count, queues=args.queues, stop_s=stop_s, why=why,
+        user=args.user, run_as=run_as, count=args.count, queues=args.queues, stop_s=stop_s, why=why,
         options=(["--log-format", "json"] if args.log_format == "json" else [])
         + (["--quiet"] if args.quiet else []) + metrics_options(args),
         network=is_postgres_url(target)))
@@ -81,6 +86,25 @@ def run(args: argparse.Namespace) -> int:
             f"unit (unit files and `systemctl show` are readable by every user): put the line "
             f"QUEUECTL_DB={redact(target)} (with the real password) in {where}, mode 0600")
     return 0
+
+
+def _run_as(named: str | None) -> str:
+    """Whom a system unit runs the pool as: whoever can enqueue can run any
+    command as this user, so it is never root unless asked for by name."""
+    if named is not None:
+        if not named.strip() or any(c.isspace() or c in "\"'$%" for c in named):
+            raise UsageError(f"--run-as takes a user name, got {named!r}")
+        if named == "root":
+            say("queuectl: warning: the pool runs as root: every job anyone enqueues "
+                "runs as root (docs/security.md)")
+        return named
+    if os.geteuid() == 0:
+        say(f"queuectl: the unit runs the pool as the dedicated user {POOL_USER} (jobs "
+            f"must not run as root); create it first: useradd --system --create-home "
+            f"{POOL_USER}, or choose one with --run-as")
+        return POOL_USER
+    import getpass  # only here: not every command should pay for it
+    return getpass.getuser()
 
 
 def check_queues(text: str) -> None:
@@ -125,7 +149,8 @@ def _read_timeouts(args: argparse.Namespace) -> tuple[float | None, float | None
         queue.opened.close()
 
 
-def render_unit(*, target: str | None, env_file: str | None, user: bool, count: int,
+def render_unit(*, target: str | None, env_file: str | None, user: bool,
+                run_as: str | None, count: int,
                 queues: str | None, stop_s: int, why: str, options: list[str],
                 network: bool) -> str:
     """The unit's text. `target` None: the database comes from `env_file`."""
@@ -156,9 +181,9 @@ def render_unit(*, target: str | None, env_file: str | None, user: bool, count: 
         _environment("PATH", os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")),
         "WorkingDirectory=~",
     ]
-    if not user and os.geteuid() != 0:
-        import getpass  # only here: not every command should pay for it
-        lines.append(f"User={getpass.getuser()}")
+    if run_as is not None:
+        lines += ["# Jobs run as this user, with its rights: never root (docs/security.md).",
+                  f"User={run_as}"]
     lines += [
         "Restart=on-failure",
         "RestartSec=5s",

@@ -12,7 +12,9 @@ from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
 
-HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone")  # shown below the fields
+# shown below the fields, or in another's line (`paused` says the pause's)
+HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone", "actions",
+          "pause_requested", "paused_at", "paused_for")
 RESULT_SHOWN = 200  # characters of a result `show` prints
 
 
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     job["waiting"] = queue.why_waiting(row)
     job["after"] = queue.job_dict(args.job_id)["after"]
     job["attempts_log"] = queue.attempts(args.job_id)
+    job["actions"] = list(reversed(queue.audit(job_id=args.job_id, limit=100)))
     gone = queue.stranded([job["id"]]) if job["state"] == "processing" else []
     job["worker_gone"] = bool(gone)
     reply(args, job, lambda: print_job(job, gone))
@@ -44,6 +47,8 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
             value = describe_needs(value)
         elif key == "devices" and value:
             value = ",".join(value)
+        elif key == "paused":
+            value = describe_pause(job)
         elif key == "progress" and value:
             value = progress_line(value)
         elif key == "result" and value is not None:  # `queuectl result ID` prints it whole
@@ -70,6 +75,22 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
         limited = [a for a in job["attempts_log"] if a["mem_limit_by"]]
         if limited:
             print(f"memory limit enforced by {limited[-1]['mem_limit_by']}")
+    if job["actions"]:
+        print("--- operator actions ---")
+        table([(a["at"][:19].replace("T", " "), a["who"], a["via"], a["action"])
+               for a in job["actions"]], ["AT (UTC)", "WHO", "VIA", "ACTION"])
+
+
+def describe_pause(job: dict[str, Any]) -> str:
+    """"yes, since 2026-…Z (12.5 s paused before)", "asked: its worker stops it
+    within a second", or "no" (with the time a finished run spent paused)."""
+    before = job["paused_for"]
+    earlier = f" ({before:.1f} s paused before)" if before else ""
+    if job["paused"]:
+        return f"yes, since {job['paused_at']}{earlier}"
+    if job["pause_requested"]:
+        return "asked: its worker stops its processes within a second"
+    return f"no ({before:.1f} s paused in this run)" if before else "no"
 
 
 def describe_needs(needs: dict[str, Any]) -> str:

@@ -29,10 +29,12 @@ def run(args: argparse.Namespace) -> int:
     workers = queue.workers()  # live and gone; stopped ones are in `worker list --all`
     active = sum(w["state"] in ("idle", "busy", "stopping") for w in workers)
     stranded = queue.stranded() if counts.get("processing") else []
+    paused = queue.paused_count(args.queue) if counts.get("processing") else 0
     if args.queue is not None:
         stranded = [s for s in stranded if s["id"] in
                     {j.id for j in queue.jobs(state="processing", queue=args.queue)}]
-    report = {"counts": counts, "total": sum(counts.values()), "active_workers": active,
+    report = {"counts": counts, "total": sum(counts.values()), "paused": paused,
+              "active_workers": active,
               "workers": workers, "hidden_gone_workers": queue.hidden_gone_workers(),
               "queues": per_queue, "stranded": stranded,
               "database": redact(queue.opened.target)}
@@ -45,7 +47,9 @@ def print_status(only_queue: str | None, report: dict[str, Any]) -> None:
     one default queue, the workers, and jobs whose worker is gone."""
     counts, workers, active = report["counts"], report["workers"], report["active_workers"]
     print(("" if only_queue is None else f"queue {only_queue}: ")
-          + "  ".join(f"{state} {n}" for state, n in counts.items())
+          + "  ".join(f"{state} {n}" + (f" ({report['paused']} paused)"
+                                          if state == "processing" and report["paused"] else "")
+                      for state, n in counts.items())
           + f"  (total {report['total']})")
     if only_queue is None and (len(report["queues"]) > 1 or
                                any(q["paused"] or q["limit"] or q.get("rate")

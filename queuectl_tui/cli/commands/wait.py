@@ -26,8 +26,12 @@ def run(args: argparse.Namespace) -> int:
     and a wait costs next to no CPU, however long it lasts."""
     queue = open_queue(args, create=False)
     ids = list(dict.fromkeys(args.job_ids))
-    for job_id in ids:
-        queue.get(job_id)  # an unknown id is an error now, not a wait for ever
+    held = [job_id for job_id in ids  # an unknown id is an error now, not a wait for ever
+            if queue.get(job_id).state == "held"]
+    if held:
+        say(f"queuectl: {', '.join(held[:5])}{' …' if len(held) > 5 else ''} "
+            f"{'is' if len(held) == 1 else 'are'} held: nothing runs until "
+            f"`queuectl release {held[0]}{' …' if len(held) > 1 else ''}`")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     done: dict = {}
     said, next_look = False, 0.0  # whether a pool runs: looked at every few seconds

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.capacity_resolved = resolve(args.capacity)
         args.memory_limits = memory_limits()  # a forced mechanism that cannot work: refused
     try:
-        queue = open_queue(args, create=args.action == "start")
+        queue = open_queue(args, create=args.action == "start", person=args.action != "start")
     except NoDatabase:
         if args.action != "stop":
             raise

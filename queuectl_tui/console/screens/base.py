@@ -38,7 +38,7 @@ class ViewScreen(Screen):
         return console_of(self)
 
     def compose(self) -> ComposeResult:
-        yield StatusStrip(id="strip")
+        yield StatusStrip(id="strip", read_only=self.console.read_only)
         yield ViewTabs(self.VIEW)
         with Container(id="body"):
             yield from self.compose_body()
@@ -50,6 +50,11 @@ class ViewScreen(Screen):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A read-only console's writes are neither shown nor run (read_only.py);
+        a view that overrides this asks here first."""
+        return not self.console.refuses(action)
 
     # ------------------------------------------------------------ back after a jump
 

@@ -71,9 +71,9 @@ class ConfigScreen(ViewScreen):
         table = self.query_one(DataTable)
         table.move_cursor(row=table.cursor_row + step)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_edit()
+        await self.run_action("edit")  # as the key does: a read-only console refuses it
 
     def action_edit(self) -> None:
         table = self.query_one(DataTable)

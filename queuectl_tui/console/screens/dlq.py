@@ -79,4 +79,6 @@ class DlqScreen(JobListScreen):
         return f"{shown} of {dead} dead match" + self.marks_text()
 
     def status_extra(self) -> str:
+        if self.console.read_only:
+            return "l: the job's log · enter: the job in Jobs"
         return "space marks · R retries marked (or all matching) · D deletes"

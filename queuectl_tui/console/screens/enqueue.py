@@ -2,6 +2,8 @@
 
 `N` on a job opens it filled in from that job ("enqueue similar"): command,
 queue, retries, priority and timeout to edit, its directory and environment kept.
+"Enqueue held" saves it held (`enqueue --hold`). The form is also the frame of
+`e`, edit a job that has not started (screens/edit_job.py).
 The dialog scrolls: at 80x24 its last fields and buttons are below the fold,
 and Tab brings the focused field into view.
 """
@@ -36,26 +38,28 @@ FIELDS = (
 )
 
 
-def _whole(name: str, text: str) -> int:
+def form_whole(name: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise UsageError(f"{name.replace('_', ' ')} must be a whole number, got {text!r}") from None
 
 
-def _seconds(name: str, text: str) -> float:
+def form_seconds(name: str, text: str) -> float:
     try:
         return parse_duration(text)
     except UsageError as exc:
         raise UsageError(f"{name}: {exc}") from None
 
 
-def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None
-                   ) -> JobSpec:
+def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None,
+                   hold: bool = False) -> JobSpec:
     """The form's text -> a validated JobSpec (the engine's checks, the CLI's
     durations); `keep` adds fields the form does not show (a similar job's
     directory and environment)."""
     mapping: dict[str, Any] = {"command": values.get("command", ""), **(keep or {})}
+    if hold:
+        mapping["hold"] = True
     for name in ("id", "queue"):
         if values.get(name, "").strip():
             mapping[name] = values[name].strip()
@@ -64,10 +68,10 @@ def spec_from_form(values: dict[str, str], keep: dict[str, Any] | None = None
         mapping["after"] = after
     for name in ("max_retries", "priority"):
         if values.get(name, "").strip():
-            mapping[name] = _whole(name, values[name].strip())
+            mapping[name] = form_whole(name, values[name].strip())
     for name in ("delay", "timeout"):
         if values.get(name, "").strip():
-            mapping[name] = _seconds(name, values[name].strip())
+            mapping[name] = form_seconds(name, values[name].strip())
     return spec_from_mapping(mapping)
 
 
@@ -92,6 +96,8 @@ class EnqueueDialog(ModalScreen[None]):
     """Enter saves (from any field); Esc cancels; errors show in red under the form."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    FIELDS = FIELDS  # (name, label, placeholder) of each input, in order
+    SAVE = "Enqueue"  # the save button's words
 
     def __init__(self, values: dict[str, str] | None = None, keep: dict[str, Any] | None = None,
                  like: str | None = None) -> None:
@@ -100,22 +106,28 @@ class EnqueueDialog(ModalScreen[None]):
         self.keep = keep or {}
         self.like = like  # the job this one is made like, if any
 
+    def heading(self) -> str:
+        return "[b]Enqueue a job[/b]" if self.like is None else (
+            f"[b]Enqueue a job like {self.like}[/b]"
+            + ("\n[dim]same directory and environment[/dim]" if self.keep else ""))
+
+    def extra_buttons(self) -> ComposeResult:
+        yield Button("Enqueue held", id="save-held")
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="enqueue"):
-            title = "[b]Enqueue a job[/b]" if self.like is None else (
-                f"[b]Enqueue a job like {self.like}[/b]"
-                + ("\n[dim]same directory and environment[/dim]" if self.keep else ""))
-            yield Static(title + "  [dim]enter saves · esc cancels[/dim]", id="title")
+            yield Static(self.heading() + "  [dim]enter saves · esc cancels[/dim]", id="title")
             with VerticalScroll(id="form-scroll"):
                 with Grid(id="form"):
-                    for name, label, placeholder in FIELDS:
+                    for name, label, placeholder in self.FIELDS:
                         yield Label(label)
                         yield Input(self.start_values.get(name, ""), placeholder=placeholder,
                                     id=f"f-{name}")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Enqueue", id="save", variant="success")
+                yield from self.extra_buttons()
+                yield Button(self.SAVE, id="save", variant="success")
 
     def on_mount(self) -> None:
         console_of(self).steady_inputs(self)
@@ -138,7 +150,7 @@ class EnqueueDialog(ModalScreen[None]):
         self.query_one("#form-scroll").styles.max_height = max(3, room)
 
     def values(self) -> dict[str, str]:
-        return {name: self.query_one(f"#f-{name}", Input).value for name, _, _ in FIELDS}
+        return {name: self.query_one(f"#f-{name}", Input).value for name, _, _ in self.FIELDS}
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -148,23 +160,30 @@ class EnqueueDialog(ModalScreen[None]):
         event.stop()
         if event.button.id == "save":
             self.action_save()
+        elif event.button.id == "save-held":
+            self.action_save(hold=True)
         else:
             self.action_cancel()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def action_save(self) -> None:
+    def action_save(self, hold: bool = False) -> None:
+        """Check the form (the engine's rules), then save it on the write thread."""
         error = self.query_one("#error", Static)
         try:
-            spec = spec_from_form(self.values(), self.keep)
+            checked = self.checked(hold)
         except UsageError as exc:
             self._error(str(exc))
             return
         error.update("")
         error.display = False
         self._fit()
-        self.run_worker(self._save(spec), exclusive=True, group="enqueue")
+        self.run_worker(self._save(checked), exclusive=True, group="enqueue")
+
+    def checked(self, hold: bool) -> Any:
+        """What `_save` saves, or UsageError saying what is wrong."""
+        return spec_from_form(self.values(), self.keep, hold)
 
     def _error(self, message: str) -> None:
         """The error under the form, scrolled into view (below the fold at 80x24)."""
@@ -181,7 +200,8 @@ class EnqueueDialog(ModalScreen[None]):
         except QueuectlError as exc:
             self._error(str(exc))
             return
-        console.notify(f"enqueued {job['id']}: {one_line(job['command'], 60)}", timeout=4,
-                       markup=False)
+        held = " (held: H releases it)" if job["state"] == "held" else ""
+        console.notify(f"enqueued {job['id']}{held}: {one_line(job['command'], 60)}",
+                       timeout=4, markup=False)
         console.request_refresh()
         self.dismiss(None)

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from queuectl_tui.console.context import console_of
 from queuectl_tui.console.formatting import two_columns
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -24,13 +25,13 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("esc", "back to where enter, a, A or h jumped from (with its filter and cursor); "
                 "else clears the filter"),
         ("backspace", "back, from any view"),
-        ("n", "enqueue a job"),
+        ("n", "enqueue a job (or save it held)"),
         ("ctrl+p", "command palette: every action by name"),
         ("?", "this help;  q quit (workers keep running)"),
     )),
     ("Jobs", (
-        ("[ ]", "previous / next state tab (All, Pending, Blocked, Running, Retrying, Dead, "
-                "Done, Cancelled)"),
+        ("[ ]", "previous / next state tab (All, Pending, Blocked, Held, Running, Retrying, "
+                "Dead, Done, Cancelled)"),
         ("s", "switch the order: newest first, or waiting jobs in the order they will run"),
         ("S", "reverse the order (or click ID for newest first, PRI or WHEN for run order)"),
         ("enter v", "show or hide the detail pane (fields, last error, output)"),
@@ -39,6 +40,11 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                 "that wait for it"),
         ("c", "cancel the marked jobs or the selected one; a running one is stopped (SIGTERM, "
                "then SIGKILL) and all end Cancelled, not in the DLQ (asks first)"),
+        ("H", "hold the marked jobs or the selected one (pending, retrying, blocked): none "
+              "starts until released; on held ones, release them"),
+        ("e", "edit the selected job (not started yet): its form, checked before saving"),
+        ("z", "pause the selected running job (its processes stopped where it runs, its "
+              "timeout's clock too) or resume it (asks first)"),
         ("r", "run the selected job again: retry a dead one, requeue a done or cancelled one"),
         ("d", "delete the selected job (asks first)"),
         ("N", "enqueue a job like the selected one (the form filled in from it)"),
@@ -144,6 +150,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="help") as box:
             box.border_title = f"Keys: {view_title(self.current)}"
+            if console_of(self).read_only:  # the keys are listed; they are refused
+                box.border_title += " · READ-ONLY: keys that change things are off"
             box.border_subtitle = "esc, ? or q closes · j/k scroll"
             yield Static(help_table(self.current), id="keys")
 

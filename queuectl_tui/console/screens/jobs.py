@@ -14,22 +14,28 @@ from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import (duration, one_line, plural, progress_cell,
                                              shown_state, state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
-from queuectl_tui.console.screens.job_list import JobListScreen
+from queuectl_tui.console.screens.edit_job import EditJobDialog
+from queuectl_tui.console.screens.job_list import SHOWN_NAMES, JobListScreen
 from queuectl_tui.console.widgets.job_detail import JobDetail
 from queuectl_tui.console.widgets.status_strip import short
 from queuectl_tui.console.widgets.window_table import Column, WindowTable
-from queuectl_tui.engine import STATE_LABELS, JobQuery, Queue, Window, job_window
+from queuectl_tui.engine import (HOLDABLE, STATE_LABELS, WAITING, JobQuery, Queue, Window,
+                                 job_detail, job_window)
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.safe_text import printable
 
 # The state tabs, in the order a job moves through them; their labels are the
 # console's words for the states (engine/states.py STATE_LABELS).
-TAB_STATES = ("pending", "blocked", "processing", "failed", "dead", "completed", "cancelled")
+TAB_STATES = ("pending", "blocked", "held", "processing", "failed", "dead", "completed",
+              "cancelled")
 STATE_TABS = (("all", "All", ()),
               *((state, STATE_LABELS[state], (state,)) for state in TAB_STATES))
 SHORT_TAB = {"Pending": "Pend", "Blocked": "Blkd", "Running": "Run", "Retrying": "Retry",
              "Cancelled": "Canc"}  # under 100 columns, so every tab and count fits
 SORTS = ("age", "run")  # see the engine's JOB_SORTS: each one served by an index
+PAUSE_SAID = {"pausing": "pausing {id}: its worker stops it within a second",
+              "paused": "{id} is paused already", "resuming": "resuming {id}",
+              "running": "{id} was not paused"}
 SORT_BY_COLUMN = {"id": "age", "pri": "run", "when": "run"}
 
 
@@ -56,6 +62,9 @@ class JobsScreen(JobListScreen):
         Binding("v", "toggle_detail", "Detail", show=False),
         Binding("h", "history", "History", show=False),
         Binding("c", "cancel_job", "Cancel"),
+        Binding("e", "edit_job", "Edit"),
+        Binding("H", "hold_or_release", "Hold"),
+        Binding("z", "pause_job", "Pause/resume", show=False),
         Binding("a", "open_dependency", "Waits for", show=False),
         Binding("A", "open_dependents", "Waited for by", show=False),
     ]
@@ -194,6 +203,8 @@ class JobsScreen(JobListScreen):
         else:
             order = "waiting jobs in run order: " + ("next to run first" if self.descending
                                                       else "last to run first")
+        if self.console.read_only:
+            return order + " · [ ] states · h history · l log"
         return order + " · [ ] states · h history · space marks: R/D act on marked or all"
 
     # ------------------------------------------------------------ cursor and detail
@@ -320,7 +331,7 @@ class JobsScreen(JobListScreen):
         job = self.table.current
         if job is None:
             return
-        found = await self.console.act(lambda queue: queue.needed_by(job["id"]))
+        found = await self.console.act(lambda queue: queue.needed_by(job["id"]), read=True)
         if found is None:
             return
         if not found:
@@ -353,3 +364,95 @@ class JobsScreen(JobListScreen):
             title, detail + "\n\nWaiting jobs stop at once; running ones get SIGTERM, then "
             "SIGKILL after 10 s. They end cancelled, not in the DLQ (requeue runs them again).",
             yes="Cancel jobs"), answer)
+
+    @work(group="action")  # awaits the database: off the message loop
+    async def action_edit_job(self) -> None:
+        """`e`: the selected job's form, filled in from it (screens/edit_job.py)."""
+        job = self.table.current
+        if job is None:
+            return
+        if job["state"] not in WAITING:
+            self.notify(f"job {job['id']} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "only a job that has not started can be edited", severity="warning")
+            return
+        job_id = job["id"]
+        full = await self.console.act(lambda queue: job_detail(job_id), read=True)
+        if full is None:
+            self.notify(f"job {job_id} is gone", severity="warning")
+            return
+        self.console.push_screen(EditJobDialog(full))
+
+    @work(group="action")
+    async def action_hold_or_release(self) -> None:
+        """`H`: hold the marked jobs or the selected one (pending, retrying,
+        blocked), or release it when it is held (the marked: when all of them
+        are). Nothing running is touched, so it does not ask; the notice says
+        what happened."""
+        job = self.table.current
+        ids = list(self.marked.values()) or ([job["id"]] if job is not None else [])
+        if not ids:
+            return
+        rows = set(self.marked) or None
+        if job is not None and not self.marked and job["state"] not in (*HOLDABLE, "held"):
+            self.notify(f"job {job['id']} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "H holds a pending, retrying or blocked job"
+                        + (" (a running one: pause)" if job["state"] == "processing" else ""),
+                        severity="warning")
+            return
+        if self.marked:
+            release = all(self._shown_state(rid) == "held" for rid in self.marked)
+        else:
+            release = job is not None and job["state"] == "held"
+        if release:
+            result = await self._run(False, rows, lambda q: q.release_held(ids))
+            if result is not None:
+                self.notify(released_notice(result), timeout=4)
+        else:
+            result = await self._run(False, rows, lambda q: q.hold(ids))
+            if result is not None:
+                self.notify(f"held {plural(len(result), 'job')}: none starts until released "
+                            "(H again)", timeout=4)
+
+    def _shown_state(self, row_id: str) -> str | None:
+        """The state a marked row showed when it was last read (None: scrolled out)."""
+        return next((r["state"] for r in self.table.buffer if self.row_id(r) == row_id), None)
+
+
+def released_notice(result: list[tuple[str, str, str | None]]) -> str:
+    """'released 2 jobs', or what became of each when not all went pending."""
+    if all(to == "pending" for _, to, _ in result):
+        return f"released {plural(len(result), 'job')}: pending again"
+    return "; ".join(f"{job_id} {to}" + (f" ({why})" if why else "")
+                     for job_id, to, why in result[:3]) + (" …" if len(result) > 3 else "")
+    def action_pause_job(self) -> None:
+        """Pause the running job under the cursor (its worker stops its whole
+        process group, SIGSTOP, wherever it runs), or resume a paused one;
+        asks first, as it changes running work."""
+        job = self.table.current
+        if job is None:
+            return
+        if job["state"] != "processing":
+            self.notify(f"job {job['id']} is {SHOWN_NAMES.get(job['state'], job['state'])}; "
+                        "z pauses or resumes a running job", severity="warning")
+            return
+        job_id = job["id"]
+        stop = not (job.get("pause_requested") or job.get("paused_at") is not None)
+        if stop:
+            title, yes = f"Pause running job {job_id}?", "Pause"
+            detail = ("Its worker stops its processes (SIGSTOP) within a second, wherever "
+                      "it runs. It keeps its worker and lease, and its timeout's clock "
+                      "stops; z again resumes it.")
+        else:
+            title, yes = f"Resume paused job {job_id}?", "Resume"
+            detail = "Its worker continues its processes (SIGCONT) within a second."
+
+        async def answer(confirmed: bool | None) -> None:
+            if confirmed:
+                result = await self.console.act(
+                    lambda q: q.pause([job_id]) if stop else q.resume([job_id]))
+                if result is not None:
+                    self.notify(PAUSE_SAID[result[0][1]].format(id=job_id), timeout=4)
+
+        self.console.push_screen(ConfirmDialog(
+            title, one_line(job["command"], 70) + "\n\n" + detail, yes=yes), answer)
+

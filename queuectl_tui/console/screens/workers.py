@@ -190,7 +190,7 @@ class WorkersScreen(ViewScreen):
         """`a` is one key with the footer naming what it will do: show or hide."""
         if action == "show_stopped":
             return parameters[0] != self.include_stopped
-        return True
+        return super().check_action(action, parameters)
 
     def action_show_stopped(self, shown: bool) -> None:
         self.include_stopped = shown

@@ -45,7 +45,9 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
     progress = progress_text(job, now, max(5, min(24, width - 20)))
     rows = [
         ("id", Text(printable(job["id"]))),
-        ("state", state_text(job["state"])),
+        ("state", state_text(job["state"]) if not paused(job) else
+         Text.assemble(state_text(job["state"]), ", ", state_text("paused"))),
+        *([("paused", Text(pause_text(job, now)))] if pause_text(job, now) else []),
         *([("progress", progress)] if progress is not None else []),
         *([("message", Text(printable(job["progress_message"])))]
           if progress is not None and job.get("progress_message") else []),
@@ -63,7 +65,9 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         ("attempts", Text(f"{job['attempts']} of {job['max_retries'] + 1} "
                           f"(max retries {job['max_retries']})")),
         ("priority", Text(str(job["priority"]))),
-        ("timeout", Text(span(job["timeout"]) if job["timeout"] else "none")),
+        ("timeout", Text(timeout_text(job))),
+        *([("snoozes", Text(f"{job['snoozes']} in this run series"))]
+          if job.get("snoozes") else []),
         ("run at", Text(stamp(job["run_at"], now))),
         ("created", Text(stamp(job["created_at"], now))),
         ("updated", Text(stamp(job["updated_at"], now))),
@@ -97,6 +101,31 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         if limited:
             parts.append(Text(f"memory limit enforced by {limited[-1]}", style="dim"))
     return Group(*parts)
+
+
+def paused(job: dict[str, Any]) -> bool:
+    """A running job whose processes are stopped (`queuectl pause`, `z`)."""
+    return job["state"] == "processing" and job.get("paused_at") is not None
+
+
+def pause_text(job: dict[str, Any], now: float) -> str:
+    """Since when it is paused and how long it was before; that a pause is
+    asked and not done yet; or how long a run was paused in all ("": never)."""
+    before = job.get("paused_for") or 0.0
+    if paused(job):
+        return f"since {stamp(job['paused_at'], now)}" + (
+            f"; {span(before)} before" if before else "")
+    if job["state"] == "processing" and job.get("pause_requested"):
+        return "asked: its worker stops it within a second"
+    return f"{span(before)} in this run" if before else ""
+
+
+def timeout_text(job: dict[str, Any]) -> str:
+    """"10s", "10s + 5s extended" (`queuectl extend`), "none"."""
+    if not job["timeout"]:
+        return "none"
+    extended = job.get("extended_by")
+    return span(job["timeout"]) + (f" + {span(extended)} extended" if extended else "")
 
 
 def after_text(after: list[dict[str, Any]]) -> Text:
@@ -204,7 +233,8 @@ class JobDetail(Horizontal):
         talks = (progress_of(job) is not None, job.get("progress_message"),
                  job.get("result"))  # rows of their own that wrap (fields_table)
         shape = (job["id"], job["state"], job.get("last_error"), job.get("stranded"),
-                 job.get("waiting"), talks,
+                 job.get("waiting"), bool(pause_text(job, now)), bool(job.get("snoozes")),
+                 talks,
                  len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
         self._now = now
         self._show_fields(fields_table(job, now, width), shape,

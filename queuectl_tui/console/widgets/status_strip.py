@@ -11,10 +11,10 @@ from queuectl_tui.console.reads import Summary
 from queuectl_tui.console.formatting import STATE_STYLE
 from queuectl_tui.console.widgets.repaint import show
 
-SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("processing", "running"),
-         ("failed", "retrying"), ("dead", "dead"), ("completed", "done"),
-         ("cancelled", "cancelled"))
-ONLY_IF_ANY = ("blocked",)  # shown when there are some: the strip stays one line
+SHOWN = (("pending", "pending"), ("blocked", "blocked"), ("held", "held"),
+         ("processing", "running"), ("failed", "retrying"), ("dead", "dead"),
+         ("completed", "done"), ("cancelled", "cancelled"))
+ONLY_IF_ANY = ("blocked", "held")  # shown when there are some: the strip stays one line
 
 
 def short(n: int) -> str:
@@ -33,23 +33,26 @@ SHORT_LABELS = {"pending": "pend", "running": "run", "retrying": "retry", "cance
 
 
 def counts_text(summary: Summary | None, problem: str | None, *, narrow: bool = False,
-                width: int | None = None) -> Text:
+                width: int | None = None, read_only: bool = False) -> Text:
     """The counts, whole: when they do not fit `width`, the labels are
-    shortened, then states with none are left out (the workers stay named)."""
-    text = _counts(summary, problem, narrow, zeros=True, short_labels=False)
+    shortened, then states with none are left out (the workers stay named).
+    A read-only console says so first, at any width."""
+    text = _counts(summary, problem, narrow, read_only, zeros=True, short_labels=False)
     if width is None or problem or text.cell_len <= width:
         return text
-    text = _counts(summary, problem, narrow, zeros=True, short_labels=True)
+    text = _counts(summary, problem, narrow, read_only, zeros=True, short_labels=True)
     if text.cell_len <= width:
         return text
-    return _counts(summary, problem, narrow, zeros=False, short_labels=True)
+    return _counts(summary, problem, narrow, read_only, zeros=False, short_labels=True)
 
 
-def _counts(summary: Summary | None, problem: str | None, narrow: bool, *, zeros: bool,
-            short_labels: bool) -> Text:
+def _counts(summary: Summary | None, problem: str | None, narrow: bool, read_only: bool, *,
+            zeros: bool, short_labels: bool) -> Text:
     text = Text()
     if not narrow:
         text.append(" queuectl ", style="bold reverse")
+    if read_only:
+        text.append(" READ-ONLY ", style="bold #000000 on #ffd75f")
     if problem and summary is None:
         # The view's own box says it whole: a long message here was cut to nothing.
         text.append("  ⚠ cannot read the queue", style="bold #ff5f5f")
@@ -79,8 +82,12 @@ def _counts(summary: Summary | None, problem: str | None, narrow: bool, *, zeros
 class StatusStrip(Horizontal):
     """Counts on the left, the finished-jobs sparkline and rate on the right."""
 
+    def __init__(self, *, read_only: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.read_only = read_only
+
     def compose(self) -> ComposeResult:
-        yield Static(counts_text(None, None), id="counts")
+        yield Static(counts_text(None, None, read_only=self.read_only), id="counts")
         yield Sparkline([0] * 30, id="spark")
         yield Static("", id="rate")
 
@@ -98,11 +105,13 @@ class StatusStrip(Horizontal):
         spark = self.query_one("#spark", Sparkline)
         room = self.size.width - 14  # less the rate
         # The sparkline gives way before a count's label does.
-        wide = not self.narrow and counts_text(summary, problem).cell_len <= room - 32
+        wide = not self.narrow and \
+            counts_text(summary, problem, read_only=self.read_only).cell_len <= room - 32
         spark.display = wide
         room -= 32 if wide else 0
         show(self.query_one("#counts", Static),
-             counts_text(summary, problem, narrow=self.narrow, width=room or None))
+             counts_text(summary, problem, narrow=self.narrow, width=room or None,
+                         read_only=self.read_only))
         if summary is not None:
             self.query_one("#spark", Sparkline).data = list(summary.throughput)
             show(self.query_one("#rate", Static),

@@ -25,14 +25,16 @@ LISTED: tuple[str, ...] = (
     "timeout", "created_at", "updated_at", "started_at", "finished_at", "exit_code",
     "last_error", "worker_id", "runs", "cwd", "env", "cancel_requested_at", "queue",
     "schedule", "schedule_tick", "unique_key", "no_retry_on", "key", "cpus", "mem", "gpus",
-    "devices", "run_pool", "progress_regex", "progress_done", "progress_total",
-    "progress_message", "progress_at")
+    "devices", "run_pool", "snoozes", "extended_by", "pause_requested", "paused_at",
+    "paused_for", "progress_regex", "progress_done", "progress_total", "progress_message",
+    "progress_at")
 
 # Read for the console's job table: what its columns and detail header show.
 ROW: tuple[str, ...] = (
     "seq", "id", "command", "state", "attempts", "max_retries", "priority", "run_at",
     "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
-    "worker_id", "queue", "key", "progress_done", "progress_total", "progress_at")
+    "worker_id", "queue", "key", "pause_requested", "paused_at", "progress_done",
+    "progress_total", "progress_at")
 
 
 def _fields(names: tuple[str, ...]) -> tuple[pw.Field, ...]:

@@ -36,9 +36,11 @@ class GaveUp(DatabaseError):
 def describe_db_error(exc: Exception, target: str) -> str:
     """Turn a driver error into one line a person can act on."""
     raw, target = target, location.redact(target)
-    # On SQLITE_FULL/IOERR SQLite rolls back by itself; peewee's own rollback then
-    # fails with "no transaction is active", hiding the cause: report the cause.
-    while "no transaction is active" in str(exc) and exc.__context__ is not None:
+    # On SQLITE_FULL/IOERR SQLite rolls back by itself; peewee's own rollback (of
+    # the transaction, or of a savepoint inside it) then fails, hiding the cause:
+    # report the cause.
+    while any(lost in str(exc) for lost in ("no transaction is active", "no such savepoint")) \
+            and exc.__context__ is not None:
         exc = exc.__context__
     text = location.scrub(str(exc).strip(), raw) or exc.__class__.__name__
     low = text.lower()
@@ -49,6 +51,9 @@ def describe_db_error(exc: Exception, target: str) -> str:
         return f"database {target} is damaged or not a queuectl database: {text}"
     if "readonly" in low or "read-only" in low:
         return f"database {target} is read-only: {text}"
+    if "permission denied for" in low:  # PostgreSQL: a role without this GRANT
+        return (f"{target} refused the change: this role may not write there "
+                f"({text.splitlines()[0]}); nothing was changed (docs/security.md)")
     if "unable to open" in low:
         return f"cannot open database {target}: {text}"
     if "disk" in low and "full" in low:

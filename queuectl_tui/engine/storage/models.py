@@ -118,6 +118,9 @@ class Event(BaseModel):
     worker_id = pw.CharField(max_length=128, null=True)
     at = pw.DoubleField()
     note = pw.TextField(null=True)
+    # v9: who made the change when a person did (engine/audit.py), e.g.
+    # `alice@box (cli)`; None for the pool's own moves.
+    actor = pw.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("job_id", "seq"), False), (("at",), False))
@@ -342,6 +345,27 @@ class Start(BaseModel):
         indexes = ((("queue", "key", "at"), False),)
 
 
+class AuditEntry(BaseModel):
+    """One operator action (engine/audit.py): who (OS user and host, the face,
+    and a web token's name), what, on which jobs or settings, and when. Jobs
+    are named up to a bound, with their count: a purge of a million is one row."""
+
+    seq = pw.AutoField()
+    at = pw.DoubleField(index=True)
+    user = pw.CharField(max_length=64)
+    host = pw.CharField(max_length=255)
+    via = pw.CharField(max_length=16)  # cli, console, web
+    token = pw.CharField(max_length=64, null=True)  # the web token's name
+    action = pw.CharField(max_length=32)
+    target = pw.TextField(null=True)  # a queue, a config key, a schedule, a worker...
+    jobs = pw.IntegerField(default=0)
+    job_ids = pw.TextField(null=True)  # space-separated, the first AUDIT_IDS of them
+    detail = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "audit"
+
+
 class Setting(BaseModel):
     """A config value, stored as JSON text."""
 
@@ -357,4 +381,4 @@ class Meta(BaseModel):
 
 
 MODELS = (Job, Event, Attempt, Batch, StagedJob, NamedQueue, Dependency, UniqueLock, Schedule,
-          HookRun, Worker, Start, Setting, Meta)
+          HookRun, Worker, Start, AuditEntry, Setting, Meta)

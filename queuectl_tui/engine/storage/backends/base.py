@@ -24,7 +24,9 @@ CLAIM_SET = """
     prev_state = state, state = 'processing', attempts = attempts + 1, runs = runs + 1,
     worker_id = {p}, claim_token = {p}, started_at = {p}, updated_at = {p},
     lease_expires_at = {p}, finished_at = NULL, exit_code = NULL,
-    run_pid = NULL, run_host = {p}, run_pool = {p}, devices = NULL
+    run_pid = NULL, run_host = {p}, run_pool = {p}, devices = NULL,
+    snooze_for = NULL, extended_by = NULL, pause_requested = FALSE, paused_at = NULL,
+    paused_for = NULL
 """
 CLAIM_PICK = """
     SELECT seq FROM job {hint}
@@ -195,7 +197,8 @@ class Backend:
     def publish_staged(self, batch: str, columns: tuple[str, ...], limit: int,
                        now: float) -> int:
         """Move up to `limit` of a batch's rows from staged_job into job, in the
-        file's order, each with its `pending` event, inside the caller's
+        file's order, each with its event (to `pending`, or `held`: the state
+        it was staged in), inside the caller's
         transaction; returns how many. Writers take turns on SQLite, so the seq
         ranges read first are still the batch's (and only ours) when the
         statements that use them run."""
@@ -211,7 +214,7 @@ class Backend:
                                     f"ORDER BY seq", (batch, first, last)).rowcount
         self.db.execute_sql(f"DELETE {where}", (batch, first, last))
         self.db.execute_sql(f"INSERT INTO event (job_id, to_state, at, attempt) "
-                            f"SELECT id, 'pending', {p}, 0 FROM job WHERE seq > {p}",
+                            f"SELECT id, state, {p}, 0 FROM job WHERE seq > {p}",
                             (now, before))
         return moved
 

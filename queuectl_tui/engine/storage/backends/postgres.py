@@ -57,9 +57,9 @@ class PostgresBackend(Backend):
             f"WHERE batch = %s ORDER BY seq LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) "
             f"RETURNING seq, {cols}), "
             f"published AS (INSERT INTO job ({cols}) SELECT {cols} FROM moved ORDER BY seq "
-            f"RETURNING id) "
+            f"RETURNING id, state) "
             f"INSERT INTO event (job_id, to_state, at, attempt) "
-            f"SELECT id, 'pending', %s, 0 FROM published", (batch, now)).rowcount
+            f"SELECT id, state, %s, 0 FROM published", (batch, now)).rowcount
 
     def notify(self, channel: str = CHANNEL) -> None:
         # Delivered at commit, to every listening connection on every host.

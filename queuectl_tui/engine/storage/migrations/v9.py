@@ -3,11 +3,13 @@ progress, message and result; how often it snoozed and what it asked for; how
 far its timeout was extended; a pause asked of a running job and when its
 processes were stopped; a progress pattern per job and per queue; a queue's
 most a job may extend its timeout to. A dead job's failure signature, so the
-DLQ can group its jobs by how they failed (issue 29). Held jobs are a state (`held`), not a
+DLQ can group its jobs by how they failed (issue 29). Who did what: the
+`audit` table, and the person behind an event (`event.actor`). Held jobs are a state (`held`), not a
 column. Every new column is NULL (or 0) for existing rows."""
 
 from __future__ import annotations
 
+from queuectl_tui.engine.storage import models
 from queuectl_tui.engine.storage.migrations.alter import add_missing_columns
 from queuectl_tui.engine.storage.opened import Opened
 
@@ -22,8 +24,10 @@ COLUMNS = (
     ("job", "failure_sig", "VARCHAR(255)"),
     ("staged_job", "progress_regex", "TEXT"),
     ("queue", "progress_regex", "TEXT"), ("queue", "max_timeout", "{real}"),
+    ("event", "actor", "VARCHAR(255)"),
 )
 
 
 def migrate(opened: Opened) -> None:
     add_missing_columns(opened, COLUMNS)
+    opened.db.create_tables([models.AuditEntry], safe=True)
