@@ -14,6 +14,7 @@ EXIT_CONFLICT = 4  # the job is in a state that does not allow the action
 EXIT_DATABASE = 5  # the database cannot be opened, is locked, damaged or read-only
 EXIT_JOB_FAILED = 6  # `wait`, `logs --follow`: a job ended dead or cancelled
 EXIT_TIMEOUT = 7  # `wait --timeout`: time ran out before every job finished
+EXIT_NO_RESULT = 8  # `result ID`: the job has stored no result
 
 
 class QueuectlError(Exception):
@@ -32,6 +33,10 @@ class NotFound(QueuectlError):
 
 class Conflict(QueuectlError):
     exit_code = EXIT_CONFLICT
+
+
+class NoResult(QueuectlError):
+    exit_code = EXIT_NO_RESULT
 
 
 class DatabaseError(QueuectlError):

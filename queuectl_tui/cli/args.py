@@ -100,3 +100,4 @@ def check_metrics_options(args: argparse.Namespace) -> None:
     """A host to bind means nothing without a port to serve."""
     if args.metrics_host is not None and args.metrics_port is None:
         raise UsageError("--metrics-host goes with --metrics-port PORT")
+

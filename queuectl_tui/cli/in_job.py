@@ -1,4 +1,4 @@
-"""What a command run from inside a job (`snooze`, `extend`) acts on.
+"""What a command run from inside a job (`snooze`, `extend`, `progress`, `result`) acts on.
 
 A worker gives every job its id (`QUEUECTL_JOB_ID`) and its run's claim token
 (`QUEUECTL_CLAIM`) in its environment, beside the worker's own, which names

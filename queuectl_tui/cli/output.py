@@ -102,6 +102,36 @@ def has_terminal() -> bool:
         return False
 
 
+def progress_cell(progress: dict[str, Any] | None) -> str:
+    """A job's progress in a table: '40%', '120/500'; '-' when it has none."""
+    if not progress:
+        return "-"
+    if progress["total"] is None:
+        return f"{progress['percent']:g}%"
+    return f"{progress['done']:g}/{progress['total']:g}"
+
+
+def progress_line(progress: dict[str, Any]) -> str:
+    """'24% (120/500), ETA 2m05s: copying' for `show`."""
+    text = f"{progress['percent']:g}%"
+    if progress["total"] is not None:
+        text += f" ({progress['done']:g}/{progress['total']:g})"
+    if progress["eta_s"] is not None:
+        text += f", ETA {seconds_text(progress['eta_s'])}"
+    return text + (f": {progress['message']}" if progress["message"] else "")
+
+
+def seconds_text(seconds: float) -> str:
+    """45s, 2m05s, 3h10m: a duration in its two largest units."""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def print_workers(workers: list[dict]) -> None:
     """The workers table of `status` and `worker list`."""
     table([(w["id"], w["host"], w["pid"], w["state"], w["job_id"] or "-",

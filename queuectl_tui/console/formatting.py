@@ -101,6 +101,50 @@ def when(job: dict[str, Any], now: float) -> str:
     return ago(job["finished_at"] or job["updated_at"], now)
 
 
+BAR_EIGHTHS = " ▏▎▍▌▋▊▉"
+BAR_STYLE = "#ffd75f"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A bar `width` cells wide, filled to `fraction` in eighths of a cell."""
+    eighths = int(round(max(0.0, min(1.0, fraction)) * width * 8))
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (BAR_EIGHTHS[part] if part else "")).ljust(width, "·")
+
+
+def progress_cell(job: dict[str, Any], now: float, width: int = 5) -> Text | None:
+    """A running job's progress for its row: a bar, the percentage and the time
+    left by the last report ("███▌· 70% 2m05s"); None when it has reported none."""
+    from queuectl_tui.engine import progress_of
+    seen = progress_of(job) if job["state"] == "processing" else None
+    if seen is None:
+        return None
+    text = Text(bar(seen.fraction, width), style=BAR_STYLE)
+    text.append(f" {seen.percent:3.0f}%")
+    left = seen.left_at(now)
+    if left is not None:
+        text.append(f" {span(left)}", style="dim")
+    return text
+
+
+def progress_text(job: dict[str, Any], now: float, width: int = 20) -> Text | None:
+    """The detail pane's progress: the bar and percentage, then done of total,
+    the time left and how long ago the job said so."""
+    from queuectl_tui.engine import progress_of
+    seen = progress_of(job)
+    if seen is None:
+        return None
+    text = Text(bar(seen.fraction, width), style=BAR_STYLE)
+    text.append(f" {seen.percent:g}%\n")
+    parts = [f"{seen.done:g} of {seen.total:g}"] if seen.total is not None else []
+    left = seen.left_at(now) if job["state"] == "processing" else None
+    if left is not None:
+        parts.append(f"ETA {span(left)}")
+    parts.append(ago(seen.at, now))
+    text.append(" · ".join(parts), style="dim")
+    return text
+
+
 def duration(job: dict[str, Any], now: float) -> str:
     started, finished = job.get("started_at"), job.get("finished_at")
     if started is None:

@@ -148,6 +148,15 @@ _FACE: dict[str, str] = {
     "take_hooks": "hooks:take",
     "settle_hook": "hooks:settle",
     "hook_env": "hooks:env_for",
+    # jobs that talk back: progress and results
+    "Progress": "progress",
+    "parse_progress": "progress:parse",
+    "check_progress_message": "progress:check_message",
+    "check_progress_pattern": "progress:check_pattern",
+    "progress_pattern": "progress:compiled",
+    "progress_from_line": "progress:from_line",
+    "progress_of": "progress:shown_of",
+    "RESULT_MOST_BYTES": "results:MOST_BYTES",
     # metrics
     "serve_metrics": "metrics:serve",
     "metrics_exposition": "metrics:exposition",

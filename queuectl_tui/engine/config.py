@@ -142,6 +142,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "seconds a cancelled job is kept before it is pruned; 0 = forever"),
     Key("retention-audit", 90 * 86400, _keep_time,
         "seconds an operator action is kept in the audit trail; 0 = forever"),
+    Key("result-max-bytes", 65536, _number(2, 1 << 20, integer=True),
+        "the largest result a job may store (`queuectl result set`), in bytes; at most 1 MiB"),
 )}
 
 

@@ -119,5 +119,5 @@ def _rows(ctx: Context, specs: list[JobSpec], default_cwd: str | None = None) ->
                      spec.queue or queues.DEFAULT, spec.schedule, spec.schedule_tick,
                      spec.unique_key, spec.unique_for,
                      no_retry if spec.no_retry_on is None else spec.no_retry_on or None,
-                     spec.key, spec.cpus, spec.mem, spec.gpus))
+                     spec.key, spec.cpus, spec.mem, spec.gpus, spec.progress_regex))
     return rows

@@ -19,7 +19,7 @@ from queuectl_tui.errors import UsageError
 
 FIELDS = ("id", "command", "max_retries", "priority", "run_at", "delay", "timeout", "cwd", "env",
           "queue", "after", "unique_key", "unique_for", "no_retry_on", "key", "cpus", "mem",
-          "gpus", "hold")
+          "gpus", "hold", "progress_regex")
 # The assignment's own job object carries these too: accepted when they describe a
 # new job (pending or held, no attempts yet); its timestamps are kept.
 RECORD_FIELDS = ("state", "attempts", "created_at", "updated_at")
@@ -62,6 +62,7 @@ class JobSpec:
     cpus: float | None = None  # what it needs of its pool (engine/resources.py)
     mem: int | None = None  # bytes; also the run's enforced memory limit
     gpus: int | None = None
+    progress_regex: str | None = None  # its output lines' progress (engine/progress.py)
     schedule: str | None = None  # set by the scheduler only, never from input
     schedule_tick: float | None = None
     hold: bool = False  # enqueued held: it waits for `release` (engine/hold.py)
@@ -293,9 +294,16 @@ def from_mapping(data: Any) -> JobSpec:
         else _seconds("unique_for", data["unique_for"]),
         no_retry_on=None if data.get("no_retry_on") is None
         else check_no_retry_on(data["no_retry_on"]),
+        progress_regex=None if data.get("progress_regex") is None
+        else _progress_pattern(data["progress_regex"]),
         **_needs(data),
         **_record_fields(data),
     )
+
+
+def _progress_pattern(value: Any) -> str:
+    from queuectl_tui.engine.progress import check_pattern  # only when a job gives one
+    return check_pattern(value)
 
 
 EDITABLE = ("command", "priority", "run_at", "delay", "timeout", "max_retries", "queue", "env",

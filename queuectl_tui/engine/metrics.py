@@ -8,9 +8,10 @@ them (`queuectl metrics`, or a pool's `/metrics` with `worker start
 Cost per scrape: one GROUP BY over the index (queue, state, seq) for the
 counts (the bulk of it at 1,000,000 jobs: docs/production.md, Metrics; measured
 by bench/metrics_scrape.py), one index seek per queue for the oldest due job,
-the paused jobs among the running ones, a few `meta` rows, the worker rows,
-and the runs of a recent window (WINDOW_S, at most SAMPLE_ROWS of the newest
-attempt and event rows, by their primary keys) for durations and pickup delays.
+the paused jobs among the running ones, a few `meta` rows, the worker rows, the
+running jobs (by the state index) for their progress, and the runs of a recent
+window (WINDOW_S, at most SAMPLE_ROWS of the newest attempt and event rows, by
+their primary keys) for durations and pickup delays.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFam
                                     GaugeMetricFamily)
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from queuectl_tui.engine import config, flow, queues, rates, registry, retention
+from queuectl_tui.engine import config, flow, queues, rates, registry, reports, retention
 from queuectl_tui.engine.context import Store
 from queuectl_tui.engine.states import FINAL, STATES, State
 
@@ -57,6 +58,7 @@ class Snapshot:
     rates: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # used, limit, period
     pools: list[dict[str, Any]] = field(default_factory=list)  # flow.pool_usage rows
     paused: dict[str, int] = field(default_factory=dict)  # running jobs paused, per queue
+    progress: list[tuple[str, str, float]] = field(default_factory=list)  # queue, job, fraction
 
 
 def read(db: pw.Database, backend: Any, now: float) -> Snapshot:
@@ -81,6 +83,7 @@ def read(db: pw.Database, backend: Any, now: float) -> Snapshot:
         snap.rates[queue] = (window["used"], rate.limit, rate.period)
     snap.durations = _durations(db, now - WINDOW_S)
     snap.pickup = _pickup(db, now - WINDOW_S)
+    snap.progress = reports.running(db)
     lease = float(config.get("lease-seconds"))
     snap.pools = flow.pool_usage(db, registry.live_workers(now=now, lease=lease))
     snap.workers = {state: 0 for state in WORKER_STATES}
@@ -192,6 +195,14 @@ def families(snap: Snapshot) -> Iterator[Any]:
     yield workers
 
     yield from _flow_families(snap)
+
+    running = GaugeMetricFamily(
+        "queuectl_job_progress_ratio", "How far each running job that reports progress is "
+        "(0 to 1): only running jobs, so as many series as jobs run at once",
+        labels=["queue", "job"])
+    for queue, job_id, fraction in snap.progress:
+        running.add_metric([queue, job_id], round(fraction, 4))
+    yield running
 
     for name, text, data, bounds in (
             ("queuectl_job_duration_seconds", "Run time of job runs that ended in the last "

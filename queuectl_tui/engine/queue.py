@@ -229,6 +229,33 @@ class Queue(OperatorActions):
         from queuectl_tui.engine import running
         return running.extend(self.ctx, job_id, token, seconds)
 
+    def report_progress(self, job_id: str, token: str | None, progress: Any,
+                        message: str | None = None, set_message: bool = False) -> bool:
+        """`queuectl progress`; False: the database stayed locked (engine/reports.py)."""
+        from queuectl_tui.engine import reports
+        return reports.report(self.ctx, job_id, token, progress, message, set_message)
+
+    def record_progress(self, claimed: Claimed, progress: Any) -> bool:
+        """What a run's output lines said, written by its worker."""
+        from queuectl_tui.engine import reports
+        return reports.record(self.ctx, claimed.seq, claimed.claim_token, progress)
+
+    def set_result(self, job_id: str, token: str | None, text: str) -> int:
+        from queuectl_tui.engine import results
+        return results.store(self.ctx, job_id, token, text)
+
+    def result_of(self, job_id: str) -> str:
+        from queuectl_tui.engine import results
+        return results.read(self.ctx, job_id)
+
+    def dependency_results(self, job_id: str) -> Iterator[tuple[str, str | None]]:
+        from queuectl_tui.engine import results
+        return results.of_dependencies(self.ctx, job_id)
+
+    def dependency_ids(self, job_id: str) -> list[str]:
+        from queuectl_tui.engine import results
+        return results.dependency_ids(self.ctx, job_id)
+
     # ---------------------------------------------------------------- rescue
 
     def rescue(self, worker_id: str | None = None, *, counted: bool = True) -> list[str]:

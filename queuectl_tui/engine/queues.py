@@ -193,6 +193,7 @@ def summary(db: pw.Database, now: float, window: float | None = 60.0, *,
             "retention": {state.value: getattr(row, f"keep_{state.value}") for state in FINAL},
             "finish_hook": row.finish_hook,
             "max_timeout": row.max_timeout,
+            "progress_regex": row.progress_regex,
         })
     return out
 

@@ -7,7 +7,8 @@ import json
 from typing import Any, Iterable, Iterator
 
 from queuectl_tui.clock import iso
-from queuectl_tui.engine import config, counts, dependencies, queues, registry, uniqueness
+from queuectl_tui.engine import (config, counts, dependencies, progress, queues, registry,
+                                 uniqueness)
 from queuectl_tui.engine.storage.columns import LIST_FIELDS
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
@@ -46,10 +47,14 @@ def job_dict(job: Job, *, with_output: bool = False) -> dict[str, Any]:
         # (engine/signatures.py). A job run again keeps neither.
         **(_failure_group(job.failure_sig) if job.state == State.DEAD
            else {"failure_sig": None, "failure_group": None}),
+        "progress_regex": job.progress_regex,
+        "progress": None if job.progress_at is None or (seen := progress.shown_of(job)) is None
+        else seen.public(),
     }
     if with_output:
         data["stdout_tail"] = job.stdout_tail or ""
         data["stderr_tail"] = job.stderr_tail or ""
+        data["result"] = None if job.result is None else json.loads(job.result)
     return data
 
 

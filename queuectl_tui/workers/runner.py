@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from queuectl_tui.engine import TAIL_CHARS, decode_tail
 from queuectl_tui.workers import limits
@@ -56,6 +56,18 @@ class RunResult:
     paused_s: float = 0.0  # seconds its process group spent stopped (Control.stopped)
 
 
+class OutputWatch(Protocol):
+    """Something that reads a run's output as it comes (workers/progress.py):
+    `feed` gets every chunk of stdout (stream 1) and stderr (2); `wake` is
+    called once monotonic time reaches `due` (None: nothing to do then)."""
+
+    due: float | None
+
+    def feed(self, stream: int, chunk: bytes) -> None: ...
+
+    def wake(self) -> None: ...
+
+
 class _Tail:
     def __init__(self) -> None:
         self.data = bytearray()
@@ -81,7 +93,8 @@ def run_command(command: str, *, timeout: float | None,
                 tick: Callable[[], Control | Abort | None] = lambda: None,
                 first_tick: float = 1.0,
                 tick_every: float = 1.0, env: dict[str, str] | None = None,
-                cwd: str | None = None, mem_limit: int | None = None) -> RunResult:
+                cwd: str | None = None, mem_limit: int | None = None,
+                watch: OutputWatch | None = None) -> RunResult:
     """Run `command` to the end; `tick` is called periodically and may ask to
     abort (an Abort), or to stop or continue the run or move its timeout (a
     Control).
@@ -102,7 +115,7 @@ def run_command(command: str, *, timeout: float | None,
     `open_log=None` keeps only the tails (a finish hook's output: workers/services/hooks.py).
     `mem_limit` (bytes) is enforced (workers/limits.py): a run over it ends "oom".
     Every run reports its peak memory and CPU time (from wait4's rusage, or
-    its group's counters when it has one).
+    its group's counters when it has one). `watch` sees the output as it is read.
     """
     confinement: limits.Confinement | None = None
     measured: limits.Measured | None = None
@@ -129,7 +142,8 @@ def run_command(command: str, *, timeout: float | None,
     finally:
         os.close(out_w)  # the job has its own copies; ours would keep the pipes open
         os.close(err_w)
-    output = _Output(open_log, log_header, {out_r: _Tail(), err_r: _Tail()})
+    output = _Output(open_log, log_header, {out_r: _Tail(), err_r: _Tail()},
+                     None if watch is None else (watch, {out_r: 1, err_r: 2}))
     exit_fd: int | None = None
     abort: Abort | None = None
     clock = Deadline(time.monotonic(), timeout)
@@ -184,6 +198,11 @@ def run_command(command: str, *, timeout: float | None,
                 wait = min(wait, exited_at + DRAIN_AFTER_EXIT_S - now)
             elif exit_fd is None:
                 wait = min(wait, 0.05)  # no pidfd: look at the process often
+            if watch is not None and watch.due is not None:
+                if now >= watch.due:
+                    watch.wake()
+                if watch.due is not None:
+                    wait = min(wait, watch.due - now)
             for fd, _ in poller.poll(max(0.0, min(wait, 0.5)) * 1000):
                 if fd == exit_fd:
                     may_have_exited = True
@@ -262,8 +281,10 @@ class _Output:
     """
 
     def __init__(self, open_log: Callable[[], int] | None, header: bytes,
-                 tails: dict[int, _Tail]) -> None:
+                 tails: dict[int, _Tail],
+                 watch: tuple[OutputWatch, dict[int, int]] | None = None) -> None:
         self._open_log = open_log
+        self._watch = watch
         self._header = header
         self.tails = tails
         self.log_fd: int | None = None
@@ -284,6 +305,8 @@ class _Output:
             return False
         self.tails[fd].add(chunk)
         self._write(chunk)
+        if self._watch is not None:
+            self._watch[0].feed(self._watch[1][fd], chunk)
         return True
 
     def _write(self, chunk: bytes) -> None:

@@ -23,9 +23,10 @@ from queuectl_tui.clock import Clock, iso
 from queuectl_tui.engine import (
     BLOCKED_S, CLAIM_MARKER, DEFAULT_GRACE_S, Capacity, Claimed, Lease, Queue, Usage,
     config_values, current_host, open_database, open_log_for_append, parse_queue_names,
-    pool_of, register_worker, schema_moved, worker_beat, worker_stopped)
+    pool_of, progress_pattern, register_worker, schema_moved, worker_beat, worker_stopped)
 from queuectl_tui.errors import QueuectlError
 from queuectl_tui.workers.pool_log import ERROR, FORMATS, PoolLog
+from queuectl_tui.workers.progress import OutputProgress
 from queuectl_tui.workers.runner import Abort, Control, run_command
 from queuectl_tui.workers.signals import LocalProcesses
 from queuectl_tui.workers.trouble import DB_BUSY, drop_connection, first_line
@@ -340,16 +341,15 @@ class Worker:
                 lease = Lease(held=True)  # a locked moment is not a lost claim
             return self._steer(claimed, lease, paused)
 
-        env = {**(json.loads(claimed.env) if claimed.env else {}),
-               "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
-               CLAIM_MARKER: claimed.claim_token}
-        if claimed.gpus:  # its own devices only (engine/flow.py chose them at the claim)
-            env["CUDA_VISIBLE_DEVICES"] = claimed.devices or ""
+        env = self._job_env(claimed)
+        watch = self._progress_watch(claimed)
         result = run_command(
             claimed.command, timeout=claimed.timeout,
             open_log=lambda: open_log_for_append(log_dir, claimed.seq), log_header=header,
             on_start=pid.append, tick=tick, first_tick=FIRST_TICK_S, tick_every=self.beat_every,
-            env=env, cwd=claimed.cwd, mem_limit=claimed.mem)
+            env=env, cwd=claimed.cwd, mem_limit=claimed.mem, watch=watch)
+        if watch is not None and not self.file_gone():
+            watch.finish()  # the last value its output gave, before its outcome
         usage = Usage(result.peak_mem, result.cpu_s, result.mem_limit_by, claimed.devices)
         took = self.clock.now() - started
         if self.file_gone():
@@ -399,6 +399,37 @@ class Worker:
             self.log.paused(self.id, claimed, stop, "" if stop or self.stop_reason is None
                             else "its worker is stopping")
         return Control(stopped=stop, timeout=lease.timeout)
+
+    def _job_env(self, claimed: Claimed) -> dict[str, str]:
+        """The job's own variables and what reaches its own database from inside
+        it (`queuectl progress`, `queuectl result`): its id, its claim token and
+        the database (a file's absolute path: the job may run elsewhere; a URL
+        stays out of every command line)."""
+        opened = self.queue.opened
+        env = {**(json.loads(claimed.env) if claimed.env else {}),
+               "QUEUECTL_JOB_ID": claimed.id, "QUEUECTL_ATTEMPT": str(claimed.attempts),
+               CLAIM_MARKER: claimed.claim_token, "QUEUECTL_DB": opened.path or opened.target}
+        if claimed.gpus:  # its own devices only (engine/flow.py chose them at the claim)
+            env["CUDA_VISIBLE_DEVICES"] = claimed.devices or ""
+        if claimed.has_after:  # the jobs it waited for: `queuectl result --deps` reads theirs
+            env["QUEUECTL_AFTER"] = " ".join(self._persist(
+                f"reading job {claimed.id}'s dependencies",
+                lambda: self.queue.dependency_ids(claimed.id), tries=None))
+        return env
+
+    def _progress_watch(self, claimed: Claimed) -> OutputProgress | None:
+        """Progress read from the job's output lines, when it or its queue names a pattern."""
+        pattern = progress_pattern(claimed.progress_regex)
+        if pattern is None:
+            return None
+
+        def write(value: Any) -> bool:
+            try:
+                return self.queue.record_progress(claimed, value)
+            except DB_BUSY:
+                return False  # advisory: the next value, or the last, tries again
+
+        return OutputProgress(pattern, write)
 
 
 # ---------------------------------------------------------------------- process entry

@@ -27,7 +27,7 @@ COMMANDS: dict[str, str] = {
     "delete": "delete", "snooze": "snooze", "extend": "extend",
     "demo": "demo", "service": "service", "queue": "queue", "prune": "prune",
     "schedule": "schedule", "completion": "completion", "metrics": "metrics",
-    "tui": "console", "web": "web",
+    "progress": "progress", "result": "result", "tui": "console", "web": "web",
 }
 
 Handler = Callable[[argparse.Namespace], int]

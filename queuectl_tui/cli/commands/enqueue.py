@@ -57,6 +57,9 @@ def add_parser(build: Builder) -> None:
                                                "CUDA_VISIBLE_DEVICES")
     p.add_argument("--hold", action="store_true",
                    help="enqueue it held: it never starts until `queuectl release ID`")
+    p.add_argument("--progress-regex", metavar="REGEX",
+                   help=r"read its progress from its output lines: one group a percentage "
+                        r"('(\d+)%%'), two done and total ('(\d+)/(\d+)')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +105,7 @@ def specs_of(args: argparse.Namespace) -> list[Any]:
                "unique_for": args.unique_for, "no_retry_on": args.no_retry_on,
                "key": args.key, "cpus": args.cpus, "mem": args.mem, "gpus": args.gpus,
                "hold": True if args.hold else None,
+               "progress_regex": args.progress_regex,
                "cwd": None if args.cwd is None else os.path.abspath(args.cwd)}
     given = {k: v for k, v in options.items() if v is not None}
     text = None if not args.spec else args.spec[0] if len(args.spec) == 1 \

@@ -7,10 +7,10 @@ from typing import Any, Iterable
 
 from queuectl_tui.cli.args import positive_int
 from queuectl_tui.cli.opening import open_queue
-from queuectl_tui.cli.output import emit_json_array, reply, say, table
+from queuectl_tui.cli.output import emit_json_array, progress_cell, reply, say, table
 from queuectl_tui.cli.parser import Builder
 
-JOB_HEADERS = ["ID", "STATE", "QUEUE", "TRIES", "PRI", "UPDATED (UTC)", "COMMAND"]
+JOB_HEADERS = ["ID", "STATE", "QUEUE", "TRIES", "PRI", "UPDATED (UTC)", "PROGRESS", "COMMAND"]
 
 
 def add_parser(build: Builder) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_jobs(args: argparse.Namespace, jobs: Iterable[dict[str, Any]]) -> None:
     """The table, or on stderr what to do when it is empty."""
-    if table((job_row(j) for j in jobs), JOB_HEADERS, [24, 19, 16, 6, 6, 19]) == 0:
+    if table((job_row(j) for j in jobs), JOB_HEADERS, [24, 19, 16, 6, 6, 19, 13]) == 0:
         say("no jobs" + (f" in state {args.state}" if args.state else "")
             + "; add one with: queuectl enqueue 'echo hello'")
 
@@ -43,4 +43,5 @@ def print_jobs(args: argparse.Namespace, jobs: Iterable[dict[str, Any]]) -> None
 def job_row(job: dict[str, Any]) -> list[Any]:
     state = f"{job['state']} (paused)" if job.get("paused") else job["state"]
     return [job["id"], state, job["queue"], f"{job['attempts']}/{job['max_retries'] + 1}",
-            job["priority"], (job["updated_at"] or "")[:19].replace("T", " "), job["command"]]
+            job["priority"], (job["updated_at"] or "")[:19].replace("T", " "),
+            progress_cell(job["progress"]), job["command"]]

@@ -1,4 +1,5 @@
-"""`queuectl queue list|pause|resume|limit|rate|retention|hook|max-timeout`: the named queues."""
+"""`queuectl queue list|pause|resume|limit|rate|retention|hook|max-timeout|progress`: the
+named queues."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ KEEP_FLAGS = {"completed": "--completed", "dead": "--dead", "cancelled": "--canc
 def add_parser(build: Builder) -> None:
     actions = build.actions(build.add(
         "queue", "named queues: list them, pause, resume, limit, retention, finish hook, "
-                 "max-timeout"))
+                 "max-timeout, progress pattern"))
     build.action(actions, "list", "every queue with its counts, limit and state")
     q = build.action(actions, "pause", "claim nothing new from these queues (running jobs "
                      "finish; enqueues are still accepted)")
@@ -54,6 +55,10 @@ def add_parser(build: Builder) -> None:
                      "extend its own to (`queuectl extend`); none: no bound")
     q.add_argument("name", metavar="NAME")
     q.add_argument("max_timeout", metavar="DURATION|none")
+    q = build.action(actions, "progress", "the pattern the queue's jobs' output lines give "
+                     "their progress by, unless a job names its own (none: no pattern)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("pattern", metavar="REGEX|none")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return set_hook(args)
     if args.action == "max-timeout":
         return set_max_timeout(args)
+    if args.action == "progress":
+        return set_progress(args)
     return set_retention(args)
 
 
@@ -141,6 +148,17 @@ def set_max_timeout(args: argparse.Namespace) -> int:
                                     if row["max_timeout"] is None else
                                     "a job may extend its timeout to at most "
                                     f"{format_duration(row['max_timeout'])}"))
+    return 0
+
+
+def set_progress(args: argparse.Namespace) -> int:
+    from queuectl_tui.engine import check_progress_pattern, check_queue_name
+    name = check_queue_name(args.name)
+    pattern = None if args.pattern.strip().lower() == "none" \
+        else check_progress_pattern(args.pattern)
+    row = open_queue(args).queue_set(name, progress_regex=pattern)
+    reply(args, row, f"{name}: " + (f"progress read from output lines by {pattern!r}"
+                                    if pattern else "no progress pattern"))
     return 0
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from queuectl_tui.cli.opening import open_queue
-from queuectl_tui.cli.output import reply, table
+from queuectl_tui.cli.output import clip, progress_line, reply, table
 from queuectl_tui.cli.parser import Builder
 from queuectl_tui.engine import format_size
 from queuectl_tui.safe_text import printable
@@ -14,6 +15,7 @@ from queuectl_tui.safe_text import printable
 # shown below the fields, or in another's line (`paused` says the pause's)
 HIDDEN = ("stdout_tail", "stderr_tail", "attempts_log", "worker_gone", "actions",
           "pause_requested", "paused_at", "paused_for")
+RESULT_SHOWN = 200  # characters of a result `show` prints
 
 
 def add_parser(build: Builder) -> None:
@@ -47,6 +49,10 @@ def print_job(job: dict[str, Any], gone: list[dict[str, Any]]) -> None:
             value = ",".join(value)
         elif key == "paused":
             value = describe_pause(job)
+        elif key == "progress" and value:
+            value = progress_line(value)
+        elif key == "result" and value is not None:  # `queuectl result ID` prints it whole
+            value = clip(json.dumps(value, ensure_ascii=False), RESULT_SHOWN)
         if key not in HIDDEN:
             shown = "-" if value is None else printable(str(value), keep_newlines=False)
             print(f"{key + ':':<13} {shown}")

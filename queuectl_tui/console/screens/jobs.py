@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Tab, Tabs
 
 from queuectl_tui.console import filters, reads
 from queuectl_tui.console.reads import Summary
-from queuectl_tui.console.formatting import (duration, one_line, plural, shown_state,
-                                             state_text, tries, when)
+from queuectl_tui.console.formatting import (duration, one_line, plural, progress_cell,
+                                             shown_state, state_text, tries, when)
 from queuectl_tui.console.screens.confirm import ConfirmDialog
 from queuectl_tui.console.screens.edit_job import EditJobDialog
 from queuectl_tui.console.screens.job_list import SHOWN_NAMES, JobListScreen
@@ -91,7 +91,8 @@ class JobsScreen(JobListScreen):
         return [self.mark_cell(job), printable(job["id"]), state_text(shown_state(job, now)),
                 one_line(job["queue"]), tries(job),
                 str(job["priority"]),
-                when(job, now), duration(job, now), one_line(job["command"])]
+                progress_cell(job, now) or when(job, now), duration(job, now),
+                one_line(job["command"])]
 
     def parse_filter(self, text: str) -> JobQuery:
         return filters.parse_jobs(text, sort=getattr(self, "sort", "age"),

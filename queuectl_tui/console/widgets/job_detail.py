@@ -18,11 +18,12 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from queuectl_tui.console.reads import Detail
-from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, needs_text, span, stamp,
-                                             state_text, two_columns)
+from queuectl_tui.console.formatting import (STATE_STYLE, exit_text, needs_text, one_line,
+                                             progress_text, span, stamp, state_text,
+                                             two_columns)
 from queuectl_tui.console.widgets.output_tail import OutputTail
 from queuectl_tui.console.widgets.repaint import show
-from queuectl_tui.engine import FINAL, format_size
+from queuectl_tui.engine import FINAL, format_size, progress_of
 from queuectl_tui.safe_text import printable
 
 
@@ -31,6 +32,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 
 
 FIELD_WIDTH = 48  # the fields pane's widest text (app.tcss: 50 wide, padding 1)
+RESULT_SHOWN = 300  # characters of a result (`queuectl result ID` prints it whole)
 
 
 def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> Group:
@@ -40,11 +42,17 @@ def fields_table(job: dict[str, Any], now: float, width: int = FIELD_WIDTH) -> G
         if end is not None and end >= job["started_at"]:
             duration = span(end - job["started_at"])
     needs = needs_text(job.get("cpus"), job.get("mem"), job.get("gpus"))
+    progress = progress_text(job, now, max(5, min(24, width - 20)))
     rows = [
         ("id", Text(printable(job["id"]))),
         ("state", state_text(job["state"]) if not paused(job) else
          Text.assemble(state_text(job["state"]), ", ", state_text("paused"))),
         *([("paused", Text(pause_text(job, now)))] if pause_text(job, now) else []),
+        *([("progress", progress)] if progress is not None else []),
+        *([("message", Text(printable(job["progress_message"])))]
+          if progress is not None and job.get("progress_message") else []),
+        *([("result", Text(printable(one_line(job["result"], RESULT_SHOWN))))]
+          if job.get("result") is not None else []),
         # why a due job waits (a rate, its key's limit, ...): console/reads.py waiting_note
         *([("waiting", Text(printable(job["waiting"]), style="#ffaf00"))]
           if job.get("waiting") else []),
@@ -222,8 +230,11 @@ class JobDetail(Horizontal):
 
     def _draw_fields(self, job: dict[str, Any], now: float) -> None:
         width = self.fields_width()
+        talks = (progress_of(job) is not None, job.get("progress_message"),
+                 job.get("result"))  # rows of their own that wrap (fields_table)
         shape = (job["id"], job["state"], job.get("last_error"), job.get("stranded"),
                  job.get("waiting"), bool(pause_text(job, now)), bool(job.get("snoozes")),
+                 talks,
                  len(job.get("attempts_log") or ()), len(job.get("after") or ()), width)
         self._now = now
         self._show_fields(fields_table(job, now, width), shape,
