@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from queuectl_tui.engine import dependencies, reads, transitions
+from queuectl_tui.engine import dependencies, operator, reads, transitions
 from queuectl_tui.engine.context import Context
 from queuectl_tui.engine.storage.models import Job
 from queuectl_tui.engine.states import FINAL, HOLDABLE, State, describe_state
@@ -36,7 +36,7 @@ def hold(ctx: Context, job_ids: Iterable[str]) -> list[tuple[str, str]]:
     """Hold pending, failed (waiting for a retry) and blocked jobs; returns (id,
     'held' or 'already held') pairs. A running job cannot be held (pause stops
     it where it is); a finished one has nothing to hold."""
-    ids = list(dict.fromkeys([job_ids] if isinstance(job_ids, str) else job_ids))
+    ids = operator.unique(job_ids)
     for _ in range(TRIES):
         try:
             with ctx.db.atomic():
@@ -73,7 +73,7 @@ def release(ctx: Context, job_ids: Iterable[str]) -> list[tuple[str, str, str | 
     """Let held jobs go; returns (id, new state, why) triples: 'pending', or
     'blocked' (why: the dependency it waits for), or 'cancelled' (why: which
     dependency ended how). Only held jobs can be released."""
-    ids = list(dict.fromkeys([job_ids] if isinstance(job_ids, str) else job_ids))
+    ids = operator.unique(job_ids)
     for _ in range(TRIES):
         try:
             with ctx.db.atomic():
